@@ -1,0 +1,1 @@
+"""How careloop runs: the local stack here, production manifests beside it."""

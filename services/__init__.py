@@ -1,0 +1,1 @@
+"""careloop's services, one package each, each its own process."""

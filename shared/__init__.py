@@ -1,0 +1,1 @@
+"""Code every careloop service shares: events, settings, Kafka, Postgres, outbox and inbox."""

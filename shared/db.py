@@ -1,0 +1,32 @@
+"""The Postgres pool: one per process, JSON codecs set, connections opened with retries."""
+
+import json
+from typing import Any
+
+import asyncpg
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from shared.errors import is_transient
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+@retry(
+    retry=retry_if_exception(is_transient),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+async def create_pool(dsn: str, *, schema: str, max_size: int = 8) -> asyncpg.Pool:
+    """A pool whose search_path is the service's own schema, so SQL never names another's."""
+    pool: Any = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": f"careloop-{schema}"},
+    )
+    return pool

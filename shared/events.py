@@ -1,0 +1,420 @@
+"""The event envelope and every v1 event: the single source of truth for what crosses Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from uuid6 import uuid7
+
+from shared import topics
+
+
+class Channel(StrEnum):
+    """Where a submission came from."""
+
+    WEB = "web"
+    APP = "app"
+    EMAIL = "email"
+    HOTLINE = "hotline"
+    CHAT = "chat"
+    WECHAT = "wechat"
+    WEIBO = "weibo"
+    SUGGESTION_BOX = "suggestion_box"
+    SERVICE = "service"
+
+
+class Category(StrEnum):
+    """Triage categories (R3.1)."""
+
+    TECHNICAL = "technical"
+    COURSE_CONTENT = "course_content"
+    PAYMENT_REFUND = "payment_refund"
+    ACCOUNT_SECURITY = "account_security"
+    COURSE_CHANGE = "course_change"
+    LEARNING_GUIDANCE = "learning_guidance"
+    EXAM_CERTIFICATE = "exam_certificate"
+    COMPLAINT = "complaint"
+    SUGGESTION = "suggestion"
+    OTHER = "other"
+
+
+class Priority(StrEnum):
+    """Priorities (R3.2), most pressing first."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class ReopenReason(StrEnum):
+    NOT_SOLVED = "not_solved"
+    LOW_SCORE = "low_score"
+
+
+class CloseReason(StrEnum):
+    CONFIRMED = "confirmed"
+    AUTO_CLOSED = "auto_closed"
+
+
+class NotificationKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    REPLY = "reply"
+    CONFIRM_REQUEST = "confirm_request"
+    SURVEY = "survey"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Learner(_Model):
+    """Who raised the ticket and how to reach them."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str | None = Field(None, max_length=40)
+    learner_id: str | None = Field(None, max_length=100)
+
+
+class Attachment(_Model):
+    """Metadata of an attachment; the bytes live in object storage, not on Kafka."""
+
+    name: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    size: int = Field(ge=0)
+    url: str = Field(max_length=2000)
+
+
+class EventData(_Model):
+    """Base of every event payload; `TYPE`, `VERSION` and `TOPIC` identify it on the wire."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    TOPIC: ClassVar[str]
+
+
+# ---- careloop.intake.v1 -------------------------------------------------------------------
+
+
+class TicketSubmitted(EventData):
+    TYPE = "ticket.submitted"
+    TOPIC = topics.INTAKE
+
+    ticket_id: UUID
+    channel: Channel
+    source: str | None = None
+    external_id: str | None = None
+    learner: Learner
+    subject: str
+    description: str
+    course_id: str | None = None
+    order_id: str | None = None
+    language: str
+    attachments: tuple[Attachment, ...] = ()
+    submitted_at: datetime
+
+
+# ---- careloop.tickets.v1 ------------------------------------------------------------------
+
+
+class TicketCreated(EventData):
+    TYPE = "ticket.created"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    channel: Channel
+    learner: Learner
+    subject: str
+    description: str
+    course_id: str | None = None
+    language: str
+    created_at: datetime
+
+
+class TicketReplied(EventData):
+    TYPE = "ticket.replied"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    reply_id: UUID
+    agent_id: str
+    body: str
+    first_response: bool
+    created_at: datetime
+    replied_at: datetime
+
+
+class TicketResolved(EventData):
+    TYPE = "ticket.resolved"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    agent_id: str
+    resolution: str
+    confirm_url: str
+    created_at: datetime
+    resolved_at: datetime
+
+
+class TicketReopened(EventData):
+    TYPE = "ticket.reopened"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    reason: ReopenReason
+    previous_agent_id: str | None
+    needs_supervisor: bool
+    reopened_at: datetime
+
+
+class TicketClosed(EventData):
+    TYPE = "ticket.closed"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    reason: CloseReason
+    created_at: datetime
+    closed_at: datetime
+
+
+# ---- careloop.routing.v1 ------------------------------------------------------------------
+
+
+class TicketTriaged(EventData):
+    TYPE = "ticket.triaged"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    channel: Channel
+    category: Category
+    priority: Priority
+    team: str
+    language: str
+    matched: tuple[str, ...] = ()
+    first_response_due_at: datetime
+    resolution_due_at: datetime
+
+
+class TicketAssigned(EventData):
+    TYPE = "ticket.assigned"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    agent_id: str
+    team: str
+    priority: Priority
+    assigned_at: datetime
+
+
+class TicketQueued(EventData):
+    TYPE = "ticket.queued"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    team: str
+    priority: Priority
+    queued_at: datetime
+
+
+# ---- careloop.notify.v1 -------------------------------------------------------------------
+
+
+class NotificationSent(EventData):
+    TYPE = "notification.sent"
+    TOPIC = topics.NOTIFY
+
+    delivery_id: int
+    ticket_id: UUID
+    kind: NotificationKind
+    channel: str = "email"
+    sent_at: datetime
+
+
+class NotificationFailed(EventData):
+    TYPE = "notification.failed"
+    TOPIC = topics.NOTIFY
+
+    delivery_id: int
+    ticket_id: UUID
+    kind: NotificationKind
+    channel: str = "email"
+    attempts: int
+    error: str
+    failed_at: datetime
+
+
+# ---- careloop.survey.v1 -------------------------------------------------------------------
+
+
+class SurveyRequested(EventData):
+    TYPE = "survey.requested"
+    TOPIC = topics.SURVEY
+
+    survey_id: UUID
+    ticket_id: UUID
+    survey_url: str
+    requested_at: datetime
+
+
+class SurveyAnswered(EventData):
+    TYPE = "survey.answered"
+    TOPIC = topics.SURVEY
+
+    survey_id: UUID
+    ticket_id: UUID
+    overall: int = Field(ge=1, le=5)
+    response_speed: int = Field(ge=1, le=5)
+    problem_solving: int = Field(ge=1, le=5)
+    attitude: int = Field(ge=1, le=5)
+    comment: str | None = None
+    answered_at: datetime
+
+
+class SurveyLowScore(EventData):
+    TYPE = "survey.low_score"
+    TOPIC = topics.SURVEY
+
+    survey_id: UUID
+    ticket_id: UUID
+    overall: int
+    answered_at: datetime
+
+
+EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
+    (cls.TYPE, cls.VERSION): cls
+    for cls in (
+        TicketSubmitted,
+        TicketCreated,
+        TicketReplied,
+        TicketResolved,
+        TicketReopened,
+        TicketClosed,
+        TicketTriaged,
+        TicketAssigned,
+        TicketQueued,
+        NotificationSent,
+        NotificationFailed,
+        SurveyRequested,
+        SurveyAnswered,
+        SurveyLowScore,
+    )
+}
+
+D = TypeVar("D", bound=EventData)
+
+
+class EnvelopeHead(_Model):
+    """The envelope without its payload: enough to route, de-duplicate and dead-letter."""
+
+    event_id: UUID
+    type: str
+    version: int
+    occurred_at: datetime
+    producer: str
+    correlation_id: UUID
+    causation_id: UUID | None = None
+    key: str
+
+
+class Envelope(EnvelopeHead, Generic[D]):
+    """One message on any careloop topic: metadata plus a typed payload."""
+
+    data: D
+
+    @property
+    def topic(self) -> str:
+        return type(self.data).TOPIC
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def now() -> datetime:
+    """The current UTC time; the one clock every event uses."""
+    return datetime.now(UTC)
+
+
+def new_event(
+    data: D,
+    *,
+    producer: str,
+    key: str,
+    cause: EnvelopeHead | None = None,
+    correlation_id: UUID | None = None,
+) -> Envelope[D]:
+    """Wrap `data` in an envelope; a caused event inherits its cause's correlation id."""
+    event_id = uuid7()
+    return Envelope[type(data)](  # type: ignore[valid-type,misc]
+        event_id=event_id,
+        type=data.TYPE,
+        version=data.VERSION,
+        occurred_at=now(),
+        producer=producer,
+        correlation_id=correlation_id or (cause.correlation_id if cause else event_id),
+        causation_id=cause.event_id if cause else None,
+        key=key,
+        data=data,
+    )
+
+
+class UnknownEventType(Exception):
+    """The envelope is sound but its type or version is not one this code knows."""
+
+
+def decode(raw: bytes | str) -> Envelope[Any]:
+    """Parse a wire message into a typed envelope; raises ValidationError or UnknownEventType."""
+    head = EnvelopeHead.model_validate_json(raw)
+    model = EVENT_TYPES.get((head.type, head.version))
+    if model is None:
+        raise UnknownEventType(f"{head.type} v{head.version}")
+    return Envelope[model].model_validate_json(raw)  # type: ignore[valid-type]
+
+
+# ---- public inputs ------------------------------------------------------------------------
+
+_PHONE_PATTERN = r"^\+?[0-9][0-9 ()-]{5,30}$"
+
+
+class Submission(BaseModel):
+    """What a learner submits on the web form (and, with `source`, what other services publish)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200, description="The learner's name.")
+    email: EmailStr = Field(description="Where confirmations and replies go.")
+    phone: str | None = Field(None, pattern=_PHONE_PATTERN, description="Optional phone number.")
+    learner_id: str | None = Field(None, max_length=100, description="The learner's id, if known.")
+    subject: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=20_000)
+    course_id: str | None = Field(None, max_length=100)
+    order_id: str | None = Field(None, max_length=100)
+    external_id: str | None = Field(
+        None,
+        max_length=200,
+        description="The sender's own id for this submission; the same id twice is one ticket.",
+    )
+    language: str | None = Field(None, pattern=r"^(zh|en)$", description="Detected when absent.")
+    attachments: tuple[Attachment, ...] = Field((), max_length=10)
+
+
+class InboundSubmission(Submission):
+    """One message on careloop.inbound.v1: a submission from another service (LMS, payments…)."""
+
+    source: str = Field(
+        pattern=r"^[a-z][a-z0-9_-]{1,49}$", description="The publishing service, e.g. `lms`."
+    )
+    external_id: str = Field(  # type: ignore[assignment]
+        min_length=1,
+        max_length=200,
+        description="Required here: Kafka redelivers, and this id makes that harmless.",
+    )

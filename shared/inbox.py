@@ -1,0 +1,151 @@
+"""Idempotent batch consumer: de-duplicate by event id, apply in one transaction, dead-letter.
+
+Offsets are committed by FastStream only after `consume` returns, which is after the
+effect's transaction committed (AckPolicy.NACK_ON_ERROR): a crash re-delivers, the inbox
+skips what was already applied.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from shared import topics
+from shared.errors import is_transient
+from shared.events import Envelope, UnknownEventType, decode, now
+from shared.kafka import OutgoingMessage, publish_confirmed
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+
+
+async def claim(conn: asyncpg.Connection, event_ids: Sequence[Any]) -> set[Any]:
+    """Record `event_ids` as handled; returns those not seen before (one round trip)."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (event_id) SELECT unnest($1::uuid[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}
+
+
+def dead_letter_message(record: ConsumerRecord[Any, Any], *, error: str, consumer: str) -> OutgoingMessage:
+    """The record as it came, with where it came from and why it failed in headers."""
+    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    headers.update(
+        {
+            "careloop-error": error[:2000],
+            "careloop-consumer": consumer,
+            "careloop-original-topic": record.topic,
+            "careloop-original-partition": str(record.partition),
+            "careloop-original-offset": str(record.offset),
+            "careloop-failed-at": now().isoformat(),
+        }
+    )
+    key = record.key.decode(errors="replace") if record.key else ""
+    return OutgoingMessage(topics.dlq(record.topic), key, record.value or b"", headers)
+
+
+@dataclass
+class EventConsumer:
+    """Applies batches of the event types in `accepts` with `handle`, exactly once each."""
+
+    name: str
+    accepts: frozenset[str]
+    handle: Handler
+    pool: Callable[[], asyncpg.Pool]
+    broker: KafkaBroker
+    attempts: int = 3
+
+    async def consume(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
+        bad: list[OutgoingMessage] = []
+        for record in records:
+            try:
+                event = decode(record.value)
+            except UnknownEventType:
+                continue
+            except ValidationError as exc:
+                bad.append(dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name))
+                continue
+            if event.type in self.accepts:
+                events.append((record, event))
+        if bad:
+            log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
+            await publish_confirmed(self.broker, bad)
+        if not events:
+            return
+        try:
+            await self._apply([e for _, e in events])
+        except Exception as exc:
+            if is_transient(exc):
+                await asyncio.sleep(1)
+                raise
+            log.warning("batch failed, isolating", consumer=self.name, error=repr(exc))
+            await self._one_by_one(events)
+
+    async def _apply(self, events: list[Envelope[Any]]) -> None:
+        async with self.pool().acquire() as conn, conn.transaction():
+            fresh = await claim(conn, [e.event_id for e in events])
+            todo = [e for e in events if e.event_id in fresh]
+            if todo:
+                await self.handle(conn, todo)
+
+    async def _one_by_one(self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]) -> None:
+        for record, event in events:
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    await self._apply([event])
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        await asyncio.sleep(1)
+                        raise
+                    if attempt < self.attempts:
+                        await asyncio.sleep(0.05 * 2**attempt)
+                        continue
+                    log.error(
+                        "dead-lettering event",
+                        consumer=self.name,
+                        event_id=str(event.event_id),
+                        correlation_id=str(event.correlation_id),
+                        event_type=event.type,
+                        error=repr(exc),
+                    )
+                    await publish_confirmed(
+                        self.broker, [dead_letter_message(record, error=repr(exc), consumer=self.name)]
+                    )
+
+
+def subscribe(
+    broker: KafkaBroker,
+    consumer: EventConsumer,
+    *,
+    topic_names: Sequence[str],
+    group_id: str,
+    max_records: int,
+) -> None:
+    """Register `consumer` as a batch subscriber that commits only after the effect."""
+
+    @broker.subscriber(
+        *topic_names,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{group_id}:{consumer.name}",
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        await consumer.consume(raw if isinstance(raw, tuple) else (raw,))

@@ -1,0 +1,38 @@
+"""Apply a service's versioned migrations with yoyo; `python -m shared.migrate SERVICE...`."""
+
+import argparse
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def yoyo_url(dsn: str) -> str:
+    """yoyo names its driver in the URL scheme; asyncpg DSNs do not."""
+    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+
+
+def migrate(dsn: str, service: str) -> int:
+    """Apply what is pending for `service` under yoyo's lock; returns how many were applied."""
+    backend = get_backend(yoyo_url(dsn), migration_table=f"_yoyo_migration_{service}")
+    migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return len(pending)
+
+
+def main() -> None:
+    from shared.settings import CommonSettings
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("services", nargs="+")
+    args = parser.parse_args()
+    dsn = CommonSettings().pg_dsn.get_secret_value()
+    for service in args.services:
+        print(f"{service}: {migrate(dsn, service)} migration(s) applied")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Transactional outbox: events written with the change that caused them, relayed to Kafka."""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream.kafka import KafkaBroker
+
+from shared.errors import is_transient
+from shared.events import Envelope
+from shared.kafka import OutgoingMessage, publish_confirmed
+
+log = structlog.get_logger(__name__)
+
+
+def headers_for(event_type: str) -> dict[str, str]:
+    return {"content-type": "application/json", "careloop-type": event_type}
+
+
+async def add(conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
+    """Stage `events` in the caller's transaction; one statement however many there are."""
+    if not events:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (topic, key, event_id, event_type, payload)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::bytea[])
+        """,
+        [e.topic for e in events],
+        [e.key for e in events],
+        [e.event_id for e in events],
+        [e.type for e in events],
+        [e.to_json() for e in events],
+    )
+
+
+class OutboxRelay:
+    """Publishes the outbox in id order and deletes what Kafka acknowledged.
+
+    One relay per schema is the leader (a Postgres advisory lock), so per-key order holds
+    with any number of replicas. A crash between publish and delete re-sends; consumers
+    de-duplicate by event id.
+    """
+
+    def __init__(
+        self, *, broker: KafkaBroker, dsn: str, schema: str, batch: int = 1000
+    ) -> None:
+        self._broker = broker
+        self._dsn = dsn
+        self._schema = schema
+        self._batch = batch
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay restarting", schema=self._schema, error=repr(exc))
+                await asyncio.sleep(1 if is_transient(exc) else 5)
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self._dsn, server_settings={"search_path": self._schema})
+        try:
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"outbox:{self._schema}")
+            await conn.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
+            while True:
+                self._wake.clear()
+                if await self.relay_once(conn) < self._batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+        finally:
+            await conn.close()
+
+    async def relay_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, event_type, payload FROM outbox ORDER BY id LIMIT $1",
+            self._batch,
+        )
+        if not rows:
+            return 0
+        await publish_confirmed(
+            self._broker,
+            [
+                OutgoingMessage(r["topic"], r["key"], r["payload"], headers_for(r["event_type"]))
+                for r in rows
+            ],
+        )
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        return len(rows)

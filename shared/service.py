@@ -1,0 +1,130 @@
+"""One composition root per process: connections opened in the lifespan, closed on shutdown."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+from redis.asyncio import Redis
+
+from shared import logs
+from shared.db import create_pool
+from shared.kafka import ensure_topics, make_broker
+from shared.migrate import migrate
+from shared.outbox import OutboxRelay
+from shared.settings import CommonSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Context:
+    """What a service's handlers need of the world; filled in by the lifespan."""
+
+    service: str
+    settings: CommonSettings
+    broker: KafkaBroker
+    _pool: asyncpg.Pool | None = None
+    _redis: Redis | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the Postgres pool is opened in the lifespan")
+        return self._pool
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("Redis is opened in the lifespan")
+        return self._redis
+
+
+Task = Callable[[Context], Coroutine[Any, Any, None]]
+
+
+def new_context(service: str, settings: CommonSettings) -> Context:
+    return Context(service=service, settings=settings, broker=make_broker(settings, client_id=service))
+
+
+def build_app(
+    ctx: Context,
+    *,
+    uses_postgres: bool = True,
+    uses_redis: bool = False,
+    on_start: Task | None = None,
+    background: tuple[Task, ...] = (),
+    title: str,
+) -> FastAPI:
+    """A FastAPI app with /metrics and /healthz whose lifespan runs the service's plumbing."""
+    settings = ctx.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logs.configure(settings.log_level, service=ctx.service)
+        dsn = settings.pg_dsn.get_secret_value()
+        if uses_postgres:
+            if settings.migrate_on_start:
+                applied = await asyncio.to_thread(migrate, dsn, ctx.service)
+                log.info("migrations applied", count=applied)
+            ctx._pool = await create_pool(dsn, schema=ctx.service, max_size=settings.pg_pool_max)
+        if uses_redis:
+            ctx._redis = Redis.from_url(settings.redis_url)
+        await ensure_topics(settings)
+        if on_start:
+            await on_start(ctx)
+        await ctx.broker.start()
+        tasks = [asyncio.create_task(t(ctx), name=t.__name__) for t in background]
+        if uses_postgres:
+            relay = OutboxRelay(
+                broker=ctx.broker, dsn=dsn, schema=ctx.service, batch=settings.relay_batch
+            )
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        log.info("started")
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.broker.stop()
+            if ctx._redis is not None:
+                await ctx._redis.aclose()
+            if ctx._pool is not None:
+                await ctx._pool.close()
+            log.info("stopped")
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        checks: dict[str, bool] = {"kafka": await ctx.broker.ping(timeout=2)}
+        with contextlib.suppress(Exception):
+            checks["postgres"] = False
+            if ctx._pool is not None:
+                checks["postgres"] = await ctx._pool.fetchval("SELECT true")
+        if uses_redis:
+            checks["redis"] = False
+            with contextlib.suppress(Exception):
+                checks["redis"] = bool(await ctx.redis.ping())
+        if not uses_postgres:
+            checks.pop("postgres")
+        ok = all(checks.values())
+        return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    return app
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Run `app` until SIGINT/SIGTERM; uvicorn drives the lifespan."""
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

@@ -1,0 +1,39 @@
+"""Settings every service shares; each service adds its own on top, all under CARELOOP_."""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connections and delivery knobs; every default works against `make run`'s local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="CARELOOP_", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
+    kafka_idempotent: bool = Field(
+        False,
+        description="Idempotent producer: on for Apache Kafka; off for the local Tansu, "
+        "which refuses InitProducerId. Consumers de-duplicate by event id either way.",
+    )
+    kafka_partitions: int = Field(4, description="Partitions per topic when a service creates it.")
+    kafka_replication: int = Field(1, description="Replication factor for created topics.")
+    pg_dsn: SecretStr = Field(
+        SecretStr("postgresql://careloop@127.0.0.1:15432/careloop"),
+        description="PostgreSQL DSN; every service uses its own schema in it.",
+    )
+    pg_pool_max: int = Field(8, description="Largest asyncpg pool per process.")
+    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
+    http_host: str = Field("127.0.0.1", description="Address the HTTP surface binds to.")
+    public_base_url: str = Field(
+        "http://127.0.0.1",
+        description="Scheme and host learners reach the public pages on (ports are per service).",
+    )
+    log_level: str = Field("INFO", description="Log level.")
+    migrate_on_start: bool = Field(
+        True, description="Apply this service's migrations when it starts (off when a job does it)."
+    )
+    consumer_max_records: int = Field(500, description="Most records a consumer takes per batch.")
+    consumer_attempts: int = Field(
+        3, description="Attempts per message before it goes to the dead-letter topic."
+    )
+    relay_batch: int = Field(1000, description="Most outbox rows the relay publishes at once.")

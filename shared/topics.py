@@ -1,0 +1,17 @@
+"""Topic names: one per producing service, versioned, plus the two public inputs."""
+
+INBOUND = "careloop.inbound.v1"
+LEARNERS = "careloop.learners.v1"
+INTAKE = "careloop.intake.v1"
+TICKETS = "careloop.tickets.v1"
+ROUTING = "careloop.routing.v1"
+NOTIFY = "careloop.notify.v1"
+SURVEY = "careloop.survey.v1"
+ALERTS = "careloop.alerts.v1"
+
+ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS)
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of `topic`."""
+    return f"{topic}.dlq"
