@@ -6,6 +6,7 @@ skips what was already applied.
 """
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,9 @@ async def claim(conn: asyncpg.Connection, event_ids: Sequence[Any]) -> set[Any]:
     return {r["event_id"] for r in rows}
 
 
-def dead_letter_message(record: ConsumerRecord[Any, Any], *, error: str, consumer: str) -> OutgoingMessage:
+def dead_letter_message(
+    record: ConsumerRecord[Any, Any], *, error: str, consumer: str
+) -> OutgoingMessage:
     """The record as it came, with where it came from and why it failed in headers."""
     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
     headers.update(
@@ -75,7 +78,9 @@ class EventConsumer:
             except UnknownEventType:
                 continue
             except ValidationError as exc:
-                bad.append(dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name))
+                bad.append(
+                    dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name)
+                )
                 continue
             if event.type in self.accepts:
                 events.append((record, event))
@@ -100,7 +105,9 @@ class EventConsumer:
             if todo:
                 await self.handle(conn, todo)
 
-    async def _one_by_one(self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]) -> None:
+    async def _one_by_one(
+        self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]
+    ) -> None:
         for record, event in events:
             for attempt in range(1, self.attempts + 1):
                 try:
@@ -122,8 +129,23 @@ class EventConsumer:
                         error=repr(exc),
                     )
                     await publish_confirmed(
-                        self.broker, [dead_letter_message(record, error=repr(exc), consumer=self.name)]
+                        self.broker,
+                        [dead_letter_message(record, error=repr(exc), consumer=self.name)],
                     )
+
+
+def batch_subscriber_options(group_id: str, max_records: int) -> dict[str, Any]:
+    """Batches, from the earliest offset for a new group, committed only after the effect."""
+    return {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": max_records,
+        "batch_timeout_ms": 50,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+    }
 
 
 def subscribe(
@@ -138,14 +160,15 @@ def subscribe(
 
     @broker.subscriber(
         *topic_names,
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=50,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_subscriber_options(group_id, max_records),
         title=f"{group_id}:{consumer.name}",
     )
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         await consumer.consume(raw if isinstance(raw, tuple) else (raw,))
+
+
+def runs(events: Sequence[Envelope[Any]]) -> list[tuple[str, list[Envelope[Any]]]]:
+    """Consecutive events of one type, in order: each run is applied with one statement
+    while per-key order across types is kept."""
+    return [(t, list(group)) for t, group in itertools.groupby(events, key=lambda e: e.type)]

@@ -45,9 +45,7 @@ class OutboxRelay:
     de-duplicate by event id.
     """
 
-    def __init__(
-        self, *, broker: KafkaBroker, dsn: str, schema: str, batch: int = 1000
-    ) -> None:
+    def __init__(self, *, broker: KafkaBroker, dsn: str, schema: str, batch: int = 1000) -> None:
         self._broker = broker
         self._dsn = dsn
         self._schema = schema
@@ -91,5 +89,7 @@ class OutboxRelay:
                 for r in rows
             ],
         )
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
         return len(rows)

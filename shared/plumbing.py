@@ -29,7 +29,6 @@ def plumbing_steps(schema: str) -> list[Any]:
             );
             CREATE INDEX inbox_handled_at ON {schema}.inbox (handled_at);
             """,
-            f"DROP TABLE {schema}.outbox, {schema}.inbox;"
-            f" DROP FUNCTION {schema}.outbox_notify();",
+            f"DROP TABLE {schema}.outbox, {schema}.inbox; DROP FUNCTION {schema}.outbox_notify();",
         ),
     ]

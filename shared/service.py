@@ -53,7 +53,9 @@ Task = Callable[[Context], Coroutine[Any, Any, None]]
 
 
 def new_context(service: str, settings: CommonSettings) -> Context:
-    return Context(service=service, settings=settings, broker=make_broker(settings, client_id=service))
+    return Context(
+        service=service, settings=settings, broker=make_broker(settings, client_id=service)
+    )
 
 
 def build_app(

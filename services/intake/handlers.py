@@ -6,15 +6,22 @@ from uuid import UUID
 import structlog
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, Header, HTTPException, status
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.intake.domain import normalise
 from shared import topics
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.events import Channel, Envelope, InboundSubmission, Submission, TicketSubmitted, new_event, now
-from shared.inbox import dead_letter_message
+from shared.events import (
+    Channel,
+    Envelope,
+    InboundSubmission,
+    Submission,
+    TicketSubmitted,
+    new_event,
+    now,
+)
+from shared.inbox import batch_subscriber_options, dead_letter_message
 from shared.kafka import OutgoingMessage, publish_confirmed
 from shared.outbox import headers_for
 from shared.service import Context
@@ -84,7 +91,9 @@ def http_routes(ctx: Context) -> APIRouter:
             [duplicate] = await accept(ctx, [ticket])
         except TRANSIENT_DRIVER_ERRORS as exc:
             log.error("submission not acknowledged", error=repr(exc))
-            raise HTTPException(503, "the ticket was not stored; retry", headers={"Retry-After": "1"}) from exc
+            raise HTTPException(
+                503, "the ticket was not stored; retry", headers={"Retry-After": "1"}
+            ) from exc
         return Accepted(ticket_id=ticket.ticket_id, duplicate=duplicate)
 
     return router
@@ -95,12 +104,7 @@ def subscribe(ctx: Context) -> None:
 
     @ctx.broker.subscriber(
         topics.INBOUND,
-        group_id="intake",
-        batch=True,
-        max_records=ctx.settings.consumer_max_records,
-        batch_timeout_ms=50,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_subscriber_options("intake", ctx.settings.consumer_max_records),
         title="intake:inbound",
     )
     async def on_inbound(message: KafkaMessage) -> None:
@@ -111,7 +115,9 @@ def subscribe(ctx: Context) -> None:
             try:
                 submission = InboundSubmission.model_validate_json(record.value)
             except ValidationError as exc:
-                rejected.append(dead_letter_message(record, error=_describe(exc), consumer="intake"))
+                rejected.append(
+                    dead_letter_message(record, error=_describe(exc), consumer="intake")
+                )
                 continue
             tickets.append(normalise(submission, channel=Channel.SERVICE, received_at=now()))
         if rejected:

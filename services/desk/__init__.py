@@ -1,0 +1,1 @@
+"""desk: owns the Ticket aggregate and the agents' work on it."""

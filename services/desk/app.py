@@ -1,0 +1,24 @@
+"""desk's wiring: the ticket consumer, the agent API, the auto-close clock."""
+
+from fastapi import FastAPI
+
+from services.desk import handlers, repo
+from services.desk.settings import DeskSettings
+from shared.agents import load_seed
+from shared.service import Context, build_app, new_context
+
+
+def create_app(settings: DeskSettings) -> FastAPI:
+    ctx = new_context("desk", settings)
+    ctx.extras["public_url"] = settings.public_url
+    handlers.subscribe_events(ctx)
+
+    async def seed_agents(ctx: Context) -> None:
+        async with ctx.pool.acquire() as conn:
+            await repo.upsert_agents(conn, load_seed(settings.agents_file).agents)
+
+    app = build_app(
+        ctx, on_start=seed_agents, background=(handlers.auto_close,), title="careloop desk"
+    )
+    app.include_router(handlers.http_routes(ctx))
+    return app
