@@ -1,6 +1,7 @@
 """Kafka plumbing: the broker factory, topic creation and confirmed batch publishing."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,14 +72,12 @@ async def ensure_topics(settings: CommonSettings, names: Iterable[str] | None = 
         existing = set(await admin.list_topics())
         missing = [n for n in (names or all_topics()) if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(n, settings.kafka_partitions, settings.kafka_replication)
                         for n in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

@@ -3,19 +3,27 @@
 import argparse
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
-def yoyo_url(dsn: str) -> str:
-    """yoyo names its driver in the URL scheme; asyncpg DSNs do not."""
-    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+def yoyo_url(dsn: str, schema: str) -> str:
+    """yoyo names its driver in the URL scheme and keeps its own tables in `schema`."""
+    sep = "&" if "?" in dsn else "?"
+    return f"postgresql+psycopg://{dsn.split('://', 1)[1]}{sep}schema={schema}"
 
 
 def migrate(dsn: str, service: str) -> int:
-    """Apply what is pending for `service` under yoyo's lock; returns how many were applied."""
-    backend = get_backend(yoyo_url(dsn), migration_table=f"_yoyo_migration_{service}")
+    """Apply what is pending for `service` under yoyo's lock; returns how many were applied.
+
+    Each service's migrations and yoyo's bookkeeping live in the service's own schema.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(service)))
+    backend = get_backend(yoyo_url(dsn, service))
     migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
     with backend.lock():
         pending = backend.to_apply(migrations)

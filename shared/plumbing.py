@@ -1,4 +1,4 @@
-"""Schema steps every service's first migration applies: its schema, outbox and inbox."""
+"""Steps every service's first migration applies: its outbox (with a wake-up) and inbox."""
 
 from typing import Any
 
@@ -7,7 +7,6 @@ from yoyo import step
 
 def plumbing_steps(schema: str) -> list[Any]:
     return [
-        step(f"CREATE SCHEMA IF NOT EXISTS {schema}", f"DROP SCHEMA {schema} CASCADE"),
         step(
             f"""
             CREATE TABLE {schema}.outbox (

@@ -1,0 +1,1 @@
+"""routing: triage, agents and skills, capacity, queues and SLA due times."""

@@ -1,0 +1,22 @@
+"""routing's wiring: the ticket consumer, presence API, Redis live load and the sweep."""
+
+from fastapi import FastAPI
+
+from services.routing import handlers
+from services.routing.settings import RoutingSettings
+from shared.service import build_app, new_context
+
+
+def create_app(settings: RoutingSettings) -> FastAPI:
+    ctx = new_context("routing", settings)
+    router = handlers.Router(ctx, settings)
+    handlers.subscribe_events(ctx, router)
+    app = build_app(
+        ctx,
+        uses_redis=True,
+        on_start=router.start,
+        background=(router.sweep,),
+        title="careloop routing",
+    )
+    app.include_router(handlers.http_routes(ctx, router))
+    return app

@@ -1,0 +1,295 @@
+"""routing's decisions: category and priority from text, SLA due times, who may take a ticket."""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.agents import Role
+from shared.events import Category, Priority
+
+# Rules in order of precedence: on equal keyword counts the earlier category wins.
+KEYWORDS: tuple[tuple[Category, tuple[str, ...]], ...] = (
+    (
+        Category.ACCOUNT_SECURITY,
+        (
+            "被盗",
+            "盗号",
+            "异地登录",
+            "陌生登录",
+            "账号被锁",
+            "账号锁定",
+            "冻结",
+            "密码",
+            "泄露",
+            "隐私",
+            "hacked",
+            "stolen",
+            "locked out",
+            "unknown login",
+            "suspicious login",
+            "password",
+            "compromised",
+            "data leak",
+            "personal data",
+        ),
+    ),
+    (
+        Category.COMPLAINT,
+        (
+            "投诉",
+            "不满",
+            "态度差",
+            "态度恶劣",
+            "差评",
+            "赔偿",
+            "举报",
+            "欺骗",
+            "complain",
+            "complaint",
+            "unacceptable",
+            "compensation",
+            "rude",
+            "terrible service",
+        ),
+    ),
+    (
+        Category.PAYMENT_REFUND,
+        (
+            "退款",
+            "退费",
+            "扣费",
+            "扣款",
+            "多扣",
+            "发票",
+            "支付",
+            "付款",
+            "收费",
+            "refund",
+            "charged",
+            "charge",
+            "invoice",
+            "payment",
+            "billing",
+        ),
+    ),
+    (
+        Category.EXAM_CERTIFICATE,
+        ("考试", "报名", "成绩", "证书", "准考证", "exam", "certificate", "score", "registration"),
+    ),
+    (
+        Category.COURSE_CHANGE,
+        (
+            "调课",
+            "换班",
+            "换老师",
+            "转班",
+            "延期",
+            "改期",
+            "线上转线下",
+            "线下转线上",
+            "reschedule",
+            "switch class",
+            "change teacher",
+            "change my teacher",
+            "postpone",
+            "extension",
+            "transfer to",
+        ),
+    ),
+    (
+        Category.TECHNICAL,
+        (
+            "登录",
+            "登不上",
+            "播放",
+            "卡顿",
+            "闪退",
+            "崩溃",
+            "黑屏",
+            "网络",
+            "浏览器",
+            "打不开",
+            "报错",
+            "login",
+            "log in",
+            "sign in",
+            "playback",
+            "video",
+            "crash",
+            "freeze",
+            "browser",
+            "network",
+            "error",
+            "app",
+            "buffering",
+        ),
+    ),
+    (
+        Category.COURSE_CONTENT,
+        (
+            "课件",
+            "讲义",
+            "内容错误",
+            "错别字",
+            "答案错误",
+            "缺少章节",
+            "typo",
+            "mistake in",
+            "wrong answer",
+            "missing chapter",
+            "course material",
+            "slides",
+        ),
+    ),
+    (
+        Category.LEARNING_GUIDANCE,
+        (
+            "学习计划",
+            "学习方法",
+            "作业",
+            "辅导",
+            "怎么学",
+            "study plan",
+            "homework",
+            "how to learn",
+            "tutoring",
+            "study method",
+        ),
+    ),
+    (
+        Category.SUGGESTION,
+        ("建议", "希望增加", "意见", "suggest", "suggestion", "feature request", "would be nice"),
+    ),
+)
+
+# A class or exam about to happen makes a blocking problem at least high (R3.2).
+SOON = (
+    "今天",
+    "明天",
+    "今晚",
+    "马上",
+    "即将",
+    "紧急",
+    "急",
+    "today",
+    "tomorrow",
+    "tonight",
+    "urgent",
+    "asap",
+    "right now",
+    "in an hour",
+)
+
+TEAM_OF: Mapping[Category, str] = {
+    Category.TECHNICAL: "tech_support",
+    Category.ACCOUNT_SECURITY: "tech_support",
+    Category.COURSE_CONTENT: "course_ops",
+    Category.COURSE_CHANGE: "course_ops",
+    Category.PAYMENT_REFUND: "finance",
+    Category.LEARNING_GUIDANCE: "learning_advisors",
+    Category.EXAM_CERTIFICATE: "customer_service",
+    Category.COMPLAINT: "complaints",
+    Category.SUGGESTION: "customer_service",
+    Category.OTHER: "customer_service",
+}
+
+PRIORITY_RANK: Mapping[Priority, int] = {
+    Priority.URGENT: 0,
+    Priority.HIGH: 1,
+    Priority.MEDIUM: 2,
+    Priority.LOW: 3,
+}
+
+
+def _pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """ASCII words match whole words ("app" is not in "happy"); Chinese matches as is."""
+    parts = [rf"\b{re.escape(w)}\b" if w.isascii() else re.escape(w) for w in words]
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+_RULES = tuple((category, _pattern(words)) for category, words in KEYWORDS)
+_SOON = _pattern(SOON)
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    category: Category
+    priority: Priority
+    team: str
+    matched: tuple[str, ...]
+
+
+def triage(subject: str, description: str) -> Triage:
+    """Category by the most keyword hits (Chinese or English), priority by nature and urgency."""
+    text = f"{subject}\n{description}"
+    best, best_hits = Category.OTHER, []
+    for category, pattern in _RULES:
+        hits = pattern.findall(text)
+        if len(hits) > len(best_hits):
+            best, best_hits = category, hits
+    return Triage(
+        category=best,
+        priority=priority_of(best, soon=bool(_SOON.search(text))),
+        team=TEAM_OF[best],
+        matched=tuple(dict.fromkeys(h.lower() for h in best_hits)),
+    )
+
+
+def priority_of(category: Category, *, soon: bool) -> Priority:
+    if category is Category.ACCOUNT_SECURITY:
+        return Priority.URGENT
+    if category is Category.COMPLAINT or soon:
+        return Priority.HIGH
+    if category in (Category.SUGGESTION, Category.OTHER):
+        return Priority.LOW
+    return Priority.MEDIUM
+
+
+def due_times(
+    priority: Priority,
+    start: datetime,
+    *,
+    first_response_minutes: Mapping[str, int],
+    resolution_minutes: Mapping[str, int],
+) -> tuple[datetime, datetime]:
+    """First-response and resolution deadlines from the per-priority targets (R5.1)."""
+    return (
+        start + timedelta(minutes=first_response_minutes[priority]),
+        start + timedelta(minutes=resolution_minutes[priority]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSkills:
+    agent_id: str
+    role: Role
+    teams: frozenset[str]
+    languages: frozenset[str]
+
+
+def candidates(
+    agents: Sequence[AgentSkills],
+    *,
+    team: str,
+    language: str,
+    supervisor: bool = False,
+    preferred: str | None = None,
+) -> list[str]:
+    """Agents who may take the ticket, `preferred` first.
+
+    Skill is team plus language; when nobody in the team speaks the language the team still
+    takes it rather than leave it unowned. A supervisor ticket goes to supervisors (or admins)
+    of the team, else to any supervisor.
+    """
+    pool = [a for a in agents if team in a.teams]
+    if supervisor:
+        pool = [a for a in pool if a.role is not Role.AGENT] or [
+            a for a in agents if a.role is not Role.AGENT
+        ]
+    speakers = [a for a in pool if language in a.languages]
+    ids = [a.agent_id for a in (speakers or pool)]
+    if preferred in ids:
+        ids.remove(preferred)
+        ids.insert(0, preferred)
+    return ids

@@ -1,0 +1,341 @@
+"""routing's edges: triage and place new tickets, re-place reopened ones, drain queues, presence."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Depends, Header, HTTPException
+from pydantic import BaseModel
+
+from services.routing import repo
+from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_times, triage
+from services.routing.load import AgentState, LiveLoad, Request
+from services.routing.settings import RoutingSettings
+from shared import outbox, topics
+from shared.agents import Role, load_seed, token_hash
+from shared.errors import TRANSIENT_DRIVER_ERRORS
+from shared.events import (
+    Envelope,
+    Priority,
+    TicketAssigned,
+    TicketClosed,
+    TicketCreated,
+    TicketQueued,
+    TicketReopened,
+    TicketResolved,
+    TicketTriaged,
+    new_event,
+    now,
+)
+from shared.inbox import EventConsumer, runs, subscribe
+from shared.service import Context
+
+log = structlog.get_logger(__name__)
+PRODUCER = "routing"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A ticket looking for an agent."""
+
+    ticket_id: UUID
+    team: str
+    language: str
+    priority: Priority
+    preferred: str | None = None
+    supervisor: bool = False
+    cause: Envelope[Any] | None = None
+
+
+class Router:
+    """Places tickets: Redis decides atomically, Postgres records, the outbox tells the others."""
+
+    def __init__(self, ctx: Context, settings: RoutingSettings) -> None:
+        self._ctx = ctx
+        self._settings = settings
+        self.agents: list[AgentSkills] = []
+        self._load: LiveLoad | None = None
+
+    @property
+    def load(self) -> LiveLoad:
+        if self._load is None:
+            self._load = LiveLoad(self._ctx.redis)
+        return self._load
+
+    async def start(self, ctx: Context) -> None:
+        async with ctx.pool.acquire() as conn:
+            await repo.upsert_agents(conn, load_seed(self._settings.agents_file).agents)
+        await self.sync()
+
+    async def sync(self) -> None:
+        """Reload agents, push capacity and presence to Redis, rebuild load if Redis lost it."""
+        async with self._ctx.pool.acquire() as conn:
+            rows = await repo.load_agents(conn)
+            if await self.load.needs_rebuild():
+                active = await repo.active_assignments(conn)
+                await self.load.rebuild([(r["ticket_id"], r["agent_id"]) for r in active])
+                log.info("live load rebuilt from postgres", active=len(active))
+        self.agents = [
+            AgentSkills(
+                r["agent_id"], Role(r["role"]), frozenset(r["teams"]), frozenset(r["languages"])
+            )
+            for r in rows
+        ]
+        await self.load.sync_agents(
+            [AgentState(r["agent_id"], r["capacity"], r["online"]) for r in rows]
+        )
+
+    async def place(
+        self, conn: asyncpg.Connection, routes: Sequence[Route], *, from_queue: bool = False
+    ) -> int:
+        """Assign what has a free agent, queue the rest; returns how many were assigned."""
+        requests = [
+            Request(
+                r.ticket_id,
+                tuple(
+                    candidates(
+                        self.agents,
+                        team=r.team,
+                        language=r.language,
+                        supervisor=r.supervisor,
+                        preferred=r.preferred,
+                    )
+                ),
+                prefer_first=r.preferred is not None,
+            )
+            for r in routes
+        ]
+        picked = await self.load.assign(requests)
+        at = now()
+        assigned = [(r, a) for r, a in zip(routes, picked, strict=True) if a is not None]
+        waiting = [r for r, a in zip(routes, picked, strict=True) if a is None]
+        await repo.record_assignments(conn, [(r.ticket_id, a) for r, a in assigned])
+        events: list[Envelope[Any]] = [
+            new_event(
+                TicketAssigned(
+                    ticket_id=r.ticket_id,
+                    agent_id=a,
+                    team=r.team,
+                    priority=r.priority,
+                    assigned_at=at,
+                ),
+                producer=PRODUCER,
+                key=str(r.ticket_id),
+                cause=r.cause,
+            )
+            for r, a in assigned
+        ]
+        if not from_queue:
+            await repo.enqueue(
+                conn,
+                [
+                    {
+                        "ticket_id": str(r.ticket_id),
+                        "team": r.team,
+                        "language": r.language,
+                        "priority": r.priority,
+                        "priority_rank": PRIORITY_RANK[r.priority],
+                        "preferred_agent": r.preferred,
+                        "supervisor": r.supervisor,
+                    }
+                    for r in waiting
+                ],
+            )
+            events += [
+                new_event(
+                    TicketQueued(
+                        ticket_id=r.ticket_id, team=r.team, priority=r.priority, queued_at=at
+                    ),
+                    producer=PRODUCER,
+                    key=str(r.ticket_id),
+                    cause=r.cause,
+                )
+                for r in waiting
+            ]
+        await outbox.add(conn, events)
+        return len(assigned)
+
+    async def drain(self, conn: asyncpg.Connection, limit: int = 200) -> int:
+        """Give queued tickets, most urgent and oldest first, to agents with free capacity."""
+        rows = await repo.take_queued(conn, limit)
+        routes = [
+            Route(
+                r["ticket_id"],
+                r["team"],
+                r["language"],
+                Priority(r["priority"]),
+                preferred=r["preferred_agent"],
+                supervisor=r["supervisor"],
+            )
+            for r in rows
+        ]
+        return await self.place(conn, routes, from_queue=True)
+
+    # ---- event handlers -------------------------------------------------------------------
+
+    async def on_created(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        s = self._settings
+        triaged, routes, rows = [], [], []
+        for event in events:
+            t: TicketCreated = event.data
+            result = triage(t.subject, t.description)
+            first_due, resolve_due = due_times(
+                result.priority,
+                t.created_at,
+                first_response_minutes=s.first_response_minutes,
+                resolution_minutes=s.resolution_minutes,
+            )
+            rows.append(
+                {
+                    "ticket_id": str(t.ticket_id),
+                    "channel": t.channel,
+                    "category": result.category,
+                    "priority": result.priority,
+                    "team": result.team,
+                    "language": t.language,
+                }
+            )
+            triaged.append(
+                new_event(
+                    TicketTriaged(
+                        ticket_id=t.ticket_id,
+                        channel=t.channel,
+                        category=result.category,
+                        priority=result.priority,
+                        team=result.team,
+                        language=t.language,
+                        matched=result.matched,
+                        first_response_due_at=first_due,
+                        resolution_due_at=resolve_due,
+                    ),
+                    producer=PRODUCER,
+                    key=str(t.ticket_id),
+                    cause=event,
+                )
+            )
+            routes.append(Route(t.ticket_id, result.team, t.language, result.priority, cause=event))
+        await repo.insert_tickets(conn, rows)
+        await outbox.add(conn, triaged)
+        await self.place(conn, routes)
+
+    async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        known = {
+            r["ticket_id"]: r
+            for r in await repo.get_tickets(conn, [e.data.ticket_id for e in events])
+        }
+        routes = []
+        for event in events:
+            reopened: TicketReopened = event.data
+            ticket = known.get(reopened.ticket_id)
+            if ticket is None:
+                raise LookupError(f"reopened ticket {reopened.ticket_id} was never triaged here")
+            routes.append(
+                Route(
+                    reopened.ticket_id,
+                    ticket["team"],
+                    ticket["language"],
+                    Priority(ticket["priority"]),
+                    preferred=None if reopened.needs_supervisor else reopened.previous_agent_id,
+                    supervisor=reopened.needs_supervisor,
+                    cause=event,
+                )
+            )
+        await self.place(conn, routes)
+
+    async def on_released(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        ticket_ids = [e.data.ticket_id for e in events]
+        await repo.release(conn, ticket_ids)
+        await self.load.release(ticket_ids)
+        await self.drain(conn)
+
+    def handlers(
+        self,
+    ) -> dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]]:
+        return {
+            TicketCreated.TYPE: self.on_created,
+            TicketReopened.TYPE: self.on_reopened,
+            TicketResolved.TYPE: self.on_released,
+            TicketClosed.TYPE: self.on_released,
+        }
+
+    async def handle(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        table = self.handlers()
+        for event_type, run in runs(events):
+            await table[event_type](conn, run)
+
+    async def sweep(self, ctx: Context) -> None:
+        """Safety net: resync Redis, and drain queues whose wake-up was missed."""
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+            try:
+                await self.sync()
+                async with ctx.pool.acquire() as conn, conn.transaction():
+                    await self.drain(conn)
+            except TRANSIENT_DRIVER_ERRORS as exc:
+                log.warning("sweep failed", error=repr(exc))
+
+
+def subscribe_events(ctx: Context, router: Router) -> None:
+    consumer = EventConsumer(
+        name="routing",
+        accepts=frozenset(router.handlers()),
+        handle=router.handle,
+        pool=lambda: ctx.pool,
+        broker=ctx.broker,
+        attempts=ctx.settings.consumer_attempts,
+    )
+    subscribe(
+        ctx.broker,
+        consumer,
+        topic_names=[topics.TICKETS],
+        group_id="routing",
+        max_records=ctx.settings.consumer_max_records,
+    )
+
+
+class Presence(BaseModel):
+    online: bool
+
+
+def http_routes(ctx: Context, router: Router) -> APIRouter:
+    api = APIRouter()
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> asyncpg.Record:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        async with ctx.pool.acquire() as conn:
+            row = await repo.agent_by_token(conn, token_hash(authorization.removeprefix("Bearer ")))
+        if row is None:
+            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        return row
+
+    @api.get("/v1/agents", summary="Agents with skills, presence and live load")
+    async def agents(_: Annotated[asyncpg.Record, Depends(caller)]) -> list[dict[str, Any]]:
+        async with ctx.pool.acquire() as conn:
+            rows = await repo.load_agents(conn)
+        loads = await router.load.loads([r["agent_id"] for r in rows])
+        return [{**dict(r), "load": loads[r["agent_id"]]} for r in rows]
+
+    @api.put("/v1/agents/{agent_id}/presence", summary="Go online or offline")
+    async def presence(
+        agent_id: str, body: Presence, who: Annotated[asyncpg.Record, Depends(caller)]
+    ) -> dict[str, Any]:
+        if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
+            raise HTTPException(403, "agents set only their own presence")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if not await repo.set_online(conn, agent_id, body.online):
+                raise HTTPException(404, "no such agent")
+            await router.load.set_online(agent_id, body.online)
+            assigned = await router.drain(conn) if body.online else 0
+        return {"agent_id": agent_id, "online": body.online, "assigned_from_queue": assigned}
+
+    @api.get("/v1/queues", summary="Tickets waiting per team")
+    async def queues() -> dict[str, int]:
+        async with ctx.pool.acquire() as conn:
+            return {r["team"]: r["depth"] for r in await repo.queue_depth(conn)}
+
+    return api

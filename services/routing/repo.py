@@ -1,0 +1,135 @@
+"""SQL for routing's schema. Nothing here commits: the caller owns the transaction."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.agents import AgentSeed
+
+
+async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -> None:
+    """Skills and capacity follow the seed; presence survives restarts."""
+    await conn.executemany(
+        """
+        INSERT INTO agents (agent_id, name, role, teams, languages, capacity, online, token_sha256)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (agent_id) DO UPDATE SET name = excluded.name, role = excluded.role,
+            teams = excluded.teams, languages = excluded.languages, capacity = excluded.capacity,
+            token_sha256 = excluded.token_sha256
+        """,
+        [
+            (
+                a.id,
+                a.name,
+                a.role.value,
+                list(a.teams),
+                list(a.languages),
+                a.capacity,
+                a.online,
+                a.token_sha256,
+            )
+            for a in agents
+        ],
+    )
+
+
+async def load_agents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT agent_id, name, role, teams, languages, capacity, online FROM agents ORDER BY agent_id"
+    )
+
+
+async def agent_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT agent_id, role FROM agents WHERE token_sha256 = $1", token_sha256
+    )
+
+
+async def set_online(conn: asyncpg.Connection, agent_id: str, online: bool) -> bool:
+    status = await conn.execute(
+        "UPDATE agents SET online = $2 WHERE agent_id = $1", agent_id, online
+    )
+    return status.endswith(" 1")
+
+
+async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO tickets (ticket_id, channel, category, priority, team, language)
+        SELECT r.ticket_id, r.channel, r.category, r.priority, r.team, r.language
+        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, channel text, category text,
+             priority text, team text, language text)
+        ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        list(rows),
+    )
+
+
+async def get_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT ticket_id, team, language, priority FROM tickets WHERE ticket_id = ANY($1::uuid[])",
+        list(ticket_ids),
+    )
+
+
+async def record_assignments(conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str]]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO assignments (ticket_id, agent_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[])
+        ON CONFLICT (ticket_id) WHERE released_at IS NULL DO NOTHING
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+    )
+    await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", [r[0] for r in rows])
+
+
+async def enqueue(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO queue (ticket_id, team, language, priority, priority_rank, preferred_agent,
+                           supervisor)
+        SELECT r.ticket_id, r.team, r.language, r.priority, r.priority_rank, r.preferred_agent,
+               r.supervisor
+        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, team text, language text,
+             priority text, priority_rank smallint, preferred_agent text, supervisor boolean)
+        ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        list(rows),
+    )
+
+
+async def release(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
+    await conn.execute(
+        "UPDATE assignments SET released_at = now() "
+        "WHERE ticket_id = ANY($1::uuid[]) AND released_at IS NULL",
+        list(ticket_ids),
+    )
+    await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids))
+
+
+async def take_queued(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """The head of the queues, by priority then age; rows another replica holds are skipped."""
+    return await conn.fetch(
+        """
+        SELECT ticket_id, team, language, priority, preferred_agent, supervisor FROM queue
+        ORDER BY priority_rank, enqueued_at
+        LIMIT $1 FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+
+
+async def active_assignments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT ticket_id, agent_id FROM assignments WHERE released_at IS NULL")
+
+
+async def queue_depth(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT team, count(*) AS depth FROM queue GROUP BY team")
