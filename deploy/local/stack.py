@@ -78,7 +78,7 @@ class Stack:
 
     def prepare(self) -> None:
         """Create the data folders and, once, the PostgreSQL cluster and its database."""
-        for sub in ("mail", "redis", "run"):
+        for sub in ("redis", "run", "mail/tmp", "mail/new", "mail/cur"):
             (self.var / sub).mkdir(parents=True, exist_ok=True)
         if (self.pg_dir / "PG_VERSION").exists():
             return

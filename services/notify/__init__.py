@@ -1,0 +1,1 @@
+"""notify: turns ticket events into messages to learners and records every delivery."""

@@ -1,0 +1,124 @@
+"""SQL for notify's schema. Nothing here commits: the caller owns the transaction."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+async def upsert_contacts(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO recipients (ticket_id, number, name, email, language, subject, created_at)
+        SELECT r.ticket_id, r.number, r.name, r.email, r.language, r.subject, r.created_at
+        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, number text, name text, email text,
+             language text, subject text, created_at timestamptz)
+        ON CONFLICT (ticket_id) DO UPDATE SET number = excluded.number, name = excluded.name,
+            email = excluded.email, language = excluded.language, subject = excluded.subject,
+            created_at = excluded.created_at
+        """,
+        list(rows),
+    )
+
+
+async def upsert_triage(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO recipients (ticket_id, priority, first_response_due_at)
+        SELECT r.ticket_id, r.priority, r.first_response_due_at
+        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, priority text,
+             first_response_due_at timestamptz)
+        ON CONFLICT (ticket_id) DO UPDATE SET priority = excluded.priority,
+            first_response_due_at = excluded.first_response_due_at
+        """,
+        list(rows),
+    )
+
+
+async def queue_confirmations(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
+    """One confirmation per ticket, once both its contact and its triage are known."""
+    await conn.execute(
+        """
+        INSERT INTO deliveries (delivery_key, ticket_id, kind)
+        SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation' FROM recipients
+        WHERE ticket_id = ANY($1::uuid[]) AND email IS NOT NULL AND priority IS NOT NULL
+        ORDER BY ticket_id
+        ON CONFLICT (delivery_key) DO NOTHING
+        """,
+        list(ticket_ids),
+    )
+
+
+async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload)
+        SELECT r.delivery_key, r.ticket_id, r.kind, r.payload
+        FROM jsonb_to_recordset($1::jsonb) AS r(delivery_key text, ticket_id uuid, kind text,
+             payload jsonb)
+        ON CONFLICT (delivery_key) DO NOTHING
+        """,
+        list(rows),
+    )
+
+
+async def claim(
+    conn: asyncpg.Connection, *, limit: int, lease_seconds: int
+) -> list[asyncpg.Record]:
+    """Lease due deliveries whose recipient is known, with what rendering them needs."""
+    return await conn.fetch(
+        """
+        UPDATE deliveries d
+        SET claimed_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
+        FROM (
+            SELECT d2.id, r.number, r.name, r.email, r.language, r.subject, r.created_at,
+                   r.priority, r.first_response_due_at
+            FROM deliveries d2 JOIN recipients r USING (ticket_id)
+            WHERE d2.status = 'pending' AND d2.next_attempt_at <= now()
+              AND (d2.claimed_until IS NULL OR d2.claimed_until < now())
+              AND r.email IS NOT NULL AND r.number IS NOT NULL
+            ORDER BY d2.id
+            LIMIT $1
+            FOR UPDATE OF d2 SKIP LOCKED
+        ) c
+        WHERE d.id = c.id
+        RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.number,
+                  c.name, c.email, c.language, c.subject, c.created_at, c.priority,
+                  c.first_response_due_at
+        """,
+        limit,
+        lease_seconds,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, delivery_id: int) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'sent', sent_at = now(), claimed_until = NULL WHERE id = $1",
+        delivery_id,
+    )
+
+
+async def mark_retry(
+    conn: asyncpg.Connection, delivery_id: int, *, delay_seconds: float, error: str
+) -> None:
+    await conn.execute(
+        """
+        UPDATE deliveries SET claimed_until = NULL, last_error = $3,
+               next_attempt_at = now() + make_interval(secs => $2)
+        WHERE id = $1
+        """,
+        delivery_id,
+        delay_seconds,
+        error,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, delivery_id: int, *, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'failed', claimed_until = NULL, last_error = $2 WHERE id = $1",
+        delivery_id,
+        error,
+    )
