@@ -1,0 +1,1 @@
+"""survey: the satisfaction loop after resolution, closed by reopening low scores."""

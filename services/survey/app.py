@@ -1,0 +1,16 @@
+"""survey's wiring: the resolution consumer, the due-survey clock, the survey page."""
+
+from fastapi import FastAPI
+
+from services.survey import handlers
+from services.survey.settings import SurveySettings
+from shared.service import build_app, new_context
+
+
+def create_app(settings: SurveySettings) -> FastAPI:
+    ctx = new_context("survey", settings)
+    surveys = handlers.Surveys(ctx, settings)
+    handlers.subscribe_events(ctx, surveys)
+    app = build_app(ctx, background=(surveys.send_due,), title="careloop survey")
+    app.include_router(handlers.http_routes(surveys))
+    return app

@@ -1,0 +1,194 @@
+"""survey's edges: schedule on resolution, send when due, take answers on a small page."""
+
+import asyncio
+import secrets
+from typing import Annotated, Any
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Form, HTTPException
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
+from uuid6 import uuid7
+
+from services.survey import repo
+from services.survey.domain import DIMENSIONS, AnswerIn, due_at, is_low
+from services.survey.settings import SurveySettings
+from shared import outbox, topics
+from shared.errors import TRANSIENT_DRIVER_ERRORS
+from shared.events import (
+    Envelope,
+    SurveyAnswered,
+    SurveyLowScore,
+    SurveyRequested,
+    TicketReopened,
+    TicketResolved,
+    new_event,
+)
+from shared.inbox import EventConsumer, runs, subscribe
+from shared.service import Context
+
+log = structlog.get_logger(__name__)
+PRODUCER = "survey"
+_pages = Environment(
+    loader=PackageLoader("services.survey", "templates"), autoescape=select_autoescape()
+)
+
+
+class Surveys:
+    def __init__(self, ctx: Context, settings: SurveySettings) -> None:
+        self._ctx = ctx
+        self._s = settings
+
+    async def on_resolved(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        rows = []
+        for e in events:
+            resolved: TicketResolved = e.data
+            rows.append(
+                {
+                    "survey_id": str(uuid7()),
+                    "ticket_id": str(resolved.ticket_id),
+                    "resolution_event_id": str(e.event_id),
+                    "token": secrets.token_urlsafe(24),
+                    "due_at": due_at(resolved.resolved_at, self._s.delay_seconds).isoformat(),
+                }
+            )
+        await repo.schedule(conn, rows)
+
+    async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.cancel_scheduled(conn, [e.data.ticket_id for e in events])
+
+    async def handle(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        table = {TicketResolved.TYPE: self.on_resolved, TicketReopened.TYPE: self.on_reopened}
+        for event_type, run in runs(events):
+            await table[event_type](conn, run)
+
+    async def send_due(self, ctx: Context) -> None:
+        """Durable survey delay: due times live in Postgres, so a restart loses none."""
+        while True:
+            try:
+                async with ctx.pool.acquire() as conn, conn.transaction():
+                    due = await repo.take_due(conn, 500)
+                    await outbox.add(
+                        conn,
+                        [
+                            new_event(
+                                SurveyRequested(
+                                    survey_id=r["survey_id"],
+                                    ticket_id=r["ticket_id"],
+                                    survey_url=f"{self._s.public_url}/s/{r['token']}",
+                                    requested_at=r["requested_at"],
+                                ),
+                                producer=PRODUCER,
+                                key=str(r["ticket_id"]),
+                            )
+                            for r in due
+                        ],
+                    )
+                if len(due) == 500:
+                    continue
+            except TRANSIENT_DRIVER_ERRORS as exc:
+                log.warning("survey scheduler failed", error=repr(exc))
+            await asyncio.sleep(self._s.poll_seconds)
+
+    async def answer(self, token: str, answer: AnswerIn) -> bool:
+        """Store the answer once; returns whether it was low (and so reopened the case)."""
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            survey = await repo.lock_by_token(conn, token)
+            if survey is None:
+                raise HTTPException(404, "no such survey")
+            if survey["status"] == "answered":
+                raise HTTPException(409, "this survey was already answered")
+            if survey["status"] != "requested":
+                raise HTTPException(409, f"this survey is {survey['status']}")
+            row = await repo.record_answer(conn, survey["survey_id"], answer)
+            key = str(survey["ticket_id"])
+            events: list[Envelope[Any]] = [
+                new_event(
+                    SurveyAnswered(
+                        survey_id=survey["survey_id"],
+                        ticket_id=survey["ticket_id"],
+                        answered_at=row["answered_at"],
+                        **answer.model_dump(),
+                    ),
+                    producer=PRODUCER,
+                    key=key,
+                )
+            ]
+            low = is_low(answer, self._s.low_score)
+            if low:
+                events.append(
+                    new_event(
+                        SurveyLowScore(
+                            survey_id=survey["survey_id"],
+                            ticket_id=survey["ticket_id"],
+                            overall=answer.overall,
+                            answered_at=row["answered_at"],
+                        ),
+                        producer=PRODUCER,
+                        key=key,
+                        cause=events[0],
+                    )
+                )
+            await outbox.add(conn, events)
+        return low
+
+
+def subscribe_events(ctx: Context, surveys: Surveys) -> None:
+    consumer = EventConsumer(
+        name="survey",
+        accepts=frozenset({TicketResolved.TYPE, TicketReopened.TYPE}),
+        handle=surveys.handle,
+        pool=lambda: ctx.pool,
+        broker=ctx.broker,
+        attempts=ctx.settings.consumer_attempts,
+    )
+    subscribe(
+        ctx.broker,
+        consumer,
+        topic_names=[topics.TICKETS],
+        group_id="survey",
+        max_records=ctx.settings.consumer_max_records,
+    )
+
+
+def http_routes(surveys: Surveys) -> APIRouter:
+    api = APIRouter()
+
+    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = _pages.get_template(name).render(dimensions=DIMENSIONS, **context)
+        return HTMLResponse(html, status_code=status)
+
+    @api.get("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def form(token: str) -> HTMLResponse:
+        return page("form.html.j2")
+
+    @api.post("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def submit_form(
+        token: str,
+        overall: Annotated[str, Form()],
+        response_speed: Annotated[str, Form()],
+        problem_solving: Annotated[str, Form()],
+        attitude: Annotated[str, Form()],
+        comment: Annotated[str | None, Form()] = None,
+    ) -> HTMLResponse:
+        try:
+            answer = AnswerIn(
+                overall=overall,  # type: ignore[arg-type]
+                response_speed=response_speed,  # type: ignore[arg-type]
+                problem_solving=problem_solving,  # type: ignore[arg-type]
+                attitude=attitude,  # type: ignore[arg-type]
+                comment=comment,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            return page("form.html.j2", status=422, error=problems)
+        low = await surveys.answer(token, answer)
+        return page("thanks.html.j2", low=low)
+
+    @api.post("/v1/surveys/{token}", summary="Answer a survey")
+    async def submit_api(token: str, answer: AnswerIn) -> dict[str, Any]:
+        return {"low_score": await surveys.answer(token, answer)}
+
+    return api

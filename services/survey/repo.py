@@ -1,0 +1,69 @@
+"""SQL for survey's schema. Nothing here commits: the caller owns the transaction."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.survey.domain import AnswerIn
+
+
+async def schedule(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO surveys (survey_id, ticket_id, resolution_event_id, token, due_at)
+        SELECT r.survey_id, r.ticket_id, r.resolution_event_id, r.token, r.due_at
+        FROM jsonb_to_recordset($1::jsonb) AS r(survey_id uuid, ticket_id uuid,
+             resolution_event_id uuid, token text, due_at timestamptz)
+        ON CONFLICT (resolution_event_id) DO NOTHING
+        """,
+        list(rows),
+    )
+
+
+async def cancel_scheduled(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
+    await conn.execute(
+        "UPDATE surveys SET status = 'cancelled' "
+        "WHERE ticket_id = ANY($1::uuid[]) AND status = 'scheduled'",
+        list(ticket_ids),
+    )
+
+
+async def take_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Mark due surveys requested; replicas skip each other's rows."""
+    return await conn.fetch(
+        """
+        UPDATE surveys SET status = 'requested', requested_at = now()
+        WHERE survey_id IN (
+            SELECT survey_id FROM surveys WHERE status = 'scheduled' AND due_at <= now()
+            ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING survey_id, ticket_id, token, requested_at
+        """,
+        limit,
+    )
+
+
+async def lock_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM surveys WHERE token = $1 FOR UPDATE", token)
+
+
+async def record_answer(
+    conn: asyncpg.Connection, survey_id: UUID, answer: AnswerIn
+) -> asyncpg.Record:
+    await conn.execute("UPDATE surveys SET status = 'answered' WHERE survey_id = $1", survey_id)
+    row = await conn.fetchrow(
+        """
+        INSERT INTO answers (survey_id, overall, response_speed, problem_solving, attitude, comment)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING answered_at
+        """,
+        survey_id,
+        answer.overall,
+        answer.response_speed,
+        answer.problem_solving,
+        answer.attitude,
+        answer.comment or None,
+    )
+    assert row is not None
+    return row
