@@ -7,9 +7,9 @@ skips what was already applied.
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -26,7 +26,11 @@ from shared.kafka import OutgoingMessage, publish_confirmed
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+# A handler applies a run of events of one type inside the consumer's transaction. It may
+# return an action to run once that transaction committed (e.g. counting in memory), which a
+# rollback must never see.
+AfterCommit = Callable[[], None]
+Handler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[AfterCommit | None]]
 
 
 async def claim(conn: asyncpg.Connection, event_ids: Sequence[Any]) -> set[Any]:
@@ -60,11 +64,10 @@ def dead_letter_message(
 
 @dataclass
 class EventConsumer:
-    """Applies batches of the event types in `accepts` with `handle`, exactly once each."""
+    """Applies batches of the event types in `handlers`, exactly once each, in order."""
 
     name: str
-    accepts: frozenset[str]
-    handle: Handler
+    handlers: Mapping[str, Handler]
     pool: Callable[[], asyncpg.Pool]
     broker: KafkaBroker
     attempts: int = 3
@@ -82,7 +85,7 @@ class EventConsumer:
                     dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name)
                 )
                 continue
-            if event.type in self.accepts:
+            if event.type in self.handlers:
                 events.append((record, event))
         if bad:
             log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
@@ -99,11 +102,15 @@ class EventConsumer:
             await self._one_by_one(events)
 
     async def _apply(self, events: list[Envelope[Any]]) -> None:
+        after: list[AfterCommit] = []
         async with self.pool().acquire() as conn, conn.transaction():
             fresh = await claim(conn, [e.event_id for e in events])
-            todo = [e for e in events if e.event_id in fresh]
-            if todo:
-                await self.handle(conn, todo)
+            for event_type, run in runs([e for e in events if e.event_id in fresh]):
+                action = await self.handlers[event_type](conn, run)
+                if action is not None:
+                    after.append(action)
+        for action in after:
+            action()
 
     async def _one_by_one(
         self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]
@@ -172,3 +179,11 @@ def runs(events: Sequence[Envelope[Any]]) -> list[tuple[str, list[Envelope[Any]]
     """Consecutive events of one type, in order: each run is applied with one statement
     while per-key order across types is kept."""
     return [(t, list(group)) for t, group in itertools.groupby(events, key=lambda e: e.type)]
+
+
+T = TypeVar("T")
+
+
+def last_per_key(items: Sequence[T], key: Callable[[T], Any]) -> list[T]:
+    """The last item per key, in order: one set-based statement may touch a row only once."""
+    return list({key(i): i for i in items}.values())

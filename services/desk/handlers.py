@@ -1,7 +1,6 @@
 """desk's edges: the events it consumes, the agent API and the learner's confirmation page."""
 
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from html import escape
 from typing import Annotated, Any
@@ -43,7 +42,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, runs, subscribe
+from shared.inbox import EventConsumer, Handler, subscribe
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -120,7 +119,7 @@ async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
         await _reopen(conn, ticket, reason=ReopenReason.LOW_SCORE, actor="survey", cause=event)
 
 
-EVENT_HANDLERS: dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]] = {
+EVENT_HANDLERS: dict[str, Handler] = {
     TicketSubmitted.TYPE: on_submitted,
     TicketTriaged.TYPE: on_triaged,
     TicketQueued.TYPE: on_queued,
@@ -129,16 +128,10 @@ EVENT_HANDLERS: dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Aw
 }
 
 
-async def handle_events(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    for event_type, run in runs(events):
-        await EVENT_HANDLERS[event_type](conn, run)
-
-
 def subscribe_events(ctx: Context) -> None:
     consumer = EventConsumer(
         name="desk",
-        accepts=frozenset(EVENT_HANDLERS),
-        handle=handle_events,
+        handlers=EVENT_HANDLERS,
         pool=lambda: ctx.pool,
         broker=ctx.broker,
         attempts=ctx.settings.consumer_attempts,

@@ -9,13 +9,14 @@ import asyncpg
 
 from shared.agents import AgentSeed
 from shared.events import TicketAssigned, TicketQueued, TicketSubmitted, TicketTriaged
+from shared.inbox import last_per_key
 
 History = tuple[UUID, str, str, dict[str, Any]]
 
 
 def _json_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows for jsonb_to_recordset: the pool's jsonb codec serializes them."""
-    return [m.model_dump(mode="json") for m in models]
+    """Rows for jsonb_to_recordset, the latest per ticket; the pool's jsonb codec serializes them."""
+    return [m.model_dump(mode="json") for m in last_per_key(models, lambda m: m.ticket_id)]
 
 
 async def insert_submitted(

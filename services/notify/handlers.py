@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiosmtplib
@@ -26,7 +25,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, runs, subscribe
+from shared.inbox import EventConsumer, Handler, subscribe
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -112,7 +111,7 @@ async def on_survey(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
     )
 
 
-EVENT_HANDLERS: dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]] = {
+EVENT_HANDLERS: dict[str, Handler] = {
     TicketCreated.TYPE: on_created,
     TicketTriaged.TYPE: on_triaged,
     TicketReplied.TYPE: on_replied,
@@ -121,16 +120,10 @@ EVENT_HANDLERS: dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Aw
 }
 
 
-async def handle_events(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    for event_type, run in runs(events):
-        await EVENT_HANDLERS[event_type](conn, run)
-
-
 def subscribe_events(ctx: Context) -> None:
     consumer = EventConsumer(
         name="notify",
-        accepts=frozenset(EVENT_HANDLERS),
-        handle=handle_events,
+        handlers=EVENT_HANDLERS,
         pool=lambda: ctx.pool,
         broker=ctx.broker,
         attempts=ctx.settings.consumer_attempts,

@@ -1,7 +1,7 @@
 """routing's edges: triage and place new tickets, re-place reopened ones, drain queues, presence."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -31,7 +31,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, runs, subscribe
+from shared.inbox import EventConsumer, Handler, subscribe
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -252,20 +252,13 @@ class Router:
         await self.load.release(ticket_ids)
         await self.drain(conn)
 
-    def handlers(
-        self,
-    ) -> dict[str, Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             TicketCreated.TYPE: self.on_created,
             TicketReopened.TYPE: self.on_reopened,
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
         }
-
-    async def handle(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-        table = self.handlers()
-        for event_type, run in runs(events):
-            await table[event_type](conn, run)
 
     async def sweep(self, ctx: Context) -> None:
         """Safety net: resync Redis, and drain queues whose wake-up was missed."""
@@ -282,8 +275,7 @@ class Router:
 def subscribe_events(ctx: Context, router: Router) -> None:
     consumer = EventConsumer(
         name="routing",
-        accepts=frozenset(router.handlers()),
-        handle=router.handle,
+        handlers=router.handlers(),
         pool=lambda: ctx.pool,
         broker=ctx.broker,
         attempts=ctx.settings.consumer_attempts,

@@ -26,7 +26,7 @@ from shared.events import (
     TicketResolved,
     new_event,
 )
-from shared.inbox import EventConsumer, runs, subscribe
+from shared.inbox import EventConsumer, subscribe
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -58,11 +58,6 @@ class Surveys:
 
     async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.cancel_scheduled(conn, [e.data.ticket_id for e in events])
-
-    async def handle(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-        table = {TicketResolved.TYPE: self.on_resolved, TicketReopened.TYPE: self.on_reopened}
-        for event_type, run in runs(events):
-            await table[event_type](conn, run)
 
     async def send_due(self, ctx: Context) -> None:
         """Durable survey delay: due times live in Postgres, so a restart loses none."""
@@ -138,8 +133,10 @@ class Surveys:
 def subscribe_events(ctx: Context, surveys: Surveys) -> None:
     consumer = EventConsumer(
         name="survey",
-        accepts=frozenset({TicketResolved.TYPE, TicketReopened.TYPE}),
-        handle=surveys.handle,
+        handlers={
+            TicketResolved.TYPE: surveys.on_resolved,
+            TicketReopened.TYPE: surveys.on_reopened,
+        },
         pool=lambda: ctx.pool,
         broker=ctx.broker,
         attempts=ctx.settings.consumer_attempts,

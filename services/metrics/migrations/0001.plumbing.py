@@ -1,0 +1,5 @@
+"""metrics' schema, outbox and inbox."""
+
+from shared.plumbing import plumbing_steps
+
+steps = plumbing_steps("metrics")
