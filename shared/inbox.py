@@ -103,9 +103,10 @@ class EventConsumer:
 
     async def _apply(self, events: list[Envelope[Any]]) -> None:
         after: list[AfterCommit] = []
+        unique = list({e.event_id: e for e in events}.values())  # a batch may repeat an event
         async with self.pool().acquire() as conn, conn.transaction():
-            fresh = await claim(conn, [e.event_id for e in events])
-            for event_type, run in runs([e for e in events if e.event_id in fresh]):
+            fresh = await claim(conn, [e.event_id for e in unique])
+            for event_type, run in runs([e for e in unique if e.event_id in fresh]):
                 action = await self.handlers[event_type](conn, run)
                 if action is not None:
                     after.append(action)

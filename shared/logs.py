@@ -9,14 +9,20 @@ import structlog
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _ID_NUMBER = re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?!\d)")
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d\s-]{5,}\d(\d{2})(?![\w-])")
+# ASCII-only boundaries: Chinese characters count as \w, and "请拨打13812345678" must be masked.
+_PHONE = re.compile(r"(?<![A-Za-z0-9_-])\+?\d[\d\s-]{5,}\d(\d{2})(?![A-Za-z0-9_-])")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _phone(match: re.Match[str]) -> str:
+    return match.group(0) if _UUID.fullmatch(match.group(0)) else f"***{match.group(1)}"
 
 
 def mask(text: str) -> str:
     """Mask e-mail addresses, ID numbers and phone numbers in `text`."""
     text = _EMAIL.sub(r"\1***@\2", text)
     text = _ID_NUMBER.sub("[id-number]", text)
-    return _PHONE.sub(r"***\1", text)
+    return _PHONE.sub(_phone, text)
 
 
 def _mask_value(value: Any) -> Any:

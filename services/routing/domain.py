@@ -236,10 +236,16 @@ def triage(subject: str, description: str) -> Triage:
     )
 
 
+# Categories whose problem can block a class or an exam; urgency words raise only these.
+BLOCKING = frozenset(Category) - {Category.SUGGESTION, Category.OTHER}
+
+
 def priority_of(category: Category, *, soon: bool) -> Priority:
+    """Account security is urgent (R3.2: solved within 30 minutes); complaints, and problems
+    that block a class or exam happening soon, are at least high."""
     if category is Category.ACCOUNT_SECURITY:
         return Priority.URGENT
-    if category is Category.COMPLAINT or soon:
+    if category is Category.COMPLAINT or (soon and category in BLOCKING):
         return Priority.HIGH
     if category in (Category.SUGGESTION, Category.OTHER):
         return Priority.LOW

@@ -1,0 +1,1 @@
+"""careloop's tests: unit (pure), integration (real parts), e2e (services as processes)."""

@@ -1,0 +1,51 @@
+"""Integration fixtures: one private stack for this package, a fresh schema per test."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from shared.db import create_pool
+from shared.plumbing import plumbing_sql
+from shared.settings import CommonSettings
+from tests.support import RunningStack, running_stack
+
+
+@pytest.fixture(scope="package")
+def stack() -> Iterator[RunningStack]:
+    with running_stack(kafka_port=29092, pg_port=25432, redis_port=26379, smtp_port=21025) as s:
+        yield s
+
+
+@pytest.fixture(scope="package")
+def settings(stack: RunningStack) -> CommonSettings:
+    return CommonSettings(
+        kafka_bootstrap=stack.bootstrap,
+        pg_dsn=stack.dsn,  # type: ignore[arg-type]
+        redis_url=stack.redis_url,
+    )
+
+
+@pytest.fixture
+async def schema(stack: RunningStack) -> AsyncIterator[str]:
+    """A throwaway schema with the standard outbox and inbox, plus an `effects` table."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA {name}")
+        await conn.execute(plumbing_sql(name))
+        await conn.execute(
+            f"CREATE TABLE {name}.effects (event_id uuid NOT NULL, label text NOT NULL)"
+        )
+        yield name
+    finally:
+        await conn.execute(f"DROP SCHEMA {name} CASCADE")
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(stack: RunningStack, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(stack.dsn, schema=schema)
+    yield pool
+    await pool.close()

@@ -1,0 +1,34 @@
+"""Unit tests for services.metrics.domain: first-response breaches and event statuses."""
+
+from datetime import UTC, datetime, timedelta
+
+from services.metrics.domain import STATUS_OF, breached
+
+DUE = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
+
+
+def test_a_response_after_the_due_time_is_a_breach() -> None:
+    assert breached(DUE, DUE + timedelta(seconds=1))
+
+
+def test_a_response_before_the_due_time_is_not_a_breach() -> None:
+    assert not breached(DUE, DUE - timedelta(minutes=5))
+
+
+def test_a_response_exactly_at_the_due_time_is_not_a_breach() -> None:
+    assert not breached(DUE, DUE)
+
+
+def test_a_response_without_a_known_due_time_is_not_a_breach() -> None:
+    assert not breached(None, DUE + timedelta(days=30))
+
+
+def test_every_ticket_lifecycle_event_maps_to_its_status() -> None:
+    assert STATUS_OF == {
+        "ticket.created": "new",
+        "ticket.queued": "queued",
+        "ticket.assigned": "assigned",
+        "ticket.resolved": "resolved",
+        "ticket.reopened": "reopened",
+        "ticket.closed": "closed",
+    }

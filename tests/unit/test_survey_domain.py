@@ -1,0 +1,114 @@
+"""Unit tests for services.survey.domain: valid answers, low scores and when to ask."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.survey.domain import AnswerIn, due_at, is_low
+
+
+def _scores(**overrides: Any) -> dict[str, Any]:
+    scores: dict[str, Any] = {
+        "overall": 4,
+        "response_speed": 4,
+        "problem_solving": 4,
+        "attitude": 4,
+    }
+    scores.update(overrides)
+    return scores
+
+
+def _error_fields(error: pytest.ExceptionInfo[ValidationError]) -> set[str]:
+    return {str(e["loc"][0]) for e in error.value.errors()}
+
+
+# ---- AnswerIn -----------------------------------------------------------------------------
+
+DIMENSIONS = ("overall", "response_speed", "problem_solving", "attitude")
+
+
+@pytest.mark.parametrize("dimension", DIMENSIONS)
+@pytest.mark.parametrize("score", [1, 5])
+def test_answer_accepts_scores_from_one_to_five(dimension: str, score: int) -> None:
+    answer = AnswerIn(**_scores(**{dimension: score}))
+
+    assert getattr(answer, dimension) == score
+
+
+@pytest.mark.parametrize("dimension", DIMENSIONS)
+@pytest.mark.parametrize("score", [0, 6])
+def test_answer_rejects_scores_outside_one_to_five(dimension: str, score: int) -> None:
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**_scores(**{dimension: score}))
+
+    assert _error_fields(error) == {dimension}
+
+
+def test_answer_rejects_a_missing_dimension() -> None:
+    scores = _scores()
+    del scores["attitude"]
+
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**scores)
+
+    assert _error_fields(error) == {"attitude"}
+
+
+def test_answer_rejects_extra_fields() -> None:
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**_scores(ticket_id="0190a3b2-7c1d-7e2f-8a3b-1234567890ab"))
+
+    assert _error_fields(error) == {"ticket_id"}
+
+
+def test_answer_comment_is_optional() -> None:
+    assert AnswerIn(**_scores()).comment is None
+
+
+def test_answer_strips_whitespace_around_the_comment() -> None:
+    assert AnswerIn(**_scores(comment="  很满意  ")).comment == "很满意"
+
+
+def test_answer_rejects_a_comment_over_2000_characters() -> None:
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**_scores(comment="x" * 2001))
+
+    assert _error_fields(error) == {"comment"}
+
+
+# ---- is_low -------------------------------------------------------------------------------
+
+
+def test_an_overall_score_below_the_threshold_is_low() -> None:
+    assert is_low(AnswerIn(**_scores(overall=1)), threshold=2)
+
+
+def test_an_overall_score_at_the_threshold_is_low() -> None:
+    assert is_low(AnswerIn(**_scores(overall=2)), threshold=2)
+
+
+def test_an_overall_score_above_the_threshold_is_not_low() -> None:
+    assert not is_low(AnswerIn(**_scores(overall=3)), threshold=2)
+
+
+def test_low_scores_in_other_dimensions_do_not_make_the_answer_low() -> None:
+    answer = AnswerIn(overall=5, response_speed=1, problem_solving=1, attitude=1)
+
+    assert not is_low(answer, threshold=2)
+
+
+# ---- due_at -------------------------------------------------------------------------------
+
+
+def test_due_at_is_the_resolve_time_plus_the_delay() -> None:
+    resolved_at = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
+
+    assert due_at(resolved_at, 3600) == resolved_at + timedelta(hours=1)
+
+
+def test_due_at_accepts_fractional_seconds() -> None:
+    resolved_at = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
+
+    assert due_at(resolved_at, 0.5) == resolved_at + timedelta(milliseconds=500)
