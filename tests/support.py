@@ -74,7 +74,7 @@ class RunningStack:
 
     def mails(self) -> list[Message]:
         box = mailbox.Maildir(str(self.stack.mail_dir), create=False)
-        return [box.get_message(key) for key in box.keys()]
+        return list(box)
 
     def stop(self) -> None:
         for proc in self.processes.values():

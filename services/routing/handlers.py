@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -46,6 +47,7 @@ class Route:
     team: str
     language: str
     priority: Priority
+    since: datetime  # age in the queue counts from here: creation, or the reopening
     preferred: str | None = None
     supervisor: bool = False
     cause: Envelope[Any] | None = None
@@ -141,6 +143,7 @@ class Router:
                         "priority_rank": PRIORITY_RANK[r.priority],
                         "preferred_agent": r.preferred,
                         "supervisor": r.supervisor,
+                        "enqueued_at": r.since.isoformat(),
                     }
                     for r in waiting
                 ],
@@ -168,6 +171,7 @@ class Router:
                 r["team"],
                 r["language"],
                 Priority(r["priority"]),
+                r["enqueued_at"],
                 preferred=r["preferred_agent"],
                 supervisor=r["supervisor"],
             )
@@ -217,7 +221,11 @@ class Router:
                     cause=event,
                 )
             )
-            routes.append(Route(t.ticket_id, result.team, t.language, result.priority, cause=event))
+            routes.append(
+                Route(
+                    t.ticket_id, result.team, t.language, result.priority, t.created_at, cause=event
+                )
+            )
         await repo.insert_tickets(conn, rows)
         await outbox.add(conn, triaged)
         await self.place(conn, routes)
@@ -239,6 +247,7 @@ class Router:
                     ticket["team"],
                     ticket["language"],
                     Priority(ticket["priority"]),
+                    reopened.reopened_at,
                     preferred=None if reopened.needs_supervisor else reopened.previous_agent_id,
                     supervisor=reopened.needs_supervisor,
                     cause=event,

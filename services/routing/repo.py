@@ -95,11 +95,12 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> N
     await conn.execute(
         """
         INSERT INTO queue (ticket_id, team, language, priority, priority_rank, preferred_agent,
-                           supervisor)
+                           supervisor, enqueued_at)
         SELECT r.ticket_id, r.team, r.language, r.priority, r.priority_rank, r.preferred_agent,
-               r.supervisor
+               r.supervisor, r.enqueued_at
         FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, team text, language text,
-             priority text, priority_rank smallint, preferred_agent text, supervisor boolean)
+             priority text, priority_rank smallint, preferred_agent text, supervisor boolean,
+             enqueued_at timestamptz)
         ON CONFLICT (ticket_id) DO NOTHING
         """,
         list(rows),
@@ -119,7 +120,8 @@ async def take_queued(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Reco
     """The head of the queues, by priority then age; rows another replica holds are skipped."""
     return await conn.fetch(
         """
-        SELECT ticket_id, team, language, priority, preferred_agent, supervisor FROM queue
+        SELECT ticket_id, team, language, priority, preferred_agent, supervisor, enqueued_at
+        FROM queue
         ORDER BY priority_rank, enqueued_at
         LIMIT $1 FOR UPDATE SKIP LOCKED
         """,

@@ -1,0 +1,193 @@
+"""Two routing processes, hundreds of tickets: no agent ever holds more than their capacity."""
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
+
+from services.routing.load import PREFIX
+from shared import topics
+from shared.agents import load_seed
+from shared.events import (
+    Channel,
+    Envelope,
+    Learner,
+    TicketCreated,
+    TicketResolved,
+    decode,
+    new_event,
+    now,
+)
+from shared.kafka import OutgoingMessage, ensure_topics, make_broker, publish_confirmed
+from shared.outbox import headers_for
+from shared.settings import CommonSettings
+from tests.support import RunningStack, ServiceProcess, eventually
+
+AGENTS = Path(__file__).with_name("agents.yaml")
+CAPACITY = {a.id: a.capacity for a in load_seed(AGENTS).agents}
+TICKETS = 300
+
+
+@pytest.fixture
+def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    routers = [
+        ServiceProcess(
+            "routing",
+            port,
+            {
+                **stack.env,
+                "CARELOOP_AGENTS_FILE": str(AGENTS),
+                "CARELOOP_ROUTING_HTTP_PORT": str(port),
+                "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",
+            },
+            tmp_path / f"routing-{port}.log",
+        )
+        for port in (28083, 28093)
+    ]
+    for r in routers:
+        r.start()
+    try:
+        for r in routers:
+            r.wait_healthy()
+        yield routers
+    finally:
+        for r in routers:
+            r.stop()
+
+
+def created(ticket_id: uuid.UUID, n: int) -> Envelope[Any]:
+    return new_event(
+        TicketCreated(
+            ticket_id=ticket_id,
+            number=f"CL-{n:06d}",
+            channel=Channel.WEB,
+            learner=Learner(name="Learner", email=f"l{n}@example.com"),
+            subject="The video player crashes",
+            description="Playback freezes in the browser",
+            language="en",
+            created_at=now(),
+        ),
+        producer="test",
+        key=str(ticket_id),
+    )
+
+
+def resolved(ticket_id: uuid.UUID) -> Envelope[Any]:
+    return new_event(
+        TicketResolved(
+            ticket_id=ticket_id,
+            number="CL-0",
+            agent_id="x",
+            resolution="fixed",
+            confirm_url="http://x",
+            created_at=now(),
+            resolved_at=now(),
+        ),
+        producer="test",
+        key=str(ticket_id),
+    )
+
+
+class RoutingLog:
+    """Everything routing said about our tickets, read from careloop.routing.v1."""
+
+    def __init__(self, bootstrap: str, ours: set[uuid.UUID]) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topics.ROUTING, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        )
+        self.ours = ours
+        self.events: dict[uuid.UUID, Envelope[Any]] = {}
+
+    async def poll(self) -> None:
+        for records in (await self.consumer.getmany(timeout_ms=300)).values():
+            for r in records:
+                e = decode(r.value)
+                if e.data.ticket_id in self.ours:
+                    self.events[e.event_id] = e  # the relay may re-send: count by event id
+
+    def of_type(self, event_type: str) -> list[Envelope[Any]]:
+        return [e for e in self.events.values() if e.type == event_type]
+
+
+async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
+    stack: RunningStack, settings: CommonSettings, two_routers: list[ServiceProcess]
+) -> None:
+    await ensure_topics(settings)
+    ids = [uuid.uuid4() for _ in range(TICKETS)]
+    log = RoutingLog(stack.bootstrap, set(ids))
+    await log.consumer.start()
+    broker = make_broker(settings, client_id="test-routing")
+    await broker.start()
+    redis = Redis.from_url(stack.redis_url)
+    slots = sum(CAPACITY.values())
+
+    async def send(events: list[Envelope[Any]]) -> None:
+        await publish_confirmed(
+            broker,
+            [
+                OutgoingMessage(topics.TICKETS, e.key, e.to_json(), headers_for(e.type))
+                for e in events
+            ],
+        )
+
+    async def settled(assigned_total: int) -> bool:
+        await log.poll()
+        placed = {
+            e.data.ticket_id for e in log.of_type("ticket.assigned") + log.of_type("ticket.queued")
+        }
+        return len(placed) == TICKETS and len(log.of_type("ticket.assigned")) >= assigned_total
+
+    async def redis_loads() -> dict[str, int]:
+        return {a: await redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
+
+    async def active_in_postgres() -> dict[str, int]:
+        import asyncpg
+
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT agent_id, count(*) AS n FROM routing.assignments "
+                "WHERE released_at IS NULL GROUP BY agent_id"
+            )
+        finally:
+            await conn.close()
+        return {r["agent_id"]: r["n"] for r in rows}
+
+    try:
+        await asyncio.gather(*(send([created(t, i)]) for i, t in enumerate(ids)))
+        await eventually(lambda: settled(slots), timeout=60)
+        await asyncio.sleep(2)  # let a second router's late mistake, if any, show up
+        await log.poll()
+
+        first_wave = log.of_type("ticket.assigned")
+        per_ticket = Counter(e.data.ticket_id for e in first_wave)
+        assert len(first_wave) == slots and max(per_ticket.values()) == 1
+        per_agent = Counter(e.data.agent_id for e in first_wave)
+        assert all(per_agent[a] <= CAPACITY[a] for a in per_agent), per_agent
+        assert await redis_loads() == CAPACITY
+        assert await active_in_postgres() == CAPACITY
+
+        # Resolving the assigned tickets frees every slot; the queue refills them, oldest first.
+        await send([resolved(e.data.ticket_id) for e in first_wave])
+        await eventually(lambda: settled(2 * slots), timeout=60)
+        await asyncio.sleep(2)
+        await log.poll()
+        assigned = log.of_type("ticket.assigned")
+        assert len(assigned) == 2 * slots
+        assert max(Counter(e.data.ticket_id for e in assigned).values()) == 1
+        assert await redis_loads() == CAPACITY
+        assert await active_in_postgres() == CAPACITY
+        second_wave = {e.data.ticket_id for e in assigned} - {e.data.ticket_id for e in first_wave}
+        queued = {e.data.ticket_id for e in log.of_type("ticket.queued")}
+        oldest_queued = [t for t in ids if t in queued][:slots]  # ids are in creation order
+        assert second_wave == set(oldest_queued)
+    finally:
+        await redis.aclose()
+        await broker.stop()
+        await log.consumer.stop()
