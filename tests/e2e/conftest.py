@@ -1,0 +1,47 @@
+"""End-to-end fixtures: a private stack and all six services as real processes."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import SERVICES, RunningStack, ServiceProcess, running_stack
+
+AGENTS = Path(__file__).with_name("agents.yaml")
+PORTS = dict(zip(SERVICES, range(38081, 38087), strict=True))
+
+
+@dataclass
+class Platform:
+    stack: RunningStack
+    services: dict[str, ServiceProcess]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{PORTS[service]}"
+
+
+@pytest.fixture(scope="package")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    with running_stack(kafka_port=39092, pg_port=35432, redis_port=36379, smtp_port=31025) as stack:
+        env = {
+            **stack.env,
+            "CARELOOP_AGENTS_FILE": str(AGENTS),
+            "CARELOOP_SURVEY_DELAY_SECONDS": "1",
+            "CARELOOP_SURVEY_POLL_SECONDS": "0.3",
+            "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
+            **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
+        }
+        services = {
+            name: ServiceProcess(name, PORTS[name], env, logs / f"{name}.log") for name in SERVICES
+        }
+        for s in services.values():
+            s.start()
+        try:
+            for s in services.values():
+                s.wait_healthy()
+            yield Platform(stack, services)
+        finally:
+            for s in services.values():
+                s.stop()
