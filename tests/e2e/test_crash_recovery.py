@@ -1,0 +1,123 @@
+"""SIGKILL desk, then routing, in the middle of a stream: every ticket created once, assigned once,
+confirmed by e-mail exactly once."""
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared import topics
+from shared.events import decode
+from tests.e2e.conftest import Platform
+from tests.support import eventually
+
+TICKETS = 120
+
+
+class Topic:
+    """Distinct events (by event id) of one type on a topic, grouped by ticket."""
+
+    def __init__(self, bootstrap: str, topic: str, event_type: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        )
+        self.event_type = event_type
+        self.by_ticket: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+        self.data: dict[uuid.UUID, Any] = {}
+
+    async def poll(self) -> None:
+        for records in (await self.consumer.getmany(timeout_ms=300, max_records=5000)).values():
+            for r in records:
+                e = decode(r.value)
+                if e.type == self.event_type:
+                    self.by_ticket[e.data.ticket_id].add(e.event_id)
+                    self.data[e.data.ticket_id] = e.data
+
+
+async def test_killing_desk_and_routing_mid_stream_loses_and_repeats_nothing(
+    platform: Platform,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    desk, routing = platform.services["desk"], platform.services["routing"]
+    producer = AIOKafkaProducer(bootstrap_servers=platform.stack.bootstrap, acks="all")
+    await producer.start()
+
+    async def stream() -> None:
+        for i in range(TICKETS):
+            message = {
+                "source": "lms",
+                "external_id": f"{run}-{i}",
+                "name": f"Learner {i}",
+                "email": f"learner{i}@example.com",
+                "subject": f"crash-{run} video will not play {i}",
+                "description": "The video player freezes in the browser",
+            }
+            await producer.send_and_wait(
+                topics.INBOUND, json.dumps(message).encode(), key=f"{run}-{i}".encode()
+            )
+            await asyncio.sleep(0.08)
+
+    async def chaos() -> None:
+        await asyncio.sleep(2)
+        desk.kill()
+        desk.start()
+        await asyncio.sleep(3)
+        routing.kill()
+        routing.start()
+
+    try:
+        await asyncio.gather(stream(), chaos())
+    finally:
+        await producer.stop()
+    await asyncio.to_thread(desk.wait_healthy)
+    await asyncio.to_thread(routing.wait_healthy)
+
+    created = Topic(platform.stack.bootstrap, topics.TICKETS, "ticket.created")
+    assigned = Topic(platform.stack.bootstrap, topics.ROUTING, "ticket.assigned")
+    for t in (created, assigned):
+        await t.consumer.start()
+    try:
+
+        def ours() -> dict[uuid.UUID, Any]:
+            return {k: d for k, d in created.data.items() if d.subject.startswith(f"crash-{run}")}
+
+        async def all_created_and_assigned() -> bool:
+            await created.poll()
+            await assigned.poll()
+            mine = ours()
+            return len(mine) == TICKETS and all(t in assigned.by_ticket for t in mine)
+
+        await eventually(all_created_and_assigned, timeout=120, interval=0.5)
+
+        async def all_confirmed() -> bool:
+            numbers = {d.number for d in ours().values()}
+            sent = [
+                m["X-Careloop-Ticket"]
+                for m in platform.stack.mails()
+                if m["X-Careloop-Kind"] == "confirmation"
+            ]
+            return numbers <= set(sent)
+
+        await eventually(all_confirmed, timeout=60, interval=0.5)
+        await asyncio.sleep(3)  # give a duplicate, if any, the time to show
+        await created.poll()
+        await assigned.poll()
+    finally:
+        for t in (created, assigned):
+            await t.consumer.stop()
+
+    mine = ours()
+    assert len(mine) == TICKETS
+    assert all(len(created.by_ticket[t]) == 1 for t in mine), "a ticket was created twice"
+    assert len({d.number for d in mine.values()}) == TICKETS
+    assert all(len(assigned.by_ticket[t]) == 1 for t in mine), "a ticket was assigned twice"
+    numbers = {d.number for d in mine.values()}
+    confirmations = [
+        m["X-Careloop-Ticket"]
+        for m in platform.stack.mails()
+        if m["X-Careloop-Kind"] == "confirmation" and m["X-Careloop-Ticket"] in numbers
+    ]
+    assert sorted(confirmations) == sorted(numbers), "a confirmation went twice or not at all"
