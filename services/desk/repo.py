@@ -113,14 +113,15 @@ async def ticket_history(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyn
 async def list_tickets(
     conn: asyncpg.Connection, *, assignee_id: str | None, statuses: Sequence[str], limit: int
 ) -> list[asyncpg.Record]:
-    """Tickets in `statuses`, the assignee's only unless `assignee_id` is None."""
+    """Tickets in `statuses`, most urgent then oldest first; the assignee's only unless
+    `assignee_id` is None."""
     return await conn.fetch(
         """
         SELECT ticket_id, number, status, subject, category, priority, team, assignee_id,
                channel, language, created_at, first_response_due_at, needs_supervisor
         FROM tickets
         WHERE ($1::text IS NULL OR assignee_id = $1) AND status = ANY($2::text[])
-        ORDER BY created_at
+        ORDER BY array_position(ARRAY['urgent', 'high', 'medium', 'low'], priority), created_at
         LIMIT $3
         """,
         assignee_id,

@@ -14,7 +14,7 @@ from tests.support import RunningStack, running_stack
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(kafka_port=29092, pg_port=25432, redis_port=26379, smtp_port=21025) as s:
+    with running_stack(kafka_port=22092, pg_port=22432, redis_port=22379, smtp_port=22025) as s:
         yield s
 
 

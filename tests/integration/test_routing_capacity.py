@@ -48,7 +48,7 @@ def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServicePro
             },
             tmp_path / f"routing-{port}.log",
         )
-        for port in (28083, 28093)
+        for port in (22083, 22093)
     ]
     for r in routers:
         r.start()
