@@ -24,7 +24,7 @@ class AgentSeed(BaseModel):
     role: Role = Role.AGENT
     teams: tuple[str, ...]
     languages: tuple[str, ...] = ("zh", "en")
-    capacity: int = Field(5, ge=0, le=1000)
+    capacity: int = Field(5, ge=0, le=100_000)
     online: bool = True
     token: str = Field(min_length=8, description="Demo API token; production issues its own.")
 

@@ -1,0 +1,235 @@
+"""`python -m bench [-n 2000]`: throughput and latency from submission to created, assigned and
+confirmation sent, next to the raw broker round trip measured in the same run.
+
+It starts its own stack and the six services on ports 24xxx, so nothing else is disturbed and
+every run starts from empty. Figures are wall-clock on whatever else the machine is doing: compare
+the ratios within one run, not absolute numbers across runs.
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from deploy.local.harness import SERVICES, ServiceProcess, running_stack
+from services.intake.domain import ticket_id_for
+from shared import topics
+from shared.events import Channel, decode
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+
+AGENTS = Path(__file__).with_name("agents.yaml")
+PORTS = dict(zip(SERVICES, range(24081, 24087), strict=True))
+SUBJECTS = (
+    ("The video player freezes", "Playback stops in the browser after a minute"),
+    ("申请退款", "课程重复扣费，请退款"),
+    ("Change my class time", "I need to reschedule my lessons to the evening"),
+    ("账号异常登录", "有陌生设备登录我的账号，密码被改了"),
+)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return {
+        "p50_ms": qs[49] * 1000,
+        "p95_ms": qs[94] * 1000,
+        "p99_ms": qs[98] * 1000,
+        "max_ms": max(samples) * 1000,
+    }
+
+
+async def consume_until(
+    bootstrap: str, topic: str, stop: Callable[[], bool], on_record: Callable[[Any, float], None]
+) -> None:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        while not stop():
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                now = time.perf_counter()
+                for r in records:
+                    on_record(r, now)
+    finally:
+        await consumer.stop()
+
+
+async def broker_round_trip(bootstrap: str, n: int) -> dict[str, Any]:
+    """The floor: produce n messages with acks=all and consume them back, no careloop in between."""
+    topic = f"careloop.bench.raw.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(CommonSettings(kafka_bootstrap=bootstrap), [topic])
+    sent: dict[bytes, float] = {}
+    latencies: list[float] = []
+
+    def record(r: Any, now: float) -> None:
+        latencies.append(now - sent[r.key])
+
+    done = lambda: len(latencies) >= n  # noqa: E731
+    reader = asyncio.create_task(consume_until(bootstrap, topic, done, record))
+    await asyncio.sleep(1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    start = time.perf_counter()
+    futures = []
+    for i in range(n):
+        key = f"{i}".encode()
+        sent[key] = time.perf_counter()
+        futures.append(await producer.send(topic, b"x" * 400, key=key))
+    await asyncio.gather(*futures)
+    await reader
+    elapsed = time.perf_counter() - start
+    await producer.stop()
+    return {"messages": n, "seconds": elapsed, "per_second": n / elapsed, **percentiles(latencies)}
+
+
+async def ticket_loop(bootstrap: str, n: int) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    submitted: dict[uuid.UUID, float] = {}
+    stages: dict[str, dict[uuid.UUID, float]] = {
+        "created": {},
+        "assigned": {},
+        "confirmation_sent": {},
+    }
+
+    def on_event(
+        stage: str, event_type: str, kind: str | None = None
+    ) -> Callable[[Any, float], None]:
+        def record(r: Any, now: float) -> None:
+            e = decode(r.value)
+            if e.type != event_type or (kind and e.data.kind != kind):
+                return
+            if e.data.ticket_id in submitted:
+                stages[stage].setdefault(e.data.ticket_id, now)
+
+        return record
+
+    done = lambda: all(len(s) >= n for s in stages.values())  # noqa: E731
+    readers = [
+        asyncio.create_task(
+            consume_until(bootstrap, topics.TICKETS, done, on_event("created", "ticket.created"))
+        ),
+        asyncio.create_task(
+            consume_until(bootstrap, topics.ROUTING, done, on_event("assigned", "ticket.assigned"))
+        ),
+        asyncio.create_task(
+            consume_until(
+                bootstrap,
+                topics.NOTIFY,
+                done,
+                on_event("confirmation_sent", "notification.sent", "confirmation"),
+            )
+        ),
+    ]
+    await asyncio.sleep(1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    start = time.perf_counter()
+    futures = []
+    for i in range(n):
+        external_id = f"bench-{run}-{i}"
+        subject, description = SUBJECTS[i % len(SUBJECTS)]
+        message = {
+            "source": "bench",
+            "external_id": external_id,
+            "name": f"Learner {i}",
+            "email": f"learner{i}@example.com",
+            "subject": subject,
+            "description": description,
+        }
+        ticket_id = ticket_id_for(channel=Channel.SERVICE, source="bench", external_id=external_id)
+        submitted[ticket_id] = time.perf_counter()
+        futures.append(
+            await producer.send(
+                topics.INBOUND, json.dumps(message).encode(), key=external_id.encode()
+            )
+        )
+    await asyncio.gather(*futures)
+    published = time.perf_counter() - start
+    await producer.stop()
+    await asyncio.wait_for(asyncio.gather(*readers), timeout=600)
+    result: dict[str, Any] = {"tickets": n, "publish_seconds": published}
+    for stage, seen in stages.items():
+        last = max(seen.values())
+        result[stage] = {
+            "seconds": last - start,
+            "per_second": n / (last - start),
+            **percentiles([t - submitted[k] for k, t in seen.items()]),
+        }
+    return result
+
+
+def report(raw: dict[str, Any], loop: dict[str, Any]) -> str:
+    rows = [("raw broker round trip", raw)] + [
+        (f"submitted → {s}", loop[s]) for s in ("created", "assigned", "confirmation_sent")
+    ]
+    lines = [
+        f"{'path':32} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"{name:32} {r['per_second']:8.0f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+        )
+    base = raw["p50_ms"]
+    lines.append("")
+    lines.append(
+        "p50 latency as a multiple of the raw broker round trip: "
+        + ", ".join(
+            f"{s} ×{loop[s]['p50_ms'] / base:.0f}"
+            for s in ("created", "assigned", "confirmation_sent")
+        )
+    )
+    lines.append(
+        "throughput as a share of the raw broker's: "
+        + ", ".join(
+            f"{s} {loop[s]['per_second'] / raw['per_second']:.1%}"
+            for s in ("created", "assigned", "confirmation_sent")
+        )
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", type=int, default=2000, help="tickets to push (default 2000)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="careloop-bench-logs-"))
+    with running_stack(kafka_port=24092, pg_port=24432, redis_port=24379, smtp_port=24025) as stack:
+        env = {
+            **stack.env,
+            "CARELOOP_AGENTS_FILE": str(AGENTS),
+            "CARELOOP_LOG_LEVEL": "WARNING",
+            **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
+        }
+        services = [
+            ServiceProcess(name, PORTS[name], env, logs / f"{name}.log") for name in SERVICES
+        ]
+        for s in services:
+            s.start()
+        try:
+            for s in services:
+                s.wait_healthy()
+            raw = asyncio.run(broker_round_trip(stack.bootstrap, args.n))
+            loop = asyncio.run(ticket_loop(stack.bootstrap, args.n))
+        finally:
+            for s in services:
+                s.stop()
+    print(f"{args.n} tickets; service logs in {logs}")
+    print(report(raw, loop))
+    if args.json:
+        args.json.write_text(json.dumps({"raw": raw, "loop": loop}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

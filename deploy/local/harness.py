@@ -1,0 +1,154 @@
+"""A private, throwaway stack and service processes, for tests and the benchmark.
+
+Everything runs on loopback on ports of its own, under a fresh folder in /tmp, so it never
+touches a developer's `bin/careloop run` stack.
+"""
+
+import asyncio
+import contextlib
+import mailbox
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from deploy.local.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SERVICES = ("intake", "desk", "routing", "notify", "survey", "metrics")
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+async def wait_for_postgres(dsn: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.stack.service_env()
+
+    @property
+    def dsn(self) -> str:
+        return self.env["CARELOOP_PG_DSN"]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["CARELOOP_KAFKA_BOOTSTRAP"]
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["CARELOOP_REDIS_URL"]
+
+    def mails(self) -> list[Message]:
+        box = mailbox.Maildir(str(self.stack.mail_dir), create=False)
+        return list(box)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def running_stack(**ports: int) -> Iterator[RunningStack]:
+    """Start the four infrastructure processes on the given ports; stop and remove them after."""
+    var = Path(tempfile.mkdtemp(prefix="careloop-test-"))
+    os.chmod(var, 0o755)  # PostgreSQL runs as its own user when we are root
+    stack = Stack(var=var, **ports)
+    stack.prepare()
+    running = RunningStack(stack)
+    try:
+        for name, argv in stack.commands().items():
+            log = open(var / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            running.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        for port in (stack.kafka_port, stack.redis_port, stack.smtp_port, stack.pg_port):
+            wait_for_port(port)
+        asyncio.run(wait_for_postgres(running.dsn))
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+@dataclass
+class ServiceProcess:
+    """One careloop service as a real process, killable and restartable."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.name} not healthy after {timeout}s: see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no offset commits, no goodbye."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
