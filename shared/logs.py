@@ -3,6 +3,7 @@
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -35,7 +36,7 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def mask_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {k: _mask_value(v) for k, v in event_dict.items()}
 
 

@@ -223,7 +223,7 @@ class Triage:
 def triage(subject: str, description: str) -> Triage:
     """Category by the most keyword hits (Chinese or English), priority by nature and urgency."""
     text = f"{subject}\n{description}"
-    best, best_hits = Category.OTHER, []
+    best, best_hits = Category.OTHER, list[str]()
     for category, pattern in _RULES:
         hits = pattern.findall(text)
         if len(hits) > len(best_hits):

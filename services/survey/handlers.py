@@ -171,12 +171,14 @@ def http_routes(surveys: Surveys) -> APIRouter:
         comment: Annotated[str | None, Form()] = None,
     ) -> HTMLResponse:
         try:
-            answer = AnswerIn(
-                overall=overall,  # type: ignore[arg-type]
-                response_speed=response_speed,  # type: ignore[arg-type]
-                problem_solving=problem_solving,  # type: ignore[arg-type]
-                attitude=attitude,  # type: ignore[arg-type]
-                comment=comment,
+            answer = AnswerIn.model_validate(
+                {
+                    "overall": overall,
+                    "response_speed": response_speed,
+                    "problem_solving": problem_solving,
+                    "attitude": attitude,
+                    "comment": comment,
+                }
             )
         except ValidationError as exc:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
