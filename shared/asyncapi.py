@@ -37,7 +37,7 @@ def document() -> dict[str, Any]:
             topic,
             title=topic,
             description=DESCRIPTIONS.get(topic),
-            schema=Union[envelopes],  # type: ignore[valid-type]  # noqa: UP007
+            schema=Union[envelopes],  # noqa: UP007
         )
     spec = AsyncAPI(broker, title="careloop events", version="1", schema_version="3.0.0")
     return json.loads(spec.to_specification().to_json())
