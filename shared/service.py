@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from shared import logs
 from shared.db import create_pool
+from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.kafka import ensure_topics, make_broker
 from shared.migrate import migrate
 from shared.outbox import OutboxRelay
@@ -50,6 +51,21 @@ class Context:
 
 
 Task = Callable[[Context], Coroutine[Any, Any, None]]
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[bool]], *, what: str) -> None:
+    """Run `step` forever: again at once while it says there is more, else after `seconds`.
+
+    A dependency that is down is logged and retried on the next round, never fatal.
+    """
+    while True:
+        more = False
+        try:
+            more = await step()
+        except TRANSIENT_DRIVER_ERRORS as exc:
+            log.warning(f"{what} failed; retrying", error=repr(exc))
+        if not more:
+            await asyncio.sleep(seconds)
 
 
 def new_context(service: str, settings: CommonSettings) -> Context:
@@ -105,7 +121,7 @@ def build_app(
                 await ctx._pool.close()
             log.info("stopped")
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(title=title, lifespan=lifespan, max_body_size=settings.http_max_body_bytes)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

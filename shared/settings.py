@@ -24,6 +24,9 @@ class CommonSettings(BaseSettings):
     pg_pool_max: int = Field(8, description="Largest asyncpg pool per process.")
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
     http_host: str = Field("127.0.0.1", description="Address the HTTP surface binds to.")
+    http_max_body_bytes: int = Field(
+        256 * 1024, description="Larger request bodies are refused with 413 before being read."
+    )
     public_base_url: str = Field(
         "http://127.0.0.1",
         description="Scheme and host learners reach the public pages on (ports are per service).",

@@ -18,7 +18,10 @@ def create_app(settings: DeskSettings) -> FastAPI:
             await repo.upsert_agents(conn, load_seed(settings.agents_file).agents)
 
     app = build_app(
-        ctx, on_start=seed_agents, background=(handlers.auto_close,), title="careloop desk"
+        ctx,
+        on_start=seed_agents,
+        background=(handlers.auto_closer(settings),),
+        title="careloop desk",
     )
     app.include_router(handlers.http_routes(ctx))
     return app

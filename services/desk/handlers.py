@@ -1,7 +1,8 @@
 """desk's edges: the events it consumes, the agent API and the learner's confirmation page."""
 
 import secrets
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from html import escape
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from services.desk.domain import (
     check_may_see,
     check_may_work,
 )
+from services.desk.settings import DeskSettings
 from shared import outbox, topics
 from shared.agents import Role, token_hash
 from shared.events import (
@@ -43,7 +45,7 @@ from shared.events import (
     now,
 )
 from shared.inbox import EventConsumer, Handler, subscribe
-from shared.service import Context
+from shared.service import Context, Task, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "desk"
@@ -186,47 +188,57 @@ async def _reopen(
     )
 
 
-async def auto_close(ctx: Context) -> None:
-    """Close resolved tickets the learner left unanswered for `auto_close_days` (R7.2)."""
-    import asyncio
+async def _close(
+    conn: asyncpg.Connection,
+    tickets: Sequence[asyncpg.Record],
+    *,
+    reason: CloseReason,
+    actor: str,
+    closed_at: datetime,
+) -> None:
+    await repo.close_many(conn, [t["ticket_id"] for t in tickets], closed_at)
+    await repo.add_history(
+        conn, [(t["ticket_id"], "closed", actor, {"reason": reason}) for t in tickets]
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketClosed(
+                    ticket_id=t["ticket_id"],
+                    number=t["number"],
+                    reason=reason,
+                    created_at=t["created_at"],
+                    closed_at=closed_at,
+                ),
+                producer=PRODUCER,
+                key=str(t["ticket_id"]),
+            )
+            for t in tickets
+        ],
+    )
 
-    settings: Any = ctx.settings
-    while True:
-        try:
+
+AUTO_CLOSE_BATCH = 500
+
+
+def auto_closer(settings: DeskSettings) -> Task:
+    """Close resolved tickets the learner left unanswered for `auto_close_days` (R7.2)."""
+
+    async def auto_close(ctx: Context) -> None:
+        async def step() -> bool:
             async with ctx.pool.acquire() as conn, conn.transaction():
                 closed_at = now()
-                rows = await repo.resolved_before(
-                    conn, closed_at - timedelta(days=settings.auto_close_days), 500
+                cutoff = closed_at - timedelta(days=settings.auto_close_days)
+                due = await repo.resolved_before(conn, cutoff, AUTO_CLOSE_BATCH)
+                await _close(
+                    conn, due, reason=CloseReason.AUTO_CLOSED, actor="system", closed_at=closed_at
                 )
-                await repo.close_many(conn, [r["ticket_id"] for r in rows], closed_at)
-                await repo.add_history(
-                    conn,
-                    [(r["ticket_id"], "closed", "system", {"reason": "auto_closed"}) for r in rows],
-                )
-                await outbox.add(
-                    conn,
-                    [
-                        new_event(
-                            TicketClosed(
-                                ticket_id=r["ticket_id"],
-                                number=r["number"],
-                                reason=CloseReason.AUTO_CLOSED,
-                                created_at=r["created_at"],
-                                closed_at=closed_at,
-                            ),
-                            producer=PRODUCER,
-                            key=str(r["ticket_id"]),
-                        )
-                        for r in rows
-                    ],
-                )
-            if len(rows) == 500:
-                continue
-        except asyncpg.PostgresError as exc:
-            log.warning("auto-close failed", error=repr(exc))
-        except OSError as exc:
-            log.warning("auto-close failed", error=repr(exc))
-        await asyncio.sleep(settings.auto_close_interval_seconds)
+            return len(due) == AUTO_CLOSE_BATCH
+
+        await every(settings.auto_close_interval_seconds, step, what="auto-close")
+
+    return auto_close
 
 
 # ---- HTTP ---------------------------------------------------------------------------------
@@ -411,26 +423,8 @@ def http_routes(ctx: Context) -> APIRouter:
             if outcome is Status.REOPENED:
                 await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
                 return outcome
-            closed_at = now()
-            await repo.close_many(conn, [ticket["ticket_id"]], closed_at)
-            await repo.add_history(
-                conn, [(ticket["ticket_id"], "closed", "learner", {"reason": "confirmed"})]
-            )
-            await outbox.add(
-                conn,
-                [
-                    new_event(
-                        TicketClosed(
-                            ticket_id=ticket["ticket_id"],
-                            number=ticket["number"],
-                            reason=CloseReason.CONFIRMED,
-                            created_at=ticket["created_at"],
-                            closed_at=closed_at,
-                        ),
-                        producer=PRODUCER,
-                        key=str(ticket["ticket_id"]),
-                    )
-                ],
+            await _close(
+                conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now()
             )
             return outcome
 

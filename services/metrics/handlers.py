@@ -1,6 +1,5 @@
 """metrics' edges: every event updates the view; counters move only after it committed."""
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -9,7 +8,6 @@ import structlog
 from services.metrics import exporter, repo
 from services.metrics.domain import STATUS_OF, breached
 from shared import topics
-from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Envelope,
     NotificationFailed,
@@ -26,7 +24,7 @@ from shared.events import (
     TicketTriaged,
 )
 from shared.inbox import AfterCommit, EventConsumer, Handler, subscribe
-from shared.service import Context
+from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 
@@ -213,18 +211,17 @@ def subscribe_events(ctx: Context) -> None:
 
 async def refresh_gauges(ctx: Context) -> None:
     """Backlog and overdue gauges are state, recomputed from the view rather than counted."""
-    interval: float = ctx.extras["refresh_seconds"]
-    while True:
-        try:
-            async with ctx.pool.acquire() as conn:
-                backlog = await repo.open_backlog(conn)
-                overdue = await repo.overdue_first_responses(conn)
-            exporter.OPEN.clear()
-            for r in backlog:
-                exporter.OPEN.labels(r["status"], r["team"]).set(r["n"])
-            exporter.FIRST_RESPONSE_OVERDUE.clear()
-            for r in overdue:
-                exporter.FIRST_RESPONSE_OVERDUE.labels(r["priority"]).set(r["n"])
-        except TRANSIENT_DRIVER_ERRORS as exc:
-            log.warning("gauge refresh failed", error=repr(exc))
-        await asyncio.sleep(interval)
+
+    async def step() -> bool:
+        async with ctx.pool.acquire() as conn:
+            backlog = await repo.open_backlog(conn)
+            overdue = await repo.overdue_first_responses(conn)
+        exporter.OPEN.clear()
+        for r in backlog:
+            exporter.OPEN.labels(r["status"], r["team"]).set(r["n"])
+        exporter.FIRST_RESPONSE_OVERDUE.clear()
+        for r in overdue:
+            exporter.FIRST_RESPONSE_OVERDUE.labels(r["priority"]).set(r["n"])
+        return False
+
+    await every(ctx.extras["refresh_seconds"], step, what="gauge refresh")

@@ -18,7 +18,6 @@ from services.routing.load import AgentState, LiveLoad, Request
 from services.routing.settings import RoutingSettings
 from shared import outbox, topics
 from shared.agents import Role, load_seed, token_hash
-from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Envelope,
     Priority,
@@ -33,7 +32,7 @@ from shared.events import (
     now,
 )
 from shared.inbox import EventConsumer, Handler, subscribe
-from shared.service import Context
+from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "routing"
@@ -91,10 +90,36 @@ class Router:
             [AgentState(r["agent_id"], r["capacity"], r["online"]) for r in rows]
         )
 
-    async def place(
-        self, conn: asyncpg.Connection, routes: Sequence[Route], *, from_queue: bool = False
-    ) -> int:
-        """Assign what has a free agent, queue the rest; returns how many were assigned."""
+    async def place(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
+        """Assign new or reopened tickets, unless their team already has a queue: then they
+        join it, and the queue is drained by priority and age, so nobody jumps it."""
+        waiting = await repo.teams_waiting(conn)
+        behind = [r for r in routes if r.team in waiting]
+        unassigned = await self._assign(conn, [r for r in routes if r.team not in waiting])
+        await self._enqueue(conn, [*unassigned, *behind])
+        if behind:
+            await self.drain(conn)
+
+    async def drain(self, conn: asyncpg.Connection, limit: int = 200) -> int:
+        """Give queued tickets, most urgent and oldest first, to agents with free capacity;
+        returns how many were assigned."""
+        rows = await repo.take_queued(conn, limit)
+        routes = [
+            Route(
+                r["ticket_id"],
+                r["team"],
+                r["language"],
+                Priority(r["priority"]),
+                r["enqueued_at"],
+                preferred=r["preferred_agent"],
+                supervisor=r["supervisor"],
+            )
+            for r in rows
+        ]
+        return len(routes) - len(await self._assign(conn, routes))
+
+    async def _assign(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> list[Route]:
+        """Redis picks an agent for each route atomically; returns the routes left without one."""
         requests = [
             Request(
                 r.ticket_id,
@@ -112,43 +137,50 @@ class Router:
             for r in routes
         ]
         picked = await self.load.assign(requests)
-        at = now()
         assigned = [(r, a) for r, a in zip(routes, picked, strict=True) if a is not None]
-        waiting = [r for r, a in zip(routes, picked, strict=True) if a is None]
         await repo.record_assignments(conn, [(r.ticket_id, a) for r, a in assigned])
-        events: list[Envelope[Any]] = [
-            new_event(
-                TicketAssigned(
-                    ticket_id=r.ticket_id,
-                    agent_id=a,
-                    team=r.team,
-                    priority=r.priority,
-                    assigned_at=at,
-                ),
-                producer=PRODUCER,
-                key=str(r.ticket_id),
-                cause=r.cause,
-            )
-            for r, a in assigned
-        ]
-        if not from_queue:
-            await repo.enqueue(
-                conn,
-                [
-                    {
-                        "ticket_id": str(r.ticket_id),
-                        "team": r.team,
-                        "language": r.language,
-                        "priority": r.priority,
-                        "priority_rank": PRIORITY_RANK[r.priority],
-                        "preferred_agent": r.preferred,
-                        "supervisor": r.supervisor,
-                        "enqueued_at": r.since.isoformat(),
-                    }
-                    for r in waiting
-                ],
-            )
-            events += [
+        at = now()
+        await outbox.add(
+            conn,
+            [
+                new_event(
+                    TicketAssigned(
+                        ticket_id=r.ticket_id,
+                        agent_id=a,
+                        team=r.team,
+                        priority=r.priority,
+                        assigned_at=at,
+                    ),
+                    producer=PRODUCER,
+                    key=str(r.ticket_id),
+                    cause=r.cause,
+                )
+                for r, a in assigned
+            ],
+        )
+        return [r for r, a in zip(routes, picked, strict=True) if a is None]
+
+    async def _enqueue(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
+        await repo.enqueue(
+            conn,
+            [
+                {
+                    "ticket_id": str(r.ticket_id),
+                    "team": r.team,
+                    "language": r.language,
+                    "priority": r.priority,
+                    "priority_rank": PRIORITY_RANK[r.priority],
+                    "preferred_agent": r.preferred,
+                    "supervisor": r.supervisor,
+                    "enqueued_at": r.since.isoformat(),
+                }
+                for r in routes
+            ],
+        )
+        at = now()
+        await outbox.add(
+            conn,
+            [
                 new_event(
                     TicketQueued(
                         ticket_id=r.ticket_id, team=r.team, priority=r.priority, queued_at=at
@@ -157,27 +189,9 @@ class Router:
                     key=str(r.ticket_id),
                     cause=r.cause,
                 )
-                for r in waiting
-            ]
-        await outbox.add(conn, events)
-        return len(assigned)
-
-    async def drain(self, conn: asyncpg.Connection, limit: int = 200) -> int:
-        """Give queued tickets, most urgent and oldest first, to agents with free capacity."""
-        rows = await repo.take_queued(conn, limit)
-        routes = [
-            Route(
-                r["ticket_id"],
-                r["team"],
-                r["language"],
-                Priority(r["priority"]),
-                r["enqueued_at"],
-                preferred=r["preferred_agent"],
-                supervisor=r["supervisor"],
-            )
-            for r in rows
-        ]
-        return await self.place(conn, routes, from_queue=True)
+                for r in routes
+            ],
+        )
 
     # ---- event handlers -------------------------------------------------------------------
 
@@ -271,14 +285,15 @@ class Router:
 
     async def sweep(self, ctx: Context) -> None:
         """Safety net: resync Redis, and drain queues whose wake-up was missed."""
-        while True:
-            await asyncio.sleep(self._settings.sweep_interval_seconds)
-            try:
-                await self.sync()
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    await self.drain(conn)
-            except TRANSIENT_DRIVER_ERRORS as exc:
-                log.warning("sweep failed", error=repr(exc))
+
+        async def step() -> bool:
+            await self.sync()
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                await self.drain(conn)
+            return False
+
+        await asyncio.sleep(self._settings.sweep_interval_seconds)
+        await every(self._settings.sweep_interval_seconds, step, what="routing sweep")
 
 
 def subscribe_events(ctx: Context, router: Router) -> None:

@@ -47,6 +47,27 @@ end
 return agent
 """
 
+# Presence and capacity only ever land next to a complete load: after a flush, no agent looks
+# online (so nothing is assigned) until `rebuild` restored every open ticket and set `ready`.
+_SYNC_AGENTS = """
+local p = ARGV[1]
+if redis.call('EXISTS', p .. 'ready') == 0 then return 0 end
+redis.call('DEL', p .. 'cap', p .. 'online')
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', p .. 'cap', ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] == '1' then redis.call('SADD', p .. 'online', ARGV[i]) end
+end
+return 1
+"""
+
+_PRESENCE = """
+local p, agent = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'ready') == 0 then return 0 end
+if ARGV[3] == '1' then redis.call('SADD', p .. 'online', agent)
+else redis.call('SREM', p .. 'online', agent) end
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -69,6 +90,8 @@ class LiveLoad:
         self._redis = redis
         self._assign = redis.register_script(_ASSIGN)
         self._release = redis.register_script(_RELEASE)
+        self._sync_agents = redis.register_script(_SYNC_AGENTS)
+        self._presence = redis.register_script(_PRESENCE)
 
     async def assign(self, requests: Sequence[Request]) -> list[str | None]:
         if not requests:
@@ -90,21 +113,14 @@ class LiveLoad:
         return [x.decode() if isinstance(x, bytes) else x for x in results]
 
     async def sync_agents(self, agents: Sequence[AgentState]) -> None:
-        """Make capacity and presence in Redis what Postgres says."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(PREFIX + "cap", PREFIX + "online")
-            if agents:
-                pipe.hset(PREFIX + "cap", mapping={a.agent_id: a.capacity for a in agents})
-            online = [a.agent_id for a in agents if a.online]
-            if online:
-                pipe.sadd(PREFIX + "online", *online)
-            await pipe.execute()
+        """Make capacity and presence in Redis what Postgres says (once the load is rebuilt)."""
+        args: list[str | int] = [PREFIX]
+        for a in agents:
+            args += [a.agent_id, a.capacity, "1" if a.online else "0"]
+        await self._sync_agents(keys=[], args=args)
 
     async def set_online(self, agent_id: str, online: bool) -> None:
-        if online:
-            await self._redis.sadd(PREFIX + "online", agent_id)
-        else:
-            await self._redis.srem(PREFIX + "online", agent_id)
+        await self._presence(keys=[], args=[PREFIX, agent_id, "1" if online else "0"])
 
     async def needs_rebuild(self) -> bool:
         return not await self._redis.exists(PREFIX + "ready")

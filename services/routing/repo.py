@@ -116,14 +116,23 @@ async def release(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids))
 
 
+async def teams_waiting(conn: asyncpg.Connection) -> set[str]:
+    return {r["team"] for r in await conn.fetch("SELECT DISTINCT team FROM queue")}
+
+
 async def take_queued(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """The head of the queues, by priority then age; rows another replica holds are skipped."""
+    """The head of the queues, by priority then age.
+
+    Drains take turns (a transaction-scoped advisory lock): were two replicas to drain at once,
+    the second would hand a freed slot to a younger ticket than the first one holds.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('routing:drain'))")
     return await conn.fetch(
         """
         SELECT ticket_id, team, language, priority, preferred_agent, supervisor, enqueued_at
         FROM queue
         ORDER BY priority_rank, enqueued_at
-        LIMIT $1 FOR UPDATE SKIP LOCKED
+        LIMIT $1 FOR UPDATE
         """,
         limit,
     )

@@ -1,6 +1,5 @@
 """survey's edges: schedule on resolution, send when due, take answers on a small page."""
 
-import asyncio
 import secrets
 from typing import Annotated, Any
 
@@ -16,7 +15,6 @@ from services.survey import repo
 from services.survey.domain import DIMENSIONS, AnswerIn, due_at, is_low
 from services.survey.settings import SurveySettings
 from shared import outbox, topics
-from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Envelope,
     SurveyAnswered,
@@ -27,10 +25,11 @@ from shared.events import (
     new_event,
 )
 from shared.inbox import EventConsumer, subscribe
-from shared.service import Context
+from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "survey"
+DUE_BATCH = 500
 _pages = Environment(
     loader=PackageLoader("services.survey", "templates"), autoescape=select_autoescape()
 )
@@ -61,31 +60,29 @@ class Surveys:
 
     async def send_due(self, ctx: Context) -> None:
         """Durable survey delay: due times live in Postgres, so a restart loses none."""
-        while True:
-            try:
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    due = await repo.take_due(conn, 500)
-                    await outbox.add(
-                        conn,
-                        [
-                            new_event(
-                                SurveyRequested(
-                                    survey_id=r["survey_id"],
-                                    ticket_id=r["ticket_id"],
-                                    survey_url=f"{self._s.public_url}/s/{r['token']}",
-                                    requested_at=r["requested_at"],
-                                ),
-                                producer=PRODUCER,
-                                key=str(r["ticket_id"]),
-                            )
-                            for r in due
-                        ],
-                    )
-                if len(due) == 500:
-                    continue
-            except TRANSIENT_DRIVER_ERRORS as exc:
-                log.warning("survey scheduler failed", error=repr(exc))
-            await asyncio.sleep(self._s.poll_seconds)
+
+        async def step() -> bool:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                due = await repo.take_due(conn, DUE_BATCH)
+                await outbox.add(
+                    conn,
+                    [
+                        new_event(
+                            SurveyRequested(
+                                survey_id=r["survey_id"],
+                                ticket_id=r["ticket_id"],
+                                survey_url=f"{self._s.public_url}/s/{r['token']}",
+                                requested_at=r["requested_at"],
+                            ),
+                            producer=PRODUCER,
+                            key=str(r["ticket_id"]),
+                        )
+                        for r in due
+                    ],
+                )
+            return len(due) == DUE_BATCH
+
+        await every(self._s.poll_seconds, step, what="survey scheduler")
 
     async def answer(self, token: str, answer: AnswerIn) -> bool:
         """Store the answer once; returns whether it was low (and so reopened the case)."""

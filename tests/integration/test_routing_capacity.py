@@ -191,3 +191,57 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
         await redis.aclose()
         await broker.stop()
         await log.consumer.stop()
+
+
+async def test_after_redis_loses_everything_routing_rebuilds_the_load_and_still_respects_capacity(
+    stack: RunningStack, settings: CommonSettings, two_routers: list[ServiceProcess]
+) -> None:
+    await ensure_topics(settings)
+    ids = [uuid.uuid4() for _ in range(40)]
+    log = RoutingLog(stack.bootstrap, set(ids))
+    await log.consumer.start()
+    broker = make_broker(settings, client_id="test-routing-flush")
+    await broker.start()
+    redis = Redis.from_url(stack.redis_url)
+
+    async def send(events: list[Envelope[Any]]) -> None:
+        await publish_confirmed(
+            broker,
+            [
+                OutgoingMessage(topics.TICKETS, e.key, e.to_json(), headers_for(e.type))
+                for e in events
+            ],
+        )
+
+    async def placed(count: int) -> bool:
+        await log.poll()
+        done = {
+            e.data.ticket_id for e in log.of_type("ticket.assigned") + log.of_type("ticket.queued")
+        }
+        return len(done) >= count
+
+    async def loads() -> dict[str, int]:
+        return {a: await redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
+
+    try:
+        # Whatever the previous test left assigned stays assigned; fill up what is free.
+        await send([created(t, i) for i, t in enumerate(ids[:20])])
+        await eventually(lambda: placed(20), timeout=60)
+        assert await loads() == CAPACITY
+        await redis.flushall()
+
+        async def rebuilt() -> bool:
+            return await loads() == CAPACITY and bool(await redis.exists(PREFIX + "ready"))
+
+        await eventually(rebuilt, timeout=30)
+        await send([created(t, 100 + i) for i, t in enumerate(ids[20:])])
+        await eventually(lambda: placed(40), timeout=60)
+        await asyncio.sleep(1)
+        await log.poll()
+        assert await loads() == CAPACITY
+        late = {e.data.ticket_id for e in log.of_type("ticket.assigned")} & set(ids[20:])
+        assert late == set(), "a ticket got a slot that the flush had made look free"
+    finally:
+        await redis.aclose()
+        await broker.stop()
+        await log.consumer.stop()
