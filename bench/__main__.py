@@ -14,9 +14,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.local.harness import SERVICES, ServiceProcess, running_stack
@@ -89,6 +91,31 @@ async def broker_round_trip(bootstrap: str, n: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     await producer.stop()
     return {"messages": n, "seconds": elapsed, "per_second": n / elapsed, **percentiles(latencies)}
+
+
+async def smtp_floor(port: int, n: int, connections: int = 4) -> dict[str, Any]:
+    """The e-mail floor: n plain messages straight into the SMTP sink over `connections`
+    connections (notify's default), no careloop in between."""
+
+    async def one_connection(count: int) -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await smtp.connect()
+        for i in range(count):
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = (
+                "bench@example.com",
+                "l@example.com",
+                f"floor {i}",
+            )
+            msg.set_content("floor")
+            await smtp.send_message(msg)
+        await smtp.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_connection(n // connections) for _ in range(connections)))
+    elapsed = time.perf_counter() - start
+    sent = n // connections * connections
+    return {"messages": sent, "seconds": elapsed, "per_second": sent / elapsed}
 
 
 async def ticket_loop(bootstrap: str, n: int) -> dict[str, Any]:
@@ -167,7 +194,7 @@ async def ticket_loop(bootstrap: str, n: int) -> dict[str, Any]:
     return result
 
 
-def report(raw: dict[str, Any], loop: dict[str, Any]) -> str:
+def report(raw: dict[str, Any], smtp: dict[str, Any], loop: dict[str, Any]) -> str:
     rows = [("raw broker round trip", raw)] + [
         (f"submitted → {s}", loop[s]) for s in ("created", "assigned", "confirmation_sent")
     ]
@@ -186,6 +213,10 @@ def report(raw: dict[str, Any], loop: dict[str, Any]) -> str:
             f"{s} ×{loop[s]['p50_ms'] / base:.0f}"
             for s in ("created", "assigned", "confirmation_sent")
         )
+    )
+    lines.append(
+        f"SMTP sink floor: {smtp['per_second']:.0f} messages/s over 4 connections; confirmations "
+        f"reached {loop['confirmation_sent']['per_second'] / smtp['per_second']:.0%} of it"
     )
     lines.append(
         "throughput as a share of the raw broker's: "
@@ -221,14 +252,15 @@ def main() -> None:
             for s in services:
                 s.wait_healthy()
             raw = asyncio.run(broker_round_trip(stack.bootstrap, args.n))
+            smtp = asyncio.run(smtp_floor(stack.stack.smtp_port, min(args.n, 2000)))
             loop = asyncio.run(ticket_loop(stack.bootstrap, args.n))
         finally:
             for s in services:
                 s.stop()
     print(f"{args.n} tickets; service logs in {logs}")
-    print(report(raw, loop))
+    print(report(raw, smtp, loop))
     if args.json:
-        args.json.write_text(json.dumps({"raw": raw, "loop": loop}, indent=2))
+        args.json.write_text(json.dumps({"raw": raw, "smtp": smtp, "loop": loop}, indent=2))
 
 
 if __name__ == "__main__":

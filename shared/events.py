@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 from uuid6 import uuid7
 
 from shared import topics
@@ -73,10 +73,14 @@ class _Model(BaseModel):
 
 
 class Learner(_Model):
-    """Who raised the ticket and how to reach them."""
+    """Who raised the ticket and how to reach them.
+
+    The e-mail address was validated where it entered (intake's `Submission`); events carry
+    it as a plain string so that no consumer pays for validating it again.
+    """
 
     name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: str = Field(min_length=3, max_length=320)
     phone: str | None = Field(None, max_length=40)
     learner_id: str | None = Field(None, max_length=100)
 
@@ -372,13 +376,21 @@ class UnknownEventType(Exception):
     """The envelope is sound but its type or version is not one this code knows."""
 
 
+_HEAD = TypeAdapter(dict[str, Any])
+
+
 def decode(raw: bytes | str) -> Envelope[Any]:
-    """Parse a wire message into a typed envelope; raises ValidationError or UnknownEventType."""
-    head = EnvelopeHead.model_validate_json(raw)
-    model = EVENT_TYPES.get((head.type, head.version))
+    """Parse a wire message into a typed envelope; raises ValidationError or UnknownEventType.
+
+    The JSON is parsed once; the type and version pick the model that validates it.
+    """
+    obj = _HEAD.validate_json(raw)
+    model = EVENT_TYPES.get((obj.get("type"), obj.get("version")))  # type: ignore[arg-type]
     if model is None:
-        raise UnknownEventType(f"{head.type} v{head.version}")
-    return Envelope[model].model_validate_json(raw)  # type: ignore[valid-type]
+        EnvelopeHead.model_validate(obj)  # a malformed head says what is wrong with it
+        raise UnknownEventType(f"{obj.get('type')} v{obj.get('version')}")
+    generic: Any = Envelope
+    return generic[model].model_validate(obj)
 
 
 # ---- public inputs ------------------------------------------------------------------------

@@ -20,20 +20,26 @@ def headers_for(event_type: str) -> dict[str, str]:
     return {"content-type": "application/json", "careloop-type": event_type}
 
 
+INSERT = "INSERT INTO outbox (topic, key, event_id, event_type, payload)"
+
+
+def row(event: Envelope[Any]) -> tuple[str, str, Any, str, bytes]:
+    """The outbox columns of `event`, in INSERT's order, for statements that stage one event
+    together with their own change (a CTE) in a single round trip."""
+    return (event.topic, event.key, event.event_id, event.type, event.to_json())
+
+
 async def add(conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
     """Stage `events` in the caller's transaction; one statement however many there are."""
     if not events:
         return
+    rows = [row(e) for e in events]
     await conn.execute(
-        """
-        INSERT INTO outbox (topic, key, event_id, event_type, payload)
+        f"""
+        {INSERT}
         SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::bytea[])
         """,
-        [e.topic for e in events],
-        [e.key for e in events],
-        [e.event_id for e in events],
-        [e.type for e in events],
-        [e.to_json() for e in events],
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 

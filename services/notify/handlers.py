@@ -216,20 +216,15 @@ class Senders:
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._failed(ctx, d, kind, repr(exc), permanent=False)
             return None
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await repo.mark_sent(conn, d["id"])
-            await outbox.add(
-                conn,
-                [
-                    new_event(
-                        NotificationSent(
-                            delivery_id=d["id"], ticket_id=d["ticket_id"], kind=kind, sent_at=now()
-                        ),
-                        producer=PRODUCER,
-                        key=str(d["ticket_id"]),
-                    )
-                ],
-            )
+        sent = new_event(
+            NotificationSent(
+                delivery_id=d["id"], ticket_id=d["ticket_id"], kind=kind, sent_at=now()
+            ),
+            producer=PRODUCER,
+            key=str(d["ticket_id"]),
+        )
+        async with ctx.pool.acquire() as conn:
+            await repo.mark_sent(conn, d["id"], sent)
         return smtp
 
     async def _failed(

@@ -6,6 +6,9 @@ from uuid import UUID
 
 import asyncpg
 
+from shared import outbox
+from shared.events import Envelope
+
 
 async def upsert_contacts(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
     await conn.execute(
@@ -94,10 +97,19 @@ async def claim(
     )
 
 
-async def mark_sent(conn: asyncpg.Connection, delivery_id: int) -> None:
+async def mark_sent(conn: asyncpg.Connection, delivery_id: int, event: Envelope[Any]) -> None:
+    """Mark sent and stage `event` in one statement: one round trip right after the SMTP 250,
+    which is the whole window in which a crash can cause a duplicate e-mail."""
     await conn.execute(
-        "UPDATE deliveries SET status = 'sent', sent_at = now(), claimed_until = NULL WHERE id = $1",
+        f"""
+        WITH sent AS (
+            UPDATE deliveries SET status = 'sent', sent_at = now(), claimed_until = NULL
+            WHERE id = $1 RETURNING id
+        )
+        {outbox.INSERT} SELECT $2, $3, $4, $5, $6 FROM sent
+        """,
         delivery_id,
+        *outbox.row(event),
     )
 
 
