@@ -43,6 +43,20 @@ async def claim(conn: asyncpg.Connection, event_ids: Sequence[Any]) -> set[Any]:
     return {r["event_id"] for r in rows}
 
 
+async def forget_before(conn: asyncpg.Connection, hours: float, limit: int = 10_000) -> int:
+    """Drop event ids older than `hours`, a slice at a time; returns how many went."""
+    status = await conn.execute(
+        """
+        DELETE FROM inbox WHERE event_id IN (
+            SELECT event_id FROM inbox WHERE handled_at < now() - make_interval(secs => $1)
+            LIMIT $2)
+        """,
+        hours * 3600,
+        limit,
+    )
+    return int(status.split()[-1])
+
+
 def dead_letter_message(
     record: ConsumerRecord[Any, Any], *, error: str, consumer: str
 ) -> OutgoingMessage:

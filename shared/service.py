@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from shared import logs
 from shared.db import create_pool
 from shared.errors import TRANSIENT_DRIVER_ERRORS
+from shared.inbox import forget_before
 from shared.kafka import ensure_topics, make_broker
 from shared.migrate import migrate
 from shared.outbox import OutboxRelay
@@ -68,6 +69,14 @@ async def every(seconds: float, step: Callable[[], Awaitable[bool]], *, what: st
             await asyncio.sleep(seconds)
 
 
+async def _prune_inbox(ctx: Context) -> None:
+    async def step() -> bool:
+        async with ctx.pool.acquire() as conn:
+            return await forget_before(conn, ctx.settings.inbox_retention_hours) > 0
+
+    await every(600, step, what="inbox retention")
+
+
 def new_context(service: str, settings: CommonSettings) -> Context:
     return Context(
         service=service, settings=settings, broker=make_broker(settings, client_id=service)
@@ -103,6 +112,7 @@ def build_app(
         await ctx.broker.start()
         tasks = [asyncio.create_task(t(ctx), name=t.__name__) for t in background]
         if uses_postgres:
+            tasks.append(asyncio.create_task(_prune_inbox(ctx), name="inbox-retention"))
             relay = OutboxRelay(
                 broker=ctx.broker, dsn=dsn, schema=ctx.service, batch=settings.relay_batch
             )

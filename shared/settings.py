@@ -39,4 +39,9 @@ class CommonSettings(BaseSettings):
     consumer_attempts: int = Field(
         3, description="Attempts per message before it goes to the dead-letter topic."
     )
+    inbox_retention_hours: float = Field(
+        168,
+        description="How long consumed event ids are remembered. Redeliveries come within "
+        "minutes; a dead letter replayed later than this could apply twice.",
+    )
     relay_batch: int = Field(1000, description="Most outbox rows the relay publishes at once.")

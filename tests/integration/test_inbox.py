@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from shared import dlq, topics
 from shared.errors import PermanentError, TransientError
 from shared.events import Envelope, Priority, TicketQueued, new_event, now
-from shared.inbox import EventConsumer, subscribe
+from shared.inbox import EventConsumer, forget_before, subscribe
 from shared.kafka import OutgoingMessage, ensure_topics, make_broker, publish_confirmed
 from shared.outbox import headers_for
 from shared.settings import CommonSettings
@@ -172,3 +172,15 @@ async def test_a_transient_failure_is_redelivered_and_applied_once(
     assert behaviour.flaky_left == 0 and behaviour.calls >= 2
     await asyncio.sleep(1)
     assert await effects(pool) == ["flaky"]
+
+
+async def test_the_inbox_forgets_event_ids_past_their_retention_only(pool: asyncpg.Pool) -> None:
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO inbox (event_id, handled_at) VALUES ($1, now() - interval '8 days'), ($2, now())",
+        old,
+        recent,
+    )
+    async with pool.acquire() as conn:
+        assert await forget_before(conn, hours=24 * 7) == 1
+    assert [r["event_id"] for r in await pool.fetch("SELECT event_id FROM inbox")] == [recent]
