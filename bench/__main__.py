@@ -9,6 +9,7 @@ the ratios within one run, not absolute numbers across runs.
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -53,7 +54,9 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 async def consume_until(
     bootstrap: str, topic: str, stop: Callable[[], bool], on_record: Callable[[Any, float], None]
 ) -> None:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=20
+    )
     await consumer.start()
     try:
         while not stop():
@@ -194,6 +197,24 @@ async def ticket_loop(bootstrap: str, n: int) -> dict[str, Any]:
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of `pid` and of its children that are still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def cpu_per_ticket(pids: dict[str, int], before: dict[str, float], n: int) -> dict[str, float]:
+    return {name: (cpu_seconds(pid) - before[name]) * 1000 / n for name, pid in pids.items()}
+
+
 def report(raw: dict[str, Any], smtp: dict[str, Any], loop: dict[str, Any]) -> str:
     rows = [("raw broker round trip", raw)] + [
         (f"submitted → {s}", loop[s]) for s in ("created", "assigned", "confirmation_sent")
@@ -225,6 +246,11 @@ def report(raw: dict[str, Any], smtp: dict[str, Any], loop: dict[str, Any]) -> s
             for s in ("created", "assigned", "confirmation_sent")
         )
     )
+    cpu = loop["cpu_ms_per_ticket"]
+    lines.append(
+        f"CPU per ticket, {sum(cpu.values()):.2f} ms in all: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    )
     return "\n".join(lines)
 
 
@@ -253,7 +279,11 @@ def main() -> None:
                 s.wait_healthy()
             raw = asyncio.run(broker_round_trip(stack.bootstrap, args.n))
             smtp = asyncio.run(smtp_floor(stack.stack.smtp_port, min(args.n, 2000)))
+            pids = {s.name: s.proc.pid for s in services if s.proc is not None}
+            pids |= {name: p.pid for name, p in stack.processes.items()}
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             loop = asyncio.run(ticket_loop(stack.bootstrap, args.n))
+            loop["cpu_ms_per_ticket"] = cpu_per_ticket(pids, before, args.n)
         finally:
             for s in services:
                 s.stop()

@@ -23,6 +23,7 @@ from shared import topics
 from shared.errors import is_transient
 from shared.events import Envelope, UnknownEventType, decode, now
 from shared.kafka import OutgoingMessage, publish_confirmed
+from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +92,7 @@ class EventConsumer:
         bad: list[OutgoingMessage] = []
         for record in records:
             try:
-                event = decode(record.value)
+                event = decode(record.value, only=self.handlers)
             except UnknownEventType:
                 continue
             except ValidationError as exc:
@@ -99,7 +100,7 @@ class EventConsumer:
                     dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name)
                 )
                 continue
-            if event.type in self.handlers:
+            if event is not None:
                 events.append((record, event))
         if bad:
             log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
@@ -156,12 +157,13 @@ class EventConsumer:
                     )
 
 
-def batch_subscriber_options(group_id: str, max_records: int) -> dict[str, Any]:
+def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[str, Any]:
     """Batches, from the earliest offset for a new group, committed only after the effect."""
     return {
         "group_id": group_id,
         "batch": True,
-        "max_records": max_records,
+        "max_records": settings.consumer_max_records,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "batch_timeout_ms": 50,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
@@ -176,13 +178,13 @@ def subscribe(
     *,
     topic_names: Sequence[str],
     group_id: str,
-    max_records: int,
+    settings: CommonSettings,
 ) -> None:
     """Register `consumer` as a batch subscriber that commits only after the effect."""
 
     @broker.subscriber(
         *topic_names,
-        **batch_subscriber_options(group_id, max_records),
+        **batch_subscriber_options(settings, group_id),
         title=f"{group_id}:{consumer.name}",
     )
     async def on_batch(message: KafkaMessage) -> None:

@@ -15,6 +15,12 @@ class CommonSettings(BaseSettings):
         description="Idempotent producer: on for Apache Kafka; off for the local Tansu, "
         "which refuses InitProducerId. Consumers de-duplicate by event id either way.",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        description="Longest a consumer's fetch waits for data. Tansu does not answer a waiting "
+        "fetch when data arrives, so this bounds each hop's latency there; Apache Kafka does, "
+        "so 500 saves idle polling in production.",
+    )
     kafka_partitions: int = Field(4, description="Partitions per topic when a service creates it.")
     kafka_replication: int = Field(1, description="Replication factor for created topics.")
     pg_dsn: SecretStr = Field(

@@ -6,6 +6,8 @@ touches a developer's `bin/careloop run` stack.
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import mailbox
 import os
 import shutil
@@ -73,8 +75,12 @@ class RunningStack:
         return self.env["CARELOOP_REDIS_URL"]
 
     def mails(self) -> list[Message]:
+        """Every e-mail the SMTP sink received, headers decoded as a mail reader would."""
         box = mailbox.Maildir(str(self.stack.mail_dir), create=False)
-        return list(box)
+        return [
+            email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+            for key in box.iterkeys()
+        ]
 
     def stop(self) -> None:
         for proc in self.processes.values():

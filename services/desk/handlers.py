@@ -143,7 +143,7 @@ def subscribe_events(ctx: Context) -> None:
         consumer,
         topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
         group_id="desk",
-        max_records=ctx.settings.consumer_max_records,
+        settings=ctx.settings,
     )
 
 

@@ -104,7 +104,7 @@ def subscribe(ctx: Context) -> None:
 
     @ctx.broker.subscriber(
         topics.INBOUND,
-        **batch_subscriber_options("intake", ctx.settings.consumer_max_records),
+        **batch_subscriber_options(ctx.settings, "intake"),
         title="intake:inbound",
     )
     async def on_inbound(message: KafkaMessage) -> None:

@@ -205,7 +205,7 @@ def subscribe_events(ctx: Context) -> None:
         consumer,
         topic_names=[topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY],
         group_id="metrics",
-        max_records=ctx.settings.consumer_max_records,
+        settings=ctx.settings,
     )
 
 

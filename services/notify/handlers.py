@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from email.utils import parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -133,7 +134,7 @@ def subscribe_events(ctx: Context) -> None:
         consumer,
         topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
         group_id="notify",
-        max_records=ctx.settings.consumer_max_records,
+        settings=ctx.settings,
     )
 
 
@@ -146,6 +147,7 @@ class Senders:
 
     def __init__(self, settings: NotifySettings) -> None:
         self._s = settings
+        self._envelope_from = parseaddr(settings.mail_from)[1]
         self._wake = asyncio.Event()
 
     async def run(self, ctx: Context) -> None:
@@ -208,7 +210,7 @@ class Senders:
         try:
             if smtp is None or not smtp.is_connected:
                 smtp = await self._connect()
-            await smtp.send_message(message)
+            await smtp.sendmail(self._envelope_from, [d["email"]], message)
         except aiosmtplib.SMTPResponseException as exc:
             permanent = 500 <= exc.code < 600
             await self._failed(ctx, d, kind, f"{exc.code} {exc.message}", permanent=permanent)

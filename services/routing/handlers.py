@@ -309,7 +309,7 @@ def subscribe_events(ctx: Context, router: Router) -> None:
         consumer,
         topic_names=[topics.TICKETS],
         group_id="routing",
-        max_records=ctx.settings.consumer_max_records,
+        settings=ctx.settings,
     )
 
 

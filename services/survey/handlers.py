@@ -143,7 +143,7 @@ def subscribe_events(ctx: Context, surveys: Surveys) -> None:
         consumer,
         topic_names=[topics.TICKETS],
         group_id="survey",
-        max_records=ctx.settings.consumer_max_records,
+        settings=ctx.settings,
     )
 
 

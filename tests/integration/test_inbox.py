@@ -67,7 +67,7 @@ async def consuming(
         consumer = EventConsumer(
             name="test", handlers={TicketQueued.TYPE: apply}, pool=lambda: pool, broker=broker
         )
-        subscribe(broker, consumer, topic_names=[topic], group_id=f"g-{topic}", max_records=100)
+        subscribe(broker, consumer, topic_names=[topic], group_id=f"g-{topic}", settings=settings)
         await broker.start()
         brokers.append(broker)
         return topic

@@ -1,6 +1,7 @@
 """Unit tests for services.notify.domain: message texts, retry backoff and e-mail headers."""
 
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
@@ -149,7 +150,8 @@ def test_message_id_keeps_letters_digits_dots_and_dashes() -> None:
 
 
 def _message() -> Any:
-    return email_message(
+    """What a receiving mail system reads from the bytes notify sends."""
+    wire = email_message(
         sender="support@careloop.example",
         to="alice@example.com",
         rendered=Rendered(subject="[CL-000123] 回复：视频", body="张三，您好：\n\n请清除缓存。\n"),
@@ -157,6 +159,7 @@ def _message() -> Any:
         number="CL-000123",
         kind="reply",
     )
+    return message_from_bytes(wire, policy=policy.default)
 
 
 def test_email_message_addresses_the_learner_from_the_sender() -> None:
