@@ -7,6 +7,7 @@ its commands run as the `postgres` system user through setpriv, which execs with
 import argparse
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,13 @@ class Stack:
             user = pwd.getpwnam("postgres")
             for path in (self.pg_dir, self.var / "run"):
                 os.chown(path, user.pw_uid, user.pw_gid)
+            reachable = subprocess.run(self._as_postgres(["test", "-w", str(self.pg_dir)]))
+            if reachable.returncode != 0:
+                raise SystemExit(
+                    f"PostgreSQL runs as the postgres user, who cannot reach {self.pg_dir} "
+                    "(a parent folder is private). Set CARELOOP_VAR_DIR to a folder it can "
+                    "reach, e.g. CARELOOP_VAR_DIR=/var/tmp/careloop."
+                )
         subprocess.run(
             self._as_postgres(
                 [
@@ -175,12 +183,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("prepare", help="create data folders and the database cluster")
+    sub.add_parser("env", help="print the CARELOOP_ settings that point services at the stack")
     run = sub.add_parser("run", help="exec one infrastructure process in the foreground")
     run.add_argument("name", choices=["kafka", "postgres", "redis", "smtp"])
     args = parser.parse_args()
     stack = Stack.from_env()
     if args.cmd == "prepare":
         stack.prepare()
+    elif args.cmd == "env":
+        for key, value in stack.service_env().items():
+            if key not in os.environ:  # what the caller set explicitly wins
+                print(f"export {key}={shlex.quote(value)}")
     else:
         argv = stack.commands()[args.name]
         os.execvp(argv[0], argv)
