@@ -7,8 +7,6 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_SEED = Path(__file__).resolve().parent.parent / "deploy" / "local" / "agents.yaml"
-
 
 class Role(StrEnum):
     AGENT = "agent"

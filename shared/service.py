@@ -2,9 +2,9 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from shared import logs
 from shared.db import create_pool
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.inbox import forget_before
+from shared.inbox import EventConsumer, Handler, forget_before, subscribe
 from shared.kafka import ensure_topics, make_broker
 from shared.migrate import migrate
 from shared.outbox import OutboxRelay
@@ -27,16 +27,18 @@ from shared.settings import CommonSettings
 log = structlog.get_logger(__name__)
 
 
+S = TypeVar("S", bound=CommonSettings)
+
+
 @dataclass
-class Context:
-    """What a service's handlers need of the world; filled in by the lifespan."""
+class Context(Generic[S]):
+    """What a service's handlers need of the world; connections are opened by the lifespan."""
 
     service: str
-    settings: CommonSettings
+    settings: S
     broker: KafkaBroker
     _pool: asyncpg.Pool | None = None
     _redis: Redis | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -51,7 +53,7 @@ class Context:
         return self._redis
 
 
-Task = Callable[[Context], Coroutine[Any, Any, None]]
+Task = Callable[[Context[Any]], Coroutine[Any, Any, None]]
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[bool]], *, what: str) -> None:
@@ -69,7 +71,7 @@ async def every(seconds: float, step: Callable[[], Awaitable[bool]], *, what: st
             await asyncio.sleep(seconds)
 
 
-async def _prune_inbox(ctx: Context) -> None:
+async def _prune_inbox(ctx: Context[Any]) -> None:
     async def step() -> bool:
         async with ctx.pool.acquire() as conn:
             return await forget_before(conn, ctx.settings.inbox_retention_hours) > 0
@@ -77,14 +79,30 @@ async def _prune_inbox(ctx: Context) -> None:
     await every(600, step, what="inbox retention")
 
 
-def new_context(service: str, settings: CommonSettings) -> Context:
+def new_context(service: str, settings: S) -> Context[S]:
     return Context(
         service=service, settings=settings, broker=make_broker(settings, client_id=service)
     )
 
 
+def consume(
+    ctx: Context[Any], *, topic_names: Sequence[str], handlers: Mapping[str, Handler]
+) -> None:
+    """The service's consumer group on `topic_names`, applying each event once with `handlers`."""
+    consumer = EventConsumer(
+        name=ctx.service,
+        handlers=handlers,
+        pool=lambda: ctx.pool,
+        broker=ctx.broker,
+        attempts=ctx.settings.consumer_attempts,
+    )
+    subscribe(
+        ctx.broker, consumer, topic_names=topic_names, group_id=ctx.service, settings=ctx.settings
+    )
+
+
 def build_app(
-    ctx: Context,
+    ctx: Context[Any],
     *,
     uses_postgres: bool = True,
     uses_redis: bool = False,

@@ -1,7 +1,18 @@
 """Settings every service shares; each service adds its own on top, all under CARELOOP_."""
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AGENTS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "local" / "agents.yaml"
+
+
+def own(group: str, name: str, default: Any, description: str) -> Any:
+    """A setting of one service (or one part, like `smtp`), read from CARELOOP_<GROUP>_<NAME>."""
+    env = f"CARELOOP_{group}_{name}".upper()
+    return Field(default, validation_alias=AliasChoices(env), description=description)
 
 
 class CommonSettings(BaseSettings):
@@ -49,5 +60,9 @@ class CommonSettings(BaseSettings):
         168,
         description="How long consumed event ids are remembered. Redeliveries come within "
         "minutes; a dead letter replayed later than this could apply twice.",
+    )
+    agents_file: Path = Field(
+        DEFAULT_AGENTS_FILE,
+        description="Seed file of agents: teams, languages, capacity, demo tokens (desk, routing).",
     )
     relay_batch: int = Field(1000, description="Most outbox rows the relay publishes at once.")

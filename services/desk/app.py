@@ -4,23 +4,27 @@ from fastapi import FastAPI
 
 from services.desk import handlers, repo
 from services.desk.settings import DeskSettings
+from shared import topics
 from shared.agents import load_seed
-from shared.service import Context, build_app, new_context
+from shared.service import Context, build_app, consume, new_context
 
 
 def create_app(settings: DeskSettings) -> FastAPI:
     ctx = new_context("desk", settings)
-    ctx.extras["public_url"] = settings.public_url
-    handlers.subscribe_events(ctx)
+    consume(
+        ctx,
+        topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
+        handlers=handlers.EVENT_HANDLERS,
+    )
 
-    async def seed_agents(ctx: Context) -> None:
+    async def seed_agents(ctx: Context[DeskSettings]) -> None:
         async with ctx.pool.acquire() as conn:
             await repo.upsert_agents(conn, load_seed(settings.agents_file).agents)
 
     app = build_app(
         ctx,
         on_start=seed_agents,
-        background=(handlers.auto_closer(settings),),
+        background=(handlers.auto_close,),
         title="careloop desk",
     )
     app.include_router(handlers.http_routes(ctx))

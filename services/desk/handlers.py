@@ -25,7 +25,7 @@ from services.desk.domain import (
     check_may_work,
 )
 from services.desk.settings import DeskSettings
-from shared import outbox, topics
+from shared import outbox
 from shared.agents import Role, token_hash
 from shared.events import (
     CloseReason,
@@ -44,8 +44,8 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, Handler, subscribe
-from shared.service import Context, Task, every
+from shared.inbox import Handler
+from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "desk"
@@ -130,23 +130,6 @@ EVENT_HANDLERS: dict[str, Handler] = {
 }
 
 
-def subscribe_events(ctx: Context) -> None:
-    consumer = EventConsumer(
-        name="desk",
-        handlers=EVENT_HANDLERS,
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=ctx.settings.consumer_attempts,
-    )
-    subscribe(
-        ctx.broker,
-        consumer,
-        topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
-        group_id="desk",
-        settings=ctx.settings,
-    )
-
-
 # ---- use cases shared by the API and the consumers ----------------------------------------
 
 
@@ -222,23 +205,21 @@ async def _close(
 AUTO_CLOSE_BATCH = 500
 
 
-def auto_closer(settings: DeskSettings) -> Task:
+async def auto_close(ctx: Context[DeskSettings]) -> None:
     """Close resolved tickets the learner left unanswered for `auto_close_days` (R7.2)."""
+    settings = ctx.settings
 
-    async def auto_close(ctx: Context) -> None:
-        async def step() -> bool:
-            async with ctx.pool.acquire() as conn, conn.transaction():
-                closed_at = now()
-                cutoff = closed_at - timedelta(days=settings.auto_close_days)
-                due = await repo.resolved_before(conn, cutoff, AUTO_CLOSE_BATCH)
-                await _close(
-                    conn, due, reason=CloseReason.AUTO_CLOSED, actor="system", closed_at=closed_at
-                )
-            return len(due) == AUTO_CLOSE_BATCH
+    async def step() -> bool:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            closed_at = now()
+            cutoff = closed_at - timedelta(days=settings.auto_close_days)
+            due = await repo.resolved_before(conn, cutoff, AUTO_CLOSE_BATCH)
+            await _close(
+                conn, due, reason=CloseReason.AUTO_CLOSED, actor="system", closed_at=closed_at
+            )
+        return len(due) == AUTO_CLOSE_BATCH
 
-        await every(settings.auto_close_interval_seconds, step, what="auto-close")
-
-    return auto_close
+    await every(settings.auto_close_interval_seconds, step, what="auto-close")
 
 
 # ---- HTTP ---------------------------------------------------------------------------------
@@ -262,9 +243,9 @@ class ConfirmIn(BaseModel):
     answer: Answer
 
 
-def http_routes(ctx: Context) -> APIRouter:
+def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
     router = APIRouter()
-    public_url: str = ctx.extras["public_url"]
+    public_url = ctx.settings.public_url
 
     async def current_agent(authorization: Annotated[str | None, Header()] = None) -> Agent:
         if not authorization or not authorization.startswith("Bearer "):

@@ -9,7 +9,6 @@ from shared.service import build_app, new_context
 
 def create_app(settings: IntakeSettings) -> FastAPI:
     ctx = new_context("intake", settings)
-    ctx.extras["dedupe_ttl"] = settings.dedupe_ttl_seconds
     handlers.subscribe(ctx)
     app = build_app(ctx, uses_postgres=False, uses_redis=True, title="careloop intake")
     app.include_router(handlers.http_routes(ctx))

@@ -10,6 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.intake.domain import normalise
+from services.intake.settings import IntakeSettings
 from shared import topics
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
@@ -39,7 +40,7 @@ def _seen_key(ticket_id: UUID) -> str:
     return f"careloop:intake:seen:{ticket_id}"
 
 
-async def accept(ctx: Context, tickets: list[TicketSubmitted]) -> list[bool]:
+async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -> list[bool]:
     """Publish the tickets not seen before and wait for Kafka's ack; returns which were duplicates.
 
     Redis only saves a re-publish: desk creates a ticket once per id whatever intake sends.
@@ -59,7 +60,7 @@ async def accept(ctx: Context, tickets: list[TicketSubmitted]) -> list[bool]:
         [OutgoingMessage(e.topic, e.key, e.to_json(), headers_for(e.type)) for e in events],
     )
     try:
-        ttl = ctx.extras["dedupe_ttl"]
+        ttl = ctx.settings.dedupe_ttl_seconds
         async with ctx.redis.pipeline(transaction=False) as pipe:
             for t in fresh:
                 if t.external_id is not None:
@@ -70,7 +71,7 @@ async def accept(ctx: Context, tickets: list[TicketSubmitted]) -> list[bool]:
     return seen
 
 
-def http_routes(ctx: Context) -> APIRouter:
+def http_routes(ctx: Context[IntakeSettings]) -> APIRouter:
     router = APIRouter()
 
     @router.post(
@@ -99,7 +100,7 @@ def http_routes(ctx: Context) -> APIRouter:
     return router
 
 
-def subscribe(ctx: Context) -> None:
+def subscribe(ctx: Context[IntakeSettings]) -> None:
     """Consume careloop.inbound.v1; invalid submissions go to its dead-letter topic with the reason."""
 
     @ctx.broker.subscriber(

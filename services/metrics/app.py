@@ -4,11 +4,15 @@ from fastapi import FastAPI
 
 from services.metrics import handlers
 from services.metrics.settings import MetricsSettings
-from shared.service import build_app, new_context
+from shared import topics
+from shared.service import build_app, consume, new_context
 
 
 def create_app(settings: MetricsSettings) -> FastAPI:
     ctx = new_context("metrics", settings)
-    ctx.extras["refresh_seconds"] = settings.refresh_seconds
-    handlers.subscribe_events(ctx)
+    consume(
+        ctx,
+        topic_names=[topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY],
+        handlers=handlers.EVENT_HANDLERS,
+    )
     return build_app(ctx, background=(handlers.refresh_gauges,), title="careloop metrics")

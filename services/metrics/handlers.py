@@ -7,7 +7,7 @@ import structlog
 
 from services.metrics import exporter, repo
 from services.metrics.domain import STATUS_OF, breached
-from shared import topics
+from services.metrics.settings import MetricsSettings
 from shared.events import (
     Envelope,
     NotificationFailed,
@@ -23,7 +23,7 @@ from shared.events import (
     TicketResolved,
     TicketTriaged,
 )
-from shared.inbox import AfterCommit, EventConsumer, Handler, subscribe
+from shared.inbox import AfterCommit, Handler
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -192,24 +192,7 @@ EVENT_HANDLERS: dict[str, Handler] = {
 }
 
 
-def subscribe_events(ctx: Context) -> None:
-    consumer = EventConsumer(
-        name="metrics",
-        handlers=EVENT_HANDLERS,
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=ctx.settings.consumer_attempts,
-    )
-    subscribe(
-        ctx.broker,
-        consumer,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY],
-        group_id="metrics",
-        settings=ctx.settings,
-    )
-
-
-async def refresh_gauges(ctx: Context) -> None:
+async def refresh_gauges(ctx: Context[MetricsSettings]) -> None:
     """Backlog and overdue gauges are state, recomputed from the view rather than counted."""
 
     async def step() -> bool:
@@ -224,4 +207,4 @@ async def refresh_gauges(ctx: Context) -> None:
             exporter.FIRST_RESPONSE_OVERDUE.labels(r["priority"]).set(r["n"])
         return False
 
-    await every(ctx.extras["refresh_seconds"], step, what="gauge refresh")
+    await every(ctx.settings.refresh_seconds, step, what="gauge refresh")

@@ -1,16 +1,13 @@
 """metrics' settings on top of the shared ones."""
 
-from pydantic import AliasChoices, Field
-
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, own
 
 
 class MetricsSettings(CommonSettings):
-    http_port: int = Field(
-        18086, validation_alias=AliasChoices("CARELOOP_METRICS_HTTP_PORT"), description="HTTP port."
-    )
-    refresh_seconds: float = Field(
+    http_port: int = own("metrics", "http_port", 18086, "HTTP port.")
+    refresh_seconds: float = own(
+        "metrics",
+        "refresh_seconds",
         5,
-        validation_alias=AliasChoices("CARELOOP_METRICS_REFRESH_SECONDS"),
-        description="How often backlog and overdue gauges are recomputed from the view.",
+        "How often the backlog and overdue gauges are recomputed from the view.",
     )

@@ -4,11 +4,16 @@ from fastapi import FastAPI
 
 from services.notify import handlers
 from services.notify.settings import NotifySettings
-from shared.service import build_app, new_context
+from shared import topics
+from shared.service import build_app, consume, new_context
 
 
 def create_app(settings: NotifySettings) -> FastAPI:
     ctx = new_context("notify", settings)
-    handlers.subscribe_events(ctx)
+    consume(
+        ctx,
+        topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
+        handlers=handlers.EVENT_HANDLERS,
+    )
     senders = handlers.Senders(settings)
     return build_app(ctx, background=(senders.run,), title="careloop notify")

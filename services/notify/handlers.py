@@ -12,7 +12,7 @@ import structlog
 from services.notify import repo
 from services.notify.domain import confirmation_context, email_message, render, retry_delay
 from services.notify.settings import NotifySettings
-from shared import outbox, topics
+from shared import outbox
 from shared.events import (
     Envelope,
     NotificationFailed,
@@ -26,7 +26,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, Handler, subscribe
+from shared.inbox import Handler
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -121,23 +121,6 @@ EVENT_HANDLERS: dict[str, Handler] = {
 }
 
 
-def subscribe_events(ctx: Context) -> None:
-    consumer = EventConsumer(
-        name="notify",
-        handlers=EVENT_HANDLERS,
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=ctx.settings.consumer_attempts,
-    )
-    subscribe(
-        ctx.broker,
-        consumer,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
-        group_id="notify",
-        settings=ctx.settings,
-    )
-
-
 class Senders:
     """Work off pending deliveries over SMTP, marking each one sent as soon as the server took it.
 
@@ -150,7 +133,7 @@ class Senders:
         self._envelope_from = parseaddr(settings.mail_from)[1]
         self._wake = asyncio.Event()
 
-    async def run(self, ctx: Context) -> None:
+    async def run(self, ctx: Context[NotifySettings]) -> None:
         listener = await asyncpg.connect(ctx.settings.pg_dsn.get_secret_value())
         await listener.add_listener("notify_deliveries", lambda *_: self._wake.set())
         try:
@@ -158,7 +141,7 @@ class Senders:
         finally:
             await listener.close()
 
-    async def _sender(self, ctx: Context, number: int) -> None:
+    async def _sender(self, ctx: Context[NotifySettings], number: int) -> None:
         smtp: aiosmtplib.SMTP | None = None
         while True:
             try:
@@ -193,7 +176,7 @@ class Senders:
         return smtp
 
     async def _deliver(
-        self, ctx: Context, smtp: aiosmtplib.SMTP | None, d: asyncpg.Record
+        self, ctx: Context[NotifySettings], smtp: aiosmtplib.SMTP | None, d: asyncpg.Record
     ) -> aiosmtplib.SMTP | None:
         kind = NotificationKind(d["kind"])
         context = {**dict(d), **d["payload"]}
@@ -231,7 +214,7 @@ class Senders:
 
     async def _failed(
         self,
-        ctx: Context,
+        ctx: Context[NotifySettings],
         d: asyncpg.Record,
         kind: NotificationKind,
         error: str,

@@ -1,51 +1,28 @@
 """notify's settings on top of the shared ones."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import SecretStr
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, own
 
 
 class NotifySettings(CommonSettings):
-    http_port: int = Field(
-        18084, validation_alias=AliasChoices("CARELOOP_NOTIFY_HTTP_PORT"), description="HTTP port."
+    http_port: int = own("notify", "http_port", 18084, "HTTP port.")
+    smtp_host: str = own("smtp", "host", "127.0.0.1", "SMTP server.")
+    smtp_port: int = own("smtp", "port", 11025, "SMTP port.")
+    smtp_username: str | None = own("smtp", "username", None, "SMTP login, if it needs one.")
+    smtp_password: SecretStr | None = own("smtp", "password", None, "SMTP password.")
+    smtp_starttls: bool = own("smtp", "starttls", False, "Upgrade the connection with STARTTLS.")
+    mail_from: str = own(
+        "notify", "from", "careloop <support@careloop.example>", "From: of every e-mail."
     )
-    smtp_host: str = Field(
-        "127.0.0.1", validation_alias=AliasChoices("CARELOOP_SMTP_HOST"), description="SMTP server."
+    senders: int = own("notify", "senders", 4, "Concurrent SMTP connections per process.")
+    send_batch: int = own("notify", "send_batch", 100, "Deliveries a sender leases at once.")
+    max_attempts: int = own(
+        "notify", "max_attempts", 8, "Attempts before a delivery is given up as failed."
     )
-    smtp_port: int = Field(
-        11025, validation_alias=AliasChoices("CARELOOP_SMTP_PORT"), description="SMTP port."
-    )
-    smtp_username: str | None = Field(
-        None, validation_alias=AliasChoices("CARELOOP_SMTP_USERNAME"), description="SMTP login."
-    )
-    smtp_password: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("CARELOOP_SMTP_PASSWORD"), description="SMTP password."
-    )
-    smtp_starttls: bool = Field(
-        False, validation_alias=AliasChoices("CARELOOP_SMTP_STARTTLS"), description="Use STARTTLS."
-    )
-    mail_from: str = Field(
-        "careloop <support@careloop.example>",
-        validation_alias=AliasChoices("CARELOOP_NOTIFY_FROM"),
-        description="From: of every e-mail.",
-    )
-    senders: int = Field(
-        4,
-        validation_alias=AliasChoices("CARELOOP_NOTIFY_SENDERS"),
-        description="Concurrent SMTP connections per process.",
-    )
-    send_batch: int = Field(
-        100,
-        validation_alias=AliasChoices("CARELOOP_NOTIFY_SEND_BATCH"),
-        description="Deliveries a sender claims at once.",
-    )
-    max_attempts: int = Field(
-        8,
-        validation_alias=AliasChoices("CARELOOP_NOTIFY_MAX_ATTEMPTS"),
-        description="Attempts before a delivery is given up as failed.",
-    )
-    claim_seconds: int = Field(
+    claim_seconds: int = own(
+        "notify",
+        "claim_seconds",
         60,
-        validation_alias=AliasChoices("CARELOOP_NOTIFY_CLAIM_SECONDS"),
-        description="A claimed delivery whose sender died is retried after this long.",
+        "A leased delivery whose sender died is retried after this long.",
     )

@@ -4,13 +4,14 @@ from fastapi import FastAPI
 
 from services.routing import handlers
 from services.routing.settings import RoutingSettings
-from shared.service import build_app, new_context
+from shared import topics
+from shared.service import build_app, consume, new_context
 
 
 def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
-    router = handlers.Router(ctx, settings)
-    handlers.subscribe_events(ctx, router)
+    router = handlers.Router(ctx)
+    consume(ctx, topic_names=[topics.TICKETS], handlers=router.handlers())
     app = build_app(
         ctx,
         uses_redis=True,

@@ -16,7 +16,7 @@ from services.routing import repo
 from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_times, triage
 from services.routing.load import AgentState, LiveLoad, Request
 from services.routing.settings import RoutingSettings
-from shared import outbox, topics
+from shared import outbox
 from shared.agents import Role, load_seed, token_hash
 from shared.events import (
     Envelope,
@@ -31,7 +31,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, Handler, subscribe
+from shared.inbox import Handler
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -55,9 +55,9 @@ class Route:
 class Router:
     """Places tickets: Redis decides atomically, Postgres records, the outbox tells the others."""
 
-    def __init__(self, ctx: Context, settings: RoutingSettings) -> None:
+    def __init__(self, ctx: Context[RoutingSettings]) -> None:
         self._ctx = ctx
-        self._settings = settings
+        self._settings = ctx.settings
         self.agents: list[AgentSkills] = []
         self._load: LiveLoad | None = None
 
@@ -67,7 +67,7 @@ class Router:
             self._load = LiveLoad(self._ctx.redis)
         return self._load
 
-    async def start(self, ctx: Context) -> None:
+    async def start(self, ctx: Context[RoutingSettings]) -> None:
         async with ctx.pool.acquire() as conn:
             await repo.upsert_agents(conn, load_seed(self._settings.agents_file).agents)
         await self.sync()
@@ -283,7 +283,7 @@ class Router:
             TicketClosed.TYPE: self.on_released,
         }
 
-    async def sweep(self, ctx: Context) -> None:
+    async def sweep(self, ctx: Context[RoutingSettings]) -> None:
         """Safety net: resync Redis, and drain queues whose wake-up was missed."""
 
         async def step() -> bool:
@@ -296,28 +296,11 @@ class Router:
         await every(self._settings.sweep_interval_seconds, step, what="routing sweep")
 
 
-def subscribe_events(ctx: Context, router: Router) -> None:
-    consumer = EventConsumer(
-        name="routing",
-        handlers=router.handlers(),
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=ctx.settings.consumer_attempts,
-    )
-    subscribe(
-        ctx.broker,
-        consumer,
-        topic_names=[topics.TICKETS],
-        group_id="routing",
-        settings=ctx.settings,
-    )
-
-
 class Presence(BaseModel):
     online: bool
 
 
-def http_routes(ctx: Context, router: Router) -> APIRouter:
+def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     api = APIRouter()
 
     async def caller(authorization: Annotated[str | None, Header()] = None) -> asyncpg.Record:

@@ -4,13 +4,14 @@ from fastapi import FastAPI
 
 from services.survey import handlers
 from services.survey.settings import SurveySettings
-from shared.service import build_app, new_context
+from shared import topics
+from shared.service import build_app, consume, new_context
 
 
 def create_app(settings: SurveySettings) -> FastAPI:
     ctx = new_context("survey", settings)
-    surveys = handlers.Surveys(ctx, settings)
-    handlers.subscribe_events(ctx, surveys)
+    surveys = handlers.Surveys(ctx)
+    consume(ctx, topic_names=[topics.TICKETS], handlers=surveys.handlers())
     app = build_app(ctx, background=(surveys.send_due,), title="careloop survey")
     app.include_router(handlers.http_routes(surveys))
     return app

@@ -14,7 +14,7 @@ from uuid6 import uuid7
 from services.survey import repo
 from services.survey.domain import DIMENSIONS, AnswerIn, due_at, is_low
 from services.survey.settings import SurveySettings
-from shared import outbox, topics
+from shared import outbox
 from shared.events import (
     Envelope,
     SurveyAnswered,
@@ -24,7 +24,7 @@ from shared.events import (
     TicketResolved,
     new_event,
 )
-from shared.inbox import EventConsumer, subscribe
+from shared.inbox import Handler
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -36,9 +36,9 @@ _pages = Environment(
 
 
 class Surveys:
-    def __init__(self, ctx: Context, settings: SurveySettings) -> None:
+    def __init__(self, ctx: Context[SurveySettings]) -> None:
         self._ctx = ctx
-        self._s = settings
+        self._s = ctx.settings
 
     async def on_resolved(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         rows = []
@@ -58,7 +58,10 @@ class Surveys:
     async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.cancel_scheduled(conn, [e.data.ticket_id for e in events])
 
-    async def send_due(self, ctx: Context) -> None:
+    def handlers(self) -> dict[str, Handler]:
+        return {TicketResolved.TYPE: self.on_resolved, TicketReopened.TYPE: self.on_reopened}
+
+    async def send_due(self, ctx: Context[SurveySettings]) -> None:
         """Durable survey delay: due times live in Postgres, so a restart loses none."""
 
         async def step() -> bool:
@@ -125,26 +128,6 @@ class Surveys:
                 )
             await outbox.add(conn, events)
         return low
-
-
-def subscribe_events(ctx: Context, surveys: Surveys) -> None:
-    consumer = EventConsumer(
-        name="survey",
-        handlers={
-            TicketResolved.TYPE: surveys.on_resolved,
-            TicketReopened.TYPE: surveys.on_reopened,
-        },
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=ctx.settings.consumer_attempts,
-    )
-    subscribe(
-        ctx.broker,
-        consumer,
-        topic_names=[topics.TICKETS],
-        group_id="survey",
-        settings=ctx.settings,
-    )
 
 
 def http_routes(surveys: Surveys) -> APIRouter:

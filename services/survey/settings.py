@@ -1,29 +1,23 @@
 """survey's settings on top of the shared ones."""
 
-from pydantic import AliasChoices, Field
-
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, own
 
 
 class SurveySettings(CommonSettings):
-    http_port: int = Field(
-        18085, validation_alias=AliasChoices("CARELOOP_SURVEY_HTTP_PORT"), description="HTTP port."
-    )
-    delay_seconds: float = Field(
+    http_port: int = own("survey", "http_port", 18085, "HTTP port.")
+    delay_seconds: float = own(
+        "survey",
+        "delay_seconds",
         5,
-        validation_alias=AliasChoices("CARELOOP_SURVEY_DELAY_SECONDS"),
-        description="Time from resolution to the survey e-mail (short in dev; hours in production).",
+        "Time from resolution to the survey e-mail (short in dev; hours in production).",
     )
-    low_score: int = Field(
+    low_score: int = own(
+        "survey",
+        "low_score",
         2,
-        validation_alias=AliasChoices("CARELOOP_SURVEY_LOW_SCORE"),
-        description="An overall score at or below this reopens the ticket for a supervisor.",
+        "An overall score at or below this reopens the ticket for a supervisor.",
     )
-    poll_seconds: float = Field(
-        1,
-        validation_alias=AliasChoices("CARELOOP_SURVEY_POLL_SECONDS"),
-        description="How often due surveys are looked for.",
-    )
+    poll_seconds: float = own("survey", "poll_seconds", 1, "How often due surveys are sent.")
 
     @property
     def public_url(self) -> str:
