@@ -96,11 +96,17 @@ class Attachment(_Model):
 
 
 class EventData(_Model):
-    """Base of every event payload; `TYPE`, `VERSION` and `TOPIC` identify it on the wire."""
+    """Base of every event payload; `TYPE`, `VERSION` and `TOPIC` identify it on the wire.
+
+    Every v1 event is about one ticket, and its id is the Kafka key: a ticket's events stay in
+    order within a topic.
+    """
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
     TOPIC: ClassVar[str]
+
+    ticket_id: UUID
 
 
 # ---- careloop.intake.v1 -------------------------------------------------------------------
@@ -353,7 +359,6 @@ def new_event(
     data: D,
     *,
     producer: str,
-    key: str,
     cause: EnvelopeHead | None = None,
     correlation_id: UUID | None = None,
 ) -> Envelope[D]:
@@ -368,7 +373,7 @@ def new_event(
         producer=producer,
         correlation_id=correlation_id or (cause.correlation_id if cause else event_id),
         causation_id=cause.event_id if cause else None,
-        key=key,
+        key=str(data.ticket_id),
         data=data,
     )
 

@@ -74,7 +74,6 @@ async def on_submitted(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
                     created_at=row["created_at"],
                 ),
                 producer=PRODUCER,
-                key=str(t.ticket_id),
                 cause=cause,
             )
         )
@@ -164,7 +163,6 @@ async def _reopen(
                     reopened_at=now(),
                 ),
                 producer=PRODUCER,
-                key=str(ticket["ticket_id"]),
                 cause=cause,
             )
         ],
@@ -195,7 +193,6 @@ async def _close(
                     closed_at=closed_at,
                 ),
                 producer=PRODUCER,
-                key=str(t["ticket_id"]),
             )
             for t in tickets
         ],
@@ -346,7 +343,6 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                             replied_at=replied_at,
                         ),
                         producer=PRODUCER,
-                        key=str(ticket_id),
                     )
                 ],
             )
@@ -386,7 +382,6 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                             resolved_at=resolved_at,
                         ),
                         producer=PRODUCER,
-                        key=str(ticket_id),
                     )
                 ],
             )

@@ -52,9 +52,7 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
         log.warning("dedupe window unavailable", error=repr(exc))
         seen = [False] * len(tickets)
     fresh = [t for t, s in zip(tickets, seen, strict=True) if not s]
-    events: list[Envelope[Any]] = [
-        new_event(t, producer=PRODUCER, key=str(t.ticket_id)) for t in fresh
-    ]
+    events: list[Envelope[Any]] = [new_event(t, producer=PRODUCER) for t in fresh]
     await publish_confirmed(
         ctx.broker,
         [OutgoingMessage(e.topic, e.key, e.to_json(), headers_for(e.type)) for e in events],

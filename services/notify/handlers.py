@@ -206,7 +206,6 @@ class Senders:
                 delivery_id=d["id"], ticket_id=d["ticket_id"], kind=kind, sent_at=now()
             ),
             producer=PRODUCER,
-            key=str(d["ticket_id"]),
         )
         async with ctx.pool.acquire() as conn:
             await repo.mark_sent(conn, d["id"], sent)
@@ -244,7 +243,6 @@ class Senders:
                             failed_at=now(),
                         ),
                         producer=PRODUCER,
-                        key=str(d["ticket_id"]),
                     )
                 ],
             )

@@ -152,7 +152,6 @@ class Router:
                         assigned_at=at,
                     ),
                     producer=PRODUCER,
-                    key=str(r.ticket_id),
                     cause=r.cause,
                 )
                 for r, a in assigned
@@ -186,7 +185,6 @@ class Router:
                         ticket_id=r.ticket_id, team=r.team, priority=r.priority, queued_at=at
                     ),
                     producer=PRODUCER,
-                    key=str(r.ticket_id),
                     cause=r.cause,
                 )
                 for r in routes
@@ -231,7 +229,6 @@ class Router:
                         resolution_due_at=resolve_due,
                     ),
                     producer=PRODUCER,
-                    key=str(t.ticket_id),
                     cause=event,
                 )
             )

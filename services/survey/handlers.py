@@ -78,7 +78,6 @@ class Surveys:
                                 requested_at=r["requested_at"],
                             ),
                             producer=PRODUCER,
-                            key=str(r["ticket_id"]),
                         )
                         for r in due
                     ],
@@ -98,7 +97,6 @@ class Surveys:
             if survey["status"] != "requested":
                 raise HTTPException(409, f"this survey is {survey['status']}")
             row = await repo.record_answer(conn, survey["survey_id"], answer)
-            key = str(survey["ticket_id"])
             events: list[Envelope[Any]] = [
                 new_event(
                     SurveyAnswered(
@@ -108,7 +106,6 @@ class Surveys:
                         **answer.model_dump(),
                     ),
                     producer=PRODUCER,
-                    key=key,
                 )
             ]
             low = is_low(answer, self._s.low_score)
@@ -122,7 +119,6 @@ class Surveys:
                             answered_at=row["answered_at"],
                         ),
                         producer=PRODUCER,
-                        key=key,
                         cause=events[0],
                     )
                 )

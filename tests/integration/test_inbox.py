@@ -24,7 +24,6 @@ def queued(label: str) -> Envelope[Any]:
     return new_event(
         TicketQueued(ticket_id=ticket, team=label, priority=Priority.LOW, queued_at=now()),
         producer="test",
-        key=str(ticket),
     )
 
 

@@ -19,7 +19,6 @@ def queued(ticket: uuid.UUID, seq: int) -> Envelope[Any]:
     return new_event(
         TicketQueued(ticket_id=ticket, team=f"seq-{seq}", priority=Priority.LOW, queued_at=now()),
         producer="test",
-        key=str(ticket),
     )
 
 

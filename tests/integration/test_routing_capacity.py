@@ -74,7 +74,6 @@ def created(ticket_id: uuid.UUID, n: int) -> Envelope[Any]:
             created_at=now(),
         ),
         producer="test",
-        key=str(ticket_id),
     )
 
 
@@ -90,7 +89,6 @@ def resolved(ticket_id: uuid.UUID) -> Envelope[Any]:
             resolved_at=now(),
         ),
         producer="test",
-        key=str(ticket_id),
     )
 
 

@@ -204,7 +204,7 @@ def test_inbound_submission_with_a_malformed_source_is_rejected(source: str) -> 
 
 
 def test_new_event_fills_the_head_from_the_payload() -> None:
-    event = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    event = new_event(_created(), producer="desk")
 
     assert (event.type, event.version, event.producer, event.key) == (
         "ticket.created",
@@ -216,46 +216,45 @@ def test_new_event_fills_the_head_from_the_payload() -> None:
 
 
 def test_new_event_without_cause_starts_a_new_correlation() -> None:
-    event = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    event = new_event(_created(), producer="desk")
 
     assert event.correlation_id == event.event_id
     assert event.causation_id is None
 
 
 def test_new_event_gives_each_event_its_own_id() -> None:
-    first = new_event(_created(), producer="desk", key=str(TICKET_ID))
-    second = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    first = new_event(_created(), producer="desk")
+    second = new_event(_created(), producer="desk")
 
     assert first.event_id != second.event_id
 
 
 def test_new_event_inherits_correlation_and_causation_from_its_cause() -> None:
-    cause = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    cause = new_event(_created(), producer="desk")
 
-    effect = new_event(_assigned(), producer="routing", key=str(TICKET_ID), cause=cause)
+    effect = new_event(_assigned(), producer="routing", cause=cause)
 
     assert effect.correlation_id == cause.correlation_id
     assert effect.causation_id == cause.event_id
 
 
 def test_new_event_keeps_the_correlation_along_a_chain_of_causes() -> None:
-    root = new_event(_created(), producer="desk", key=str(TICKET_ID))
-    middle = new_event(_assigned(), producer="routing", key=str(TICKET_ID), cause=root)
+    root = new_event(_created(), producer="desk")
+    middle = new_event(_assigned(), producer="routing", cause=root)
 
-    last = new_event(_assigned(), producer="routing", key=str(TICKET_ID), cause=middle)
+    last = new_event(_assigned(), producer="routing", cause=middle)
 
     assert last.correlation_id == root.event_id
     assert last.causation_id == middle.event_id
 
 
 def test_new_event_prefers_an_explicit_correlation_id_over_the_cause() -> None:
-    cause = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    cause = new_event(_created(), producer="desk")
     correlation_id = uuid7()
 
     effect = new_event(
         _assigned(),
         producer="routing",
-        key=str(TICKET_ID),
         cause=cause,
         correlation_id=correlation_id,
     )
@@ -265,7 +264,7 @@ def test_new_event_prefers_an_explicit_correlation_id_over_the_cause() -> None:
 
 
 def test_decode_round_trips_an_event_to_its_typed_payload() -> None:
-    event = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    event = new_event(_created(), producer="desk")
 
     decoded = decode(event.to_json())
 
@@ -274,8 +273,8 @@ def test_decode_round_trips_an_event_to_its_typed_payload() -> None:
 
 
 def test_decode_round_trips_the_envelope_head() -> None:
-    cause = new_event(_created(), producer="desk", key=str(TICKET_ID))
-    event = new_event(_assigned(), producer="routing", key=str(TICKET_ID), cause=cause)
+    cause = new_event(_created(), producer="desk")
+    event = new_event(_assigned(), producer="routing", cause=cause)
 
     decoded = decode(event.to_json())
 
@@ -284,7 +283,7 @@ def test_decode_round_trips_the_envelope_head() -> None:
 
 
 def test_decode_accepts_text_as_well_as_bytes() -> None:
-    event = new_event(_created(), producer="desk", key=str(TICKET_ID))
+    event = new_event(_created(), producer="desk")
 
     decoded = decode(event.to_json().decode())
 
@@ -292,7 +291,7 @@ def test_decode_accepts_text_as_well_as_bytes() -> None:
 
 
 def test_decode_raises_unknown_event_type_for_an_unknown_type() -> None:
-    wire = json.loads(new_event(_created(), producer="desk", key=str(TICKET_ID)).to_json())
+    wire = json.loads(new_event(_created(), producer="desk").to_json())
     wire["type"] = "ticket.teleported"
 
     with pytest.raises(UnknownEventType, match=r"ticket\.teleported v1"):
@@ -300,7 +299,7 @@ def test_decode_raises_unknown_event_type_for_an_unknown_type() -> None:
 
 
 def test_decode_raises_unknown_event_type_for_an_unknown_version() -> None:
-    wire = json.loads(new_event(_created(), producer="desk", key=str(TICKET_ID)).to_json())
+    wire = json.loads(new_event(_created(), producer="desk").to_json())
     wire["version"] = 2
 
     with pytest.raises(UnknownEventType, match=r"ticket\.created v2"):
@@ -308,7 +307,7 @@ def test_decode_raises_unknown_event_type_for_an_unknown_version() -> None:
 
 
 def test_decode_raises_validation_error_for_a_payload_that_does_not_fit_its_type() -> None:
-    wire = json.loads(new_event(_created(), producer="desk", key=str(TICKET_ID)).to_json())
+    wire = json.loads(new_event(_created(), producer="desk").to_json())
     del wire["data"]["number"]
 
     with pytest.raises(ValidationError):

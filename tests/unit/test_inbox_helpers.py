@@ -19,14 +19,14 @@ TICKET_ID = UUID("0190a3b2-7c1d-7e2f-8a3b-1234567890ab")
 
 def _queued() -> Envelope[Any]:
     data = TicketQueued(ticket_id=TICKET_ID, team="finance", priority=Priority.LOW, queued_at=AT)
-    return new_event(data, producer="routing", key=str(TICKET_ID))
+    return new_event(data, producer="routing")
 
 
 def _assigned() -> Envelope[Any]:
     data = TicketAssigned(
         ticket_id=TICKET_ID, agent_id="li", team="finance", priority=Priority.LOW, assigned_at=AT
     )
-    return new_event(data, producer="routing", key=str(TICKET_ID))
+    return new_event(data, producer="routing")
 
 
 # ---- runs ---------------------------------------------------------------------------------
