@@ -22,13 +22,15 @@ def migrate(dsn: str, service: str) -> int:
     Each service's migrations and yoyo's bookkeeping live in the service's own schema.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # Replicas start together; CREATE SCHEMA IF NOT EXISTS is not safe against a twin.
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"migrate:{service}",))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(service)))
-    backend = get_backend(yoyo_url(dsn, service))
-    migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
-    return len(pending)
+        backend = get_backend(yoyo_url(dsn, service))
+        migrations = read_migrations(str(SERVICES_DIR / service / "migrations"))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+        return len(pending)  # the lock goes with the connection
 
 
 def main() -> None:

@@ -40,9 +40,13 @@ def duration_text(minutes: float, language: str) -> str:
     return f"{hours} 小时" if language == "zh" else f"{hours} hours"
 
 
-def confirmation_context(recipient: dict[str, Any]) -> dict[str, Any]:
+def confirmation_context(recipient: dict[str, Any], *, fallback_minutes: float) -> dict[str, Any]:
+    """The expected first response: the triaged due time, or, when triage has not answered
+    within the grace period, the platform's general promise."""
+    due: datetime | None = recipient["first_response_due_at"]
+    if due is None:
+        return {"first_response": duration_text(fallback_minutes, recipient["language"])}
     created: datetime = recipient["created_at"]
-    due: datetime = recipient["first_response_due_at"]
     return {
         "first_response": duration_text(
             (due - created).total_seconds() / 60, recipient["language"]

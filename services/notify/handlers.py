@@ -62,7 +62,6 @@ async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
         for e in events
     ]
     await repo.upsert_triage(conn, rows)
-    await repo.queue_confirmations(conn, [e.data.ticket_id for e in events])
 
 
 def _delivery(kind: NotificationKind, key: str, e: Envelope[Any], **payload: Any) -> dict[str, Any]:
@@ -147,7 +146,10 @@ class Senders:
             try:
                 async with ctx.pool.acquire() as conn:
                     batch = await repo.claim(
-                        conn, limit=self._s.send_batch, lease_seconds=self._s.claim_seconds
+                        conn,
+                        limit=self._s.send_batch,
+                        lease_seconds=self._s.claim_seconds,
+                        triage_grace_seconds=self._s.triage_grace_seconds,
                     )
                 if not batch:
                     if smtp is not None:
@@ -181,7 +183,11 @@ class Senders:
         kind = NotificationKind(d["kind"])
         context = {**dict(d), **d["payload"]}
         if kind is NotificationKind.CONFIRMATION:
-            context.update(confirmation_context(context))
+            context.update(
+                confirmation_context(
+                    context, fallback_minutes=self._s.fallback_first_response_minutes
+                )
+            )
         message = email_message(
             sender=self._s.mail_from,
             to=d["email"],

@@ -40,12 +40,12 @@ async def upsert_triage(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]
 
 
 async def queue_confirmations(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
-    """One confirmation per ticket, once both its contact and its triage are known."""
+    """One confirmation per ticket; `claim` holds it back until triage is known or overdue."""
     await conn.execute(
         """
         INSERT INTO deliveries (delivery_key, ticket_id, kind)
         SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation' FROM recipients
-        WHERE ticket_id = ANY($1::uuid[]) AND email IS NOT NULL AND priority IS NOT NULL
+        WHERE ticket_id = ANY($1::uuid[]) AND email IS NOT NULL
         ORDER BY ticket_id
         ON CONFLICT (delivery_key) DO NOTHING
         """,
@@ -69,9 +69,13 @@ async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]
 
 
 async def claim(
-    conn: asyncpg.Connection, *, limit: int, lease_seconds: int
+    conn: asyncpg.Connection, *, limit: int, lease_seconds: int, triage_grace_seconds: float
 ) -> list[asyncpg.Record]:
-    """Lease due deliveries whose recipient is known, with what rendering them needs."""
+    """Lease due deliveries whose recipient is known, with what rendering them needs.
+
+    A confirmation waits for the triage (its priority and due time) for at most the grace
+    period; after that it goes with the general promise rather than not at all.
+    """
     return await conn.fetch(
         """
         UPDATE deliveries d
@@ -83,6 +87,8 @@ async def claim(
             WHERE d2.status = 'pending' AND d2.next_attempt_at <= now()
               AND (d2.claimed_until IS NULL OR d2.claimed_until < now())
               AND r.email IS NOT NULL AND r.number IS NOT NULL
+              AND (d2.kind <> 'confirmation' OR r.priority IS NOT NULL
+                   OR d2.created_at < now() - make_interval(secs => $3))
             ORDER BY d2.id
             LIMIT $1
             FOR UPDATE OF d2 SKIP LOCKED
@@ -94,6 +100,7 @@ async def claim(
         """,
         limit,
         lease_seconds,
+        triage_grace_seconds,
     )
 
 

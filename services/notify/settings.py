@@ -15,6 +15,19 @@ class NotifySettings(CommonSettings):
     mail_from: str = own(
         "notify", "from", "careloop <support@careloop.example>", "From: of every e-mail."
     )
+    triage_grace_seconds: float = own(
+        "notify",
+        "triage_grace_seconds",
+        30,
+        "A confirmation waits this long for routing's triage (priority, due time), then goes "
+        "with the general promise: an outage of routing never delays the acknowledgement more.",
+    )
+    fallback_first_response_minutes: float = own(
+        "notify",
+        "fallback_first_response_minutes",
+        480,
+        "The first-response time promised when triage is not known in time.",
+    )
     senders: int = own("notify", "senders", 4, "Concurrent SMTP connections per process.")
     send_batch: int = own("notify", "send_batch", 100, "Deliveries a sender leases at once.")
     max_attempts: int = own(

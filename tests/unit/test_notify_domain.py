@@ -101,10 +101,25 @@ def test_confirmation_context_states_the_wait_and_the_due_time() -> None:
         "language": "zh",
     }
 
-    assert confirmation_context(recipient) == {
+    assert confirmation_context(recipient, fallback_minutes=480) == {
         "first_response": "30 分钟",
         "due": "2024-05-17 09:30",
     }
+
+
+def test_confirmation_context_promises_the_fallback_when_triage_is_unknown() -> None:
+    recipient = {"created_at": None, "first_response_due_at": None, "language": "en"}
+
+    assert confirmation_context(recipient, fallback_minutes=480) == {"first_response": "8 hours"}
+
+
+def test_a_confirmation_without_triage_still_renders_in_both_languages() -> None:
+    context = {"number": "CL-000123", "name": "Li", "subject": "Help", "priority": None}
+    en = render("confirmation", "en", {**context, "first_response": "8 hours"})
+    zh = render("confirmation", "zh", {**context, "first_response": "8 小时"})
+
+    assert "within 8 hours." in en.body and "Priority" not in en.body
+    assert "8 小时 内首次回复" in zh.body and "优先级" not in zh.body
 
 
 # ---- retry_delay --------------------------------------------------------------------------
