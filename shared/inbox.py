@@ -102,19 +102,18 @@ class EventConsumer:
                 continue
             if event is not None:
                 events.append((record, event))
-        if bad:
+        if events:
+            try:
+                await self._apply([e for _, e in events])
+            except Exception as exc:
+                if is_transient(exc):
+                    await asyncio.sleep(1)
+                    raise  # redelivered from the batch's first offset, nothing committed
+                log.warning("batch failed, isolating", consumer=self.name, error=repr(exc))
+                await self._one_by_one(events)
+        if bad:  # after the batch took effect, so a redelivery does not dead-letter twice
             log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
             await publish_confirmed(self.broker, bad)
-        if not events:
-            return
-        try:
-            await self._apply([e for _, e in events])
-        except Exception as exc:
-            if is_transient(exc):
-                await asyncio.sleep(1)
-                raise
-            log.warning("batch failed, isolating", consumer=self.name, error=repr(exc))
-            await self._one_by_one(events)
 
     async def _apply(self, events: list[Envelope[Any]]) -> None:
         after: list[AfterCommit] = []

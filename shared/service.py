@@ -157,21 +157,23 @@ def build_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        checks: dict[str, bool] = {"kafka": await ctx.broker.ping(timeout=2)}
-        with contextlib.suppress(Exception):
-            checks["postgres"] = False
-            if ctx._pool is not None:
-                checks["postgres"] = await ctx._pool.fetchval("SELECT true")
+        checks = {"kafka": await ctx.broker.ping(timeout=2)}
+        if uses_postgres:
+            checks["postgres"] = await _probe(lambda: ctx.pool.fetchval("SELECT true"))
         if uses_redis:
-            checks["redis"] = False
-            with contextlib.suppress(Exception):
-                checks["redis"] = bool(await ctx.redis.ping())
-        if not uses_postgres:
-            checks.pop("postgres")
+            checks["redis"] = await _probe(ctx.redis.ping)
         ok = all(checks.values())
         return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
 
     return app
+
+
+async def _probe(check: Callable[[], Awaitable[Any]]) -> bool:
+    """Whether a dependency answers within two seconds; any failure is a no."""
+    try:
+        return bool(await asyncio.wait_for(check(), timeout=2))
+    except Exception:
+        return False
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
