@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -12,6 +13,7 @@ from faststream.kafka import KafkaBroker
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared import topics
+from shared.events import Envelope
 from shared.settings import CommonSettings
 
 
@@ -37,6 +39,17 @@ class OutgoingMessage:
     key: str
     value: bytes
     headers: dict[str, str]
+
+
+def headers_for(event_type: str) -> dict[str, str]:
+    return {"content-type": "application/json", "careloop-type": event_type}
+
+
+def outgoing(event: Envelope[Any], *, topic: str | None = None) -> OutgoingMessage:
+    """`event` ready for the wire, on its own topic unless told otherwise."""
+    return OutgoingMessage(
+        topic or event.topic, event.key, event.to_json(), headers_for(event.type)
+    )
 
 
 async def publish_confirmed(broker: KafkaBroker, messages: Sequence[OutgoingMessage]) -> None:

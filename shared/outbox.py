@@ -11,13 +11,9 @@ from faststream.kafka import KafkaBroker
 
 from shared.errors import is_transient
 from shared.events import Envelope
-from shared.kafka import OutgoingMessage, publish_confirmed
+from shared.kafka import OutgoingMessage, headers_for, publish_confirmed
 
 log = structlog.get_logger(__name__)
-
-
-def headers_for(event_type: str) -> dict[str, str]:
-    return {"content-type": "application/json", "careloop-type": event_type}
 
 
 INSERT = "INSERT INTO outbox (topic, key, event_id, event_type, payload)"

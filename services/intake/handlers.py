@@ -23,8 +23,7 @@ from shared.events import (
     now,
 )
 from shared.inbox import batch_subscriber_options, dead_letter_message
-from shared.kafka import OutgoingMessage, publish_confirmed
-from shared.outbox import headers_for
+from shared.kafka import outgoing, publish_confirmed
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
@@ -53,10 +52,7 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
         seen = [False] * len(tickets)
     fresh = [t for t, s in zip(tickets, seen, strict=True) if not s]
     events: list[Envelope[Any]] = [new_event(t, producer=PRODUCER) for t in fresh]
-    await publish_confirmed(
-        ctx.broker,
-        [OutgoingMessage(e.topic, e.key, e.to_json(), headers_for(e.type)) for e in events],
-    )
+    await publish_confirmed(ctx.broker, [outgoing(e) for e in events])
     try:
         ttl = ctx.settings.dedupe_ttl_seconds
         async with ctx.redis.pipeline(transaction=False) as pipe:

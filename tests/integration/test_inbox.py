@@ -13,8 +13,7 @@ from shared import dlq, topics
 from shared.errors import PermanentError, TransientError
 from shared.events import Envelope, Priority, TicketQueued, new_event, now
 from shared.inbox import EventConsumer, forget_before, subscribe
-from shared.kafka import OutgoingMessage, ensure_topics, make_broker, publish_confirmed
-from shared.outbox import headers_for
+from shared.kafka import OutgoingMessage, ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.support import eventually
 
@@ -28,7 +27,7 @@ def queued(label: str) -> Envelope[Any]:
 
 
 def wire(topic: str, event: Envelope[Any]) -> OutgoingMessage:
-    return OutgoingMessage(topic, event.key, event.to_json(), headers_for(event.type))
+    return outgoing(event, topic=topic)
 
 
 class Behaviour:

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import topics
 from shared.events import Channel, Learner, TicketCreated, new_event, now
-from shared.kafka import OutgoingMessage, ensure_topics, make_broker, publish_confirmed
-from shared.outbox import headers_for
+from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.support import RunningStack, ServiceProcess, eventually
 
@@ -59,11 +57,7 @@ async def test_without_triage_the_confirmation_goes_after_the_grace_period_with_
         sent_at = now()
         await publish_confirmed(
             broker,
-            [
-                OutgoingMessage(
-                    topics.TICKETS, created.key, created.to_json(), headers_for(created.type)
-                )
-            ],
+            [outgoing(created)],
         )
 
         async def confirmation() -> list[Message]:

@@ -24,8 +24,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.kafka import OutgoingMessage, ensure_topics, make_broker, publish_confirmed
-from shared.outbox import headers_for
+from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.support import RunningStack, ServiceProcess, eventually
 
@@ -127,10 +126,7 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
     async def send(events: list[Envelope[Any]]) -> None:
         await publish_confirmed(
             broker,
-            [
-                OutgoingMessage(topics.TICKETS, e.key, e.to_json(), headers_for(e.type))
-                for e in events
-            ],
+            [outgoing(e) for e in events],
         )
 
     async def settled(assigned_total: int) -> bool:
@@ -209,10 +205,7 @@ async def test_after_redis_loses_everything_routing_rebuilds_the_load_and_still_
     async def send(events: list[Envelope[Any]]) -> None:
         await publish_confirmed(
             broker,
-            [
-                OutgoingMessage(topics.TICKETS, e.key, e.to_json(), headers_for(e.type))
-                for e in events
-            ],
+            [outgoing(e) for e in events],
         )
 
     async def placed(count: int) -> bool:
