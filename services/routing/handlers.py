@@ -100,10 +100,10 @@ class Router:
         if behind:
             await self.drain(conn)
 
-    async def drain(self, conn: asyncpg.Connection, limit: int = 200) -> int:
+    async def drain(self, conn: asyncpg.Connection, per_team: int = 100) -> int:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
-        rows = await repo.take_queued(conn, limit)
+        rows = await repo.take_queued(conn, per_team)
         routes = [
             Route(
                 r["ticket_id"],

@@ -120,21 +120,26 @@ async def teams_waiting(conn: asyncpg.Connection) -> set[str]:
     return {r["team"] for r in await conn.fetch("SELECT DISTINCT team FROM queue")}
 
 
-async def take_queued(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """The head of the queues, by priority then age.
+async def take_queued(conn: asyncpg.Connection, per_team: int) -> list[asyncpg.Record]:
+    """The head of every team's queue, by priority then age.
 
+    Per team, so that a team with no free agent never hides another team's waiting tickets.
     Drains take turns (a transaction-scoped advisory lock): were two replicas to drain at once,
-    the second would hand a freed slot to a younger ticket than the first one holds.
+    the second could hand a freed slot to a younger ticket than the first one holds.
     """
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('routing:drain'))")
     return await conn.fetch(
         """
         SELECT ticket_id, team, language, priority, preferred_agent, supervisor, enqueued_at
-        FROM queue
+        FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY team ORDER BY priority_rank, enqueued_at) AS place
+            FROM queue
+        ) q
+        WHERE place <= $1
         ORDER BY priority_rank, enqueued_at
-        LIMIT $1 FOR UPDATE
         """,
-        limit,
+        per_team,
     )
 
 
