@@ -22,11 +22,15 @@ async def test_a_team_without_free_agents_does_not_hide_another_teams_queue(
     try:
         await conn.execute("DELETE FROM queue")
         start = now() - timedelta(hours=1)
-        rows = [(uuid.uuid4(), "tech_support", 2, start + timedelta(seconds=i)) for i in range(150)]
-        rows += [
-            (uuid.uuid4(), "finance", 2, start + timedelta(minutes=30, seconds=i)) for i in range(5)
+        rows = [
+            (uuid.uuid4(), "tech_support", "medium", 2, start + timedelta(seconds=i))
+            for i in range(150)
         ]
-        urgent = (uuid.uuid4(), "finance", 0, start + timedelta(minutes=50))
+        rows += [
+            (uuid.uuid4(), "finance", "medium", 2, start + timedelta(minutes=30, seconds=i))
+            for i in range(5)
+        ]
+        urgent = (uuid.uuid4(), "finance", "urgent", 0, start + timedelta(minutes=50))
         rows.append(urgent)
         await conn.executemany(
             "INSERT INTO queue (ticket_id, team, language, priority, priority_rank, enqueued_at) "
