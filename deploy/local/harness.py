@@ -103,8 +103,10 @@ def running_stack(**ports: int) -> Iterator[RunningStack]:
     running = RunningStack(stack)
     try:
         for name, argv in stack.commands().items():
-            log = open(var / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            running.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            with open(var / f"{name}.log", "wb") as log:  # the child keeps its own copy
+                running.processes[name] = subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT
+                )
         for port in (stack.kafka_port, stack.redis_port, stack.smtp_port, stack.pg_port):
             wait_for_port(port)
         asyncio.run(wait_for_postgres(running.dsn))
@@ -125,14 +127,14 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ from typing import Any
 import aiosmtplib
 import asyncpg
 import structlog
+from jinja2 import TemplateError
 
 from services.notify import repo
 from services.notify.domain import confirmation_context, email_message, render, retry_delay
@@ -181,21 +182,11 @@ class Senders:
         self, ctx: Context[NotifySettings], smtp: aiosmtplib.SMTP | None, d: asyncpg.Record
     ) -> aiosmtplib.SMTP | None:
         kind = NotificationKind(d["kind"])
-        context = {**dict(d), **d["payload"]}
-        if kind is NotificationKind.CONFIRMATION:
-            context.update(
-                confirmation_context(
-                    context, fallback_minutes=self._s.fallback_first_response_minutes
-                )
-            )
-        message = email_message(
-            sender=self._s.mail_from,
-            to=d["email"],
-            rendered=render(kind, d["language"], context),
-            delivery_key=d["delivery_key"],
-            number=d["number"],
-            kind=kind,
-        )
+        try:
+            message = self._compose(kind, d)
+        except (TemplateError, KeyError, ValueError) as exc:  # retrying cannot fix a template
+            await self._failed(ctx, d, kind, f"cannot compose: {exc!r}", permanent=True)
+            return smtp
         try:
             if smtp is None or not smtp.is_connected:
                 smtp = await self._connect()
@@ -216,6 +207,23 @@ class Senders:
         async with ctx.pool.acquire() as conn:
             await repo.mark_sent(conn, d["id"], sent)
         return smtp
+
+    def _compose(self, kind: NotificationKind, d: asyncpg.Record) -> bytes:
+        context = {**dict(d), **d["payload"]}
+        if kind is NotificationKind.CONFIRMATION:
+            context.update(
+                confirmation_context(
+                    context, fallback_minutes=self._s.fallback_first_response_minutes
+                )
+            )
+        return email_message(
+            sender=self._s.mail_from,
+            to=d["email"],
+            rendered=render(kind, d["language"], context),
+            delivery_key=d["delivery_key"],
+            number=d["number"],
+            kind=kind,
+        )
 
     async def _failed(
         self,
