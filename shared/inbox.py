@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from shared import topics
+from shared import telemetry, topics
 from shared.errors import is_transient
 from shared.events import Envelope, UnknownEventType, decode, now
 from shared.kafka import OutgoingMessage, publish_confirmed
@@ -113,17 +113,27 @@ class EventConsumer:
                 await self._one_by_one(events)
         if bad:  # after the batch took effect, so a redelivery does not dead-letter twice
             log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
-            await publish_confirmed(self.broker, bad)
+            await self._dead_letter(bad)
+
+    async def _dead_letter(self, messages: list[OutgoingMessage]) -> None:
+        await publish_confirmed(self.broker, messages)
+        for m in messages:
+            telemetry.DEAD_LETTERS.labels(self.name, m.topic).inc()
 
     async def _apply(self, events: list[Envelope[Any]]) -> None:
         after: list[AfterCommit] = []
         unique = list({e.event_id: e for e in events}.values())  # a batch may repeat an event
-        async with self.pool().acquire() as conn, conn.transaction():
-            fresh = await claim(conn, [e.event_id for e in unique])
-            for event_type, run in runs([e for e in unique if e.event_id in fresh]):
-                action = await self.handlers[event_type](conn, run)
-                if action is not None:
-                    after.append(action)
+        with telemetry.BATCH_SECONDS.labels(self.name).time():
+            async with self.pool().acquire() as conn, conn.transaction():
+                fresh = await claim(conn, [e.event_id for e in unique])
+                todo = [e for e in unique if e.event_id in fresh]
+                for event_type, run in runs(todo):
+                    action = await self.handlers[event_type](conn, run)
+                    if action is not None:
+                        after.append(action)
+        telemetry.EVENTS_SKIPPED.labels(self.name).inc(len(unique) - len(todo))
+        for event_type, run in runs(todo):
+            telemetry.EVENTS_APPLIED.labels(self.name, event_type).inc(len(run))
         for action in after:
             action()
 
@@ -150,9 +160,8 @@ class EventConsumer:
                         event_type=event.type,
                         error=repr(exc),
                     )
-                    await publish_confirmed(
-                        self.broker,
-                        [dead_letter_message(record, error=repr(exc), consumer=self.name)],
+                    await self._dead_letter(
+                        [dead_letter_message(record, error=repr(exc), consumer=self.name)]
                     )
 
 

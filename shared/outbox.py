@@ -9,8 +9,9 @@ import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
 
+from shared import telemetry
 from shared.errors import is_transient
-from shared.events import Envelope
+from shared.events import Envelope, now
 from shared.kafka import OutgoingMessage, headers_for, publish_confirmed
 
 log = structlog.get_logger(__name__)
@@ -79,7 +80,7 @@ class OutboxRelay:
 
     async def relay_once(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
-            "SELECT id, topic, key, event_type, payload FROM outbox ORDER BY id LIMIT $1",
+            "SELECT id, topic, key, event_type, payload, created_at FROM outbox ORDER BY id LIMIT $1",
             self._batch,
         )
         if not rows:
@@ -91,7 +92,11 @@ class OutboxRelay:
                 for r in rows
             ],
         )
+        telemetry.OUTBOX_LAG.labels(self._schema).set(
+            (now() - rows[0]["created_at"]).total_seconds()
+        )
         await conn.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
+        telemetry.OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
         return len(rows)

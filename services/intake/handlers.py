@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.intake.domain import normalise
 from services.intake.settings import IntakeSettings
-from shared import topics
+from shared import telemetry, topics
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Channel,
@@ -118,6 +118,7 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
         if rejected:
             log.warning("inbound submissions rejected", count=len(rejected))
             await publish_confirmed(ctx.broker, rejected)
+            telemetry.DEAD_LETTERS.labels("intake", topics.dlq(topics.INBOUND)).inc(len(rejected))
         if tickets:
             await accept(ctx, tickets)
 

@@ -170,6 +170,13 @@ async def test_a_ticket_travels_the_whole_loop(platform: Platform) -> None:
 
         await eventually(metrics, timeout=30)
 
+        # every service exports its plumbing too
+        desk_metrics = (await client.get(f"{platform.url('desk')}/metrics")).text
+        assert (
+            'careloop_events_applied_total{service="desk",type="ticket.submitted"}' in desk_metrics
+        )
+        assert 'careloop_outbox_published_total{service="desk"}' in desk_metrics
+
 
 async def _mails(platform: Platform, number: str, kind: str) -> list[Message]:
     return mails_for(platform, number, kind)
