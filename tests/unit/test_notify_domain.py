@@ -205,3 +205,16 @@ def test_email_message_is_plain_text_utf8() -> None:
 
     assert message.get_content_type() == "text/plain"
     assert message.get_content_charset() == "utf-8"
+
+
+def test_email_message_body_travels_as_readable_8bit_utf8() -> None:
+    wire = email_message(
+        sender="support@careloop.example",
+        to="alice@example.com",
+        rendered=Rendered(subject="s", body="请确认：http://x/confirm/abc\n"),
+        delivery_key="k",
+        number="CL-000123",
+        kind="confirm_request",
+    )
+    assert b"Content-Transfer-Encoding: 8bit" in wire
+    assert "请确认：http://x/confirm/abc".encode() in wire
