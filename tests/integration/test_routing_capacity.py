@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
@@ -91,58 +92,57 @@ def resolved(ticket_id: uuid.UUID) -> Envelope[Any]:
     )
 
 
-class RoutingLog:
-    """Everything routing said about our tickets, read from careloop.routing.v1."""
+class Scene:
+    """Our tickets, what routing said about them on careloop.routing.v1, and its live state."""
 
-    def __init__(self, bootstrap: str, ours: set[uuid.UUID]) -> None:
+    def __init__(self, stack: RunningStack, settings: CommonSettings, tickets: int) -> None:
+        self.stack = stack
+        self.ids = [uuid.uuid4() for _ in range(tickets)]
         self.consumer = AIOKafkaConsumer(
-            topics.ROUTING, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+            topics.ROUTING, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
         )
-        self.ours = ours
+        self.broker = make_broker(settings, client_id="test-routing")
+        self.redis = Redis.from_url(stack.redis_url)
         self.events: dict[uuid.UUID, Envelope[Any]] = {}
 
+    async def __aenter__(self) -> "Scene":
+        await self.consumer.start()
+        await self.broker.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.redis.aclose()
+        await self.broker.stop()
+        await self.consumer.stop()
+
+    async def send(self, events: list[Envelope[Any]]) -> None:
+        await publish_confirmed(self.broker, [outgoing(e) for e in events])
+
     async def poll(self) -> None:
+        ours = set(self.ids)
         for records in (await self.consumer.getmany(timeout_ms=300)).values():
             for r in records:
                 e = decode(r.value)
-                if e.data.ticket_id in self.ours:
+                if e.data.ticket_id in ours:
                     self.events[e.event_id] = e  # the relay may re-send: count by event id
 
     def of_type(self, event_type: str) -> list[Envelope[Any]]:
         return [e for e in self.events.values() if e.type == event_type]
 
-
-async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
-    stack: RunningStack, settings: CommonSettings, two_routers: list[ServiceProcess]
-) -> None:
-    await ensure_topics(settings)
-    ids = [uuid.uuid4() for _ in range(TICKETS)]
-    log = RoutingLog(stack.bootstrap, set(ids))
-    await log.consumer.start()
-    broker = make_broker(settings, client_id="test-routing")
-    await broker.start()
-    redis = Redis.from_url(stack.redis_url)
-
-    async def send(events: list[Envelope[Any]]) -> None:
-        await publish_confirmed(
-            broker,
-            [outgoing(e) for e in events],
-        )
-
-    async def settled(assigned_total: int) -> bool:
-        await log.poll()
-        placed = {
-            e.data.ticket_id for e in log.of_type("ticket.assigned") + log.of_type("ticket.queued")
+    async def placed(self, count: int, *, assigned: int = 0) -> bool:
+        """At least `count` of ours assigned or queued, and at least `assigned` assigned."""
+        await self.poll()
+        done = {
+            e.data.ticket_id
+            for e in self.of_type("ticket.assigned") + self.of_type("ticket.queued")
         }
-        return len(placed) == TICKETS and len(log.of_type("ticket.assigned")) >= assigned_total
+        return len(done) >= count and len(self.of_type("ticket.assigned")) >= assigned
 
-    async def redis_loads() -> dict[str, int]:
-        return {a: await redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
+    async def loads(self) -> dict[str, int]:
+        return {a: await self.redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
 
-    async def active_in_postgres() -> dict[str, int]:
-        import asyncpg
-
-        conn = await asyncpg.connect(stack.dsn)
+    async def active_in_postgres(self) -> dict[str, int]:
+        conn = await asyncpg.connect(self.stack.dsn)
         try:
             rows = await conn.fetch(
                 "SELECT agent_id, count(*) AS n FROM routing.assignments "
@@ -152,91 +152,67 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
             await conn.close()
         return {r["agent_id"]: r["n"] for r in rows}
 
-    try:
+
+async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
+    stack: RunningStack, settings: CommonSettings, two_routers: list[ServiceProcess]
+) -> None:
+    await ensure_topics(settings)
+    async with Scene(stack, settings, TICKETS) as scene:
         # Tickets earlier tests left on the topic hold slots of their own: count what is free.
         await asyncio.sleep(2)
-        held = await redis_loads()
+        held = await scene.loads()
         slots = sum(CAPACITY.values()) - sum(held.values())
         assert slots > 0
-        await asyncio.gather(*(send([created(t, i)]) for i, t in enumerate(ids)))
-        await eventually(lambda: settled(slots), timeout=60)
+        await asyncio.gather(*(scene.send([created(t, i)]) for i, t in enumerate(scene.ids)))
+        await eventually(lambda: scene.placed(TICKETS, assigned=slots), timeout=60)
         await asyncio.sleep(2)  # let a second router's late mistake, if any, show up
-        await log.poll()
+        await scene.poll()
 
-        first_wave = log.of_type("ticket.assigned")
+        first_wave = scene.of_type("ticket.assigned")
         per_ticket = Counter(e.data.ticket_id for e in first_wave)
         assert len(first_wave) == slots and max(per_ticket.values()) == 1
         per_agent = Counter(e.data.agent_id for e in first_wave)
         assert all(per_agent[a] + held[a] <= CAPACITY[a] for a in per_agent), per_agent
-        assert await redis_loads() == CAPACITY
-        assert await active_in_postgres() == CAPACITY
+        assert await scene.loads() == CAPACITY
+        assert await scene.active_in_postgres() == CAPACITY
 
         # Resolving the assigned tickets frees every slot; the queue refills them, oldest first.
-        await send([resolved(e.data.ticket_id) for e in first_wave])
-        await eventually(lambda: settled(2 * slots), timeout=60)
+        await scene.send([resolved(e.data.ticket_id) for e in first_wave])
+        await eventually(lambda: scene.placed(TICKETS, assigned=2 * slots), timeout=60)
         await asyncio.sleep(2)
-        await log.poll()
-        assigned = log.of_type("ticket.assigned")
+        await scene.poll()
+        assigned = scene.of_type("ticket.assigned")
         assert len(assigned) == 2 * slots
         assert max(Counter(e.data.ticket_id for e in assigned).values()) == 1
-        assert await redis_loads() == CAPACITY
-        assert await active_in_postgres() == CAPACITY
+        assert await scene.loads() == CAPACITY
+        assert await scene.active_in_postgres() == CAPACITY
         second_wave = {e.data.ticket_id for e in assigned} - {e.data.ticket_id for e in first_wave}
-        queued = {e.data.ticket_id for e in log.of_type("ticket.queued")}
-        oldest_queued = [t for t in ids if t in queued][:slots]  # ids are in creation order
+        queued = {e.data.ticket_id for e in scene.of_type("ticket.queued")}
+        oldest_queued = [t for t in scene.ids if t in queued][:slots]  # ids in creation order
         assert second_wave == set(oldest_queued)
-    finally:
-        await redis.aclose()
-        await broker.stop()
-        await log.consumer.stop()
 
 
 async def test_after_redis_loses_everything_routing_rebuilds_the_load_and_still_respects_capacity(
     stack: RunningStack, settings: CommonSettings, two_routers: list[ServiceProcess]
 ) -> None:
     await ensure_topics(settings)
-    ids = [uuid.uuid4() for _ in range(40)]
-    log = RoutingLog(stack.bootstrap, set(ids))
-    await log.consumer.start()
-    broker = make_broker(settings, client_id="test-routing-flush")
-    await broker.start()
-    redis = Redis.from_url(stack.redis_url)
-
-    async def send(events: list[Envelope[Any]]) -> None:
-        await publish_confirmed(
-            broker,
-            [outgoing(e) for e in events],
-        )
-
-    async def placed(count: int) -> bool:
-        await log.poll()
-        done = {
-            e.data.ticket_id for e in log.of_type("ticket.assigned") + log.of_type("ticket.queued")
-        }
-        return len(done) >= count
-
-    async def loads() -> dict[str, int]:
-        return {a: await redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
-
-    try:
+    async with Scene(stack, settings, 40) as scene:
+        first, later = scene.ids[:20], scene.ids[20:]
         # Whatever the previous test left assigned stays assigned; fill up what is free.
-        await send([created(t, i) for i, t in enumerate(ids[:20])])
-        await eventually(lambda: placed(20), timeout=60)
-        assert await loads() == CAPACITY
-        await redis.flushall()
+        await scene.send([created(t, i) for i, t in enumerate(first)])
+        await eventually(lambda: scene.placed(20), timeout=60)
+        assert await scene.loads() == CAPACITY
+        await scene.redis.flushall()
 
         async def rebuilt() -> bool:
-            return await loads() == CAPACITY and bool(await redis.exists(PREFIX + "ready"))
+            ready = await scene.redis.exists(PREFIX + "ready")
+            return bool(ready) and await scene.loads() == CAPACITY
 
         await eventually(rebuilt, timeout=30)
-        await send([created(t, 100 + i) for i, t in enumerate(ids[20:])])
-        await eventually(lambda: placed(40), timeout=60)
+        await scene.send([created(t, 100 + i) for i, t in enumerate(later)])
+        await eventually(lambda: scene.placed(40), timeout=60)
         await asyncio.sleep(1)
-        await log.poll()
-        assert await loads() == CAPACITY
-        late = {e.data.ticket_id for e in log.of_type("ticket.assigned")} & set(ids[20:])
+        await scene.poll()
+        assert await scene.loads() == CAPACITY
+        late = {e.data.ticket_id for e in scene.of_type("ticket.assigned")} & set(later)
         assert late == set(), "a ticket got a slot that the flush had made look free"
-    finally:
-        await redis.aclose()
-        await broker.stop()
-        await log.consumer.stop()
