@@ -1,5 +1,6 @@
 """intake's edges: the web form API and the careloop.inbound.v1 consumer."""
 
+import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -52,7 +53,10 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
         seen = [False] * len(tickets)
     fresh = [t for t, s in zip(tickets, seen, strict=True) if not s]
     events: list[Envelope[Any]] = [new_event(t, producer=PRODUCER) for t in fresh]
-    await publish_confirmed(ctx.broker, [outgoing(e) for e in events])
+    await asyncio.wait_for(
+        publish_confirmed(ctx.broker, [outgoing(e) for e in events]),
+        timeout=ctx.settings.publish_timeout_seconds,
+    )
     try:
         ttl = ctx.settings.dedupe_ttl_seconds
         async with ctx.redis.pipeline(transaction=False) as pipe:
