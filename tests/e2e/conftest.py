@@ -31,6 +31,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "CARELOOP_SURVEY_DELAY_SECONDS": "1",
             "CARELOOP_SURVEY_POLL_SECONDS": "0.3",
             "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
+            "CARELOOP_NOTIFY_CLAIM_SECONDS": "5",
             **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
         }
         services = {
