@@ -7,7 +7,7 @@ import asyncpg
 import structlog
 from fastapi import APIRouter, Form, HTTPException
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from pydantic import ValidationError
 from uuid6 import uuid7
 
@@ -30,9 +30,8 @@ from shared.service import Context, every
 log = structlog.get_logger(__name__)
 PRODUCER = "survey"
 DUE_BATCH = 500
-_pages = Environment(
-    loader=PackageLoader("services.survey", "templates"), autoescape=select_autoescape()
-)
+# HTML pages: escape everything (select_autoescape would not, as the names end in .j2).
+_pages = Environment(loader=PackageLoader("services.survey", "templates"), autoescape=True)
 
 
 class Surveys:
