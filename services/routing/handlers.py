@@ -93,7 +93,7 @@ class Router:
     async def place(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
         """Assign new or reopened tickets, unless their team already has a queue: then they
         join it, and the queue is drained by priority and age, so nobody jumps it."""
-        waiting = await repo.teams_waiting(conn)
+        waiting = await repo.teams_waiting(conn, [r.team for r in routes])
         behind = [r for r in routes if r.team in waiting]
         unassigned = await self._assign(conn, [r for r in routes if r.team not in waiting])
         await self._enqueue(conn, [*unassigned, *behind])
@@ -103,7 +103,8 @@ class Router:
     async def drain(self, conn: asyncpg.Connection, per_team: int = 100) -> int:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
-        rows = await repo.take_queued(conn, per_team)
+        teams = {team for agent in self.agents for team in agent.teams}
+        rows = await repo.take_queued(conn, sorted(teams), per_team)
         routes = [
             Route(
                 r["ticket_id"],

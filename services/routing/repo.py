@@ -116,12 +116,19 @@ async def release(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids))
 
 
-async def teams_waiting(conn: asyncpg.Connection) -> set[str]:
-    return {r["team"] for r in await conn.fetch("SELECT DISTINCT team FROM queue")}
+async def teams_waiting(conn: asyncpg.Connection, teams: Sequence[str]) -> set[str]:
+    """Which of `teams` have tickets waiting: one index probe per team, however long the queue."""
+    rows = await conn.fetch(
+        "SELECT t FROM unnest($1::text[]) AS t WHERE EXISTS (SELECT 1 FROM queue WHERE team = t)",
+        sorted(set(teams)),
+    )
+    return {r["t"] for r in rows}
 
 
-async def take_queued(conn: asyncpg.Connection, per_team: int) -> list[asyncpg.Record]:
-    """The head of every team's queue, by priority then age.
+async def take_queued(
+    conn: asyncpg.Connection, teams: Sequence[str], per_team: int
+) -> list[asyncpg.Record]:
+    """The head of each team's queue, by priority then age (an index range per team).
 
     Per team, so that a team with no free agent never hides another team's waiting tickets.
     Drains take turns (a transaction-scoped advisory lock): were two replicas to drain at once,
@@ -130,15 +137,16 @@ async def take_queued(conn: asyncpg.Connection, per_team: int) -> list[asyncpg.R
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('routing:drain'))")
     return await conn.fetch(
         """
-        SELECT ticket_id, team, language, priority, preferred_agent, supervisor, enqueued_at
-        FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY team ORDER BY priority_rank, enqueued_at) AS place
-            FROM queue
+        SELECT q.ticket_id, q.team, q.language, q.priority, q.preferred_agent, q.supervisor,
+               q.enqueued_at
+        FROM unnest($1::text[]) AS t(team)
+        CROSS JOIN LATERAL (
+            SELECT * FROM queue WHERE queue.team = t.team
+            ORDER BY priority_rank, enqueued_at LIMIT $2
         ) q
-        WHERE place <= $1
-        ORDER BY priority_rank, enqueued_at
+        ORDER BY q.priority_rank, q.enqueued_at
         """,
+        sorted(set(teams)),
         per_team,
     )
 

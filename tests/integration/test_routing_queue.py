@@ -37,7 +37,7 @@ async def test_a_team_without_free_agents_does_not_hide_another_teams_queue(
             "VALUES ($1, $2, 'en', $3, $4, $5)",
             rows,
         )
-        head = await repo.take_queued(conn, per_team=100)
+        head = await repo.take_queued(conn, ["finance", "tech_support"], per_team=100)
     finally:
         await tx.rollback()
         await conn.close()
