@@ -15,6 +15,14 @@ class DeskSettings(CommonSettings):
         "desk", "auto_close_interval_seconds", 60, "How often desk looks for tickets to auto-close."
     )
 
+    public_url_override: str | None = own(
+        "desk",
+        "public_url",
+        None,
+        "Where learners reach desk's pages (behind a proxy: https://help.example.com); "
+        "unset: CARELOOP_PUBLIC_BASE_URL and the HTTP port.",
+    )
+
     @property
     def public_url(self) -> str:
-        return f"{self.public_base_url}:{self.http_port}"
+        return self.public_url_override or f"{self.public_base_url}:{self.http_port}"

@@ -19,6 +19,14 @@ class SurveySettings(CommonSettings):
     )
     poll_seconds: float = own("survey", "poll_seconds", 1, "How often due surveys are sent.")
 
+    public_url_override: str | None = own(
+        "survey",
+        "public_url",
+        None,
+        "Where learners reach the survey page (behind a proxy: https://survey.example.com); "
+        "unset: CARELOOP_PUBLIC_BASE_URL and the HTTP port.",
+    )
+
     @property
     def public_url(self) -> str:
-        return f"{self.public_base_url}:{self.http_port}"
+        return self.public_url_override or f"{self.public_base_url}:{self.http_port}"

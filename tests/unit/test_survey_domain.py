@@ -112,3 +112,22 @@ def test_due_at_accepts_fractional_seconds() -> None:
     resolved_at = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
 
     assert due_at(resolved_at, 0.5) == resolved_at + timedelta(milliseconds=500)
+
+
+def test_links_use_the_public_url_when_one_is_set_and_base_and_port_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.desk.settings import DeskSettings
+    from services.survey.settings import SurveySettings
+
+    for name in (
+        "CARELOOP_PUBLIC_BASE_URL",
+        "CARELOOP_SURVEY_HTTP_PORT",
+        "CARELOOP_SURVEY_PUBLIC_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert SurveySettings().public_url == "http://127.0.0.1:18085"
+    monkeypatch.setenv("CARELOOP_SURVEY_PUBLIC_URL", "https://survey.example.com")
+    monkeypatch.setenv("CARELOOP_DESK_PUBLIC_URL", "https://help.example.com")
+    assert SurveySettings().public_url == "https://survey.example.com"
+    assert DeskSettings().public_url == "https://help.example.com"
