@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from uuid6 import uuid7
@@ -26,7 +26,7 @@ from services.desk.domain import (
 )
 from services.desk.settings import DeskSettings
 from shared import outbox
-from shared.agents import Role, token_hash
+from shared.agents import Role, bearer_auth
 from shared.events import (
     CloseReason,
     Envelope,
@@ -244,13 +244,9 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
     router = APIRouter()
     public_url = ctx.settings.public_url
 
-    async def current_agent(authorization: Annotated[str | None, Header()] = None) -> Agent:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        async with ctx.pool.acquire() as conn:
-            row = await repo.agent_by_token(conn, token_hash(authorization.removeprefix("Bearer ")))
-        if row is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+
+    async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Agent:
         return Agent(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
 
     CurrentAgent = Annotated[Agent, Depends(current_agent)]

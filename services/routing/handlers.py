@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from services.routing import repo
@@ -17,7 +17,7 @@ from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_
 from services.routing.load import AgentState, LiveLoad, Request
 from services.routing.settings import RoutingSettings
 from shared import outbox
-from shared.agents import Role, load_seed, token_hash
+from shared.agents import Role, bearer_auth, load_seed
 from shared.events import (
     Envelope,
     Priority,
@@ -301,14 +301,7 @@ class Presence(BaseModel):
 def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     api = APIRouter()
 
-    async def caller(authorization: Annotated[str | None, Header()] = None) -> asyncpg.Record:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        async with ctx.pool.acquire() as conn:
-            row = await repo.agent_by_token(conn, token_hash(authorization.removeprefix("Bearer ")))
-        if row is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        return row
+    caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
 
     @api.get("/v1/agents", summary="Agents with skills, presence and live load")
     async def agents(_: Annotated[asyncpg.Record, Depends(caller)]) -> list[dict[str, Any]]:
