@@ -4,6 +4,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from prometheus_client import Counter
 
 from services.metrics import exporter, repo
 from services.metrics.domain import STATUS_OF, breached
@@ -124,26 +125,24 @@ async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
     return observe
 
 
-async def on_reopened(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
-    await _statuses(conn, events)
-    reasons = [e.data.reason for e in events]
+def _counted_by_reason(counter: Counter) -> Handler:
+    """A status change that also counts the tickets by the event's reason."""
 
-    def count() -> None:
-        for r in reasons:
-            exporter.REOPENED.labels(r).inc()
+    async def handle(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+        await _statuses(conn, events)
+        reasons = [e.data.reason for e in events]
 
-    return count
+        def count() -> None:
+            for r in reasons:
+                counter.labels(r).inc()
+
+        return count
+
+    return handle
 
 
-async def on_closed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
-    await _statuses(conn, events)
-    reasons = [e.data.reason for e in events]
-
-    def count() -> None:
-        for r in reasons:
-            exporter.CLOSED.labels(r).inc()
-
-    return count
+on_reopened = _counted_by_reason(exporter.REOPENED)
+on_closed = _counted_by_reason(exporter.CLOSED)
 
 
 async def on_answered(_: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:

@@ -163,6 +163,8 @@ async def test_a_ticket_travels_the_whole_loop(platform: Platform) -> None:
                 'careloop_ticket_resolution_seconds_count{priority="urgent"} 2.0',
                 'careloop_survey_score_count{dimension="overall"}',
                 'careloop_tickets_reopened_total{reason="low_score"} 1.0',
+                'careloop_tickets_reopened_total{reason="not_solved"} 1.0',
+                'careloop_tickets_closed_total{reason="confirmed"}',
                 'careloop_tickets_open{status="assigned",team="tech_support"}',
                 'careloop_notifications_total{kind="confirmation",outcome="sent"}',
             )
