@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SERVICES, RunningStack, ServiceProcess, running_stack
+from tests.support import SERVICES, RunningStack, ServiceProcess, port, running_stack
 
 AGENTS = Path(__file__).with_name("agents.yaml")
-PORTS = dict(zip(SERVICES, range(23081, 23087), strict=True))
+PORTS = dict(zip(SERVICES, range(port(23081), port(23087)), strict=True))
 
 
 @dataclass
@@ -24,7 +24,9 @@ class Platform:
 @pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     logs = tmp_path_factory.mktemp("e2e-logs")
-    with running_stack(kafka_port=23092, pg_port=23432, redis_port=23379, smtp_port=23025) as stack:
+    with running_stack(
+        kafka_port=port(23092), pg_port=port(23432), redis_port=port(23379), smtp_port=port(23025)
+    ) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),

@@ -9,12 +9,14 @@ import pytest
 from shared.db import create_pool
 from shared.plumbing import plumbing_sql
 from shared.settings import CommonSettings
-from tests.support import RunningStack, running_stack
+from tests.support import RunningStack, port, running_stack
 
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(kafka_port=22092, pg_port=22432, redis_port=22379, smtp_port=22025) as s:
+    with running_stack(
+        kafka_port=port(22092), pg_port=port(22432), redis_port=port(22379), smtp_port=port(22025)
+    ) as s:
         yield s
 
 

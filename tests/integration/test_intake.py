@@ -10,9 +10,10 @@ import pytest
 
 from deploy.local.harness import wait_for_port
 from deploy.local.stack import Stack
-from tests.support import RunningStack, ServiceProcess
+from tests.support import RunningStack, ServiceProcess, port
 
-KAFKA_PORT = 22192
+KAFKA_PORT = port(22192)
+INTAKE_PORT = port(22081)
 SUBMISSION = {
     "name": "Li Lei",
     "email": "lilei@example.com",
@@ -38,11 +39,11 @@ def intake(
 ) -> Iterator[ServiceProcess]:
     service = ServiceProcess(
         "intake",
-        22081,
+        INTAKE_PORT,
         {
             **stack.env,
             "CARELOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{KAFKA_PORT}",
-            "CARELOOP_INTAKE_HTTP_PORT": "22081",
+            "CARELOOP_INTAKE_HTTP_PORT": str(INTAKE_PORT),
             "CARELOOP_INTAKE_PUBLISH_TIMEOUT_SECONDS": "2",
         },
         tmp_path / "intake.log",
@@ -58,7 +59,7 @@ def intake(
 def test_with_the_broker_gone_a_submission_gets_503_promptly_and_a_retry_hint(
     own_broker: subprocess.Popen[bytes], intake: ServiceProcess
 ) -> None:
-    url = "http://127.0.0.1:22081/v1/tickets"
+    url = f"http://127.0.0.1:{INTAKE_PORT}/v1/tickets"
     assert httpx.post(url, json=SUBMISSION, timeout=10).status_code == 202
 
     own_broker.kill()

@@ -10,17 +10,17 @@ import pytest
 from shared.events import Channel, Learner, TicketCreated, new_event, now
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
-from tests.support import RunningStack, ServiceProcess, eventually
+from tests.support import RunningStack, ServiceProcess, eventually, port
 
 
 @pytest.fixture
 def notify(stack: RunningStack, tmp_path: Path) -> Iterator[ServiceProcess]:
     service = ServiceProcess(
         "notify",
-        22084,
+        port(22084),
         {
             **stack.env,
-            "CARELOOP_NOTIFY_HTTP_PORT": "22084",
+            "CARELOOP_NOTIFY_HTTP_PORT": str(port(22084)),
             "CARELOOP_NOTIFY_TRIAGE_GRACE_SECONDS": "2",
         },
         tmp_path / "notify.log",

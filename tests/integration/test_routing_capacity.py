@@ -27,6 +27,7 @@ from shared.events import (
 )
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
+from tests import support
 from tests.support import RunningStack, ServiceProcess, eventually
 
 AGENTS = Path(__file__).with_name("agents.yaml")
@@ -48,7 +49,7 @@ def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServicePro
             },
             tmp_path / f"routing-{port}.log",
         )
-        for port in (22083, 22093)
+        for port in (support.port(22083), support.port(22093))
     ]
     for r in routers:
         r.start()
