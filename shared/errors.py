@@ -19,7 +19,7 @@ class PermanentError(CareloopError):
     """Retrying cannot help: bad input or a broken invariant. Dead-letter it, tell the sender."""
 
 
-TRANSIENT_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_DRIVER_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.exceptions.PostgresConnectionError,

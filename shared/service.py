@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -150,6 +150,17 @@ def build_app(
             log.info("stopped")
 
     app = FastAPI(title=title, lifespan=lifespan, max_body_size=settings.http_max_body_bytes)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", error=repr(exc))
+        return JSONResponse(
+            {"detail": "a dependency is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for error in TRANSIENT_DRIVER_ERRORS:
+        app.add_exception_handler(error, unavailable)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
