@@ -28,9 +28,9 @@ from shared.settings import CommonSettings
 log = structlog.get_logger(__name__)
 
 # A handler applies a run of events of one type inside the consumer's transaction. It may
-# return an action to run once that transaction committed (e.g. counting in memory), which a
-# rollback must never see.
-AfterCommit = Callable[[], None]
+# return an action to run once that transaction committed (counting in memory, freeing a
+# Redis slot), which a rollback must never see; an async action is awaited.
+AfterCommit = Callable[[], Awaitable[None] | None]
 Handler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[AfterCommit | None]]
 
 
@@ -135,7 +135,8 @@ class EventConsumer:
         for event_type, run in runs(todo):
             telemetry.EVENTS_APPLIED.labels(self.name, event_type).inc(len(run))
         for action in after:
-            action()
+            if (pending := action()) is not None:
+                await pending
 
     async def _one_by_one(
         self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]
