@@ -57,6 +57,10 @@ class ReopenReason(StrEnum):
     LOW_SCORE = "low_score"
 
 
+class EscalationReason(StrEnum):
+    LOW_SCORE = "low_score"
+
+
 class CloseReason(StrEnum):
     CONFIRMED = "confirmed"
     AUTO_CLOSED = "auto_closed"
@@ -198,6 +202,25 @@ class TicketClosed(EventData):
     closed_at: datetime
 
 
+class TicketEscalated(EventData):
+    """An open ticket (queued, assigned or reopened) must go to a supervisor.
+
+    A resolved or closed ticket is reopened instead (`ticket.reopened` with
+    `needs_supervisor`); this is for one that is still being worked, e.g. the learner said
+    "not solved" and then gave a low score. Routing moves it from an ordinary agent (or the
+    ordinary queue) to a supervisor; desk follows routing's `ticket.assigned` / `.queued`.
+    """
+
+    TYPE = "ticket.escalated"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    reason: EscalationReason
+    assignee_id: str | None = Field(description="Who holds the ticket now, as desk knows it.")
+    escalated_at: datetime
+
+
 # ---- careloop.routing.v1 ------------------------------------------------------------------
 
 
@@ -310,6 +333,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         TicketResolved,
         TicketReopened,
         TicketClosed,
+        TicketEscalated,
         TicketTriaged,
         TicketAssigned,
         TicketQueued,
