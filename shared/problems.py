@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "The resource is not in a state where this makes sense",
     413: "The body is larger than CARELOOP_HTTP_MAX_BODY_BYTES",
+    415: "The body is not in a media type this route reads",
     422: "A field is missing or invalid; each is named with its problem",
     429: "Too many requests; retry after Retry-After seconds",
     503: "A dependency (database, cache, broker) is unavailable; retry after Retry-After seconds",
@@ -56,3 +57,14 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
             entry["headers"] = _RETRY_AFTER
         out[code] = entry
     return out
+
+
+def pages(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a page route that answers each of `codes` with an HTML page."""
+    return {
+        code: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": _DESCRIPTIONS[code],
+        }
+        for code in codes
+    }

@@ -2,10 +2,10 @@
 
 from fastapi import FastAPI
 
-from services.desk import handlers, repo
+from services.desk import api, handlers, pages, repo
 from services.desk.settings import DeskSettings
 from shared import topics
-from shared.agents import load_seed
+from shared.agents import load_agents
 from shared.service import Context, build_app, consume, new_context
 
 
@@ -19,7 +19,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
 
     async def seed_agents(ctx: Context[DeskSettings]) -> None:
         async with ctx.pool.acquire() as conn:
-            await repo.upsert_agents(conn, load_seed(settings.agents_file).agents)
+            await repo.upsert_agents(conn, load_agents(settings).agents)
 
     app = build_app(
         ctx,
@@ -27,5 +27,6 @@ def create_app(settings: DeskSettings) -> FastAPI:
         background=(handlers.auto_close,),
         title="careloop desk",
     )
-    app.include_router(handlers.http_routes(ctx))
+    app.include_router(api.http_routes(ctx))
+    app.include_router(pages.page_routes(ctx))
     return app

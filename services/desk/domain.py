@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.agents import Role
 from shared.errors import PermanentError
 
@@ -20,12 +22,26 @@ class Answer(StrEnum):
     NOT_SOLVED = "not_solved"
 
 
+class Caller(BaseModel):
+    """Who a bearer token belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    name: str
+    role: Role
+
+
 class NotAllowed(PermanentError):
     """The agent's role or assignment does not allow this."""
 
 
 class Conflict(PermanentError):
     """The ticket is not in a state where this makes sense."""
+
+
+class NotFound(PermanentError):
+    """No such ticket, or no ticket behind this link."""
 
 
 WORKABLE = frozenset({Status.ASSIGNED})
@@ -43,6 +59,23 @@ def check_may_work(*, agent_id: str, role: Role, assignee_id: str | None, status
     check_may_see(agent_id=agent_id, role=role, assignee_id=assignee_id)
     if status not in WORKABLE:
         raise Conflict(f"a ticket that is {status} cannot be worked on")
+
+
+class LowScore(StrEnum):
+    """What a low survey score does to its ticket."""
+
+    REOPEN = "reopen"  # resolved or closed: reopened for a supervisor
+    ESCALATE = "escalate"  # still open (the learner said "not solved" first): to a supervisor
+    NOTED = "noted"  # already with a supervisor: recorded in its history
+
+
+def low_score_outcome(status: Status, *, needs_supervisor: bool) -> LowScore:
+    """A low score always reaches a supervisor, whatever the ticket's state (R9.2)."""
+    if status in REOPENABLE:
+        return LowScore.REOPEN
+    if needs_supervisor:
+        return LowScore.NOTED
+    return LowScore.ESCALATE
 
 
 def answer_outcome(status: Status, answer: Answer) -> Status:

@@ -1,40 +1,38 @@
-"""desk's edges: the events it consumes, the agent API and the learner's confirmation page."""
+"""desk's use cases: the events it consumes, and what the agent API and the learner's pages do."""
 
-import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from html import escape
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, Form, HTTPException, Query
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
 from uuid6 import uuid7
 
 from services.desk import repo
 from services.desk.domain import (
     Answer,
-    Conflict,
-    NotAllowed,
+    Caller,
+    LowScore,
+    NotFound,
     Status,
     answer_outcome,
     check_may_see,
     check_may_work,
+    low_score_outcome,
 )
 from services.desk.settings import DeskSettings
-from shared import outbox
-from shared.agents import Role, bearer_auth
+from shared import outbox, tokens
 from shared.events import (
     CloseReason,
     Envelope,
+    EscalationReason,
     ReopenReason,
     SurveyLowScore,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
+    TicketEscalated,
     TicketQueued,
     TicketReopened,
     TicketReplied,
@@ -115,9 +113,28 @@ async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
     for event in events:
         low: SurveyLowScore = event.data
         ticket = await repo.lock_ticket(conn, low.ticket_id)
-        if ticket is None or ticket["status"] not in (Status.RESOLVED, Status.CLOSED):
+        if ticket is None:
+            log.warning("low score for a ticket desk does not know", ticket_id=str(low.ticket_id))
             continue
-        await _reopen(conn, ticket, reason=ReopenReason.LOW_SCORE, actor="survey", cause=event)
+        outcome = low_score_outcome(
+            Status(ticket["status"]), needs_supervisor=ticket["needs_supervisor"]
+        )
+        if outcome is LowScore.REOPEN:
+            await _reopen(conn, ticket, reason=ReopenReason.LOW_SCORE, actor="survey", cause=event)
+        elif outcome is LowScore.ESCALATE:
+            await _escalate(conn, ticket, low=low, cause=event)
+        else:
+            await repo.add_history(
+                conn,
+                [
+                    (
+                        low.ticket_id,
+                        "low_score",
+                        "survey",
+                        {"survey_id": str(low.survey_id), "overall": low.overall},
+                    )
+                ],
+            )
 
 
 EVENT_HANDLERS: dict[str, Handler] = {
@@ -147,7 +164,7 @@ async def _reopen(
         Status.REOPENED,
         assignee_id=None,
         needs_supervisor=needs_supervisor,
-        confirm_token=None,
+        confirm_token_sha256=None,
     )
     await repo.add_history(conn, [(ticket["ticket_id"], "reopened", actor, {"reason": reason})])
     await outbox.add(
@@ -161,6 +178,48 @@ async def _reopen(
                     previous_agent_id=ticket["assignee_id"],
                     needs_supervisor=needs_supervisor,
                     reopened_at=now(),
+                ),
+                producer=PRODUCER,
+                cause=cause,
+            )
+        ],
+    )
+
+
+async def _escalate(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    *,
+    low: SurveyLowScore,
+    cause: Envelope[Any],
+) -> None:
+    """An open ticket goes to a supervisor: routing moves it, desk follows routing's events."""
+    await repo.mark_needs_supervisor(conn, ticket["ticket_id"])
+    await repo.add_history(
+        conn,
+        [
+            (
+                ticket["ticket_id"],
+                "escalated",
+                "survey",
+                {
+                    "reason": EscalationReason.LOW_SCORE,
+                    "survey_id": str(low.survey_id),
+                    "overall": low.overall,
+                },
+            )
+        ],
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketEscalated(
+                    ticket_id=ticket["ticket_id"],
+                    number=ticket["number"],
+                    reason=EscalationReason.LOW_SCORE,
+                    assignee_id=ticket["assignee_id"],
+                    escalated_at=now(),
                 ),
                 producer=PRODUCER,
                 cause=cause,
@@ -219,207 +278,125 @@ async def auto_close(ctx: Context[DeskSettings]) -> None:
     await every(settings.auto_close_interval_seconds, step, what="auto-close")
 
 
-# ---- HTTP ---------------------------------------------------------------------------------
+# ---- the agent API and the learner's answer -----------------------------------------------
 
 
-class Agent(BaseModel):
-    agent_id: str
-    name: str
-    role: Role
+async def _locked(conn: asyncpg.Connection, ticket_id: UUID) -> asyncpg.Record:
+    ticket = await repo.lock_ticket(conn, ticket_id)
+    if ticket is None:
+        raise NotFound("no such ticket")
+    return ticket
 
 
-class ReplyIn(BaseModel):
-    body: str = Field(min_length=1, max_length=20_000)
-
-
-class ResolveIn(BaseModel):
-    resolution: str = Field(min_length=1, max_length=20_000)
-
-
-class ConfirmIn(BaseModel):
-    answer: Answer
-
-
-def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
-    router = APIRouter()
-    public_url = ctx.settings.public_url
-
-    authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
-
-    async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Agent:
-        return Agent(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
-
-    CurrentAgent = Annotated[Agent, Depends(current_agent)]
-
-    async def locked(conn: asyncpg.Connection, ticket_id: UUID) -> asyncpg.Record:
-        ticket = await repo.lock_ticket(conn, ticket_id)
-        if ticket is None:
-            raise HTTPException(404, "no such ticket")
-        return ticket
-
-    def work_check(agent: Agent, ticket: asyncpg.Record) -> None:
-        try:
-            check_may_work(
-                agent_id=agent.agent_id,
-                role=agent.role,
-                assignee_id=ticket["assignee_id"],
-                status=Status(ticket["status"]),
-            )
-        except NotAllowed as exc:
-            raise HTTPException(403, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
-
-    @router.get("/v1/agent/me", summary="Who the token belongs to")
-    async def me(agent: CurrentAgent) -> Agent:
-        return agent
-
-    @router.get("/v1/agent/tickets", summary="The calling agent's tickets")
-    async def my_tickets(
-        agent: CurrentAgent,
-        status: Annotated[list[Status] | None, Query()] = None,
-        everyone: bool = False,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
-        if everyone and agent.role is Role.AGENT:
-            raise HTTPException(403, "only supervisors and admins see everyone's tickets")
-        async with ctx.pool.acquire() as conn:
-            rows = await repo.list_tickets(
-                conn,
-                assignee_id=None if everyone else agent.agent_id,
-                statuses=[s.value for s in (status or [Status.ASSIGNED])],
-                limit=limit,
-            )
-        return [dict(r) for r in rows]
-
-    @router.get("/v1/tickets/{ticket_id}", summary="One ticket with its history")
-    async def ticket_detail(ticket_id: UUID, agent: CurrentAgent) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            ticket = await repo.get_ticket(conn, ticket_id)
-            if ticket is None:
-                raise HTTPException(404, "no such ticket")
-            try:
-                check_may_see(
-                    agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"]
-                )
-            except NotAllowed as exc:
-                raise HTTPException(403, str(exc)) from exc
-            history = await repo.ticket_history(conn, ticket_id)
-        detail = {k: v for k, v in dict(ticket).items() if k != "confirm_token"}
-        return {**detail, "history": [dict(h) for h in history]}
-
-    @router.post("/v1/tickets/{ticket_id}/replies", status_code=201, summary="Reply to the learner")
-    async def reply(ticket_id: UUID, body: ReplyIn, agent: CurrentAgent) -> dict[str, Any]:
-        reply_id = uuid7()
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await locked(conn, ticket_id)
-            work_check(agent, ticket)
-            replied_at, first = await repo.insert_reply(
-                conn,
-                reply_id=reply_id,
-                ticket_id=ticket_id,
-                agent_id=agent.agent_id,
-                body=body.body,
-            )
-            await repo.add_history(
-                conn, [(ticket_id, "replied", agent.agent_id, {"reply_id": str(reply_id)})]
-            )
-            await outbox.add(
-                conn,
-                [
-                    new_event(
-                        TicketReplied(
-                            ticket_id=ticket_id,
-                            number=ticket["number"],
-                            reply_id=reply_id,
-                            agent_id=agent.agent_id,
-                            body=body.body,
-                            first_response=first,
-                            created_at=ticket["created_at"],
-                            replied_at=replied_at,
-                        ),
-                        producer=PRODUCER,
-                    )
-                ],
-            )
-        return {"reply_id": reply_id, "first_response": first}
-
-    @router.post(
-        "/v1/tickets/{ticket_id}/resolve", summary="Resolve; the learner is asked to confirm"
+def _check_work(agent: Caller, ticket: asyncpg.Record) -> None:
+    check_may_work(
+        agent_id=agent.agent_id,
+        role=agent.role,
+        assignee_id=ticket["assignee_id"],
+        status=Status(ticket["status"]),
     )
-    async def resolve(ticket_id: UUID, body: ResolveIn, agent: CurrentAgent) -> dict[str, Any]:
-        token = secrets.token_urlsafe(24)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await locked(conn, ticket_id)
-            work_check(agent, ticket)
-            resolved_at = now()
-            await repo.set_status(
-                conn,
-                ticket_id,
-                Status.RESOLVED,
-                resolved_at=resolved_at,
-                confirm_token=token,
-                needs_supervisor=False,
+
+
+async def ticket_with_history(
+    conn: asyncpg.Connection, ticket_id: UUID, agent: Caller
+) -> dict[str, Any]:
+    """One ticket and its history, if `agent` may see it."""
+    ticket = await repo.get_ticket(conn, ticket_id)
+    if ticket is None:
+        raise NotFound("no such ticket")
+    check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
+    history = await repo.ticket_history(conn, ticket_id)
+    detail = {k: v for k, v in dict(ticket).items() if k != "confirm_token_sha256"}
+    return {**detail, "history": [dict(h) for h in history]}
+
+
+async def reply(
+    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, body: str
+) -> tuple[UUID, bool]:
+    """Store an agent's reply and tell the learner; returns its id and whether it came first."""
+    reply_id = uuid7()
+    ticket = await _locked(conn, ticket_id)
+    _check_work(agent, ticket)
+    replied_at, first = await repo.insert_reply(
+        conn, reply_id=reply_id, ticket_id=ticket_id, agent_id=agent.agent_id, body=body
+    )
+    await repo.add_history(
+        conn, [(ticket_id, "replied", agent.agent_id, {"reply_id": str(reply_id)})]
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketReplied(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    reply_id=reply_id,
+                    agent_id=agent.agent_id,
+                    body=body,
+                    first_response=first,
+                    created_at=ticket["created_at"],
+                    replied_at=replied_at,
+                ),
+                producer=PRODUCER,
             )
-            await repo.add_history(
-                conn, [(ticket_id, "resolved", agent.agent_id, {"resolution": body.resolution})]
+        ],
+    )
+    return reply_id, first
+
+
+async def resolve(
+    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, resolution: str, public_url: str
+) -> None:
+    """Resolve; the learner is e-mailed a link to confirm, whose token only the link keeps."""
+    token = tokens.new_token()
+    ticket = await _locked(conn, ticket_id)
+    _check_work(agent, ticket)
+    resolved_at = now()
+    await repo.set_status(
+        conn,
+        ticket_id,
+        Status.RESOLVED,
+        resolved_at=resolved_at,
+        confirm_token_sha256=tokens.digest(token),
+        needs_supervisor=False,
+    )
+    await repo.add_history(
+        conn, [(ticket_id, "resolved", agent.agent_id, {"resolution": resolution})]
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketResolved(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    agent_id=agent.agent_id,
+                    resolution=resolution,
+                    confirm_url=f"{public_url}/confirm/{token}",
+                    created_at=ticket["created_at"],
+                    resolved_at=resolved_at,
+                ),
+                producer=PRODUCER,
             )
-            await outbox.add(
-                conn,
-                [
-                    new_event(
-                        TicketResolved(
-                            ticket_id=ticket_id,
-                            number=ticket["number"],
-                            agent_id=agent.agent_id,
-                            resolution=body.resolution,
-                            confirm_url=f"{public_url}/confirm/{token}",
-                            created_at=ticket["created_at"],
-                            resolved_at=resolved_at,
-                        ),
-                        producer=PRODUCER,
-                    )
-                ],
-            )
-        return {"ticket_id": ticket_id, "status": Status.RESOLVED}
+        ],
+    )
 
-    async def confirm(token: str, answer: Answer) -> Status:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await repo.lock_by_confirm_token(conn, token)
-            if ticket is None:
-                raise HTTPException(404, "this link is no longer valid")
-            try:
-                outcome = answer_outcome(Status(ticket["status"]), answer)
-            except Conflict as exc:
-                raise HTTPException(409, str(exc)) from exc
-            if outcome is Status.REOPENED:
-                await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
-                return outcome
-            await _close(
-                conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now()
-            )
-            return outcome
 
-    @router.get("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def confirm_page(token: str) -> str:
-        t = escape(token)
-        return (
-            "<!doctype html><meta charset=utf-8><title>careloop</title>"
-            "<h1>Is your problem solved? 您的问题解决了吗？</h1>"
-            f"<form method=post action='/confirm/{t}'>"
-            "<button name=answer value=solved>Yes, solved 已解决</button> "
-            "<button name=answer value=not_solved>No, not solved 未解决</button></form>"
-        )
+async def confirm(conn: asyncpg.Connection, *, token: str, answer: Answer) -> Status:
+    """The learner's answer to "is it solved?": closes or reopens; NotFound, Conflict."""
+    ticket = await repo.lock_by_confirm_token(conn, tokens.digest(token))
+    if ticket is None:
+        raise NotFound("this link is no longer valid")
+    outcome = answer_outcome(Status(ticket["status"]), answer)
+    if outcome is Status.REOPENED:
+        await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
+    else:
+        await _close(conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now())
+    return outcome
 
-    @router.post("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def confirm_form(token: str, answer: Annotated[Answer, Form()]) -> str:
-        outcome = await confirm(token, answer)
-        if outcome is Status.CLOSED:
-            return "<!doctype html><meta charset=utf-8><p>Thank you! 感谢您的确认。</p>"
-        return "<!doctype html><meta charset=utf-8><p>We are on it again. 我们会继续处理。</p>"
 
-    @router.post("/v1/confirmations/{token}", summary="The learner's answer: solved or not")
-    async def confirm_api(token: str, body: ConfirmIn) -> dict[str, Any]:
-        return {"status": await confirm(token, body.answer)}
-
-    return router
+async def awaits_answer(conn: asyncpg.Connection, token: str) -> None:
+    """Raise NotFound unless a resolved ticket waits for the learner's answer on this link."""
+    ticket = await repo.by_confirm_token(conn, tokens.digest(token))
+    if ticket is None or ticket["status"] != Status.RESOLVED:
+        raise NotFound("this link is no longer valid")

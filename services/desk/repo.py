@@ -55,23 +55,27 @@ async def apply_triage(conn: asyncpg.Connection, items: Sequence[TicketTriaged])
 
 
 async def apply_queued(conn: asyncpg.Connection, items: Sequence[TicketQueued]) -> None:
+    """Follow routing: an open ticket waits in a queue (an escalated one may leave its agent
+    for a supervisor's queue). Routing's events for a ticket arrive in order."""
     await conn.execute(
         """
-        UPDATE tickets t SET status = 'queued', team = r.team, updated_at = now()
+        UPDATE tickets t SET status = 'queued', team = r.team, assignee_id = NULL,
+               updated_at = now()
         FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, team text)
-        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'reopened')
+        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'reopened', 'assigned')
         """,
         _json_rows(items),
     )
 
 
 async def apply_assigned(conn: asyncpg.Connection, items: Sequence[TicketAssigned]) -> None:
+    """Follow routing: an open ticket has this agent now (an escalated one, a supervisor)."""
     await conn.execute(
         """
         UPDATE tickets t SET status = 'assigned', assignee_id = r.agent_id, team = r.team,
                updated_at = now()
         FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, agent_id text, team text)
-        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'queued', 'reopened')
+        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'queued', 'reopened', 'assigned')
         """,
         _json_rows(items),
     )
@@ -96,8 +100,26 @@ async def lock_ticket(conn: asyncpg.Connection, ticket_id: UUID) -> asyncpg.Reco
     return await conn.fetchrow("SELECT * FROM tickets WHERE ticket_id = $1 FOR UPDATE", ticket_id)
 
 
-async def lock_by_confirm_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM tickets WHERE confirm_token = $1 FOR UPDATE", token)
+async def lock_by_confirm_token(
+    conn: asyncpg.Connection, token_sha256: str
+) -> asyncpg.Record | None:
+    """The ticket whose confirmation link carries the token with this digest, locked."""
+    return await conn.fetchrow(
+        "SELECT * FROM tickets WHERE confirm_token_sha256 = $1 FOR UPDATE", token_sha256
+    )
+
+
+async def by_confirm_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT ticket_id, status FROM tickets WHERE confirm_token_sha256 = $1", token_sha256
+    )
+
+
+async def mark_needs_supervisor(conn: asyncpg.Connection, ticket_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE tickets SET needs_supervisor = true, updated_at = now() WHERE ticket_id = $1",
+        ticket_id,
+    )
 
 
 async def get_ticket(conn: asyncpg.Connection, ticket_id: UUID) -> asyncpg.Record | None:
@@ -189,7 +211,7 @@ async def close_many(
     conn: asyncpg.Connection, ticket_ids: Sequence[UUID], closed_at: datetime
 ) -> None:
     await conn.execute(
-        "UPDATE tickets SET status = 'closed', closed_at = $2, confirm_token = NULL, "
+        "UPDATE tickets SET status = 'closed', closed_at = $2, confirm_token_sha256 = NULL, "
         "updated_at = now() WHERE ticket_id = ANY($1::uuid[])",
         list(ticket_ids),
         closed_at,

@@ -1,8 +1,13 @@
-"""survey's decisions: what a valid answer is, and which answers reopen the case."""
+"""survey's decisions: what a valid answer is, which answers go to a supervisor, and when a
+survey can be answered."""
 
 from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import PermanentError
+from shared.text import Text
 
 DIMENSIONS = (
     ("overall", "总体满意度 · Overall"),
@@ -12,22 +17,48 @@ DIMENSIONS = (
 )
 
 
+# Strict: JSON gives a number, and "5" or true is a client's mistake worth naming. The
+# HTML form sends strings; `from_form` parses those leniently.
+Score = Annotated[int, Field(ge=1, le=5, strict=True)]
+
+
 class AnswerIn(BaseModel):
     """A learner's answer: four scores from 1 to 5 and an optional comment (R9.1)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    overall: int = Field(ge=1, le=5)
-    response_speed: int = Field(ge=1, le=5)
-    problem_solving: int = Field(ge=1, le=5)
-    attitude: int = Field(ge=1, le=5)
-    comment: str | None = Field(None, max_length=2000)
+    overall: Score
+    response_speed: Score
+    problem_solving: Score
+    attitude: Score
+    comment: Text | None = Field(None, max_length=2000)
+
+    @classmethod
+    def from_form(cls, fields: dict[str, Any]) -> "AnswerIn":
+        """The same answer from the HTML form, whose scores arrive as strings."""
+        return cls.model_validate(fields, strict=False)
 
 
 def is_low(answer: AnswerIn, threshold: int) -> bool:
-    """A low overall score is not filed away: it reopens the case (R9.2)."""
+    """A low overall score is not filed away: it goes to a supervisor (R9.2)."""
     return answer.overall <= threshold
 
 
 def due_at(resolved_at: datetime, delay_seconds: float) -> datetime:
     return resolved_at + timedelta(seconds=delay_seconds)
+
+
+class UnknownSurvey(PermanentError):
+    """No survey was sent with this link."""
+
+
+class NotOpen(PermanentError):
+    """The survey was answered already (or withdrawn)."""
+
+
+def check_open(status: str) -> None:
+    """Only a survey that was sent and not yet answered takes an answer."""
+    if status == "answered":
+        raise NotOpen("this survey was already answered")
+    if status != "requested":
+        raise UnknownSurvey(f"this survey is {status}")

@@ -10,12 +10,13 @@ from services.survey.domain import AnswerIn
 
 
 async def schedule(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Surveys due after a resolution; each gets its token only when it is sent."""
     await conn.execute(
         """
-        INSERT INTO surveys (survey_id, ticket_id, resolution_event_id, token, due_at)
-        SELECT r.survey_id, r.ticket_id, r.resolution_event_id, r.token, r.due_at
+        INSERT INTO surveys (survey_id, ticket_id, resolution_event_id, due_at)
+        SELECT r.survey_id, r.ticket_id, r.resolution_event_id, r.due_at
         FROM jsonb_to_recordset($1::jsonb) AS r(survey_id uuid, ticket_id uuid,
-             resolution_event_id uuid, token text, due_at timestamptz)
+             resolution_event_id uuid, due_at timestamptz)
         ON CONFLICT (resolution_event_id) DO NOTHING
         """,
         list(rows),
@@ -30,23 +31,45 @@ async def cancel_scheduled(conn: asyncpg.Connection, ticket_ids: Sequence[UUID])
     )
 
 
-async def take_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Mark due surveys requested; replicas skip each other's rows."""
+async def lock_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Due surveys, locked for sending; replicas skip each other's rows."""
     return await conn.fetch(
         """
-        UPDATE surveys SET status = 'requested', requested_at = now()
-        WHERE survey_id IN (
-            SELECT survey_id FROM surveys WHERE status = 'scheduled' AND due_at <= now()
-            ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
-        )
-        RETURNING survey_id, ticket_id, token, requested_at
+        SELECT survey_id, ticket_id FROM surveys WHERE status = 'scheduled' AND due_at <= now()
+        ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
         """,
         limit,
     )
 
 
-async def lock_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM surveys WHERE token = $1 FOR UPDATE", token)
+async def mark_requested(
+    conn: asyncpg.Connection, sent: Sequence[tuple[UUID, str]]
+) -> list[asyncpg.Record]:
+    """Mark (survey_id, token digest) pairs sent; returns each survey with its request time."""
+    return await conn.fetch(
+        """
+        UPDATE surveys s SET status = 'requested', requested_at = now(),
+               token_sha256 = r.token_sha256
+        FROM unnest($1::uuid[], $2::text[]) AS r(survey_id, token_sha256)
+        WHERE s.survey_id = r.survey_id
+        RETURNING s.survey_id, s.ticket_id, s.requested_at
+        """,
+        [survey_id for survey_id, _ in sent],
+        [token_sha256 for _, token_sha256 in sent],
+    )
+
+
+async def by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT survey_id, ticket_id, status FROM surveys WHERE token_sha256 = $1", token_sha256
+    )
+
+
+async def lock_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT survey_id, ticket_id, status FROM surveys WHERE token_sha256 = $1 FOR UPDATE",
+        token_sha256,
+    )
 
 
 async def record_answer(
