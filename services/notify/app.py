@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from services.notify import handlers
+from services.notify.senders import Senders
 from services.notify.settings import NotifySettings
 from shared import topics
 from shared.service import build_app, consume, new_context
@@ -15,5 +16,5 @@ def create_app(settings: NotifySettings) -> FastAPI:
         topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
         handlers=handlers.EVENT_HANDLERS,
     )
-    senders = handlers.Senders(settings)
+    senders = Senders(settings)
     return build_app(ctx, background=(senders.run,), title="careloop notify")

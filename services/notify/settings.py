@@ -12,6 +12,12 @@ class NotifySettings(CommonSettings):
     smtp_username: str | None = own("smtp", "username", None, "SMTP login, if it needs one.")
     smtp_password: SecretStr | None = own("smtp", "password", None, "SMTP password.")
     smtp_starttls: bool = own("smtp", "starttls", False, "Upgrade the connection with STARTTLS.")
+    smtp_timeout_seconds: float = own(
+        "smtp",
+        "timeout_seconds",
+        30,
+        "Longest wait for the SMTP server to connect or answer one command.",
+    )
     mail_from: str = own(
         "notify", "from", "careloop <support@careloop.example>", "From: of every e-mail."
     )
@@ -37,5 +43,6 @@ class NotifySettings(CommonSettings):
         "notify",
         "claim_seconds",
         60,
-        "A leased delivery whose sender died is retried after this long.",
+        "A leased delivery whose sender died is retried after this long (and, after a "
+        "PostgreSQL restart, no sooner than this long after the restart).",
     )

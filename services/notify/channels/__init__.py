@@ -1,0 +1,1 @@
+"""notify's channels: one sender each (compose, send, classify errors)."""
