@@ -1,4 +1,8 @@
-"""The agents seed file (teams, skills, capacity, demo tokens) that desk and routing load."""
+"""The agents seed file (teams, skills, capacity, tokens) that desk and routing load.
+
+The demo agents in deploy/local/agents.yaml load only in a local run (CARELOOP_ENV=local):
+their tokens are in the repository, so anywhere else they would let anyone in.
+"""
 
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -10,6 +14,8 @@ import asyncpg
 import yaml
 from fastapi import Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.settings import DEFAULT_AGENTS_FILE, CommonSettings, Environment
 
 
 class Role(StrEnum):
@@ -70,5 +76,39 @@ def bearer_auth(
     return authenticated
 
 
+class DemoCredentialsRefused(RuntimeError):
+    """A production start that would let the demo tokens in, or has no agents of its own."""
+
+
 def load_seed(path: Path | str) -> Seed:
     return Seed.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+def load_agents(settings: CommonSettings) -> Seed:
+    """The agents this process may seed: any file in a local run; in production only a file
+    given in CARELOOP_AGENTS_FILE with none of the demo tokens (a token starting with `demo-`
+    or one of deploy/local/agents.yaml's), else `DemoCredentialsRefused`."""
+    if settings.env is Environment.LOCAL:
+        return load_seed(settings.agents_file)
+    if Path(settings.agents_file).resolve() == DEFAULT_AGENTS_FILE:
+        raise DemoCredentialsRefused(
+            "refusing to start: no agents configured. CARELOOP_ENV is production, where the demo "
+            "agents of deploy/local/agents.yaml do not load; set CARELOOP_AGENTS_FILE to your "
+            "agents file (or CARELOOP_ENV=local for a local run)"
+        )
+    seed = load_seed(settings.agents_file)
+    demo_hashes = _demo_token_hashes()
+    demo = [
+        a.id for a in seed.agents if a.token.startswith("demo-") or a.token_sha256 in demo_hashes
+    ]
+    if demo:
+        raise DemoCredentialsRefused(
+            f"refusing to start: {settings.agents_file} gives demo tokens to {', '.join(demo)}. "
+            "CARELOOP_ENV is production: give every agent a token of its own"
+        )
+    return seed
+
+
+def _demo_token_hashes() -> set[str]:
+    known = load_seed(DEFAULT_AGENTS_FILE).agents if DEFAULT_AGENTS_FILE.exists() else ()
+    return {a.token_sha256 for a in known}

@@ -80,6 +80,7 @@ async def _prune_inbox(ctx: Context[Any]) -> None:
 
 
 def new_context(service: str, settings: S) -> Context[S]:
+    settings = settings.for_service(service)  # its own PostgreSQL role, when it has one
     return Context(
         service=service, settings=settings, broker=make_broker(settings, client_id=service)
     )

@@ -1,12 +1,20 @@
 """Settings every service shares; each service adds its own on top, all under CARELOOP_."""
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AGENTS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "local" / "agents.yaml"
+
+
+class Environment(StrEnum):
+    """Where a process runs: only a local run may use the demo agents and their tokens."""
+
+    LOCAL = "local"
+    PRODUCTION = "production"
 
 
 def own(group: str, name: str, default: Any, description: str) -> Any:
@@ -20,6 +28,11 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CARELOOP_", extra="ignore")
 
+    env: Environment = Field(
+        Environment.PRODUCTION,
+        description="`local` for `bin/careloop run` and tests (the demo agents may load); "
+        "`production` refuses the demo agents and their tokens.",
+    )
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
     kafka_idempotent: bool = Field(
         False,
@@ -35,8 +48,9 @@ class CommonSettings(BaseSettings):
     kafka_partitions: int = Field(4, description="Partitions per topic when a service creates it.")
     kafka_replication: int = Field(1, description="Replication factor for created topics.")
     pg_dsn: SecretStr = Field(
-        SecretStr("postgresql://careloop@127.0.0.1:15432/careloop"),
-        description="PostgreSQL DSN; every service uses its own schema in it.",
+        SecretStr("postgresql://127.0.0.1:15432/careloop"),
+        description="PostgreSQL DSN, used by a service that has no CARELOOP_<SERVICE>_PG_DSN of "
+        "its own. Every service uses its own schema, as its own role.",
     )
     pg_pool_max: int = Field(8, description="Largest asyncpg pool per process.")
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
@@ -63,6 +77,27 @@ class CommonSettings(BaseSettings):
     )
     agents_file: Path = Field(
         DEFAULT_AGENTS_FILE,
-        description="Seed file of agents: teams, languages, capacity, demo tokens (desk, routing).",
+        description="Seed file of agents: teams, languages, capacity, tokens (desk, routing). "
+        "The default is the demo agents, which load only when CARELOOP_ENV=local.",
     )
     relay_batch: int = Field(1000, description="Most outbox rows the relay publishes at once.")
+
+    def for_service(self, service: str) -> Self:
+        """These settings as `service` uses them: its own CARELOOP_<SERVICE>_PG_DSN, when set,
+        replaces the shared DSN, so each service connects as its own PostgreSQL role."""
+        own_dsn = ServiceDatabase(_env_prefix=f"CARELOOP_{service.upper()}_PG_").dsn
+        if own_dsn is None:
+            return self
+        return self.model_copy(update={"pg_dsn": own_dsn})
+
+
+class ServiceDatabase(BaseSettings):
+    """CARELOOP_<SERVICE>_PG_DSN, read with the service's prefix by `for_service`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    dsn: SecretStr | None = Field(
+        None,
+        description="The service's own DSN, with its role and password "
+        "(postgresql://careloop_desk:PASSWORD@host:5432/careloop).",
+    )

@@ -60,11 +60,17 @@ class RunningStack:
 
     @property
     def env(self) -> dict[str, str]:
+        """Settings for service processes: a local run, each service with its own role."""
         return self.stack.service_env()
 
     @property
     def dsn(self) -> str:
-        return self.env["CARELOOP_PG_DSN"]
+        """The admin's DSN (a superuser): for fixtures and for looking into any schema."""
+        return self.stack.dsn()
+
+    def service_dsn(self, service: str) -> str:
+        """The DSN of `service`'s own role, which reaches only its own schema."""
+        return self.stack.dsn(service)
 
     @property
     def bootstrap(self) -> str:

@@ -1,16 +1,26 @@
-"""The infrastructure processes of the local stack; `python -m deploy.local.stack prepare|run NAME`.
+"""The infrastructure processes of the local stack; `python -m deploy.local.stack prepare|env|dsn|run`.
 
 Data lives under one folder (var/ by default). PostgreSQL refuses to run as root, so as root
 its commands run as the `postgres` system user through setpriv, which execs without forking.
+
+PostgreSQL asks every client for a password (SCRAM). `prepare` generates the passwords once
+into var/pg-passwords.json (readable by its owner only): one for `careloop_admin`, the
+superuser, used only to provision and inspect, and one per service for `careloop_<service>`,
+a plain role that owns its service's schema and can reach no other. `env` hands each service
+its own DSN.
 """
 
 import argparse
+import json
 import os
 import pwd
+import re
+import secrets
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +31,48 @@ PG_BIN_CANDIDATES = (
     "/usr/lib/postgresql/16/bin",
     "/usr/lib/postgresql/17/bin",
 )
+
+
+DATABASE = "careloop"
+ADMIN_ROLE = "careloop_admin"
+# The services that keep state in PostgreSQL, each in a schema of its name (intake has none).
+DB_SERVICES = ("desk", "routing", "notify", "survey", "metrics")
+
+
+def role_of(service: str) -> str:
+    """The PostgreSQL role `service` connects as."""
+    return f"careloop_{service}"
+
+
+def provision_sql(passwords: dict[str, str], *, database: str = DATABASE) -> str:
+    """Idempotent SQL, run as a superuser in `database`: one login role per service with its
+    password, owning its own schema and with no right anywhere else; nobody else may connect.
+
+    `passwords` maps each service to its password; a service's role may not create schemas,
+    so its schema is created here and its migrations run as that role.
+    """
+    statements = [
+        f"REVOKE ALL ON DATABASE {database} FROM PUBLIC",
+        "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+    ]
+    for service, password in passwords.items():
+        role = role_of(service)
+        for name in (service, role):
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"not a plain identifier: {name!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", password):
+            raise ValueError(f"the password of {role} has characters other than [A-Za-z0-9_-]")
+        statements += [
+            f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+            f"THEN CREATE ROLE {role}; END IF; END$$",
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            f"NOBYPASSRLS PASSWORD '{password}'",
+            f"GRANT CONNECT ON DATABASE {database} TO {role}",
+            f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}",
+            f"ALTER SCHEMA {service} OWNER TO {role}",
+        ]
+    return "; ".join(statements) + ";"
 
 
 def _pg_bin(name: str) -> str:
@@ -63,11 +115,34 @@ class Stack:
     def mail_dir(self) -> Path:
         return self.var / "mail"
 
+    @property
+    def passwords_file(self) -> Path:
+        return self.var / "pg-passwords.json"
+
+    def passwords(self) -> dict[str, str]:
+        """Each role's password, as `prepare` generated them."""
+        if not self.passwords_file.exists():
+            raise SystemExit(
+                f"{self.passwords_file} is missing: run `python -m deploy.local.stack prepare`"
+            )
+        stored: dict[str, str] = json.loads(self.passwords_file.read_text())
+        return stored
+
+    def dsn(self, service: str | None = None) -> str:
+        """The DSN of `service`'s own role, or with None the admin's (provisioning, psql)."""
+        role = ADMIN_ROLE if service is None else role_of(service)
+        password = self.passwords()[role]
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.pg_port}/{DATABASE}"
+
     def service_env(self) -> dict[str, str]:
-        """The CARELOOP_ settings that point services at this stack."""
+        """The CARELOOP_ settings that point services at this stack, each service at its own
+        role; the run is local, so the demo agents may load."""
         return {
+            "CARELOOP_ENV": "local",
             "CARELOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka_port}",
-            "CARELOOP_PG_DSN": f"postgresql://careloop@127.0.0.1:{self.pg_port}/careloop",
+            # No role in it: a service without a DSN of its own has no database rights.
+            "CARELOOP_PG_DSN": f"postgresql://127.0.0.1:{self.pg_port}/{DATABASE}",
+            **{f"CARELOOP_{s.upper()}_PG_DSN": self.dsn(s) for s in DB_SERVICES},
             "CARELOOP_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CARELOOP_SMTP_PORT": str(self.smtp_port),
         }
@@ -78,11 +153,32 @@ class Stack:
         return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
 
     def prepare(self) -> None:
-        """Create the data folders and, once, the PostgreSQL cluster and its database."""
+        """Create the data folders, the passwords and, once, the PostgreSQL cluster and its
+        database; then (re)provision each service's role and schema."""
         for sub in ("redis", "run", "mail/tmp", "mail/new", "mail/cur"):
             (self.var / sub).mkdir(parents=True, exist_ok=True)
-        if (self.pg_dir / "PG_VERSION").exists():
-            return
+        passwords = self._ensure_passwords()
+        if not (self.pg_dir / "PG_VERSION").exists():
+            self._create_cluster(passwords[ADMIN_ROLE])
+        elif "trust" in _hba_methods(self.pg_dir / "pg_hba.conf"):
+            raise SystemExit(
+                f"{self.pg_dir} was created by an older careloop that trusted every local "
+                f"connection. Delete it (or all of {self.var}) to recreate it with passwords."
+            )
+        self._single_user(DATABASE, provision_sql({s: passwords[role_of(s)] for s in DB_SERVICES}))
+
+    def _ensure_passwords(self) -> dict[str, str]:
+        """Generate a password for each role that has none yet; keep the others."""
+        stored = self.passwords() if self.passwords_file.exists() else {}
+        wanted = {ADMIN_ROLE, *(role_of(s) for s in DB_SERVICES)}
+        if not wanted <= stored.keys():
+            stored = {r: stored.get(r) or secrets.token_urlsafe(24) for r in sorted(wanted)}
+            fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(stored, out, indent=2)
+        return stored
+
+    def _create_cluster(self, admin_password: str) -> None:
         self.pg_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
@@ -95,31 +191,50 @@ class Stack:
                     "(a parent folder is private). Set CARELOOP_VAR_DIR to a folder it can "
                     "reach, e.g. CARELOOP_VAR_DIR=/var/tmp/careloop."
                 )
-        subprocess.run(
-            self._as_postgres(
-                [
-                    _pg_bin("initdb"),
-                    "-D",
-                    str(self.pg_dir),
-                    "-U",
-                    "careloop",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                ]
-            ),
-            check=True,
+        # initdb reads the superuser's password from a file only it (as postgres) may read.
+        with tempfile.NamedTemporaryFile("w", dir=self.var / "run", suffix=".pw") as pwfile:
+            pwfile.write(admin_password)
+            pwfile.flush()
+            if os.geteuid() == 0:
+                os.chown(pwfile.name, pwd.getpwnam("postgres").pw_uid, -1)
+            subprocess.run(
+                self._as_postgres(
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(self.pg_dir),
+                        "-U",
+                        ADMIN_ROLE,
+                        f"--pwfile={pwfile.name}",
+                        "--auth=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+            )
+        self._single_user("postgres", f"CREATE DATABASE {DATABASE};")
+
+    def _single_user(self, database: str, line: str) -> None:
+        """Run one line of SQL in single-user mode (the server is not running yet); its
+        statements form one transaction. Raises when PostgreSQL reports an error."""
+        done = subprocess.run(
+            self._as_postgres([_pg_bin("postgres"), "--single", "-D", str(self.pg_dir), database]),
+            input=line.encode() + b"\n",
             capture_output=True,
         )
-        subprocess.run(
-            self._as_postgres(
-                [_pg_bin("postgres"), "--single", "-D", str(self.pg_dir), "postgres"]
-            ),
-            input=b"CREATE DATABASE careloop;\n",
-            check=True,
-            capture_output=True,
-        )
+        errors = [
+            text
+            for text in done.stderr.decode(errors="replace").splitlines()
+            if re.search(r"\b(ERROR|FATAL|PANIC):", text)
+        ]
+        if done.returncode != 0 or errors:
+            raise SystemExit(
+                f"PostgreSQL in {self.pg_dir} refused the provisioning: "
+                + ("; ".join(errors) or f"exit status {done.returncode}")
+            )
 
     def commands(self) -> dict[str, list[str]]:
         """The argv of each infrastructure process, each staying in the foreground."""
@@ -179,11 +294,19 @@ class Stack:
         }
 
 
+def _hba_methods(path: Path) -> set[str]:
+    """The authentication methods pg_hba.conf names (the last word of each rule)."""
+    lines = (line.split("#", 1)[0].split() for line in path.read_text().splitlines())
+    return {words[-1] for words in lines if words}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("prepare", help="create data folders and the database cluster")
     sub.add_parser("env", help="print the CARELOOP_ settings that point services at the stack")
+    dsn = sub.add_parser("dsn", help="print the admin's DSN, or with SERVICE that service's")
+    dsn.add_argument("service", nargs="?", choices=DB_SERVICES)
     run = sub.add_parser("run", help="exec one infrastructure process in the foreground")
     run.add_argument("name", choices=["kafka", "postgres", "redis", "smtp"])
     args = parser.parse_args()
@@ -194,6 +317,8 @@ def main() -> None:
         for key, value in stack.service_env().items():
             if key not in os.environ:  # what the caller set explicitly wins
                 print(f"export {key}={shlex.quote(value)}")
+    elif args.cmd == "dsn":
+        print(stack.dsn(args.service))
     else:
         argv = stack.commands()[args.name]
         os.execvp(argv[0], argv)

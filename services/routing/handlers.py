@@ -17,7 +17,7 @@ from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_
 from services.routing.load import AgentState, LiveLoad, Request
 from services.routing.settings import RoutingSettings
 from shared import outbox
-from shared.agents import Role, bearer_auth, load_seed
+from shared.agents import Role, bearer_auth, load_agents
 from shared.events import (
     Envelope,
     Priority,
@@ -69,7 +69,7 @@ class Router:
 
     async def start(self, ctx: Context[RoutingSettings]) -> None:
         async with ctx.pool.acquire() as conn:
-            await repo.upsert_agents(conn, load_seed(self._settings.agents_file).agents)
+            await repo.upsert_agents(conn, load_agents(self._settings).agents)
         await self.sync()
 
     async def sync(self) -> None:
