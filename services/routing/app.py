@@ -1,4 +1,4 @@
-"""routing's wiring: the ticket consumer, presence API, Redis live load and the sweep."""
+"""routing's wiring: the ticket consumer, presence API, Redis live load, sweep and reconciliation."""
 
 from fastapi import FastAPI
 
@@ -16,7 +16,7 @@ def create_app(settings: RoutingSettings) -> FastAPI:
         ctx,
         uses_redis=True,
         on_start=router.start,
-        background=(router.sweep,),
+        background=(router.sweep, router.reconcile),
         title="careloop routing",
     )
     app.include_router(handlers.http_routes(ctx, router))

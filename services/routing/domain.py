@@ -299,3 +299,54 @@ def candidates(
         ids.remove(preferred)
         ids.insert(0, preferred)
     return ids
+
+
+Pair = tuple[str, str]  # (ticket, agent)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """What a reconciliation changes in Redis, and what it only notes for next time."""
+
+    free: list[Pair]  # slots Redis holds that no committed assignment holds, seen twice
+    restore: list[Pair]  # committed assignments Redis does not count
+    suspects: dict[Pair, int]  # slots held without a committed assignment, seen once (claim)
+
+
+def drift(
+    *,
+    counted: Iterable[Pair],
+    indexed: Mapping[str, str],
+    claims: Mapping[str, int],
+    committed: Iterable[Pair],
+    suspects: Mapping[Pair, int],
+    rebuild: bool,
+) -> Drift:
+    """Compare Redis (`counted` in load sets, `indexed` by ticket) with committed Postgres.
+
+    Taken while no routing transaction is in flight (see capacity.py), a committed assignment
+    Redis does not count can only be a loss: it is restored at once, since an undercount could
+    let an agent take more than capacity. A slot Redis holds without a committed assignment may
+    still be the release of a transaction that just committed, about to free it: it is freed
+    only when seen with the same claim by the previous reconciliation too. A rebuild (Redis
+    came back empty) trusts Postgres alone.
+    """
+    truth = set(committed)
+    counted = set(counted)
+    held = counted | {(t, a) for t, a in indexed.items()}
+    restore = sorted(p for p in truth if p not in counted or indexed.get(p[0]) != p[1])
+    extra = {p: claims.get(p[0], 0) for p in held - truth}
+    if rebuild:
+        return Drift(free=sorted(extra), restore=restore, suspects={})
+    free = sorted(p for p, c in extra.items() if suspects.get(p) == c)
+    return Drift(
+        free=free, restore=restore, suspects={p: c for p, c in extra.items() if p not in free}
+    )
+
+
+def over_capacity(committed: Iterable[Pair], capacity: Mapping[str, int]) -> dict[str, int]:
+    """Agents holding more committed assignments than their capacity, with how many."""
+    held: dict[str, int] = {}
+    for _, agent in committed:
+        held[agent] = held.get(agent, 0) + 1
+    return {a: n for a, n in held.items() if n > capacity.get(a, 0)}

@@ -9,15 +9,17 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Path
+from pydantic import BaseModel, ConfigDict
 
 from services.routing import repo
+from services.routing.capacity import Reconciler
 from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_times, triage
-from services.routing.load import AgentState, LiveLoad, Request
+from services.routing.load import AgentState, Claim, LiveLoad, Request
 from services.routing.settings import RoutingSettings
 from shared import outbox
 from shared.agents import Role, bearer_auth, load_agents
+from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Envelope,
     Priority,
@@ -31,7 +33,8 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import Handler
+from shared.inbox import AfterCommit, Handler
+from shared.problems import problems
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -60,6 +63,11 @@ class Router:
         self._settings = ctx.settings
         self.agents: list[AgentSkills] = []
         self._load: LiveLoad | None = None
+        self.reconciler = Reconciler(
+            pool=lambda: ctx.pool,
+            load=lambda: self.load,
+            lock_timeout_seconds=ctx.settings.reconcile_lock_timeout_seconds,
+        )
 
     @property
     def load(self) -> LiveLoad:
@@ -73,13 +81,11 @@ class Router:
         await self.sync()
 
     async def sync(self) -> None:
-        """Reload agents, push capacity and presence to Redis, rebuild load if Redis lost it."""
+        """Rebuild load if Redis lost it, reload agents, push capacity and presence to Redis."""
+        if await self.load.needs_rebuild():
+            await self.reconciler.run(only_if_empty=True)
         async with self._ctx.pool.acquire() as conn:
             rows = await repo.load_agents(conn)
-            if await self.load.needs_rebuild():
-                active = await repo.active_assignments(conn)
-                await self.load.rebuild([(r["ticket_id"], r["agent_id"]) for r in active])
-                log.info("live load rebuilt from postgres", active=len(active))
         self.agents = [
             AgentSkills(
                 r["agent_id"], Role(r["role"]), frozenset(r["teams"]), frozenset(r["languages"])
@@ -104,6 +110,7 @@ class Router:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
         teams = {team for agent in self.agents for team in agent.teams}
+        await repo.share_load(conn)  # before the drain lock: every transaction takes them so
         rows = await repo.take_queued(conn, sorted(teams), per_team)
         routes = [
             Route(
@@ -118,6 +125,11 @@ class Router:
             for r in rows
         ]
         return len(routes) - len(await self._assign(conn, routes))
+
+    async def drain_now(self) -> int:
+        """Drain in a transaction of its own (after a release or a presence change committed)."""
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            return await self.drain(conn)
 
     async def _assign(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> list[Route]:
         """Redis picks an agent for each route atomically; returns the routes left without one."""
@@ -137,6 +149,7 @@ class Router:
             )
             for r in routes
         ]
+        await repo.share_load(conn)
         picked = await self.load.assign(requests)
         assigned = [(r, a) for r, a in zip(routes, picked, strict=True) if a is not None]
         await repo.record_assignments(conn, [(r.ticket_id, a) for r, a in assigned])
@@ -267,11 +280,28 @@ class Router:
             )
         await self.place(conn, routes)
 
-    async def on_released(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-        ticket_ids = [e.data.ticket_id for e in events]
+    async def on_released(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """Release in Postgres now; free the Redis slots and drain only once that committed."""
+        ticket_ids = list(dict.fromkeys(e.data.ticket_id for e in events))
+        await repo.share_load(conn)
+        claims = await self.load.claims(ticket_ids)
         await repo.release(conn, ticket_ids)
-        await self.load.release(ticket_ids)
-        await self.drain(conn)
+
+        async def after_commit() -> None:
+            await self.freed(claims)
+
+        return after_commit
+
+    async def freed(self, claims: Sequence[Claim]) -> None:
+        """Free committed releases' slots, then hand them to the queue. A failure is only
+        logged: the reconciliation frees what is left held, the sweep drains."""
+        try:
+            await self.load.release(claims)
+            await self.drain_now()
+        except TRANSIENT_DRIVER_ERRORS as exc:
+            log.warning("freeing released slots failed; reconciliation will", error=repr(exc))
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -286,45 +316,89 @@ class Router:
 
         async def step() -> bool:
             await self.sync()
-            async with ctx.pool.acquire() as conn, conn.transaction():
-                await self.drain(conn)
+            await self.drain_now()
             return False
 
         await asyncio.sleep(self._settings.sweep_interval_seconds)
         await every(self._settings.sweep_interval_seconds, step, what="routing sweep")
 
+    async def reconcile(self, ctx: Context[RoutingSettings]) -> None:
+        """Correct drift between Redis load and committed assignments, periodically."""
+
+        async def step() -> bool:
+            await self.reconciler.run()
+            return False
+
+        interval = self._settings.reconcile_interval_seconds
+        await asyncio.sleep(interval)
+        await every(interval, step, what="capacity reconciliation")
+
 
 class Presence(BaseModel):
+    """A presence change; `online` must be a JSON boolean."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     online: bool
+
+
+class PresenceChanged(BaseModel):
+    agent_id: str
+    online: bool
+    assigned_from_queue: int
+
+
+class AgentView(BaseModel):
+    agent_id: str
+    name: str
+    role: Role
+    teams: list[str]
+    languages: list[str]
+    capacity: int
+    online: bool
+    load: int
+
+
+# Agent ids as the agents file allows them (AgentSeed.id): anything else is no agent.
+AGENT_ID_PATTERN = r"^[a-z][a-z0-9_-]{1,49}$"
+AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's id.")]
 
 
 def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     api = APIRouter()
 
     caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    Caller = Annotated[asyncpg.Record, Depends(caller)]
 
-    @api.get("/v1/agents", summary="Agents with skills, presence and live load")
-    async def agents(_: Annotated[asyncpg.Record, Depends(caller)]) -> list[dict[str, Any]]:
+    @api.get(
+        "/v1/agents",
+        summary="Agents with skills, presence and live load",
+        responses=problems(401, 503),
+    )
+    async def agents(_: Caller) -> list[AgentView]:
         async with ctx.pool.acquire() as conn:
             rows = await repo.load_agents(conn)
         loads = await router.load.loads([r["agent_id"] for r in rows])
-        return [{**dict(r), "load": loads[r["agent_id"]]} for r in rows]
+        return [AgentView(**dict(r), load=loads[r["agent_id"]]) for r in rows]
 
-    @api.put("/v1/agents/{agent_id}/presence", summary="Go online or offline")
-    async def presence(
-        agent_id: str, body: Presence, who: Annotated[asyncpg.Record, Depends(caller)]
-    ) -> dict[str, Any]:
+    @api.put(
+        "/v1/agents/{agent_id}/presence",
+        summary="Go online or offline",
+        responses=problems(401, 403, 404, 413, 422, 503),
+    )
+    async def presence(agent_id: AgentId, body: Presence, who: Caller) -> PresenceChanged:
         if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
             raise HTTPException(403, "agents set only their own presence")
         async with ctx.pool.acquire() as conn, conn.transaction():
             if not await repo.set_online(conn, agent_id, body.online):
                 raise HTTPException(404, "no such agent")
-            await router.load.set_online(agent_id, body.online)
-            assigned = await router.drain(conn) if body.online else 0
-        return {"agent_id": agent_id, "online": body.online, "assigned_from_queue": assigned}
+        # Only what committed reaches Redis; a newly online agent then takes from the queue.
+        await router.load.set_online(agent_id, body.online)
+        assigned = await router.drain_now() if body.online else 0
+        return PresenceChanged(agent_id=agent_id, online=body.online, assigned_from_queue=assigned)
 
-    @api.get("/v1/queues", summary="Tickets waiting per team")
-    async def queues() -> dict[str, int]:
+    @api.get("/v1/queues", summary="Tickets waiting per team", responses=problems(401, 503))
+    async def queues(_: Caller) -> dict[str, int]:
         async with ctx.pool.acquire() as conn:
             return {r["team"]: r["depth"] for r in await repo.queue_depth(conn)}
 

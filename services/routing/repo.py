@@ -155,5 +155,22 @@ async def active_assignments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT ticket_id, agent_id FROM assignments WHERE released_at IS NULL")
 
 
+# Every transaction that changes Redis load or the assignments holds this lock shared until it
+# ends; a rebuild or reconciliation holds it exclusively, so it sees no transaction in flight.
+LOAD_LOCK = "routing:load"
+
+
+async def share_load(conn: asyncpg.Connection) -> None:
+    """Join the transactions that may change load (taken before any Redis change)."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext($1))", LOAD_LOCK)
+
+
+async def hold_load(conn: asyncpg.Connection, *, timeout_seconds: float) -> None:
+    """Wait for every load-changing transaction in flight to end and keep new ones out until
+    this transaction ends; gives up (LockNotAvailableError) after `timeout_seconds`."""
+    await conn.execute(f"SET LOCAL lock_timeout = {int(timeout_seconds * 1000)}")
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", LOAD_LOCK)
+
+
 async def queue_depth(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT team, count(*) AS depth FROM queue GROUP BY team")
