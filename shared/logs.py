@@ -8,11 +8,36 @@ from typing import Any
 
 import structlog
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_ID_NUMBER = re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?!\d)")
-# ASCII-only boundaries: Chinese characters count as \w, and "请拨打13812345678" must be masked.
-_PHONE = re.compile(r"(?<![A-Za-z0-9_-])\+?\d[\d\s-]{5,}\d(\d{2})(?![A-Za-z0-9_-])")
+# An escaped character as repr() and bytes show it: `\\xe7`, `\\u7528`, `\\U0001f600`.
+_ESCAPE = r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"
+# Local part and domain in any script (\w is Unicode): 用户@例子.中国, user@bücher.de, with the
+# full-width @ and the dots IDNA reads as dots. The lookbehind starts a local part only where
+# one can start, so a long run of letters is scanned once, not once per letter.
+_LOCAL_CHAR = r"[\w!#$%&'*+/=?^`{|}~.-]"
+_LABEL = rf"(?:{_ESCAPE}|[\w-])+"
+_EMAIL = re.compile(
+    rf"(?<![\w!#$%&'*+/=?^`{{|}}~.\\-])((?:{_ESCAPE}|{_LOCAL_CHAR})+)[@\uff20]"
+    rf"({_LABEL}(?:[.\u3002\uff0e\uff61]{_LABEL})+)"
+)
+# Chinese resident ID numbers, in ASCII or full-width digits: 18 characters, the last a
+# check digit or X, or the older 15 digits.
+_ID_NUMBER = re.compile(r"(?<!\d)(?:\d{17}[\dXxＸｘ]|\d{15})(?!\d)")
+# Digits of any script (\d is Unicode: full-width １３８ too), grouped by spaces (also the
+# ideographic one), dashes of every width and parentheses, after an optional + or ＋. The
+# boundaries name Latin letters only: Chinese text may touch a number ("请拨打13812345678").
+_PHONE_SEPARATOR = r"[\s\-\u2010-\u2015\uff0d()\uff08\uff09]"
+_NOT_BESIDE_A_PHONE = r"A-Za-z0-9_\-\uff21-\uff3a\uff41-\uff5a"
+_PHONE = re.compile(
+    rf"(?<![{_NOT_BESIDE_A_PHONE}])[+\uff0b]?[(\uff08]?\d(?:\d|{_PHONE_SEPARATOR}){{5,}}"
+    rf"\d(\d{{2}})(?![{_NOT_BESIDE_A_PHONE}])"
+)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _email(match: re.Match[str]) -> str:
+    local = match.group(1)
+    first = "" if local.startswith("\\") else local[0]
+    return f"{first}***@{match.group(2)}"
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -20,8 +45,9 @@ def _phone(match: re.Match[str]) -> str:
 
 
 def mask(text: str) -> str:
-    """Mask e-mail addresses, ID numbers and phone numbers in `text`."""
-    text = _EMAIL.sub(r"\1***@\2", text)
+    """Mask e-mail addresses, ID numbers and phone numbers in `text`, whatever their script:
+    an address keeps its first character and its domain, a phone its last two digits."""
+    text = _EMAIL.sub(_email, text)
     text = _ID_NUMBER.sub("[id-number]", text)
     return _PHONE.sub(_phone, text)
 

@@ -15,8 +15,48 @@ def test_mask_masks_every_email_in_the_text() -> None:
     assert mask("a.b@x.org, carol@y.cn") == "a***@x.org, c***@y.cn"
 
 
-def test_mask_masks_an_email_written_inside_chinese_text() -> None:
-    assert mask("邮箱alice@example.com谢谢") == "邮箱a***@example.com谢谢"
+def test_mask_masks_an_email_written_after_a_chinese_colon() -> None:
+    assert mask("邮箱：alice@example.com，谢谢") == "邮箱：a***@example.com，谢谢"
+
+
+def test_mask_takes_chinese_letters_touching_an_address_as_part_of_its_local_part() -> None:
+    # 邮箱alice@example.com is itself a valid internationalised address: mask all of it.
+    assert mask("邮箱alice@example.com谢谢") == "邮***@example.com谢谢"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("to 用户@例子.中国 now", "to 用***@例子.中国 now"),
+        ("to user@bücher.de now", "to u***@bücher.de now"),
+        ("to josé.garcía@correo.es", "to j***@correo.es"),
+        ("to пользователь@почта.рф", "to п***@почта.рф"),
+        ("to user@xn--bcher-kva.de", "to u***@xn--bcher-kva.de"),
+        ("写给用户＠例子。中国", "写***@例子。中国"),
+    ],
+)
+def test_mask_masks_internationalised_addresses_in_any_script(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+def test_mask_masks_an_address_inside_an_exception_repr() -> None:
+    error = UnicodeEncodeError("ascii", "用户@例子.中国", 0, 2, "ordinal not in range(128)")
+
+    assert "用户" not in mask(repr(error))
+
+
+@pytest.mark.parametrize("escaped", [repr("用户@例子.中国".encode()), repr("用户@例子.中国")[1:-1]])
+def test_mask_masks_an_address_whose_local_part_is_escaped(escaped: str) -> None:
+    assert "@" in escaped
+    masked = mask(escaped)
+
+    assert r"\xe7\x94" not in masked and "用户" not in masked and "***@" in masked
+
+
+def test_mask_scans_a_long_run_of_letters_without_an_address_quickly() -> None:
+    text = "a" * 200_000 + " done"
+
+    assert mask(text) == text
 
 
 # ---- phone numbers ------------------------------------------------------------------------
@@ -39,6 +79,23 @@ def test_mask_masks_a_phone_number_written_right_after_chinese_characters() -> N
     assert mask("请拨打13812345678联系我") == "请拨打***78联系我"
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("手机：１３８１２３４５６７８", "手机：***７８"),
+        ("电话 ＋８６ １３８－１２３４－５６７８", "电话 ***７８"),
+        ("电话（010）6552 9988", "电话***88"),
+        ("座机 010-65529988 转 2", "座机 ***88 转 2"),
+        ("热线 400-810-8888", "热线 ***88"),
+        ("tel 138\u30001234\u30005678", "tel ***78"),  # ideographic spaces
+        ("+86 (10) 6552-9988", "***88"),
+        ("هاتف ٠١٢٣٤٥٦٧٨٩", "هاتف ***٨٩"),
+    ],
+)
+def test_mask_masks_phone_numbers_in_any_digits_and_chinese_formats(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
 # ---- Chinese ID numbers -------------------------------------------------------------------
 
 
@@ -49,6 +106,13 @@ def test_mask_replaces_a_chinese_id_number(id_number: str) -> None:
 
 def test_mask_replaces_an_id_number_written_inside_chinese_text() -> None:
     assert mask("身份证110101199003074514已核实") == "身份证[id-number]已核实"
+
+
+@pytest.mark.parametrize(
+    "id_number", ["１１０１０１１９９００３０７４５１Ｘ", "110101900307451", "11010119900307451x"]
+)
+def test_mask_replaces_full_width_and_old_fifteen_digit_id_numbers(id_number: str) -> None:
+    assert mask(f"身份证号：{id_number}。") == "身份证号：[id-number]。"
 
 
 # ---- what stays readable ------------------------------------------------------------------
