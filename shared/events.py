@@ -8,10 +8,14 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar, overload
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, TypeAdapter
 from uuid6 import uuid7
 
 from shared import topics
+from shared.text import Line, Text
+
+# The largest integer every JSON reader keeps exact (JavaScript's Number.MAX_SAFE_INTEGER).
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class Channel(StrEnum):
@@ -97,6 +101,25 @@ class Attachment(_Model):
     content_type: str = Field(max_length=100)
     size: int = Field(ge=0)
     url: str = Field(max_length=2000)
+
+
+class SubmittedAttachment(Attachment):
+    """An attachment as a sender describes it, checked where it enters; unknown fields are
+    refused, not dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    name: Line = Field(min_length=1, max_length=255)
+    content_type: Line = Field(
+        min_length=3,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;.*)?$",
+        description="A media type, e.g. `image/png`.",
+    )
+    size: StrictInt = Field(ge=0, le=MAX_SAFE_INTEGER, description="Bytes.")
+    url: Line = Field(
+        max_length=2000, pattern=r"^https?://\S+$", description="Where the bytes are: http(s) only."
+    )
 
 
 class EventData(_Model):
@@ -437,25 +460,29 @@ _PHONE_PATTERN = r"^\+?[0-9][0-9 ()-]{5,30}$"
 
 
 class Submission(BaseModel):
-    """What a learner submits on the web form (and, with `source`, what other services publish)."""
+    """What a learner submits on the web form (and, with `source`, what other services publish).
+
+    Every text is a `Line` or `Text` (shared.text): a value desk could not store, such as a NUL
+    character, a lone surrogate or a control character, is refused here, naming the field.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200, description="The learner's name.")
-    email: EmailStr = Field(description="Where confirmations and replies go.")
+    name: Line = Field(min_length=1, max_length=200, description="The learner's name.")
+    email: EmailStr = Field(max_length=320, description="Where confirmations and replies go.")
     phone: str | None = Field(None, pattern=_PHONE_PATTERN, description="Optional phone number.")
-    learner_id: str | None = Field(None, max_length=100, description="The learner's id, if known.")
-    subject: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=20_000)
-    course_id: str | None = Field(None, max_length=100)
-    order_id: str | None = Field(None, max_length=100)
-    external_id: str | None = Field(
+    learner_id: Line | None = Field(None, max_length=100, description="The learner's id, if known.")
+    subject: Line = Field(min_length=1, max_length=200)
+    description: Text = Field(min_length=1, max_length=20_000)
+    course_id: Line | None = Field(None, max_length=100)
+    order_id: Line | None = Field(None, max_length=100)
+    external_id: Line | None = Field(
         None,
         max_length=200,
         description="The sender's own id for this submission; the same id twice is one ticket.",
     )
     language: str | None = Field(None, pattern=r"^(zh|en)$", description="Detected when absent.")
-    attachments: tuple[Attachment, ...] = Field((), max_length=10)
+    attachments: tuple[SubmittedAttachment, ...] = Field((), max_length=10)
 
 
 class InboundSubmission(Submission):
@@ -464,7 +491,7 @@ class InboundSubmission(Submission):
     source: str = Field(
         pattern=r"^[a-z][a-z0-9_-]{1,49}$", description="The publishing service, e.g. `lms`."
     )
-    external_id: str = Field(
+    external_id: Line = Field(
         min_length=1,
         max_length=200,
         description="Required here: Kafka redelivers, and this id makes that harmless.",

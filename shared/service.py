@@ -189,5 +189,10 @@ async def _probe(check: Callable[[], Awaitable[Any]]) -> bool:
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run `app` until SIGINT/SIGTERM; uvicorn drives the lifespan."""
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    """Run `app` until SIGINT/SIGTERM; uvicorn drives the lifespan.
+
+    uvicorn's own proxy handling is off: by default it believes X-Forwarded-For from
+    127.0.0.1, so a local client could pick its address. A service that sits behind proxies
+    says which in a setting (e.g. CARELOOP_INTAKE_TRUSTED_PROXIES, shared.ratelimit).
+    """
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)

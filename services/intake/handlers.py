@@ -1,14 +1,15 @@
-"""intake's edges: the web form API and the careloop.inbound.v1 consumer."""
+"""intake's Kafka edge (the careloop.inbound.v1 consumer) and what every channel shares:
+publishing accepted tickets once Kafka acknowledged them."""
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import structlog
 from aiokafka import ConsumerRecord
-from fastapi import APIRouter, Header, HTTPException, status
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from services.intake.domain import normalise
 from services.intake.settings import IntakeSettings
@@ -18,7 +19,6 @@ from shared.events import (
     Channel,
     Envelope,
     InboundSubmission,
-    Submission,
     TicketSubmitted,
     new_event,
     now,
@@ -29,11 +29,8 @@ from shared.service import Context
 
 log = structlog.get_logger(__name__)
 PRODUCER = "intake"
-
-
-class Accepted(BaseModel):
-    ticket_id: UUID
-    duplicate: bool
+# Redis only saves work here: unavailable, slow or refusing, intake goes on without it.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (*TRANSIENT_DRIVER_ERRORS, RedisError)
 
 
 def _seen_key(ticket_id: UUID) -> str:
@@ -44,11 +41,14 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
     """Publish the tickets not seen before and wait for Kafka's ack; returns which were duplicates.
 
     Redis only saves a re-publish: desk creates a ticket once per id whatever intake sends.
+    Raises a transient error when Kafka did not acknowledge in time: the outcome is then
+    unknown (the broker may still have written them), and publishing the same ids again is safe.
     """
+    timeout = ctx.settings.redis_timeout_seconds
     keys = [_seen_key(t.ticket_id) for t in tickets]
     try:
-        seen = [v is not None for v in await ctx.redis.mget(keys)]
-    except TRANSIENT_DRIVER_ERRORS as exc:
+        seen = [v is not None for v in await asyncio.wait_for(ctx.redis.mget(keys), timeout)]
+    except REDIS_UNAVAILABLE as exc:
         log.warning("dedupe window unavailable", error=repr(exc))
         seen = [False] * len(tickets)
     fresh = [t for t, s in zip(tickets, seen, strict=True) if not s]
@@ -57,45 +57,20 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
         publish_confirmed(ctx.broker, [outgoing(e) for e in events]),
         timeout=ctx.settings.publish_timeout_seconds,
     )
-    try:
-        ttl = ctx.settings.dedupe_ttl_seconds
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for t in fresh:
-                if t.external_id is not None:
-                    pipe.set(_seen_key(t.ticket_id), "1", ex=ttl)
-            await pipe.execute()
-    except TRANSIENT_DRIVER_ERRORS as exc:
-        log.warning("dedupe window not updated", error=repr(exc))
+    named = [t for t in fresh if t.ticket_id.version == 5]  # a fresh uuid7 can never recur
+    if named:
+        try:
+            await asyncio.wait_for(_remember(ctx, named), timeout)
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("dedupe window not updated", error=repr(exc))
     return seen
 
 
-def http_routes(ctx: Context[IntakeSettings]) -> APIRouter:
-    router = APIRouter()
-
-    @router.post(
-        "/v1/tickets",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=Accepted,
-        summary="Submit a ticket from the web form",
-        responses={503: {"description": "Kafka did not acknowledge; safe to retry."}},
-    )
-    async def submit(
-        submission: Submission,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Accepted:
-        ticket = normalise(
-            submission, channel=Channel.WEB, received_at=now(), idempotency_key=idempotency_key
-        )
-        try:
-            [duplicate] = await accept(ctx, [ticket])
-        except TRANSIENT_DRIVER_ERRORS as exc:
-            log.error("submission not acknowledged", error=repr(exc))
-            raise HTTPException(
-                503, "the ticket was not stored; retry", headers={"Retry-After": "1"}
-            ) from exc
-        return Accepted(ticket_id=ticket.ticket_id, duplicate=duplicate)
-
-    return router
+async def _remember(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -> None:
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for t in tickets:
+            pipe.set(_seen_key(t.ticket_id), "1", ex=ctx.settings.dedupe_ttl_seconds)
+        await pipe.execute()
 
 
 def subscribe(ctx: Context[IntakeSettings]) -> None:

@@ -195,7 +195,7 @@ def email_message(
     msg = MIMEText(rendered.body, "plain", body_charset(rendered.body))  # type: ignore[arg-type]
     msg["From"] = sender
     msg["To"] = _utf8_header(to.mailbox) if to.smtputf8 else to.mailbox
-    msg["Subject"] = Header(one_line(rendered.subject), "utf-8").encode()
+    msg["Subject"] = Header(one_line(rendered.subject), "utf-8", header_name="Subject").encode()
     msg["Message-ID"] = message_id(delivery_key)
     msg["X-Careloop-Ticket"] = re.sub(r"[^A-Za-z0-9-]", "", number)
     msg["X-Careloop-Kind"] = re.sub(r"[^a-z_]", "", kind)

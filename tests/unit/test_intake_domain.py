@@ -131,17 +131,17 @@ def test_normalise_leaves_a_missing_phone_missing() -> None:
     assert ticket.learner.phone is None
 
 
-def test_normalise_collapses_spaces_and_tabs_in_the_name() -> None:
+def test_normalise_collapses_runs_of_spaces_in_the_name() -> None:
     ticket = normalise(
-        _submission(name="Alice \t  Smith"), channel=Channel.WEB, received_at=RECEIVED_AT
+        _submission(name="Alice    Smith"), channel=Channel.WEB, received_at=RECEIVED_AT
     )
 
     assert ticket.learner.name == "Alice Smith"
 
 
-def test_normalise_collapses_spaces_and_tabs_in_the_subject() -> None:
+def test_normalise_collapses_runs_of_spaces_in_the_subject() -> None:
     ticket = normalise(
-        _submission(subject="Video   will\t\tnot  play"),
+        _submission(subject="Video   will    not  play"),
         channel=Channel.WEB,
         received_at=RECEIVED_AT,
     )

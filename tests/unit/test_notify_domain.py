@@ -8,11 +8,18 @@ import pytest
 from jinja2 import UndefinedError
 
 from services.notify.domain import (
+    Address,
     Rendered,
+    Undeliverable,
     confirmation_context,
     duration_text,
     email_message,
+    from_header,
+    gives_up,
     message_id,
+    one_line,
+    recipient_address,
+    record_backoff,
     render,
     retry_delay,
 )
@@ -161,20 +168,141 @@ def test_message_id_keeps_letters_digits_dots_and_dashes() -> None:
     )
 
 
+# ---- gives_up and record_backoff ----------------------------------------------------------
+
+
+def test_gives_up_at_once_on_a_permanent_failure() -> None:
+    assert gives_up(attempts=1, max_attempts=8, permanent=True)
+
+
+def test_gives_up_on_any_failure_once_the_attempt_limit_is_reached() -> None:
+    assert gives_up(attempts=8, max_attempts=8, permanent=False)
+
+
+def test_retries_a_transient_failure_below_the_attempt_limit() -> None:
+    assert not gives_up(attempts=7, max_attempts=8, permanent=False)
+
+
+@pytest.mark.parametrize(("tries", "seconds"), [(0, 0.2), (1, 0.4), (3, 1.6)])
+def test_record_backoff_doubles_from_a_fifth_of_a_second(tries: int, seconds: float) -> None:
+    assert record_backoff(tries, cap=5) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("tries", [5, 50, 10_000])
+def test_record_backoff_never_exceeds_its_cap(tries: int) -> None:
+    assert record_backoff(tries, cap=5) == 5
+
+
+# ---- one_line and render -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["a\r\nb", "a\nb", "a\rb", "a\u2028b", "a\x85b", "a\x00b", "a\tb", "a\r\n\r\nb"]
+)
+def test_one_line_turns_every_run_of_breaks_and_controls_into_one_space(text: str) -> None:
+    assert one_line(text) == "a b"
+
+
+def test_one_line_keeps_text_in_any_script() -> None:
+    assert one_line("账号被盗了　请帮忙 — ¿qué?") == "账号被盗了　请帮忙 — ¿qué?"
+
+
+def test_render_keeps_a_crlf_in_the_learners_subject_out_of_the_body() -> None:
+    context = {**REPLY_CONTEXT, "subject": "Help\r\nBcc: victim@example.com\r\n\r\nInjected"}
+    rendered = render("reply", "en", context)
+
+    assert rendered.subject == "[CL-000123] Re: Help Bcc: victim@example.com Injected"
+    assert "Injected" not in rendered.body and rendered.body.startswith("Dear Alice,")
+
+
+def test_render_makes_the_name_one_line() -> None:
+    rendered = render("reply", "en", {**REPLY_CONTEXT, "name": "Alice\nSubject: x"})
+
+    assert rendered.body.startswith("Dear Alice Subject: x,")
+
+
+def test_render_keeps_the_line_breaks_of_a_reply_body() -> None:
+    rendered = render("reply", "en", {**REPLY_CONTEXT, "body": "first\n\nsecond"})
+
+    assert "first\n\nsecond" in rendered.body
+
+
+# ---- recipient_address ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_recipient_address_takes_a_plain_address_as_it_is(smtputf8: bool) -> None:
+    assert recipient_address("Alice.O'Neil+cl@mail.example.com", server_smtputf8=smtputf8) == (
+        Address("Alice.O'Neil+cl@mail.example.com", smtputf8=False)
+    )
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_recipient_address_idna_encodes_a_non_ascii_domain(smtputf8: bool) -> None:
+    assert recipient_address("user@bücher.de", server_smtputf8=smtputf8) == Address(
+        "user@xn--bcher-kva.de", smtputf8=False
+    )
+
+
+def test_recipient_address_sends_a_non_ascii_local_part_with_smtputf8() -> None:
+    assert recipient_address("用户@例子.中国", server_smtputf8=True) == Address(
+        "用户@例子.中国", smtputf8=True
+    )
+
+
+def test_recipient_address_refuses_a_non_ascii_local_part_without_smtputf8() -> None:
+    with pytest.raises(Undeliverable, match="SMTPUTF8"):
+        recipient_address("用户@例子.中国", server_smtputf8=False)
+
+
+@pytest.mark.parametrize(
+    "email", ["a@b.com\r\nRCPT TO:<x@y.com>", "no-at-sign", "a b@c.com", "<a@b.com>"]
+)
+def test_recipient_address_refuses_what_is_not_an_address(email: str) -> None:
+    with pytest.raises(Undeliverable, match="not a deliverable e-mail address"):
+        recipient_address(email, server_smtputf8=True)
+
+
+# ---- from_header ----------------------------------------------------------------------------
+
+
+def test_from_header_keeps_an_ascii_sender_readable() -> None:
+    assert from_header("careloop <support@careloop.example>") == (
+        "careloop <support@careloop.example>"
+    )
+
+
+def test_from_header_encodes_a_non_ascii_name_and_drops_line_breaks() -> None:
+    header = from_header("客服中心\r\n <support@careloop.example>")
+
+    assert header.isascii() and "\n" not in header and "\r" not in header
+    assert header.endswith("<support@careloop.example>")
+
+
 # ---- email_message ------------------------------------------------------------------------
 
+ALICE = Address("alice@example.com", smtputf8=False)
 
-def _message() -> Any:
-    """What a receiving mail system reads from the bytes notify sends."""
-    wire = email_message(
+
+def _wire(
+    *,
+    subject: str = "[CL-000123] 回复：视频",
+    body: str = "张三，您好：\n\n请清除缓存。\n",
+    to: Address = ALICE,
+) -> bytes:
+    return email_message(
         sender="support@careloop.example",
-        to="alice@example.com",
-        rendered=Rendered(subject="[CL-000123] 回复：视频", body="张三，您好：\n\n请清除缓存。\n"),
+        to=to,
+        rendered=Rendered(subject=subject, body=body),
         delivery_key="reply:42",
         number="CL-000123",
         kind="reply",
     )
-    return message_from_bytes(wire, policy=policy.default)
+
+
+def _message(**kwargs: Any) -> Any:
+    """What a receiving mail system reads from the bytes notify sends."""
+    return message_from_bytes(_wire(**kwargs), policy=policy.default)
 
 
 def test_email_message_addresses_the_learner_from_the_sender() -> None:
@@ -207,14 +335,54 @@ def test_email_message_is_plain_text_utf8() -> None:
     assert message.get_content_charset() == "utf-8"
 
 
-def test_email_message_body_travels_as_readable_8bit_utf8() -> None:
-    wire = email_message(
-        sender="support@careloop.example",
-        to="alice@example.com",
-        rendered=Rendered(subject="s", body="请确认：http://x/confirm/abc\n"),
-        delivery_key="k",
-        number="CL-000123",
-        kind="confirm_request",
-    )
-    assert b"Content-Transfer-Encoding: 8bit" in wire
-    assert "请确认：http://x/confirm/abc".encode() in wire
+def test_email_message_sends_a_non_ascii_body_as_base64() -> None:
+    assert b"Content-Transfer-Encoding: base64" in _wire()
+
+
+def test_email_message_keeps_a_short_lined_ascii_body_readable_as_7bit() -> None:
+    wire = _wire(body="Please confirm: http://x/confirm/abc\n")
+
+    assert b"Content-Transfer-Encoding: 7bit" in wire
+    assert b"Please confirm: http://x/confirm/abc" in wire
+
+
+def test_email_message_sends_an_ascii_line_longer_than_smtp_allows_as_base64() -> None:
+    assert b"Content-Transfer-Encoding: base64" in _wire(body="x" * 999 + "\n")
+
+
+def test_email_message_has_only_short_ascii_lines_for_a_long_chinese_reply() -> None:
+    body = "您好，" + "我们已经为您重置了密码，请重新登录后修改。" * 20  # 340 characters, one line
+    wire = _wire(body=body)
+
+    assert wire.isascii()
+    assert max(len(line) for line in wire.split(b"\n")) <= 78
+
+
+def test_email_message_body_decodes_back_to_the_same_text() -> None:
+    body = "您好，" + "我们已经为您重置了密码，请重新登录后修改。" * 20 + "\n\n.\n末行"
+
+    assert _message(body=body).get_content() == body
+
+
+def test_email_message_keeps_a_crlf_in_the_subject_out_of_the_headers_and_body() -> None:
+    wire = _wire(subject="Help\r\nBcc: victim@example.com\r\n\r\nInjected")
+    message = message_from_bytes(wire, policy=policy.default)
+
+    assert message["Subject"] == "Help Bcc: victim@example.com Injected"
+    assert message["Bcc"] is None
+    assert "Injected" not in message.get_content()
+
+
+def test_email_message_encodes_a_long_chinese_subject_in_short_lines() -> None:
+    subject = "[CL-000123] 回复：" + "视频播放不了" * 30
+    wire = _wire(subject=subject)
+
+    assert message_from_bytes(wire, policy=policy.default)["Subject"] == subject
+    assert max(len(line) for line in wire.split(b"\n")) <= 78
+
+
+def test_email_message_writes_an_smtputf8_recipient_as_raw_utf8() -> None:
+    wire = _wire(to=Address("用户@例子.中国", smtputf8=True))
+
+    assert "To: 用户@例子.中国\n".encode() in wire
+    assert message_from_bytes(wire, policy=policy.default)["To"] == "用户@例子.中国"
