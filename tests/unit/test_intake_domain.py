@@ -1,9 +1,18 @@
 """Unit tests for services.intake.domain: ticket ids, language detection, normalisation."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.intake.domain import detect_language, normalise, ticket_id_for
+from services.intake.domain import (
+    DERIVED,
+    content_digest,
+    derived_ticket_id,
+    detect_language,
+    normalise,
+    sender_key,
+    ticket_id_for,
+    window_of,
+)
 from shared.events import Channel, InboundSubmission, Submission
 
 RECEIVED_AT = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)
@@ -263,3 +272,100 @@ def test_normalise_carries_course_order_and_learner_ids() -> None:
         "order-3",
         "learner-5",
     )
+
+
+# ---- derived keys -------------------------------------------------------------------------
+
+
+def test_content_digest_is_the_same_for_a_retry_with_other_case_in_the_email() -> None:
+    first = content_digest(_submission(email="Alice@Example.com"))
+    retry = content_digest(_submission(email="alice@example.com"))
+
+    assert first == retry
+
+
+def test_content_digest_ignores_runs_of_spaces_in_the_subject() -> None:
+    first = content_digest(_submission(subject="Video  will not play"))
+    retry = content_digest(_submission(subject="Video will not play"))
+
+    assert first == retry
+
+
+def test_content_digest_differs_for_another_description() -> None:
+    first = content_digest(_submission(description="The video stays black."))
+    other = content_digest(_submission(description="The audio is missing."))
+
+    assert first != other
+
+
+def test_content_digest_differs_for_another_learner() -> None:
+    first = content_digest(_submission(email="alice@example.com"))
+    other = content_digest(_submission(email="bob@example.com"))
+
+    assert first != other
+
+
+def test_content_digest_keeps_subject_and_description_apart() -> None:
+    first = content_digest(_submission(subject="ab", description="c"))
+    other = content_digest(_submission(subject="a", description="bc"))
+
+    assert first != other
+
+
+def test_window_of_is_the_same_within_a_window_and_changes_at_its_edge() -> None:
+    start = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)
+
+    assert window_of(start, seconds=600) == window_of(start + timedelta(seconds=599), seconds=600)
+    assert (
+        window_of(start + timedelta(seconds=600), seconds=600) == window_of(start, seconds=600) + 1
+    )
+
+
+def test_normalise_names_a_keyless_submission_by_its_content_and_window() -> None:
+    submission = _submission()
+    first = normalise(submission, channel=Channel.WEB, received_at=RECEIVED_AT, derived_window=7)
+    retry = normalise(submission, channel=Channel.WEB, received_at=RECEIVED_AT, derived_window=7)
+
+    assert first.ticket_id == retry.ticket_id
+    assert first.ticket_id == derived_ticket_id(
+        channel=Channel.WEB, digest=content_digest(submission), window=7
+    )
+
+
+def test_normalise_gives_the_same_content_in_another_window_another_ticket() -> None:
+    first = normalise(_submission(), channel=Channel.WEB, received_at=RECEIVED_AT, derived_window=7)
+    later = normalise(_submission(), channel=Channel.WEB, received_at=RECEIVED_AT, derived_window=8)
+
+    assert first.ticket_id != later.ticket_id
+
+
+def test_normalise_keeps_no_external_id_for_a_derived_key() -> None:
+    ticket = normalise(
+        _submission(), channel=Channel.WEB, received_at=RECEIVED_AT, derived_window=7
+    )
+
+    assert ticket.external_id is None
+
+
+def test_normalise_prefers_the_idempotency_key_over_a_derived_key() -> None:
+    ticket = normalise(
+        _submission(),
+        channel=Channel.WEB,
+        received_at=RECEIVED_AT,
+        idempotency_key="key-1",
+        derived_window=7,
+    )
+
+    assert ticket.ticket_id == ticket_id_for(channel=Channel.WEB, source=None, external_id="key-1")
+
+
+def test_a_derived_key_never_names_the_ticket_of_a_key_a_sender_chose() -> None:
+    digest = content_digest(_submission())
+    derived = derived_ticket_id(channel=Channel.WEB, digest=digest, window=7)
+    chosen = ticket_id_for(channel=Channel.WEB, source=None, external_id=f"{DERIVED}:{digest}:7")
+
+    assert derived != chosen
+
+
+def test_an_empty_external_id_counts_as_no_key() -> None:
+    assert sender_key(_submission(external_id=""), None) is None
