@@ -28,6 +28,11 @@ TRANSIENT_DRIVER_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.CannotConnectNowError,
+    # The server shutting down (57P01, 57P02, 57P03) or cancelling a statement (57014).
+    asyncpg.exceptions.OperatorInterventionError,
+    # A pooled connection the server closed while it was idle, reused before the pool saw
+    # it: "cannot switch to state N; another operation (2) is in progress".
+    asyncpg.exceptions.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     KafkaError,
