@@ -1,8 +1,8 @@
 """Idempotent batch consumer: de-duplicate by event id, apply in one transaction, dead-letter.
 
 Offsets are committed by FastStream only after `consume` returns, which is after the
-effect's transaction committed (AckPolicy.NACK_ON_ERROR): a crash re-delivers, the inbox
-skips what was already applied.
+effect's transaction committed and the batch's dead letters were acknowledged
+(AckPolicy.NACK_ON_ERROR): a crash re-delivers, the inbox skips what was already applied.
 """
 
 import asyncio
@@ -17,12 +17,10 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from shared import telemetry, topics
+from shared import dlq, telemetry
 from shared.errors import is_transient
-from shared.events import Envelope, UnknownEventType, decode, now
-from shared.kafka import OutgoingMessage, publish_confirmed
+from shared.events import Envelope, UnknownEventType, decode
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -58,25 +56,6 @@ async def forget_before(conn: asyncpg.Connection, hours: float, limit: int = 10_
     return int(status.split()[-1])
 
 
-def dead_letter_message(
-    record: ConsumerRecord[Any, Any], *, error: str, consumer: str
-) -> OutgoingMessage:
-    """The record as it came, with where it came from and why it failed in headers."""
-    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-    headers.update(
-        {
-            "careloop-error": error[:2000],
-            "careloop-consumer": consumer,
-            "careloop-original-topic": record.topic,
-            "careloop-original-partition": str(record.partition),
-            "careloop-original-offset": str(record.offset),
-            "careloop-failed-at": now().isoformat(),
-        }
-    )
-    key = record.key.decode(errors="replace") if record.key else ""
-    return OutgoingMessage(topics.dlq(record.topic), key, record.value or b"", headers)
-
-
 @dataclass
 class EventConsumer:
     """Applies batches of the event types in `handlers`, exactly once each, in order."""
@@ -88,37 +67,42 @@ class EventConsumer:
     attempts: int = 3
 
     async def consume(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
-        bad: list[OutgoingMessage] = []
-        for record in records:
-            try:
-                event = decode(record.value, only=self.handlers)
-            except UnknownEventType:
-                continue
-            except ValidationError as exc:
-                bad.append(
-                    dead_letter_message(record, error=f"invalid event: {exc}", consumer=self.name)
-                )
-                continue
-            if event is not None:
-                events.append((record, event))
-        if events:
-            try:
-                await self._apply([e for _, e in events])
-            except Exception as exc:
-                if is_transient(exc):
-                    await asyncio.sleep(1)
-                    raise  # redelivered from the batch's first offset, nothing committed
-                log.warning("batch failed, isolating", consumer=self.name, error=repr(exc))
-                await self._one_by_one(events)
-        if bad:  # after the batch took effect, so a redelivery does not dead-letter twice
-            log.error("dead-lettering undecodable events", consumer=self.name, count=len(bad))
-            await self._dead_letter(bad)
+        """Apply what decodes; dead-letter what cannot be decoded or fails for good.
 
-    async def _dead_letter(self, messages: list[OutgoingMessage]) -> None:
-        await publish_confirmed(self.broker, messages)
-        for m in messages:
-            telemetry.DEAD_LETTERS.labels(self.name, m.topic).inc()
+        Dead letters go out only after every effect of the batch is durable, so a transient
+        error (redelivery of the whole batch) never dead-letters a record twice, and a
+        failure that is permanent never holds the batch: it is set aside and the rest applies.
+        """
+        events, letters = dlq.sort_out(
+            records,
+            self._decode,
+            consumer=self.name,
+            describe=lambda exc: f"invalid event: {dlq.describe_error(exc)}",
+        )
+        if events:
+            letters += await self._apply_isolating(events)
+        if letters:
+            log.error("dead-lettering events", consumer=self.name, count=len(letters))
+            await dlq.publish(self.broker, letters, service=self.name)
+
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> Envelope[Any] | None:
+        try:
+            return decode(record.value, only=self.handlers)
+        except UnknownEventType:
+            return None
+
+    async def _apply_isolating(
+        self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]
+    ) -> list[dlq.DeadLetter]:
+        try:
+            await self._apply([e for _, e in events])
+            return []
+        except Exception as exc:
+            if is_transient(exc):
+                await asyncio.sleep(1)
+                raise  # redelivered from the batch's first offset, nothing committed
+            log.warning("batch failed, isolating", consumer=self.name, error=repr(exc))
+        return await self._one_by_one(events)
 
     async def _apply(self, events: list[Envelope[Any]]) -> None:
         after: list[AfterCommit] = []
@@ -140,7 +124,9 @@ class EventConsumer:
 
     async def _one_by_one(
         self, events: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]
-    ) -> None:
+    ) -> list[dlq.DeadLetter]:
+        """Each event alone, `attempts` times; returns the dead letters of those that failed."""
+        letters: list[dlq.DeadLetter] = []
         for record, event in events:
             for attempt in range(1, self.attempts + 1):
                 try:
@@ -154,16 +140,15 @@ class EventConsumer:
                         await asyncio.sleep(0.05 * 2**attempt)
                         continue
                     log.error(
-                        "dead-lettering event",
+                        "event failed for good",
                         consumer=self.name,
                         event_id=str(event.event_id),
                         correlation_id=str(event.correlation_id),
                         event_type=event.type,
                         error=repr(exc),
                     )
-                    await self._dead_letter(
-                        [dead_letter_message(record, error=repr(exc), consumer=self.name)]
-                    )
+                    letters.append(dlq.DeadLetter(record, repr(exc), self.name))
+        return letters
 
 
 def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from services.intake.domain import normalise
 from services.intake.settings import IntakeSettings
-from shared import telemetry, topics
+from shared import dlq, topics
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Channel,
@@ -23,7 +23,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import batch_subscriber_options, dead_letter_message
+from shared.inbox import batch_subscriber_options
 from shared.kafka import outgoing, publish_confirmed
 from shared.service import Context
 
@@ -74,7 +74,13 @@ async def _remember(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]
 
 
 def subscribe(ctx: Context[IntakeSettings]) -> None:
-    """Consume careloop.inbound.v1; invalid submissions go to its dead-letter topic with the reason."""
+    """Consume careloop.inbound.v1. What is not a valid submission (a tombstone, bytes that are
+    not JSON, a field out of bounds, a message of any size) goes to its dead-letter topic with
+    the reason, once, and never holds up the rest of the batch."""
+
+    def ticket(record: ConsumerRecord[Any, Any]) -> TicketSubmitted:
+        submission = InboundSubmission.model_validate_json(record.value)
+        return normalise(submission, channel=Channel.SERVICE, received_at=now())
 
     @ctx.broker.subscriber(
         topics.INBOUND,
@@ -84,22 +90,12 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
     async def on_inbound(message: KafkaMessage) -> None:
         raw = message.raw_message
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
-        tickets, rejected = [], []
-        for record in records:
-            try:
-                submission = InboundSubmission.model_validate_json(record.value)
-            except ValidationError as exc:
-                rejected.append(
-                    dead_letter_message(record, error=_describe(exc), consumer="intake")
-                )
-                continue
-            tickets.append(normalise(submission, channel=Channel.SERVICE, received_at=now()))
-        if rejected:
-            log.warning("inbound submissions rejected", count=len(rejected))
-            await publish_confirmed(ctx.broker, rejected)
-            telemetry.DEAD_LETTERS.labels("intake", topics.dlq(topics.INBOUND)).inc(len(rejected))
+        tickets, rejected = dlq.sort_out(records, ticket, consumer="intake")
         if tickets:
-            await accept(ctx, tickets)
+            await accept(ctx, [t for _, t in tickets])
+        if rejected:  # only once the tickets were acknowledged: a redelivery never repeats them
+            log.warning("inbound submissions rejected", count=len(rejected))
+            await dlq.publish(ctx.broker, rejected, service="intake")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,4 +1,8 @@
-"""The idempotent consumer: de-duplication, commit after effect, dead letters and their replay."""
+"""The idempotent consumer: de-duplication, commit after effect, dead letters and their replay.
+
+Poison (a record over the producer's limit, a tombstone, an event that fails for good) is
+dead-lettered once and never holds up the rest of its batch, on any partition.
+"""
 
 import asyncio
 import uuid
@@ -7,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared import dlq, topics
 from shared.errors import PermanentError, TransientError
@@ -51,14 +55,14 @@ async def consuming(
         async def apply(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
             behaviour.calls += 1
             for e in events:
-                if e.data.team == "poison" and behaviour.poison:
+                if e.data.team.startswith("poison") and behaviour.poison:
                     raise PermanentError("poison pill")
                 if e.data.team == "flaky" and behaviour.flaky_left:
                     behaviour.flaky_left -= 1
                     raise TransientError("database blinked")
             await conn.executemany(
                 "INSERT INTO effects (event_id, label) VALUES ($1, $2)",
-                [(e.event_id, e.data.team) for e in events],
+                [(e.event_id, e.data.team[:50]) for e in events],
             )
 
         broker = make_broker(settings, client_id="test-inbox")
@@ -119,7 +123,7 @@ async def _labels_are(pool: asyncpg.Pool, labels: list[str]) -> bool:
     return await effects(pool) == labels
 
 
-async def test_a_poison_event_is_dead_lettered_without_blocking_the_rest_and_replays(
+async def test_a_poison_event_is_dead_lettered_without_blocking_the_rest(
     settings: CommonSettings,
     stack: Any,
     pool: asyncpg.Pool,
@@ -147,12 +151,194 @@ async def test_a_poison_event_is_dead_lettered_without_blocking_the_rest_and_rep
     assert any(e.startswith("invalid event") for e in errors)
     assert all(h["careloop-original-topic"] == topic for h in letters)
 
+
+@pytest.fixture
+async def foreign_producer(settings: CommonSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """Another team's client: it may send what careloop's own producer would refuse."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=8 * MiB
+    )
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+MiB = 1024 * 1024
+QUIET_MS = 600  # the dead-letter tools' wait for more records (2 s from the command line)
+
+
+async def dlq_records(settings: CommonSettings, topic: str) -> list[Any]:
+    """Every record on `topic`'s dead-letter topic, copies included."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        return await dlq.read_all(consumer, topics.dlq(topic), quiet_ms=QUIET_MS)
+    finally:
+        await consumer.stop()
+
+
+async def _dead_lettered(settings: CommonSettings, topic: str, count: int) -> list[Any]:
+    found = await dlq_records(settings, topic)
+    return found if len(found) >= count else []
+
+
+async def send_poisoned_batches(producer: AIOKafkaProducer, topic: str) -> dict[str, Any]:
+    """Valid events on every partition, one event of 1.5 MB that fails for good on partition 2
+    and a tombstone on partition 1, each followed by more valid events; returns where each went."""
+    sent: dict[str, Any] = {}
+    for partition in range(4):
+        label = f"p{partition}-before"
+        sent[label] = await producer.send(topic, queued(label).to_json(), partition=partition)
+    big = queued("poison" + "x" * (3 * MiB // 2)).to_json()
+    sent["big"] = await producer.send(topic, big, key=b"big", partition=2)
+    sent["tombstone"] = await producer.send(topic, None, key=b"gone", partition=1)
+    for partition in range(4):
+        label = f"p{partition}-after"
+        sent[label] = await producer.send(topic, queued(label).to_json(), partition=partition)
+    return {name: await future for name, future in sent.items()}
+
+
+VALID_LABELS = sorted(f"p{p}-{when}" for p in range(4) for when in ("before", "after"))
+
+
+async def test_an_oversized_event_and_a_tombstone_are_dead_lettered_once_and_stall_nothing(
+    settings: CommonSettings,
+    pool: asyncpg.Pool,
+    consuming: Callable[[Behaviour], Any],
+    foreign_producer: AIOKafkaProducer,
+) -> None:
+    topic = await consuming(Behaviour())
+    await send_poisoned_batches(foreign_producer, topic)
+
+    await eventually(lambda: _labels_are(pool, VALID_LABELS), timeout=60)
+    await eventually(lambda: _dead_lettered(settings, topic, 2), timeout=30)
+    await asyncio.sleep(3)  # a consumer stuck on its batch would dead-letter them again here
+
+    letters = await dlq_records(settings, topic)
+    assert sorted(r.key for r in letters) == [b"big", b"gone"]
+
+
+async def test_an_event_too_large_to_dead_letter_whole_goes_truncated_with_its_origin(
+    settings: CommonSettings,
+    pool: asyncpg.Pool,
+    consuming: Callable[[Behaviour], Any],
+    foreign_producer: AIOKafkaProducer,
+) -> None:
+    topic = await consuming(Behaviour())
+    sent = await send_poisoned_batches(foreign_producer, topic)
+
+    [letter] = [
+        r
+        for r in await eventually(lambda: _dead_lettered(settings, topic, 2), timeout=60)
+        if r.key == b"big"
+    ]
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["careloop-truncated"] == "true"
+    assert int(headers["careloop-original-size"]) > 3 * MiB // 2
+    assert headers["careloop-original-topic"] == topic
+    assert headers["careloop-original-partition"] == "2"
+    assert headers["careloop-original-offset"] == str(sent["big"].offset)
+    assert "poison pill" in headers["careloop-error"]
+    assert 0 < len(letter.value) <= 256 * 1024
+
+
+async def test_replay_republishes_what_now_applies_and_skips_what_still_fails(
+    settings: CommonSettings, pool: asyncpg.Pool, consuming: Callable[[Behaviour], Any]
+) -> None:
+    behaviour = Behaviour()
+    topic = await consuming(behaviour)
+    broker = make_broker(settings, client_id="test-publisher")
+    await broker.start()
+    try:
+        poison, undecodable = wire(topic, queued("poison")), OutgoingMessage(topic, "k", b"{", {})
+        await publish_confirmed(broker, [wire(topic, queued("ok")), poison, undecodable])
+        await eventually(lambda: _dead_lettered(settings, topic, 2))
+    finally:
+        await broker.stop()
     behaviour.poison = False
-    assert await dlq.replay(settings, topic) == 2
-    await eventually(lambda: _labels_are(pool, ["after", "before", "poison"]))
-    assert await dlq.replay(settings, topic) == 1  # only the undecodable one came back again
-    await asyncio.sleep(1)
-    assert await effects(pool) == ["after", "before", "poison"]
+
+    report = await dlq.replay(settings, topic, quiet_ms=QUIET_MS)
+
+    assert [r.headers["careloop-error"] for r in report.replayed] == [
+        "PermanentError('poison pill')"
+    ]
+    [(skipped, reason)] = report.skipped
+    assert skipped.value == b"{" and reason.startswith("still invalid")
+    await eventually(lambda: _labels_are(pool, ["ok", "poison"]))
+
+
+async def test_replay_skips_truncated_dead_letters_and_tombstones(
+    settings: CommonSettings,
+    pool: asyncpg.Pool,
+    consuming: Callable[[Behaviour], Any],
+    foreign_producer: AIOKafkaProducer,
+) -> None:
+    behaviour = Behaviour()
+    topic = await consuming(behaviour)
+    await send_poisoned_batches(foreign_producer, topic)
+    await eventually(lambda: _dead_lettered(settings, topic, 2), timeout=60)
+    behaviour.poison = False
+
+    report = await dlq.replay(settings, topic, quiet_ms=QUIET_MS)
+
+    assert report.replayed == []
+    assert sorted(reason.split(":")[0] for _, reason in report.skipped) == [
+        "no value (a tombstone or an empty record)",
+        "truncated",
+    ]
+
+
+async def test_a_second_replay_replays_nothing_again(
+    settings: CommonSettings, pool: asyncpg.Pool, consuming: Callable[[Behaviour], Any]
+) -> None:
+    behaviour = Behaviour()
+    topic = await consuming(behaviour)
+    broker = make_broker(settings, client_id="test-publisher")
+    await broker.start()
+    try:
+        await publish_confirmed(broker, [wire(topic, queued("poison"))])
+        await eventually(lambda: _dead_lettered(settings, topic, 1))
+    finally:
+        await broker.stop()
+    behaviour.poison = False
+    assert len((await dlq.replay(settings, topic, quiet_ms=QUIET_MS)).replayed) == 1
+    await eventually(lambda: _labels_are(pool, ["poison"]))
+
+    again = await dlq.replay(settings, topic, quiet_ms=QUIET_MS)
+
+    assert (again.replayed, again.skipped) == ([], [])
+
+
+async def test_a_message_that_keeps_failing_is_replayed_at_most_max_replays_times(
+    settings: CommonSettings, pool: asyncpg.Pool, consuming: Callable[[Behaviour], Any]
+) -> None:
+    topic = await consuming(Behaviour())  # poison for good
+    broker = make_broker(settings, client_id="test-publisher")
+    await broker.start()
+    try:
+        await publish_confirmed(broker, [wire(topic, queued("poison"))])
+        await eventually(lambda: _dead_lettered(settings, topic, 1))
+        for replays in (1, 2):
+            assert (
+                len((await dlq.replay(settings, topic, max_replays=2, quiet_ms=QUIET_MS)).replayed)
+                == 1
+            )
+            await eventually(lambda n=replays: _dead_lettered(settings, topic, n + 1))
+        refused = await dlq.replay(settings, topic, max_replays=2, quiet_ms=QUIET_MS)
+    finally:
+        await broker.stop()
+
+    assert refused.replayed == []
+    assert [reason for _, reason in refused.skipped] == ["replayed 2 times already (limit 2)"]
+    await asyncio.sleep(2)
+    counts = sorted(
+        {k: v.decode() for k, v in r.headers}.get("careloop-replays", "0")
+        for r in await dlq_records(settings, topic)
+    )
+    assert counts == ["0", "1", "2"]
 
 
 async def test_a_transient_failure_is_redelivered_and_applied_once(
