@@ -8,12 +8,13 @@ All keys share one hash tag so the scripts stay valid on a Redis Cluster slot:
 - `claim`: hash ticket -> a counter bumped by every assignment that lands on (or re-uses) the
   ticket's slot, so a release decided before a commit frees only the claim it saw;
 - `cap`, `online`: capacity and presence, pushed from Postgres;
-- `ready`: set once the load was restored from Postgres; without it nothing is assigned.
+- `ready`: set once the load was restored from Postgres; without it nothing is assigned;
+- `rebuilding`: the id of the rebuild under way, so that its steps know no flush came between.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
 
@@ -62,16 +63,24 @@ redis.call('HDEL', p .. 'claim', ticket)
 return agent
 """
 
-# ARGV: prefix, mode, number of pairs to free, then (ticket, agent) pairs to free, then pairs
-# to restore. mode 'check' refuses to touch a Redis that lost `ready` (a flush since the
-# snapshot: the next sync rebuilds); 'finish' sets `ready` at the end; 'plain' does neither.
-# Returns {freed, restored}: the pairs that actually changed.
+# ARGV: prefix, mode, rebuild id, number of pairs to free, then (ticket, agent) pairs to free,
+# then pairs to restore. 'check' (a reconciliation) refuses to touch a Redis that lost `ready`
+# (flushed since the snapshot: the next sync rebuilds). A rebuild goes 'begin', 'more'...,
+# 'finish'; each step after the first refuses unless `rebuilding` still holds its id, so a
+# flush in the middle can never leave `ready` next to half a load.
+# Returns {freed, restored}: the pairs that actually changed; {-1, -1} when refused.
 _CORRECT = """
-local p, mode = ARGV[1], ARGV[2]
-if mode == 'check' and redis.call('EXISTS', p .. 'ready') == 0 then return {-1, -1} end
-local n_free = tonumber(ARGV[3])
+local p, mode, id = ARGV[1], ARGV[2], ARGV[3]
+if mode == 'check' then
+  if redis.call('EXISTS', p .. 'ready') == 0 then return {-1, -1} end
+elseif mode == 'begin' then
+  redis.call('SET', p .. 'rebuilding', id)
+elseif redis.call('GET', p .. 'rebuilding') ~= id then
+  return {-1, -1}
+end
+local n_free = tonumber(ARGV[4])
 local freed, restored = 0, 0
-local i = 4
+local i = 5
 for _ = 1, n_free do
   local t, a = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -96,7 +105,10 @@ while i <= #ARGV do
   redis.call('HINCRBY', p .. 'claim', t, 1)
   restored = restored + changed
 end
-if mode == 'finish' then redis.call('SET', p .. 'ready', '1') end
+if mode == 'finish' then
+  redis.call('SET', p .. 'ready', '1')
+  redis.call('DEL', p .. 'rebuilding')
+end
 return {freed, restored}
 """
 
@@ -223,14 +235,18 @@ class LiveLoad:
         """Free and restore (ticket, agent) pairs; a rebuild sets `ready` last. Returns the
         pairs freed and restored, or None when Redis was flushed since the snapshot."""
         work = [(True, p) for p in free] + [(False, p) for p in restore]
-        chunks = [work[i : i + CHUNK] for i in range(0, len(work), CHUNK)] or [[]]
+        chunks = [work[i : i + CHUNK] for i in range(0, len(work), CHUNK)]
+        if rebuild:
+            steps = ["begin"] + ["more"] * (len(chunks) - 1) + ["finish"]
+            chunks = (chunks or [[]]) + [[]]  # `ready` only in a step of its own, at the end
+        else:
+            steps = ["check"] * len(chunks)
+        rebuild_id = uuid4().hex
         freed = restored = 0
-        for n, chunk in enumerate(chunks):
-            last = n == len(chunks) - 1
-            mode = "check" if not rebuild else "finish" if last else "plain"
+        for mode, chunk in zip(steps, chunks, strict=True):
             frees = [x for f, p in chunk if f for x in p]
             restores = [x for f, p in chunk if not f for x in p]
-            args: list[str | int] = [PREFIX, mode, len(frees) // 2, *frees, *restores]
+            args: list[str | int] = [PREFIX, mode, rebuild_id, len(frees) // 2, *frees, *restores]
             f, r = await self._correct(keys=[], args=args)
             if f < 0:
                 return None
