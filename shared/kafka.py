@@ -7,14 +7,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from shared import topics
+from shared import telemetry, topics
 from shared.events import Envelope
 from shared.settings import CommonSettings
+
+log = structlog.get_logger(__name__)
 
 
 def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
@@ -94,3 +98,103 @@ async def ensure_topics(settings: CommonSettings, names: Iterable[str] | None = 
                 )
     finally:
         await admin.close()
+
+
+class BrokerWatch:
+    """Notices a lost broker or lost topics and brings the service back without a restart.
+
+    Every `interval` seconds it asks the broker for its topics and the end offset of every
+    partition (two small requests, no consumer group). It counts the broker as lost when it
+    cannot be reached, when a careloop topic is missing (it is recreated at once, before a
+    producer's auto-creation can leave it with the wrong partitions) or when an end offset went
+    backwards: a broker that came back without its data (the local Tansu keeps it in memory)
+    while the service was looking away. Once the broker answers again, every subscriber is
+    stopped and started: it rejoins its group and resumes from the committed offsets, or from
+    the earliest on a broker that lost them. Nothing is lost on the consumers' side by the
+    restart: offsets are committed only after the effect, and the inbox skips redeliveries.
+    """
+
+    def __init__(
+        self, *, broker: KafkaBroker, settings: CommonSettings, service: str, interval: float
+    ) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._service = service
+        self._interval = interval
+        self._probe: AIOKafkaConsumer | None = None
+        self._ends: dict[TopicPartition, int] = {}
+        self._lost = False
+        self.reachable = False
+        self.topics_ready = False
+
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and self.topics_ready and not self._lost
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self.check()
+                await asyncio.sleep(self._interval)
+        finally:
+            await self._close_probe()
+
+    async def check(self) -> None:
+        """One look at the broker; recovers the subscribers when it came back."""
+        try:
+            await asyncio.wait_for(self._look(), timeout=max(self._interval, 5))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if self.reachable:
+                log.warning("kafka unreachable", error=repr(exc))
+            self.reachable = False
+            self._lost = True
+            await self._close_probe()
+            return
+        self.reachable = True
+        if self._lost:
+            await self._recover()
+
+    async def _look(self) -> None:
+        probe = await self._open_probe()
+        required = all_topics()
+        existing = await probe.topics()
+        missing = [t for t in required if t not in existing]
+        if missing:
+            self.topics_ready = False
+            log.warning("kafka topics missing; recreating them", topics=missing)
+            self._lost = True
+            await ensure_topics(self._settings, missing)
+            existing = await probe.topics()
+        self.topics_ready = all(t in existing for t in required)
+        tps = [TopicPartition(t, p) for t in required for p in probe.partitions_for_topic(t) or ()]
+        ends = await probe.end_offsets(tps)
+        if any(end < self._ends.get(tp, 0) for tp, end in ends.items()):
+            log.warning("kafka came back without its data; rejoining from the start")
+            self._lost = True
+        self._ends = ends
+
+    async def _recover(self) -> None:
+        for subscriber in self._broker.subscribers:
+            await subscriber.stop()
+        for subscriber in self._broker.subscribers:
+            await subscriber.start()
+        self._lost = False
+        telemetry.BROKER_RECOVERIES.labels(self._service).inc()
+        log.info("kafka reachable again; consumers rejoined")
+
+    async def _open_probe(self) -> AIOKafkaConsumer:
+        if self._probe is None:
+            probe = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                enable_auto_commit=False,
+                client_id=f"{self._service}-watch",
+            )
+            await probe.start()
+            self._probe = probe
+        return self._probe
+
+    async def _close_probe(self) -> None:
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            with contextlib.suppress(Exception):
+                await probe.stop()

@@ -2,26 +2,32 @@
 
 import asyncio
 import contextlib
+import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Header, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
+from swagger_ui_bundle import swagger_ui_path
 
 from shared import logs
 from shared.db import create_pool
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.inbox import EventConsumer, Handler, forget_before, subscribe
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import BrokerWatch, ensure_topics, make_broker
 from shared.migrate import migrate
 from shared.outbox import OutboxRelay
+from shared.quiet import RepeatFilter
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -37,6 +43,7 @@ class Context(Generic[S]):
     service: str
     settings: S
     broker: KafkaBroker
+    watch: BrokerWatch
     _pool: asyncpg.Pool | None = None
     _redis: Redis | None = None
 
@@ -81,9 +88,11 @@ async def _prune_inbox(ctx: Context[Any]) -> None:
 
 def new_context(service: str, settings: S) -> Context[S]:
     settings = settings.for_service(service)  # its own PostgreSQL role, when it has one
-    return Context(
-        service=service, settings=settings, broker=make_broker(settings, client_id=service)
+    broker = make_broker(settings, client_id=service)
+    watch = BrokerWatch(
+        broker=broker, settings=settings, service=service, interval=settings.kafka_watch_seconds
     )
+    return Context(service=service, settings=settings, broker=broker, watch=watch)
 
 
 def consume(
@@ -117,6 +126,8 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logs.configure(settings.log_level, service=ctx.service)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RepeatFilter())
         dsn = settings.pg_dsn.get_secret_value()
         if uses_postgres:
             if settings.migrate_on_start:
@@ -129,7 +140,9 @@ def build_app(
         if on_start:
             await on_start(ctx)
         await ctx.broker.start()
+        await ctx.watch.check()
         tasks = [asyncio.create_task(t(ctx), name=t.__name__) for t in background]
+        tasks.append(asyncio.create_task(ctx.watch.run(), name="broker-watch"))
         if uses_postgres:
             tasks.append(asyncio.create_task(_prune_inbox(ctx), name="inbox-retention"))
             relay = OutboxRelay(
@@ -150,7 +163,13 @@ def build_app(
                 await ctx._pool.close()
             log.info("stopped")
 
-    app = FastAPI(title=title, lifespan=lifespan, max_body_size=settings.http_max_body_bytes)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        max_body_size=settings.http_max_body_bytes,
+        docs_url=None,  # served below from vendored assets: no CDN, works offline
+        redoc_url=None,
+    )
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable", error=repr(exc))
@@ -163,13 +182,40 @@ def build_app(
     for error in TRANSIENT_DRIVER_ERRORS:
         app.add_exception_handler(error, unavailable)
 
+    metrics_token = settings.metrics_token
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        if metrics_token is not None and not secrets.compare_digest(
+            (authorization or "").encode(), f"Bearer {metrics_token.get_secret_value()}".encode()
+        ):
+            return JSONResponse(
+                {"detail": "a bearer token is required for /metrics"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        checks = {"kafka": await ctx.broker.ping(timeout=2)}
+        """Each dependency on its own; 503 when the service cannot do its work."""
+        checks = {
+            "kafka": ctx.watch.reachable and await ctx.broker.ping(timeout=2),
+            "kafka_topics": ctx.watch.topics_ready,
+            "kafka_consumers": ctx.watch.healthy,
+        }
         if uses_postgres:
             checks["postgres"] = await _probe(lambda: ctx.pool.fetchval("SELECT true"))
         if uses_redis:

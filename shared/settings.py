@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
         "fetch when data arrives, so this bounds each hop's latency there; Apache Kafka does, "
         "so 500 saves idle polling in production.",
     )
+    kafka_watch_seconds: float = Field(
+        2,
+        description="How often each service checks that the broker is reachable, its topics "
+        "exist and it kept its data; when not, topics are recreated and consumers rejoin.",
+    )
     kafka_partitions: int = Field(4, description="Partitions per topic when a service creates it.")
     kafka_replication: int = Field(1, description="Replication factor for created topics.")
     pg_dsn: SecretStr = Field(
@@ -61,6 +66,11 @@ class CommonSettings(BaseSettings):
     public_base_url: str = Field(
         "http://127.0.0.1",
         description="Scheme and host learners reach the public pages on (ports are per service).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>` "
+        "(Prometheus: `authorization: {credentials: ...}`).",
     )
     log_level: str = Field("INFO", description="Log level.")
     migrate_on_start: bool = Field(

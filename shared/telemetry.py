@@ -31,3 +31,9 @@ OUTBOX_LAG = Gauge(
     "Age of the oldest event in the relay's last batch when Kafka acknowledged it.",
     ["service"],
 )
+BROKER_RECOVERIES = Counter(
+    "careloop_broker_recoveries_total",
+    "Times the service found the broker back (after it was unreachable, lost topics or lost "
+    "its data) and restarted its consumers.",
+    ["service"],
+)
