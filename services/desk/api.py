@@ -14,6 +14,7 @@ from services.desk import handlers, repo
 from services.desk.domain import Answer, Caller, Conflict, NotAllowed, NotFound, Status
 from services.desk.settings import DeskSettings
 from shared.agents import Role, bearer_auth
+from shared.http import Utf8JsonRoute
 from shared.params import DIGITS, QueryBool
 from shared.problems import problems
 from shared.service import Context
@@ -80,7 +81,7 @@ def as_http() -> Iterator[None]:
 
 
 def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
     authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
 
     async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:

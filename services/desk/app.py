@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.desk import api, handlers, pages, repo
 from services.desk.settings import DeskSettings
-from shared import topics
+from shared import http, topics
 from shared.agents import load_agents
 from shared.service import Context, build_app, consume, new_context
 
@@ -29,4 +29,5 @@ def create_app(settings: DeskSettings) -> FastAPI:
     )
     app.include_router(api.http_routes(ctx))
     app.include_router(pages.page_routes(ctx))
+    http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app

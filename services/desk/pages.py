@@ -42,7 +42,7 @@ def invalid_link() -> HTMLResponse:
 
 
 def page_routes(ctx: Context[DeskSettings]) -> APIRouter:
-    router = APIRouter(tags=["pages"])
+    router = APIRouter(tags=["pages"], max_body_size=ctx.settings.http_max_body_bytes)
 
     @router.get(
         "/confirm/{token}",

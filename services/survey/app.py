@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.survey import handlers
 from services.survey.settings import SurveySettings
-from shared import topics
+from shared import http, topics
 from shared.service import build_app, consume, new_context
 
 
@@ -13,5 +13,6 @@ def create_app(settings: SurveySettings) -> FastAPI:
     surveys = handlers.Surveys(ctx)
     consume(ctx, topic_names=[topics.TICKETS], handlers=surveys.handlers())
     app = build_app(ctx, background=(surveys.send_due,), title="careloop survey")
-    app.include_router(handlers.http_routes(surveys))
+    app.include_router(handlers.http_routes(surveys, max_body_bytes=settings.http_max_body_bytes))
+    http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app

@@ -33,6 +33,7 @@ from shared.events import (
     new_event,
 )
 from shared.forms import FormRefused, read_form
+from shared.http import Utf8JsonRoute
 from shared.inbox import Handler
 from shared.problems import pages, problems
 from shared.service import Context, every
@@ -195,8 +196,10 @@ FORM_BODY = {
 }
 
 
-def http_routes(surveys: Surveys) -> APIRouter:
-    api = APIRouter()
+def http_routes(surveys: Surveys, *, max_body_bytes: int) -> APIRouter:
+    """The survey page (HTML, its refusals too) and its JSON API."""
+    web = APIRouter(tags=["pages"], max_body_size=max_body_bytes)
+    api = APIRouter(route_class=Utf8JsonRoute, max_body_size=max_body_bytes)
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = _pages.get_template(name).render(dimensions=DIMENSIONS, **context)
@@ -207,7 +210,7 @@ def http_routes(surveys: Surveys) -> APIRouter:
             return page("message.html.j2", status=409, already_answered=True)
         return page("message.html.j2", status=404, already_answered=False)
 
-    @api.get(
+    @web.get(
         "/s/{token}",
         response_class=HTMLResponse,
         summary="The survey page the e-mailed link opens",
@@ -222,7 +225,7 @@ def http_routes(surveys: Surveys) -> APIRouter:
             return refusal(exc)
         return page("form.html.j2")
 
-    @api.post(
+    @web.post(
         "/s/{token}",
         response_class=HTMLResponse,
         summary="The survey page's form: scores as strings '1' to '5', an optional comment",
@@ -259,4 +262,5 @@ def http_routes(surveys: Surveys) -> APIRouter:
         except NotOpen as exc:
             raise HTTPException(409, str(exc)) from exc
 
-    return api
+    web.include_router(api)
+    return web

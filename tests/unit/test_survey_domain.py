@@ -131,3 +131,28 @@ def test_links_use_the_public_url_when_one_is_set_and_base_and_port_otherwise(
     monkeypatch.setenv("CARELOOP_DESK_PUBLIC_URL", "https://help.example.com")
     assert SurveySettings().public_url == "https://survey.example.com"
     assert DeskSettings().public_url == "https://help.example.com"
+
+
+# ---- strict scores, and the form's strings ------------------------------------------------
+
+
+@pytest.mark.parametrize("score", ["4", 4.0, True])
+def test_answer_takes_scores_only_as_integers(score: object) -> None:
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**_scores(overall=score))
+
+    assert _error_fields(error) == {"overall"}
+
+
+def test_the_form_s_scores_arrive_as_strings_and_still_count() -> None:
+    answer = AnswerIn.from_form({k: str(v) for k, v in _scores(overall=2).items()})
+
+    assert (answer.overall, answer.attitude) == (2, 4)
+
+
+@pytest.mark.parametrize("comment", ["a\x00b", "a\ud800b", "\x1b[31m"])
+def test_answer_refuses_a_comment_it_cannot_keep(comment: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        AnswerIn(**_scores(comment=comment))
+
+    assert _error_fields(error) == {"comment"}
