@@ -83,6 +83,9 @@ def all_topics() -> list[str]:
 )
 async def ensure_topics(settings: CommonSettings, names: Iterable[str] | None = None) -> None:
     """Create the topics that do not exist yet; safe to call from every replica."""
+    topic_configs = {}
+    if settings.kafka_min_insync_replicas is not None:
+        topic_configs["min.insync.replicas"] = str(settings.kafka_min_insync_replicas)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -92,7 +95,12 @@ async def ensure_topics(settings: CommonSettings, names: Iterable[str] | None = 
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(n, settings.kafka_partitions, settings.kafka_replication)
+                        NewTopic(
+                            n,
+                            settings.kafka_partitions,
+                            settings.kafka_replication,
+                            topic_configs=topic_configs,
+                        )
                         for n in missing
                     ]
                 )

@@ -51,7 +51,14 @@ class CommonSettings(BaseSettings):
         "exist and it kept its data; when not, topics are recreated and consumers rejoin.",
     )
     kafka_partitions: int = Field(4, description="Partitions per topic when a service creates it.")
-    kafka_replication: int = Field(1, description="Replication factor for created topics.")
+    kafka_replication: int = Field(
+        1, description="Replication factor for created topics: 3 on a production Kafka cluster."
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        None,
+        description="min.insync.replicas of created topics (2 with replication 3, so an "
+        "acks=all acknowledgement means two brokers have the record); unset: the broker's default.",
+    )
     pg_dsn: SecretStr = Field(
         SecretStr("postgresql://127.0.0.1:15432/careloop"),
         description="PostgreSQL DSN, used by a service that has no CARELOOP_<SERVICE>_PG_DSN of "
