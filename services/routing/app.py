@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.routing import handlers
 from services.routing.settings import RoutingSettings
-from shared import topics
+from shared import http, topics
 from shared.service import build_app, consume, new_context
 
 
@@ -19,5 +19,6 @@ def create_app(settings: RoutingSettings) -> FastAPI:
         background=(router.sweep, router.reconcile),
         title="careloop routing",
     )
+    http.install(app, max_body_bytes=settings.http_max_body_bytes)
     app.include_router(handlers.http_routes(ctx, router))
     return app

@@ -33,6 +33,7 @@ from shared.events import (
     new_event,
     now,
 )
+from shared.http import Utf8JsonRoute
 from shared.inbox import AfterCommit, Handler
 from shared.problems import problems
 from shared.service import Context, every
@@ -365,7 +366,7 @@ AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's 
 
 
 def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
 
     caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
     Caller = Annotated[asyncpg.Record, Depends(caller)]
@@ -384,7 +385,7 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     @api.put(
         "/v1/agents/{agent_id}/presence",
         summary="Go online or offline",
-        responses=problems(401, 403, 404, 413, 422, 503),
+        responses=problems(400, 401, 403, 404, 413, 422, 503),
     )
     async def presence(agent_id: AgentId, body: Presence, who: Caller) -> PresenceChanged:
         if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
