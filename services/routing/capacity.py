@@ -83,7 +83,7 @@ class Reconciler:
 
     pool: Callable[[], asyncpg.Pool]
     load: Callable[[], LiveLoad]
-    lock_timeout_seconds: float = 5.0
+    lock_timeout_seconds: float = 2.0
     _suspects: dict[Pair, int] = field(default_factory=dict)
 
     async def run(self, *, only_if_empty: bool = False) -> Outcome | None:

@@ -14,16 +14,16 @@ class RoutingSettings(CommonSettings):
     reconcile_interval_seconds: float = own(
         "routing",
         "reconcile_interval_seconds",
-        10.0,
+        5.0,
         "How often routing compares Redis load with committed assignments and corrects drift; "
         "a slot held without an assignment is freed on the second look in a row.",
     )
     reconcile_lock_timeout_seconds: float = own(
         "routing",
         "reconcile_lock_timeout_seconds",
-        5.0,
-        "Longest a reconciliation or rebuild waits for routing's transactions in flight; "
-        "past it, that round is skipped.",
+        2.0,
+        "Longest a reconciliation or rebuild waits for routing's transactions in flight (new "
+        "ones wait behind it meanwhile); past it, that round is skipped.",
     )
     first_response_minutes: dict[str, int] = own(
         "routing",

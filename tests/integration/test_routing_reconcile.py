@@ -3,7 +3,7 @@ counted, and a release never frees a slot that a reopening in its batch inherite
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import asyncpg
@@ -52,16 +52,25 @@ async def redis(stack: RunningStack) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def corrections(router: str) -> dict[str, float]:
+async def samples(router: str, family_name: str) -> list[Any]:
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{router}/metrics")).text
-    return {
-        s.labels["direction"]: s.value
+    return [
+        s
         for family in text_string_to_metric_families(text)
-        if family.name == "careloop_routing_capacity_corrections"
+        if family.name == family_name
         for s in family.samples
-        if s.name.endswith("_total")
-    }
+    ]
+
+
+async def corrections(router: str) -> dict[str, float]:
+    found = await samples(router, "careloop_routing_capacity_corrections")
+    return {s.labels["direction"]: s.value for s in found if s.name.endswith("_total")}
+
+
+async def agents_over_capacity(router: str) -> float:
+    (gauge,) = await samples(router, "careloop_routing_agents_over_capacity")
+    return float(gauge.value)
 
 
 async def send(settings: CommonSettings, events: list[Any]) -> None:
@@ -175,3 +184,35 @@ async def test_a_ticket_resolved_and_reopened_together_keeps_its_slot_in_redis(
     assert await redis.sismember(f"{PREFIX}load:{agent}", str(ticket_id))
     await asyncio.sleep(RECONCILE_SECONDS * 3)  # a lost slot would have been restored by now
     assert await corrections(router) == before, "the slot was freed under a live assignment"
+
+
+async def test_an_agent_holding_more_than_capacity_in_postgres_is_reported_over_capacity(
+    stack: RunningStack, router: str
+) -> None:
+    # Only a lowered capacity can do this; three rows for Sue (capacity 2) stand in for it.
+    fake = [uuid.uuid4() for _ in range(3)]
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO routing.assignments (ticket_id, agent_id) "
+            "SELECT unnest($1::uuid[]), 'sue'",
+            fake,
+        )
+        try:
+            await eventually(lambda: _at_least_one(agents_over_capacity(router)), timeout=10)
+        finally:
+            await conn.execute(
+                "UPDATE routing.assignments SET released_at = now() WHERE ticket_id = ANY($1)",
+                fake,
+            )
+        await eventually(lambda: _none(agents_over_capacity(router)), timeout=10)
+    finally:
+        await conn.close()
+
+
+async def _at_least_one(count: Awaitable[float]) -> bool:
+    return await count >= 1
+
+
+async def _none(count: Awaitable[float]) -> bool:
+    return await count == 0
