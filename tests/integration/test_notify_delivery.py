@@ -26,6 +26,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from deploy.local.harness import wait_for_port, wait_for_postgres
 from shared.events import Channel, Learner, TicketCreated, TicketReplied, new_event, now
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
+from shared.migrate import migrate
 from shared.settings import CommonSettings
 from tests.support import RunningStack, ServiceProcess, eventually, port
 
@@ -315,3 +316,88 @@ async def test_postgres_stopping_right_after_the_250_does_not_make_notify_send_t
             await asyncio.to_thread(restart_postgres, stack)
     ours = [m["X-Careloop-Ticket"] for m in sink.received]
     assert sorted(t for t in ours if t in (first, second)) == sorted([first, second])
+
+
+# ---- bounded attempts, leases that hold -------------------------------------------------------
+
+
+async def test_a_delivery_whose_attempts_all_ended_without_an_outcome_is_given_up_unsent(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(migrate, stack.dsn, "notify")
+    [number] = numbers(1)
+    ids = await queue_replies(stack.dsn, [(number, "learner@example.com")])
+    conn = await asyncpg.connect(stack.dsn)
+    try:  # eight attempts so far, the last one's sender gone without a word
+        await conn.execute(
+            "UPDATE notify.deliveries SET attempts = 8, claim_token = gen_random_uuid(),"
+            " claimed_until = now() - interval '1 hour' WHERE id = $1",
+            ids[number],
+        )
+    finally:
+        await conn.close()
+    notify = start_notify(
+        stack,
+        tmp_path / "notify.log",
+        CARELOOP_NOTIFY_MAX_ATTEMPTS="8",
+        CARELOOP_NOTIFY_CLAIM_SECONDS="1",
+    )
+    try:
+
+        async def given_up() -> asyncpg.Record | None:
+            row = await delivery(stack.dsn, ids[number])
+            return row if row["status"] != "pending" else None
+
+        row = await eventually(given_up, timeout=20)
+    finally:
+        notify.stop()
+    assert (row["status"], row["attempts"]) == ("failed", 9)
+    assert "without a recorded outcome" in row["last_error"]
+    assert number not in {m["X-Careloop-Ticket"] for m in stack.mails()}
+
+
+@dataclass
+class SlowSink:
+    """An SMTP sink that takes `seconds` to answer each message."""
+
+    seconds: float
+    received: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        await asyncio.sleep(self.seconds)
+        self.received.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+
+async def test_a_batch_slower_than_its_lease_keeps_it_and_nothing_goes_twice(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    lease = 2
+    sink = SlowSink(seconds=0.75 * lease)
+    controller = Controller(sink, hostname="127.0.0.1", port=port(22028))
+    controller.start()
+    notify = start_notify(
+        stack,
+        tmp_path / "notify.log",
+        CARELOOP_SMTP_PORT=str(port(22028)),
+        CARELOOP_NOTIFY_CLAIM_SECONDS=str(lease),
+        CARELOOP_NOTIFY_SENDERS="3",
+    )
+    try:
+        ours = numbers(3)
+        ids = await queue_replies(stack.dsn, [(n, f"{n}@example.com") for n in ours])
+
+        async def all_sent() -> bool:
+            rows = [await delivery(stack.dsn, ids[n]) for n in ours]
+            return all(r["status"] == "sent" for r in rows)
+
+        await eventually(all_sent, timeout=30)
+        await asyncio.sleep(2 * lease)  # a copy from a second sender, if any, has time to show
+    finally:
+        notify.stop()
+        controller.stop()
+    got = [m["X-Careloop-Ticket"] for m in sink.received if m["X-Careloop-Ticket"] in ours]
+    assert sorted(got) == sorted(ours)
