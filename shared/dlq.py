@@ -288,8 +288,9 @@ class StoredLetter:
             "key": _text(self.key) if self.key is not None else None,
             "error": h.get(ERROR),
             "consumer": h.get(CONSUMER),
-            "original": f"{h.get(ORIGINAL_TOPIC)}[{h.get(ORIGINAL_PARTITION)}]"
-            f"@{h.get(ORIGINAL_OFFSET)}",
+            "original": f"{h[ORIGINAL_TOPIC]}[{h.get(ORIGINAL_PARTITION)}]@{h.get(ORIGINAL_OFFSET)}"
+            if ORIGINAL_TOPIC in h
+            else None,
             "original_size": int(h[ORIGINAL_SIZE]) if h.get(ORIGINAL_SIZE, "").isdigit() else None,
             "truncated": h.get(TRUNCATED) == "true",
             "replays": self.replays,
@@ -479,7 +480,9 @@ def main() -> None:
     )
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("topic", help="the original topic, e.g. careloop.tickets.v1")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="list at most this many, replay at most this many"
+    )
     parser.add_argument(
         "--max-replays",
         type=int,
