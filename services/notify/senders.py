@@ -58,12 +58,30 @@ class Senders:
         self._record_cap = max(0.2, min(5.0, settings.claim_seconds / 4))
 
     async def run(self, ctx: Context[NotifySettings]) -> None:
-        listener = await asyncpg.connect(ctx.settings.pg_dsn.get_secret_value())
-        await listener.add_listener("notify_deliveries", lambda *_: self._wake.set())
-        try:
-            await asyncio.gather(*(self._sender(ctx, i) for i in range(self._s.senders)))
-        finally:
-            await listener.close()
+        await asyncio.gather(
+            self._listen(ctx), *(self._sender(ctx, i) for i in range(self._s.senders))
+        )
+
+    async def _listen(self, ctx: Context[NotifySettings]) -> None:
+        """Wake the senders when deliveries are added; listen again after the database left
+        (meanwhile the senders look every second anyway)."""
+        while True:
+            listener: asyncpg.Connection | None = None
+            lost = asyncio.Event()
+            try:
+                listener = await asyncpg.connect(ctx.settings.pg_dsn.get_secret_value())
+                listener.add_termination_listener(lambda *_, lost=lost: lost.set())
+                await listener.add_listener("notify_deliveries", lambda *_: self._wake.set())
+                self._wake.set()  # what was added while nobody listened
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cannot listen for deliveries; retrying", error=repr(exc))
+                await asyncio.sleep(1)
+            finally:
+                if listener is not None and not listener.is_closed():
+                    await listener.close()
 
     async def _sender(self, ctx: Context[NotifySettings], number: int) -> None:
         smtp = SmtpConnection(self._s)
