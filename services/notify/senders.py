@@ -106,7 +106,7 @@ class Senders:
                 await self._work(ctx, smtp, token=token, batch=batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the claim failed; what was leased goes back on expiry
+            except Exception as exc:  # the claim or a record failed; leases run out, then retry
                 log.warning("sender failed", sender=number, error=repr(exc))
                 smtp.drop()
                 await asyncio.sleep(1)
