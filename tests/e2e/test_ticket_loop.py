@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import topics
 from tests.e2e.conftest import Platform
+from tests.integration.inprocess import find_event
 from tests.support import eventually
 
 TINA = {"Authorization": "Bearer e2e-tina-token"}
@@ -246,3 +247,47 @@ async def test_another_service_publishes_a_submission_to_the_inbound_topic(
         assert (t["channel"], t["category"]) == ("service", "payment_refund")
         [mail] = await eventually(lambda: _mails(platform, t["number"], "confirmation"), timeout=30)
         assert mail["To"] == "lilei@example.com" and "8 hours" in body(mail)
+
+
+async def test_a_low_score_after_not_solved_still_goes_to_a_supervisor(platform: Platform) -> None:
+    """The learner says "not solved" (the ticket goes back to its agent), then scores 2 on the
+    survey sent for that resolution: the ticket, still open, is escalated, not dropped."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        submission = {
+            "name": "赵敏",
+            "email": "zhaomin@example.com",
+            "subject": "账号被盗了",
+            "description": "有陌生设备登录，密码被改了",
+            "external_id": f"web-{uuid.uuid4()}",
+        }
+        ticket_id = (
+            await client.post(f"{platform.url('intake')}/v1/tickets", json=submission)
+        ).json()["ticket_id"]
+
+        async def with_tina() -> dict[str, Any] | None:
+            t = await ticket(client, platform, ticket_id)
+            return t if t and (t["status"], t["assignee_id"]) == ("assigned", "tina") else None
+
+        number = (await eventually(with_tina, timeout=30))["number"]
+        confirm_url = await _resolve_and_get_link(client, platform, ticket_id, number)
+        [survey_mail] = await eventually(lambda: _mails(platform, number, "survey"), timeout=30)
+        survey_url = re.search(r"http://\S+/s/\S+", body(survey_mail)).group(0)  # type: ignore[union-attr]
+
+        assert (await client.post(confirm_url, data={"answer": "not_solved"})).status_code == 200
+        await eventually(with_tina, timeout=30)
+        scores = {"overall": "2", "response_speed": "3", "problem_solving": "1", "attitude": "4"}
+        answered = await client.post(survey_url, data=scores)
+        assert answered.status_code == 200 and "supervisor" in answered.text
+
+        async def escalated() -> dict[str, Any] | None:
+            t = await ticket(client, platform, ticket_id)
+            return t if t and t["needs_supervisor"] else None
+
+        t = await eventually(escalated, timeout=30)
+        assert "escalated" in [h["kind"] for h in t["history"]]
+        event = await find_event(
+            platform.stack.bootstrap,
+            topics.TICKETS,
+            lambda e: e.type == "ticket.escalated" and str(e.data.ticket_id) == ticket_id,
+        )
+        assert event.data.reason == "low_score"
