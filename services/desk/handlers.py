@@ -110,6 +110,7 @@ async def on_assigned(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
 
 
 async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """A low score reaches a supervisor whatever the ticket's state (domain.low_score_outcome)."""
     for event in events:
         low: SurveyLowScore = event.data
         ticket = await repo.lock_ticket(conn, low.ticket_id)
@@ -124,17 +125,11 @@ async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
         elif outcome is LowScore.ESCALATE:
             await _escalate(conn, ticket, low=low, cause=event)
         else:
-            await repo.add_history(
-                conn,
-                [
-                    (
-                        low.ticket_id,
-                        "low_score",
-                        "survey",
-                        {"survey_id": str(low.survey_id), "overall": low.overall},
-                    )
-                ],
-            )
+            await repo.add_history(conn, [(low.ticket_id, "low_score", "survey", _score(low))])
+
+
+def _score(low: SurveyLowScore) -> dict[str, Any]:
+    return {"survey_id": str(low.survey_id), "overall": low.overall}
 
 
 EVENT_HANDLERS: dict[str, Handler] = {
@@ -202,11 +197,7 @@ async def _escalate(
                 ticket["ticket_id"],
                 "escalated",
                 "survey",
-                {
-                    "reason": EscalationReason.LOW_SCORE,
-                    "survey_id": str(low.survey_id),
-                    "overall": low.overall,
-                },
+                {"reason": EscalationReason.LOW_SCORE, **_score(low)},
             )
         ],
     )
