@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 MARKER = re.compile(r"\[chaos (?P<run>[a-z0-9-]+):(?P<index>\d+)\]")
@@ -256,24 +257,27 @@ class Operation:
     method: str
     path: str  # with {name} placeholders
     query: tuple[str, ...]
-    body_fields: tuple[str, ...] | None  # None: the route takes no JSON body
+    body_fields: tuple[str, ...] | None  # None: the route takes no body
+    content_type: str = "application/json"
 
 
-def operations(openapi: Mapping[str, object]) -> list[Operation]:
-    """Every route in an OpenAPI document, with its query parameters and JSON body fields."""
+def operations(openapi: Mapping[str, Any]) -> list[Operation]:
+    """Every route in an OpenAPI document, with its query parameters and body fields."""
     ops = []
-    schemas = openapi.get("components", {}).get("schemas", {})  # type: ignore[attr-defined]
-    for path, methods in openapi.get("paths", {}).items():  # type: ignore[attr-defined]
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for path, methods in openapi.get("paths", {}).items():
         for method, spec in methods.items():
             query = tuple(p["name"] for p in spec.get("parameters", []) if p.get("in") == "query")
             content = spec.get("requestBody", {}).get("content", {})
             fields: tuple[str, ...] | None = None
+            content_type = "application/json"
             if content:
-                schema = next(iter(content.values())).get("schema", {})
+                content_type, media = next(iter(content.items()))
+                schema = media.get("schema", {})
                 ref = schema.get("$ref", "")
                 resolved = schemas.get(ref.rsplit("/", 1)[-1], schema) if ref else schema
                 fields = tuple(resolved.get("properties", {}))
-            ops.append(Operation(method.upper(), path, query, fields))
+            ops.append(Operation(method.upper(), path, query, fields, content_type))
     return ops
 
 
@@ -282,18 +286,29 @@ def url_quote(text: str) -> str:
     return quote(text.encode("utf-8", "surrogatepass"), safe="")
 
 
-def fuzzed(op: Operation, rng: random.Random) -> tuple[str, object | None]:
-    """A hostile request for `op`: (path with its parameters filled and a query, JSON body)."""
+def encode_body(body: object, content_type: str) -> bytes:
+    """`body` as a client sends it: JSON with lone surrogates as \\ud800 escapes, or a form
+    with every value percent-encoded."""
+    if content_type == "application/x-www-form-urlencoded" and isinstance(body, dict):
+        return "&".join(
+            f"{url_quote(str(k))}={url_quote(v if isinstance(v, str) else json.dumps(v))}"
+            for k, v in body.items()
+        ).encode()
+    return to_json(body)
+
+
+def fuzzed(op: Operation, rng: random.Random) -> tuple[str, bytes | None]:
+    """A hostile request for `op`: (path with its parameters filled and a query, body)."""
     path = re.sub(r"\{[^}]+\}", lambda _: url_quote(nasty_text(rng, max_len=80)) or "x", op.path)
     query = "&".join(
         f"{q}={url_quote(nasty_text(rng, max_len=80))}" for q in op.query if rng.random() < 0.7
     )
     if query:
         path = f"{path}?{query}"
-    body: object | None = None
-    if op.body_fields is not None:
-        if rng.random() < 0.15:
-            body = nasty_value(rng)
-        else:
-            body = {f: nasty_value(rng) for f in op.body_fields if rng.random() < 0.9}
-    return path, body
+    if op.body_fields is None:
+        return path, None
+    if rng.random() < 0.15:
+        body: object = nasty_value(rng)
+    else:
+        body = {f: nasty_value(rng) for f in op.body_fields if rng.random() < 0.9}
+    return path, encode_body(body, op.content_type)

@@ -161,11 +161,10 @@ async def fuzz_http(f: Fault) -> None:
                 f.notes.append(f"fuzz stopped after {FUZZ_SECONDS:.0f} s")
                 break
             service, url, op = rng.choice(routes)
-            path, body = fuzzed(op, rng)
-            headers = {"content-type": "application/json"}
+            path, content = fuzzed(op, rng)
+            headers = {"content-type": op.content_type}
             if token := rng.choice(tokens):
                 headers["authorization"] = token
-            content = to_json(body) if body is not None else None
             try:
                 r = await client.request(op.method, url + path, content=content, headers=headers)
             except httpx.TimeoutException:

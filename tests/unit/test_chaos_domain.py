@@ -11,6 +11,7 @@ from chaos.domain import (
     Ticket,
     broken,
     confirmations_per_ticket,
+    encode_body,
     excess_load,
     exit_code,
     fuzzed,
@@ -147,7 +148,7 @@ def test_operations_are_read_from_an_openapi_document() -> None:
         "components": {"schemas": {"R": {"properties": {"body": {"type": "string"}}}}},
     }
     assert operations(spec) == [
-        Operation("POST", "/v1/tickets/{ticket_id}/replies", (), ("body",)),
+        Operation("POST", "/v1/tickets/{ticket_id}/replies", (), ("body",), "application/json"),
         Operation("GET", "/v1/agent/tickets", ("limit",), None),
     ]
 
@@ -158,4 +159,11 @@ def test_a_fuzzed_request_fills_every_path_parameter_and_encodes_surrogates() ->
         path, body = fuzzed(op, random.Random(seed))
         assert path.startswith("/v1/surveys/") and "{token}" not in path
         path.encode("ascii")  # every byte percent-encoded, lone surrogates included
-        json.dumps(body, ensure_ascii=True)
+        assert body is not None
+        json.loads(body)
+
+
+def test_a_form_body_percent_encodes_lone_surrogates() -> None:
+    assert encode_body({"answer": "\ud800", "n": 1}, "application/x-www-form-urlencoded") == (
+        b"answer=%ED%A0%80&n=1"
+    )
