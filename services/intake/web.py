@@ -20,7 +20,7 @@ from services.intake.handlers import REDIS_UNAVAILABLE, accept
 from services.intake.http import Utf8JsonRoute
 from services.intake.settings import IntakeSettings
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.events import Channel, Submission, now
+from shared.events import Channel, Submission, TicketSubmitted, now
 from shared.problems import problems
 from shared.ratelimit import Limit, RateLimited, RateLimiter, client_address, too_many
 from shared.service import Context
@@ -107,17 +107,7 @@ def routes(ctx: Context[IntakeSettings]) -> APIRouter:
         verdict = await limiter.hit(_limits(settings, submission=submission, address=address))
         if not verdict.allowed:
             return too_many(verdict, what="submissions")
-        received_at = now()
-        window = None
-        if sender_key(submission, idempotency_key) is None:
-            window = await first_window(ctx, digest=content_digest(submission), at=received_at)
-        ticket = normalise(
-            submission,
-            channel=Channel.WEB,
-            received_at=received_at,
-            idempotency_key=idempotency_key,
-            derived_window=window,
-        )
+        ticket = await _ticket(ctx, submission, idempotency_key=idempotency_key)
         try:
             [duplicate] = await accept(ctx, [ticket])
         except TRANSIENT_DRIVER_ERRORS as exc:
@@ -139,6 +129,23 @@ def _limits(settings: IntakeSettings, *, submission: Submission, address: str) -
         ),
         Limit("source", WEB_SOURCE, settings.rate_per_source, settings.rate_source_window_seconds),
     ]
+
+
+async def _ticket(
+    ctx: Context[IntakeSettings], submission: Submission, *, idempotency_key: str | None
+) -> TicketSubmitted:
+    """The web submission as a ticket, named by the sender's key or else by its content."""
+    received_at = now()
+    window = None
+    if sender_key(submission, idempotency_key) is None:
+        window = await first_window(ctx, digest=content_digest(submission), at=received_at)
+    return normalise(
+        submission,
+        channel=Channel.WEB,
+        received_at=received_at,
+        idempotency_key=idempotency_key,
+        derived_window=window,
+    )
 
 
 async def first_window(ctx: Context[IntakeSettings], *, digest: str, at: datetime) -> int:
