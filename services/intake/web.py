@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field, StrictBool
 
 from services.intake.domain import content_digest, normalise, sender_key, window_of
 from services.intake.handlers import REDIS_UNAVAILABLE, accept
-from services.intake.http import Utf8JsonRoute
 from services.intake.settings import IntakeSettings
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import Channel, Submission, TicketSubmitted, now
+from shared.http import Utf8JsonRoute
 from shared.problems import problems
 from shared.ratelimit import Limit, RateLimited, RateLimiter, client_address, too_many
 from shared.service import Context
