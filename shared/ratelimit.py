@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from pydantic import BaseModel, BeforeValidator, Field, IPvAnyNetwork, StrictInt
 from pydantic_settings import NoDecode
 from redis.asyncio import Redis
@@ -29,6 +30,14 @@ from shared.errors import TRANSIENT_DRIVER_ERRORS
 
 log = structlog.get_logger(__name__)
 _UNAVAILABLE: tuple[type[Exception], ...] = (*TRANSIENT_DRIVER_ERRORS, RedisError)
+REFUSED = Counter(
+    "careloop_rate_limited_total", "Requests refused by a rate limit", ["scope", "limit"]
+)
+UNLIMITED = Counter(
+    "careloop_rate_limits_unavailable_total",
+    "Requests let through unlimited because Redis could not be asked",
+    ["scope"],
+)
 
 # KEYS: one counter per limit; ARGV: limit and window (ms) per key, in the same order.
 # Refuses (counting nothing) when any counter is at its limit, else counts the request in all.
@@ -86,13 +95,15 @@ class RateLimited(BaseModel):
 
 
 class RateLimiter:
-    """Fixed-window counters under `prefix`; subjects are hashed, so no personal data in Redis."""
+    """Fixed-window counters of one `scope` (a service, a page) under `careloop:<scope>:rate`;
+    subjects are hashed, so no personal data is written to Redis."""
 
     def __init__(
-        self, redis: Callable[[], Redis], *, prefix: str, timeout_seconds: float = 0.5
+        self, redis: Callable[[], Redis], *, scope: str, timeout_seconds: float = 0.5
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._scope = scope
+        self._prefix = f"careloop:{scope}:rate"
         self._timeout = timeout_seconds
         self._script: Any = None
 
@@ -118,12 +129,15 @@ class RateLimiter:
             )
         except _UNAVAILABLE as exc:
             log.warning("rate limits unavailable; letting the request through", error=repr(exc))
+            UNLIMITED.labels(self._scope).inc()
             return ALLOWED
         if index == 0:
             return ALLOWED
+        hit = active[int(index) - 1]
+        REFUSED.labels(self._scope, hit.name).inc()
         return Verdict(
             allowed=False,
-            limit=active[int(index) - 1],
+            limit=hit,
             retry_after_seconds=max(1, math.ceil(int(wait_ms) / 1000)),
         )
 

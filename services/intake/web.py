@@ -66,7 +66,7 @@ def routes(ctx: Context[IntakeSettings]) -> APIRouter:
     settings = ctx.settings
     limiter = RateLimiter(
         lambda: ctx.redis,
-        prefix="careloop:intake:rate",
+        scope="intake",
         timeout_seconds=settings.redis_timeout_seconds,
     )
     router = APIRouter(route_class=Utf8JsonRoute)

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from shared.ratelimit import Limit, RateLimiter
@@ -21,9 +22,7 @@ async def redis(stack: RunningStack) -> AsyncIterator[Redis]:
 @pytest.fixture
 def limiter(redis: Redis) -> RateLimiter:
     # A generous timeout: these tests are about counting; a slow machine must not fail open.
-    return RateLimiter(
-        lambda: redis, prefix=f"test:rate:{uuid.uuid4().hex[:8]}", timeout_seconds=10
-    )
+    return RateLimiter(lambda: redis, scope=f"test-{uuid.uuid4().hex[:8]}", timeout_seconds=10)
 
 
 def _limit(name: str = "email", *, subject: str = "alice@example.com", limit: int = 3) -> Limit:
@@ -84,19 +83,29 @@ async def test_concurrent_requests_never_pass_more_than_the_limit(limiter: RateL
 
 
 async def test_no_personal_data_is_written_to_redis(redis: Redis) -> None:
-    prefix = f"test:rate:{uuid.uuid4().hex[:8]}"
-    await RateLimiter(lambda: redis, prefix=prefix).hit([_limit(subject="alice@example.com")])
+    scope = f"test-{uuid.uuid4().hex[:8]}"
+    await RateLimiter(lambda: redis, scope=scope).hit([_limit(subject="alice@example.com")])
 
-    [key] = [k async for k in redis.scan_iter(f"{prefix}:*")]
+    [key] = [k async for k in redis.scan_iter(f"careloop:{scope}:rate:*")]
     assert b"alice" not in key
 
 
 async def test_with_redis_unreachable_the_limiter_lets_requests_through() -> None:
     down = Redis.from_url("redis://127.0.0.1:1/0")
-    limiter = RateLimiter(lambda: down, prefix="test:rate")
+    limiter = RateLimiter(lambda: down, scope="test-down")
     try:
         verdicts = [await limiter.hit([_limit(limit=1)]) for _ in range(3)]
     finally:
         await down.aclose()
 
     assert all(v.allowed for v in verdicts)
+
+
+async def test_a_refusal_is_counted_in_a_metric_by_scope_and_limit(redis: Redis) -> None:
+    scope = f"test-{uuid.uuid4().hex[:8]}"
+    limiter = RateLimiter(lambda: redis, scope=scope, timeout_seconds=10)
+    for _ in range(3):
+        await limiter.hit([_limit(limit=1)])
+
+    sample = {"scope": scope, "limit": "email"}
+    assert REGISTRY.get_sample_value("careloop_rate_limited_total", sample) == 2
