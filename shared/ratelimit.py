@@ -147,8 +147,8 @@ def too_many(verdict: Verdict, *, what: str = "requests") -> JSONResponse:
     assert verdict.limit is not None
     lim = verdict.limit
     body = RateLimited(
-        detail=f"too many {what} per {lim.name}: at most {lim.limit} in {lim.window_seconds} s; "
-        f"retry after {verdict.retry_after_seconds} s",
+        detail=f"rate limit '{lim.name}' reached: at most {lim.limit} {what} in "
+        f"{lim.window_seconds} s; retry after {verdict.retry_after_seconds} s",
         limit=lim.name,
         retry_after_seconds=verdict.retry_after_seconds,
     )
