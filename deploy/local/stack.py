@@ -44,35 +44,43 @@ def role_of(service: str) -> str:
     return f"careloop_{service}"
 
 
-def provision_sql(passwords: dict[str, str], *, database: str = DATABASE) -> str:
-    """Idempotent SQL, run as a superuser in `database`: one login role per service with its
-    password, owning its own schema and with no right anywhere else; nobody else may connect.
+def provision_sql(
+    passwords: dict[str, str], *, admin_password: str, database: str = DATABASE
+) -> str:
+    """Idempotent SQL, run as a superuser in `database`: the admin's password, and one login
+    role per service with its password, owning its own schema and with no right anywhere
+    else; nobody else may connect.
 
     `passwords` maps each service to its password; a service's role may not create schemas,
     so its schema is created here and its migrations run as that role.
     """
     statements = [
+        f"ALTER ROLE {ADMIN_ROLE} WITH PASSWORD '{_plain_password(ADMIN_ROLE, admin_password)}'",
         f"REVOKE ALL ON DATABASE {database} FROM PUBLIC",
         "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC",
         "REVOKE ALL ON SCHEMA public FROM PUBLIC",
     ]
     for service, password in passwords.items():
         role = role_of(service)
-        for name in (service, role):
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-                raise ValueError(f"not a plain identifier: {name!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", password):
-            raise ValueError(f"the password of {role} has characters other than [A-Za-z0-9_-]")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", service):
+            raise ValueError(f"not a plain identifier: {service!r}")
         statements += [
             f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
             f"THEN CREATE ROLE {role}; END IF; END$$",
             f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-            f"NOBYPASSRLS PASSWORD '{password}'",
+            f"NOBYPASSRLS PASSWORD '{_plain_password(role, password)}'",
             f"GRANT CONNECT ON DATABASE {database} TO {role}",
             f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}",
             f"ALTER SCHEMA {service} OWNER TO {role}",
         ]
     return "; ".join(statements) + ";"
+
+
+def _plain_password(role: str, password: str) -> str:
+    """`password`, if it can stand in an SQL literal and a URL as it is."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", password):
+        raise ValueError(f"the password of {role} has characters other than [A-Za-z0-9_-]")
+    return password
 
 
 def _pg_bin(name: str) -> str:
@@ -165,7 +173,13 @@ class Stack:
                 f"{self.pg_dir} was created by an older careloop that trusted every local "
                 f"connection. Delete it (or all of {self.var}) to recreate it with passwords."
             )
-        self._single_user(DATABASE, provision_sql({s: passwords[role_of(s)] for s in DB_SERVICES}))
+        self._single_user(
+            DATABASE,
+            provision_sql(
+                {s: passwords[role_of(s)] for s in DB_SERVICES},
+                admin_password=passwords[ADMIN_ROLE],
+            ),
+        )
 
     def _ensure_passwords(self) -> dict[str, str]:
         """Generate a password for each role that has none yet; keep the others."""

@@ -61,4 +61,4 @@ def test_the_stack_gives_each_service_its_own_role_and_no_admin_password(tmp_pat
 
 def test_provisioning_refuses_a_password_that_would_break_out_of_its_quotes() -> None:
     with pytest.raises(ValueError, match="careloop_desk"):
-        provision_sql({"desk": "x'; DROP ROLE careloop_admin; --"})
+        provision_sql({"desk": "x'; DROP ROLE careloop_admin; --"}, admin_password="pw")
