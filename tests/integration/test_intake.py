@@ -4,7 +4,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from deploy.local.harness import wait_for_port
 from deploy.local.stack import Stack
 from tests.support import RunningStack, ServiceProcess, port
 
-KAFKA_PORT = port(22192)
-INTAKE_PORT = port(22081)
+# Bases no other test uses, even shifted by a multiple of 100 (as concurrent runs are).
+KAFKA_PORT = port(22197)
+INTAKE_PORT = port(22089)
 URL = f"http://127.0.0.1:{INTAKE_PORT}/v1/tickets"
 
 
@@ -35,7 +36,6 @@ class Broker:
 
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
-    stopped: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
