@@ -44,6 +44,13 @@ def content_digest(submission: Submission) -> str:
     return digest.hexdigest()
 
 
+def mailbox_of(email: str) -> str:
+    """The inbox an address delivers to, as far as a rate limit can tell: lower-cased and
+    without a `+tag` (sub-addressing), so `victim+1@…` and `victim+2@…` count as one."""
+    local, _, domain = email.lower().rpartition("@")
+    return f"{local.split('+', 1)[0] or local}@{domain}"
+
+
 def window_of(at: datetime, *, seconds: int) -> int:
     """The number of the `seconds`-long window `at` falls in, the same on every replica."""
     return int(at.timestamp()) // seconds

@@ -15,7 +15,13 @@ from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool
 
-from services.intake.domain import content_digest, normalise, sender_key, window_of
+from services.intake.domain import (
+    content_digest,
+    mailbox_of,
+    normalise,
+    sender_key,
+    window_of,
+)
 from services.intake.handlers import REDIS_UNAVAILABLE, accept
 from services.intake.settings import IntakeSettings
 from shared.errors import TRANSIENT_DRIVER_ERRORS
@@ -123,7 +129,7 @@ def _limits(settings: IntakeSettings, *, submission: Submission, address: str) -
         Limit("address", address, settings.rate_per_address, settings.rate_address_window_seconds),
         Limit(
             "email",
-            submission.email.lower(),
+            mailbox_of(submission.email),
             settings.rate_per_email,
             settings.rate_email_window_seconds,
         ),

@@ -83,6 +83,17 @@ def test_the_per_email_limit_answers_429_with_retry_after_and_a_json_body(
     assert refused.json()["retry_after_seconds"] == int(refused.headers["Retry-After"])
 
 
+def test_sub_addresses_of_one_inbox_share_its_email_limit(stack: RunningStack) -> None:
+    settings = _settings(stack, rate_per_email=2, rate_email_window_seconds=120)
+    inbox = f"victim{uuid.uuid4().hex[:8]}"
+    with TestClient(create_app(settings)) as c:
+        answers = [
+            c.post(URL, json=_submission(email=f"{inbox}+{i}@example.com")) for i in range(3)
+        ]
+
+    assert [a.status_code for a in answers] == [202, 202, 429]
+
+
 def test_the_per_address_limit_counts_every_email_from_one_address(stack: RunningStack) -> None:
     settings = _settings(stack, rate_per_address=2, rate_address_window_seconds=97)
     address = f"198.51.100.{uuid.uuid4().int % 250 + 1}"

@@ -8,6 +8,7 @@ from services.intake.domain import (
     content_digest,
     derived_ticket_id,
     detect_language,
+    mailbox_of,
     normalise,
     sender_key,
     ticket_id_for,
@@ -369,3 +370,19 @@ def test_a_derived_key_never_names_the_ticket_of_a_key_a_sender_chose() -> None:
 
 def test_an_empty_external_id_counts_as_no_key() -> None:
     assert sender_key(_submission(external_id=""), None) is None
+
+
+# ---- mailbox_of ---------------------------------------------------------------------------
+
+
+def test_mailbox_of_counts_sub_addresses_as_their_inbox() -> None:
+    assert mailbox_of("Victim+1@Example.com") == mailbox_of("victim+2@example.com")
+    assert mailbox_of("victim+2@example.com") == "victim@example.com"
+
+
+def test_mailbox_of_keeps_other_inboxes_apart() -> None:
+    assert mailbox_of("alice@example.com") != mailbox_of("alice@example.org")
+
+
+def test_mailbox_of_keeps_a_local_part_that_is_only_a_tag() -> None:
+    assert mailbox_of("+tag@example.com") == "+tag@example.com"
