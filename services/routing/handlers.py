@@ -111,7 +111,7 @@ class Router:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
         teams = {team for agent in self.agents for team in agent.teams}
-        await repo.share_load(conn)  # before the drain lock: every transaction takes them so
+        await repo.share_load(conn)  # always before the drain lock: one order, no deadlock
         rows = await repo.take_queued(conn, sorted(teams), per_team)
         routes = [
             Route(

@@ -145,7 +145,7 @@ async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_f
     broker = make_broker(settings, client_id="test-routing-faults")
     await broker.start()
     redis = Redis.from_url(stack.redis_url, socket_timeout=2)
-    sampler_db, hammer_db = Database(stack.dsn), Database(stack.dsn)
+    sampler_db, hammer_db, check_db = Database(stack.dsn), Database(stack.dsn), Database(stack.dsn)
     http = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{routers[0].port}",
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -186,16 +186,24 @@ async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_f
         await send([created(t, 9000 + len(ours) + i) for i, t in enumerate(batch)])
         ours.extend(batch)
 
+    async def flush() -> None:
+        """FLUSHALL, on a fresh connection: a restart may have closed the pooled ones."""
+        client = Redis.from_url(stack.redis_url, socket_timeout=5)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+
     async def faults() -> None:
         await asyncio.sleep(3)
-        await redis.flushall()
+        await flush()
         await asyncio.sleep(4)
         await asyncio.to_thread(restart, stack, "redis", signal.SIGKILL)
         await asyncio.sleep(4)
         await asyncio.to_thread(restart, stack, "postgres", signal.SIGQUIT)  # immediate stop
         await wait_for_postgres(stack.dsn, timeout=60)
         await asyncio.sleep(4)
-        await redis.flushall()
+        await flush()
         await asyncio.sleep(1)
         await asyncio.to_thread(restart, stack, "postgres", signal.SIGQUIT)
         await wait_for_postgres(stack.dsn, timeout=60)
@@ -214,7 +222,7 @@ async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_f
         creating.cancel()
 
         async def all_ours_assigned_and_nothing_queued() -> bool:
-            conn = await hammer_db.get()
+            conn = await check_db.get()
             assigned = await conn.fetchval(
                 "SELECT count(DISTINCT ticket_id) FROM routing.assignments "
                 "WHERE ticket_id = ANY($1::uuid[])",
@@ -227,7 +235,7 @@ async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_f
 
         async def every_slot_free_again() -> bool:
             return sum((await redis_loads(redis)).values()) == 0 and not await committed_loads(
-                await hammer_db.get()
+                await check_db.get()
             )
 
         # Every ticket is resolved by now or soon; a slot still held after that has leaked.
@@ -239,6 +247,7 @@ async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_f
         await http.aclose()
         await sampler_db.close()
         await hammer_db.close()
+        await check_db.close()
         await redis.aclose()
         await broker.stop()
 
