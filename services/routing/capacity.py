@@ -20,15 +20,21 @@ It holds because of four rules.
 3. A rebuild (Redis came back without `ready`) holds `routing:load` exclusively while it reads
    the active assignments and writes them to Redis. So no transaction is in flight: every
    assignment that took a slot before the flush has committed and is read; every release
-   either committed before the read (its ticket is not restored; its late after-commit free
-   finds nothing) or starts after the rebuild (and frees what the rebuild wrote). Until `ready`
-   is set, nobody is online in Redis, so nothing can be assigned on an incomplete load.
+   either committed before the read (its ticket is not restored, and its late free finds a
+   claim the rebuild replaced, so it frees nothing) or starts after the rebuild (and frees
+   what the rebuild wrote). Until `ready` is set, nobody is online in Redis, so nothing can be
+   assigned on an incomplete load; a rebuild written in several steps sets `ready` only if no
+   flush came between them (`load._CORRECT`).
 4. A reconciliation every `CARELOOP_ROUTING_RECONCILE_INTERVAL_SECONDS` takes the same
    exclusive lock and compares. Under the lock, a committed assignment that Redis does not
    count can only be a loss (an assignment in flight is impossible, a release frees Redis only
    after its commit): it is restored at once. A slot Redis holds without a committed
    assignment may be a release that committed a moment ago and is about to free it: it is
    freed only when the previous reconciliation saw the same slot with the same claim.
+
+A PostgreSQL restart ends every session and so releases every lock, but it also rolls back
+their transactions: what a dead transaction did or still does in Redis can only take a slot
+(rule 1), never free one (rule 2), so it errs on the safe side until rule 4 frees it.
 
 The exclusive lock waits for the transactions in flight (each one batch, milliseconds) and
 holds new ones back while Redis and Postgres are compared, a few milliseconds per thousand
