@@ -76,6 +76,19 @@ def summary(outcomes: list[Outcome]) -> Table:
     return table
 
 
+def line(o: Outcome) -> str:
+    """One scenario's result as it finishes (the table comes at the end)."""
+    if o.error:
+        return f"{o.scenario}: could not run to its end: {o.error}"
+    recovery = "never" if o.recovery_seconds is None else f"{o.recovery_seconds:.1f} s"
+    return (
+        f"{o.scenario}: {'FAILED' if o.failed else 'ok'}: {o.accepted} accepted, {o.lost} lost, "
+        f"{o.broker_lost} lost by the broker, {o.duplicated} duplicated, "
+        f"{o.over_capacity} over capacity, {o.stalled} stalled, {o.unconfirmed} unconfirmed, "
+        f"{o.server_errors} 5xx, recovery {recovery}"
+    )
+
+
 async def run_all(
     target: Target, names: list[str], tickets: int, console: Console
 ) -> list[Outcome]:
@@ -105,6 +118,7 @@ async def run_all(
             except Exception as exc:  # one broken scenario must not hide the others' results
                 outcome = broken(name, f"{type(exc).__name__}: {exc}")
             outcomes.append(outcome)
+            progress.console.print(line(outcome))
             progress.update(task, phase="[red]failed[/]" if outcome.failed else "[green]ok[/]")
             progress.advance(overall)
     return outcomes
@@ -146,6 +160,9 @@ def main() -> None:
             "CARELOOP_AGENTS_FILE": str(AGENTS),
             "CARELOOP_LOG_LEVEL": "WARNING",
             "CARELOOP_NOTIFY_CLAIM_SECONDS": "10",
+            # The stream comes from one address faster than a person would: limits off.
+            "CARELOOP_INTAKE_RATE_PER_ADDRESS": "0",
+            "CARELOOP_INTAKE_RATE_PER_SOURCE": "0",
             **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(p) for name, p in ports.items()},
         }
         services = {

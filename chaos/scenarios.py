@@ -279,8 +279,7 @@ async def run_scenario(
         )
     capacity = max(a.capacity for a in target.agents)
     notes.append(f"peak agent load {seen.peak_load} (capacity {capacity} at most)")
-    if seen.refused:
-        notes.append(f"{seen.refused} submissions not accepted (4xx or no ack in time)")
+    notes += [f"{n} submissions not accepted: {why}" for why, n in seen.refused.most_common()]
     if scenario.memory_broker_loses:
         notes.append("the local broker keeps records in memory: 'broker lost' died with it")
     return tally(

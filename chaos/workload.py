@@ -31,7 +31,7 @@ class Observed:
     sent: int = 0
     accepted: list[Accepted] = field(default_factory=list)
     server_errors: int = 0
-    refused: int = 0  # answered 4xx (a rate limit, a validation), or never accepted in time
+    refused: Counter[str] = field(default_factory=Counter)  # why a submission was not accepted
     over_capacity: int = 0
     errors_at: Counter[str] = field(default_factory=Counter)  # "500 from <route>" -> how often
     peak_load: int = 0  # the most tickets any one agent held at once
@@ -86,6 +86,7 @@ async def submit_http(
     as a browser's user would; a retry must still be one ticket."""
     body = submission(run, index)
     deadline = time.monotonic() + RETRY_FOR_SECONDS
+    last = "no answer"
     while time.monotonic() < deadline:
         try:
             r = await client.post(f"{target.urls['intake']}/v1/tickets", json=body)
@@ -97,10 +98,11 @@ async def submit_http(
             seen.accepted.append(Accepted(index, time.time(), "http"))
             return
         if r.status_code < 500 and r.status_code != 429:
-            seen.refused += 1
+            seen.refused[f"answered {r.status_code}"] += 1
             return
-        await asyncio.sleep(float(r.headers.get("retry-after", "0.5") or 0.5))
-    seen.refused += 1
+        last = f"still {r.status_code} after {RETRY_FOR_SECONDS:.0f} s"
+        await asyncio.sleep(min(float(r.headers.get("retry-after", "0.5") or 0.5), 5))
+    seen.refused[last] += 1
 
 
 async def submit_kafka(kafka: KafkaClient, run: str, index: int, seen: Observed) -> None:
@@ -119,7 +121,7 @@ async def submit_kafka(kafka: KafkaClient, run: str, index: int, seen: Observed)
             continue
         seen.accepted.append(Accepted(index, time.time(), "kafka"))
         return
-    seen.refused += 1
+    seen.refused[f"no ack from the broker within {RETRY_FOR_SECONDS:.0f} s"] += 1
 
 
 async def stream(
