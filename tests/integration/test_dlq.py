@@ -3,6 +3,10 @@ offset is the last batch's base offset + 1), each failure once; a dead letter th
 refuses goes again smaller instead of stalling its consumer."""
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -114,3 +118,44 @@ async def _read(settings: CommonSettings, topic: str) -> list[Any]:
         return await dlq.read_all(consumer, topic, quiet_ms=QUIET_MS)
     finally:
         await consumer.stop()
+
+
+def _command(settings: CommonSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.dlq", *args],
+        env={**os.environ, "CARELOOP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+async def test_the_list_command_prints_one_json_line_per_dead_letter(
+    settings: CommonSettings, topic: str, producer: AIOKafkaProducer
+) -> None:
+    await send_batch(producer, topic, ["a1", "a2"])
+    await send_batch(producer, topic, ["b1", "b2", "b1"])
+
+    listed = await asyncio.to_thread(_command, settings, "list", topic)
+
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [
+        "a1",
+        "a2",
+        "b1",
+        "b2",
+    ]
+    assert listed.stderr.strip() == f"4 dead letter(s) of {topic}"
+
+
+async def test_the_replay_command_prints_each_skipped_dead_letter_with_its_reason(
+    settings: CommonSettings, topic: str, producer: AIOKafkaProducer
+) -> None:
+    await send_batch(producer, topic, ["bad"])  # `{}` is no event
+
+    replayed = await asyncio.to_thread(_command, settings, "replay", topic)
+
+    [skipped] = [json.loads(line) for line in replayed.stdout.splitlines()]
+    assert skipped["skipped"]["id"] == "bad"
+    assert skipped["reason"].startswith("still invalid: event_id: Field required")
+    assert replayed.stderr.strip() == f"replayed 0 dead letter(s) of {topic}, skipped 1"
