@@ -19,7 +19,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from shared import telemetry, topics
+from shared.errors import is_transient
 from shared.events import InboundSubmission, UnknownEventType, decode, now
 from shared.settings import CommonSettings
 
@@ -195,9 +196,9 @@ def sort_out(
     consumer: str,
     describe: Callable[[BaseException], str] = describe_error,
 ) -> tuple[list[tuple[ConsumerRecord[Any, Any], T]], list[DeadLetter]]:
-    """Parse each record on its own: what cannot be (a tombstone, undecodable or invalid bytes,
-    any ValueError or TypeError of `parse`) becomes a dead letter, what parses to None is not
-    this consumer's, and the rest comes back in order."""
+    """Parse each record on its own with the pure `parse`: what cannot be (a tombstone,
+    undecodable or invalid bytes, any error of `parse`) becomes a dead letter, what parses to
+    None is not this consumer's, and the rest comes back in order."""
     parsed: list[tuple[ConsumerRecord[Any, Any], T]] = []
     letters: list[DeadLetter] = []
     for record in records:
@@ -206,12 +207,47 @@ def sort_out(
             continue
         try:
             item = parse(record)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        except Exception as exc:  # parsing is pure: what fails once fails every time
             letters.append(DeadLetter(record, describe(exc), consumer))
             continue
         if item is not None:
             parsed.append((record, item))
     return parsed, letters
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot help: not a dependency away, or a message too large to send."""
+    return not is_transient(exc) or isinstance(exc, TOO_LARGE)
+
+
+async def apply_each(
+    items: Sequence[tuple[ConsumerRecord[Any, Any], T]],
+    effect: Callable[[list[T]], Awaitable[Any]],
+    *,
+    consumer: str,
+    describe: Callable[[BaseException], str] = describe_error,
+) -> list[DeadLetter]:
+    """Apply `effect` to all items at once; when that fails for good, to each item alone, and
+    return the dead letters of those that still fail for good. A transient error propagates,
+    so the batch is redelivered with nothing committed."""
+    if not items:
+        return []
+    try:
+        await effect([item for _, item in items])
+        return []
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+        log.warning("batch failed for good, isolating", consumer=consumer, error=repr(exc))
+    letters: list[DeadLetter] = []
+    for record, item in items:
+        try:
+            await effect([item])
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            letters.append(DeadLetter(record, describe(exc), consumer))
+    return letters
 
 
 async def publish(broker: KafkaBroker, letters: Sequence[DeadLetter], *, service: str) -> None:

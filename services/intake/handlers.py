@@ -91,8 +91,7 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
         raw = message.raw_message
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
         tickets, rejected = dlq.sort_out(records, ticket, consumer="intake")
-        if tickets:
-            await accept(ctx, [t for _, t in tickets])
+        rejected += await dlq.apply_each(tickets, lambda t: accept(ctx, t), consumer="intake")
         if rejected:  # only once the tickets were acknowledged: a redelivery never repeats them
             log.warning("inbound submissions rejected", count=len(rejected))
             await dlq.publish(ctx.broker, rejected, service="intake")

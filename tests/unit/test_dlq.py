@@ -318,3 +318,63 @@ def test_replay_headers_drop_the_dead_letter_headers_and_count_the_replay() -> N
         "careloop-type": b"ticket.queued",
         dlq.REPLAYS: b"2",
     }
+
+
+# ---- applying a batch, isolating what fails for good ----------------------------------------
+
+
+class Effect:
+    """Fails for good on any batch holding `bad`; fails as if Kafka were away when told to."""
+
+    def __init__(self, bad: str = "", *, error: Exception | None = None) -> None:
+        self.bad, self.error = bad, error
+        self.applied: list[str] = []
+
+    async def __call__(self, items: list[str]) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.bad in items:
+            raise RuntimeError(f"cannot apply {self.bad}")
+        self.applied.extend(items)
+
+
+def items(*names: str) -> list[tuple[ConsumerRecord[Any, Any], str]]:
+    return [(record(offset=i), name) for i, name in enumerate(names)]
+
+
+async def test_apply_each_applies_a_good_batch_at_once() -> None:
+    effect = Effect()
+
+    assert await dlq.apply_each(items("a", "b"), effect, consumer="intake") == []
+    assert effect.applied == ["a", "b"]
+
+
+async def test_apply_each_dead_letters_only_the_item_that_fails_for_good() -> None:
+    effect = Effect("b")
+
+    [bad] = await dlq.apply_each(items("a", "b", "c"), effect, consumer="intake")
+
+    assert (bad.record.offset, bad.error) == (1, "RuntimeError('cannot apply b')")
+    assert effect.applied == ["a", "c"]
+
+
+async def test_apply_each_isolates_a_message_too_large_to_publish() -> None:
+    effect = Effect(error=MessageSizeTooLargeError())
+
+    letters = await dlq.apply_each(items("a"), effect, consumer="intake")
+
+    assert [letter.record.offset for letter in letters] == [0]
+
+
+async def test_apply_each_lets_a_transient_error_through_for_a_redelivery() -> None:
+    with pytest.raises(KafkaConnectionError):
+        await dlq.apply_each(items("a"), Effect(error=KafkaConnectionError()), consumer="intake")
+
+
+def test_sort_out_dead_letters_any_error_of_the_pure_parse() -> None:
+    def broken(rec: ConsumerRecord[Any, Any]) -> None:
+        raise KeyError("learner")
+
+    _, [bad] = dlq.sort_out([record()], broken, consumer="intake")
+
+    assert bad.error == "KeyError('learner')"
