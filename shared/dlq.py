@@ -85,9 +85,9 @@ TOO_LARGE: tuple[type[Exception], ...] = (
 
 
 def cut(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` UTF-8 bytes, never inside a character."""
-    raw = text.encode(errors="replace")
-    return text if len(raw) <= limit else raw[:limit].decode(errors="ignore")
+    """`text` cut to at most `limit` UTF-8 bytes, never inside a character; a lone surrogate
+    (which no header can carry) becomes `?`."""
+    return text.encode(errors="replace")[:limit].decode(errors="ignore")
 
 
 def describe_error(exc: BaseException) -> str:

@@ -378,3 +378,9 @@ def test_sort_out_dead_letters_any_error_of_the_pure_parse() -> None:
     _, [bad] = dlq.sort_out([record()], broken, consumer="intake")
 
     assert bad.error == "KeyError('learner')"
+
+
+def test_a_lone_surrogate_in_an_error_becomes_a_question_mark_a_header_can_carry() -> None:
+    wire = letter(error="bad \udcff byte").wire(1024)
+
+    assert wire.headers[dlq.ERROR] == "bad ? byte"
