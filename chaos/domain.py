@@ -60,6 +60,7 @@ class Ticket:
     number: str
     index: int
     assigned_at: float | None  # first assignment, wall clock; None when never assigned
+    created_at: float = 0.0  # when desk stored it, wall clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,39 +109,58 @@ def tally(
 ) -> Outcome:
     """Add up what one scenario saw.
 
-    A submission accepted before the broker went down (`broker_down_at`) that has no ticket was
-    lost by the broker itself, which keeps everything in memory: it is counted apart from what
-    careloop lost.
+    When the broker went down (`broker_down_at`), everything it held then was lost with it (it
+    keeps records in memory only): a submission accepted before that without a ticket, and a
+    ticket stored before that never assigned or never confirmed (its event was on the broker),
+    count as the broker's loss, apart from what careloop lost.
     """
     by_index: dict[int, set[str]] = {}
     for t in tickets:
         by_index.setdefault(t.index, set()).add(t.ticket_id)
-    first_accept: dict[int, float] = {}
+    first: dict[int, Accepted] = {}
     for a in accepted:
-        first_accept[a.index] = min(a.at, first_accept.get(a.index, a.at))
-    missing = [i for i in first_accept if i not in by_index]
-    broker_lost = sum(
-        1 for i in missing if broker_down_at is not None and first_accept[i] < broker_down_at
-    )
+        if a.index not in first or a.at < first[a.index].at:
+            first[a.index] = a
+
+    def before_broker_went(at: float) -> bool:
+        return broker_down_at is not None and at < broker_down_at
+
+    missing = [first[i] for i in first if i not in by_index]
+    lost = [a for a in missing if not before_broker_went(a.at)]
     numbers = {t.number for t in tickets}
+    unfinished = [
+        t for t in tickets if t.assigned_at is None or confirmations.get(t.number, 0) == 0
+    ]
+    dropped = {t.ticket_id for t in unfinished if before_broker_went(t.created_at)}
     extra_tickets = sum(len(ids) - 1 for ids in by_index.values())
     extra_mails = sum(n - 1 for number, n in confirmations.items() if number in numbers and n > 1)
     after = [
         t.assigned_at for t in tickets if t.assigned_at is not None and t.assigned_at >= fault_end
     ]
+    explained = list(notes)
+    if lost:
+        channels = Counter(a.channel for a in lost)
+        times = sorted(a.at - fault_end for a in lost)
+        explained.append(
+            "lost: "
+            + ", ".join(f"{n} {c}" for c, n in sorted(channels.items()))
+            + f", accepted {times[0]:+.1f} s to {times[-1]:+.1f} s from the fault's end"
+        )
     return Outcome(
         scenario=scenario,
         sent=sent,
-        accepted=len(first_accept),
-        lost=len(missing) - broker_lost,
-        broker_lost=broker_lost,
+        accepted=len(first),
+        lost=len(lost),
+        broker_lost=len(missing) - len(lost) + len(dropped),
         duplicated=extra_tickets + extra_mails,
         over_capacity=over_capacity,
-        stalled=sum(1 for t in tickets if t.assigned_at is None),
-        unconfirmed=sum(1 for n in numbers if confirmations.get(n, 0) == 0),
+        stalled=sum(1 for t in tickets if t.assigned_at is None and t.ticket_id not in dropped),
+        unconfirmed=sum(
+            1 for t in tickets if confirmations.get(t.number, 0) == 0 and t.ticket_id not in dropped
+        ),
         server_errors=server_errors,
         recovery_seconds=min(after) - fault_end if after else None,
-        notes=tuple(notes),
+        notes=tuple(explained),
     )
 
 

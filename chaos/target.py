@@ -51,6 +51,7 @@ class Target:
             rows = await conn.fetch(
                 """
                 SELECT t.ticket_id::text AS ticket_id, t.number, t.subject,
+                       extract(epoch FROM t.created_at)::float8 AS created_at,
                        extract(epoch FROM min(a.assigned_at))::float8 AS assigned_at
                 FROM desk.tickets t
                 LEFT JOIN routing.assignments a ON a.ticket_id = t.ticket_id
@@ -65,7 +66,9 @@ class Target:
         for r in rows:
             index = parse_marker(r["subject"], run)
             if index is not None:
-                found.append(Ticket(r["ticket_id"], r["number"], index, r["assigned_at"]))
+                found.append(
+                    Ticket(r["ticket_id"], r["number"], index, r["assigned_at"], r["created_at"])
+                )
         return found
 
     def mail_headers(self) -> list[tuple[str | None, str | None]]:

@@ -67,6 +67,13 @@ def test_an_accepted_submission_without_a_ticket_is_lost() -> None:
 def test_a_loss_before_the_broker_went_down_is_the_brokers_not_careloops() -> None:
     o = outcome(tickets=[], confirmations={}, broker_down_at=10.5)
     assert (o.broker_lost, o.lost) == (1, 1)
+    assert "lost: 1 kafka" in o.notes[-1]
+
+
+def test_a_ticket_stored_before_the_broker_went_down_and_never_assigned_is_the_brokers() -> None:
+    tickets = [Ticket("a", "CL-1", 0, None, created_at=10.2), Ticket("b", "CL-2", 1, None, 11.0)]
+    o = outcome(tickets=tickets, confirmations={}, broker_down_at=10.5)
+    assert (o.broker_lost, o.stalled, o.unconfirmed) == (1, 1, 1)
 
 
 def test_two_tickets_for_one_submission_count_as_a_duplicate() -> None:
