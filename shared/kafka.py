@@ -176,8 +176,13 @@ class BrokerWatch:
         self.topics_ready = all(t in existing for t in required)
         tps = [TopicPartition(t, p) for t in required for p in probe.partitions_for_topic(t) or ()]
         ends = await probe.end_offsets(tps)
-        if any(end < self._ends.get(tp, 0) for tp, end in ends.items()):
-            log.warning("kafka came back without its data; rejoining from the start")
+        behind = {
+            f"{tp.topic}[{tp.partition}]": f"{self._ends[tp]}->{end}"
+            for tp, end in ends.items()
+            if end < self._ends.get(tp, 0)
+        }
+        if behind:
+            log.warning("kafka came back without its data; rejoining from the start", ends=behind)
             self._lost = True
         self._ends = ends
 
