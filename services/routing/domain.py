@@ -4,9 +4,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from shared.agents import Role
 from shared.events import Category, Priority
+
+T = TypeVar("T")
 
 # Rules in order of precedence: on equal keyword counts the earlier category wins.
 KEYWORDS: tuple[tuple[Category, tuple[str, ...]], ...] = (
@@ -299,6 +302,12 @@ def candidates(
         ids.remove(preferred)
         ids.insert(0, preferred)
     return ids
+
+
+def held_by_ordinary_agents(held: Mapping[T, str], roles: Mapping[str, Role]) -> list[T]:
+    """Of the tickets `held` (ticket -> agent), those an escalation must move to a supervisor:
+    held by an agent, or by someone routing no longer knows."""
+    return [t for t, agent in held.items() if roles.get(agent, Role.AGENT) is Role.AGENT]
 
 
 Pair = tuple[str, str]  # (ticket, agent)

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict
 
 from services.routing import repo
 from services.routing.capacity import Reconciler
-from services.routing.domain import PRIORITY_RANK, AgentSkills, candidates, due_times, triage
+from services.routing.domain import (
+    PRIORITY_RANK,
+    AgentSkills,
+    candidates,
+    due_times,
+    held_by_ordinary_agents,
+    triage,
+)
 from services.routing.load import AgentState, Claim, LiveLoad, Request
 from services.routing.settings import RoutingSettings
 from shared import outbox
@@ -26,6 +33,7 @@ from shared.events import (
     TicketAssigned,
     TicketClosed,
     TicketCreated,
+    TicketEscalated,
     TicketQueued,
     TicketReopened,
     TicketResolved,
@@ -281,6 +289,41 @@ class Router:
             )
         await self.place(conn, routes)
 
+    async def on_escalated(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """Move open tickets to a supervisor: one an agent holds is released (its slot freed
+        after the commit) and queued for supervisors, then drained; a waiting one keeps its
+        place but waits for a supervisor. Resolved or closed tickets come as reopenings."""
+        latest = {e.data.ticket_id: e for e in events}
+        known = {r["ticket_id"]: r for r in await repo.get_tickets(conn, list(latest))}
+        if unknown := [t for t in latest if t not in known]:
+            raise LookupError(f"escalated tickets {unknown} were never triaged here")
+        await repo.share_load(conn)
+        roles = {a.agent_id: a.role for a in self.agents}
+        moving = held_by_ordinary_agents(await repo.holders(conn, list(latest)), roles)
+        claims = await self.load.claims(moving)
+        await repo.queue_for_supervisors(conn, list(latest))
+        await repo.release(conn, moving)
+        routes = [
+            Route(
+                t,
+                known[t]["team"],
+                known[t]["language"],
+                Priority(known[t]["priority"]),
+                latest[t].data.escalated_at,
+                supervisor=True,
+                cause=latest[t],
+            )
+            for t in moving
+        ]
+        await self._enqueue(conn, routes)
+
+        async def after_commit() -> None:
+            await self.freed(claims)
+
+        return after_commit
+
     async def on_released(
         self, conn: asyncpg.Connection, events: list[Envelope[Any]]
     ) -> AfterCommit:
@@ -308,6 +351,7 @@ class Router:
         return {
             TicketCreated.TYPE: self.on_created,
             TicketReopened.TYPE: self.on_reopened,
+            TicketEscalated.TYPE: self.on_escalated,
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
         }

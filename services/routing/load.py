@@ -23,13 +23,20 @@ CHUNK = 2000  # pairs per correction call: a long Lua script would stall every o
 
 # ARGV: prefix, ticket, prefer_first ("1"/"0"), candidate agents...
 # Idempotent per ticket: a ticket already holding a slot gets the same agent back, so a
-# redelivered event never takes a second slot; its claim is bumped either way.
+# redelivered event never takes a second slot; its claim is bumped either way. A slot held by
+# someone who may no longer take the ticket (it went to supervisors) gives nothing: the ticket
+# waits until that slot, released in Postgres, is freed after the commit or by reconciliation.
 _ASSIGN = """
 local p, ticket = ARGV[1], ARGV[2]
 local existing = redis.call('HGET', p .. 'ticket', ticket)
 if existing then
-  redis.call('HINCRBY', p .. 'claim', ticket, 1)
-  return existing
+  for i = 4, #ARGV do
+    if ARGV[i] == existing then
+      redis.call('HINCRBY', p .. 'claim', ticket, 1)
+      return existing
+    end
+  end
+  return false
 end
 local best, best_load = nil, nil
 for i = 4, #ARGV do
@@ -184,7 +191,9 @@ class LiveLoad:
     async def assign(self, requests: Sequence[Request]) -> list[str | None]:
         if not requests:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
+        # One MULTI: a slot freed meanwhile lands before or after the whole batch, never in
+        # the middle, where a younger ticket late in the batch would take it from an older one.
+        async with self._redis.pipeline(transaction=True) as pipe:
             for r in requests:
                 args = [PREFIX, str(r.ticket_id), "1" if r.prefer_first else "0", *r.candidates]
                 await self._assign(keys=[], args=args, client=pipe)

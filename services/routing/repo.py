@@ -116,6 +116,25 @@ async def release(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids))
 
 
+async def holders(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Who holds each of `ticket_ids` now (tickets without an active assignment are absent)."""
+    rows = await conn.fetch(
+        "SELECT ticket_id, agent_id FROM assignments "
+        "WHERE ticket_id = ANY($1::uuid[]) AND released_at IS NULL",
+        list(ticket_ids),
+    )
+    return {r["ticket_id"]: r["agent_id"] for r in rows}
+
+
+async def queue_for_supervisors(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
+    """Waiting tickets among `ticket_ids` now wait for a supervisor."""
+    await conn.execute(
+        "UPDATE queue SET supervisor = true, preferred_agent = NULL "
+        "WHERE ticket_id = ANY($1::uuid[])",
+        list(ticket_ids),
+    )
+
+
 async def teams_waiting(conn: asyncpg.Connection, teams: Sequence[str]) -> set[str]:
     """Which of `teams` have tickets waiting: one index probe per team, however long the queue."""
     rows = await conn.fetch(

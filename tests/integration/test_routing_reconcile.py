@@ -13,7 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from services.routing.load import PREFIX
-from shared.events import ReopenReason, TicketReopened, new_event, now
+from shared.events import (
+    EscalationReason,
+    ReopenReason,
+    TicketEscalated,
+    TicketReopened,
+    new_event,
+    now,
+)
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests import support
@@ -104,15 +111,23 @@ async def assigned(stack: RunningStack, settings: CommonSettings) -> tuple[uuid.
 
 
 async def free_every_slot(stack: RunningStack, settings: CommonSettings) -> None:
-    """Resolve what earlier tests left assigned, so that the agents have room."""
-    conn = await asyncpg.connect(stack.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT ticket_id FROM routing.assignments WHERE released_at IS NULL"
-        )
-    finally:
-        await conn.close()
-    await send(settings, [resolved(r["ticket_id"]) for r in rows])
+    """Resolve what earlier tests left assigned, and what their queues then hand out, until
+    no ticket is assigned or waiting."""
+
+    async def settled() -> bool:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT ticket_id FROM routing.assignments WHERE released_at IS NULL"
+            )
+            waiting = await conn.fetchval("SELECT count(*) FROM routing.queue")
+        finally:
+            await conn.close()
+        if rows:
+            await send(settings, [resolved(r["ticket_id"]) for r in rows])
+        return not rows and waiting == 0
+
+    await eventually(settled, timeout=120, interval=0.5)
 
 
 async def test_a_slot_redis_holds_without_an_assignment_is_freed_and_counted(
@@ -216,3 +231,31 @@ async def _at_least_one(count: Awaitable[float]) -> bool:
 
 async def _none(count: Awaitable[float]) -> bool:
     return await count == 0
+
+
+async def test_an_escalated_ticket_moves_from_its_agent_to_a_supervisor_slot_and_all(
+    stack: RunningStack, settings: CommonSettings, router: str, redis: Redis
+) -> None:
+    await free_every_slot(stack, settings)
+    ticket_id, agent = await assigned(stack, settings)
+    assert agent != "sue", "with every slot free the first ordinary agent takes it"
+    before = await corrections(router)
+    escalated = new_event(
+        TicketEscalated(
+            ticket_id=ticket_id,
+            number="CL-007000",
+            reason=EscalationReason.LOW_SCORE,
+            assignee_id=agent,
+            escalated_at=now(),
+        ),
+        producer="test",
+    )
+    await send(settings, [escalated])
+
+    async def held_by_sue() -> bool:
+        return await active_agent(stack, ticket_id) == "sue"
+
+    await eventually(held_by_sue, timeout=30)
+    assert await redis.sismember(f"{PREFIX}load:sue", str(ticket_id))
+    assert not await redis.sismember(f"{PREFIX}load:{agent}", str(ticket_id))
+    assert await corrections(router) == before

@@ -1,6 +1,7 @@
-"""Unit tests for services.routing.domain.drift and over_capacity: what a reconciliation fixes."""
+"""Unit tests for services.routing.domain: what a reconciliation fixes, what an escalation moves."""
 
-from services.routing.domain import drift, over_capacity
+from services.routing.domain import drift, held_by_ordinary_agents, over_capacity
+from shared.agents import Role
 
 A, B = ("t1", "ana"), ("t2", "ben")
 
@@ -99,3 +100,10 @@ def test_over_capacity_names_only_agents_above_their_capacity() -> None:
     committed = [("t1", "ana"), ("t2", "ana"), ("t3", "ben")]
 
     assert over_capacity(committed, {"ana": 1, "ben": 1}) == {"ana": 2}
+
+
+def test_an_escalation_moves_only_tickets_held_by_ordinary_or_unknown_agents() -> None:
+    held = {"t1": "ana", "t2": "sue", "t3": "gone"}
+    roles = {"ana": Role.AGENT, "sue": Role.SUPERVISOR}
+
+    assert held_by_ordinary_agents(held, roles) == ["t1", "t3"]
