@@ -251,7 +251,7 @@ async def test_another_service_publishes_a_submission_to_the_inbound_topic(
 
 async def test_a_low_score_after_not_solved_still_goes_to_a_supervisor(platform: Platform) -> None:
     """The learner says "not solved" (the ticket goes back to its agent), then scores 2 on the
-    survey sent for that resolution: the ticket, still open, is escalated, not dropped."""
+    survey sent for that resolution: the ticket, still open, is escalated to a supervisor."""
     async with httpx.AsyncClient(timeout=10) as client:
         submission = {
             "name": "赵敏",
@@ -291,3 +291,9 @@ async def test_a_low_score_after_not_solved_still_goes_to_a_supervisor(platform:
             lambda e: e.type == "ticket.escalated" and str(e.data.ticket_id) == ticket_id,
         )
         assert event.data.reason == "low_score"
+
+        async def with_sam() -> dict[str, Any] | None:
+            t = await ticket(client, platform, ticket_id)
+            return t if t and (t["status"], t["assignee_id"]) == ("assigned", "sam") else None
+
+        await eventually(with_sam, timeout=30)  # routing moved it from tina to a supervisor
