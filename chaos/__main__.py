@@ -48,6 +48,7 @@ def summary(outcomes: list[Outcome]) -> Table:
         "lost",
         "broker lost",
         "duplicated",
+        "resent",
         "over capacity",
         "stalled",
         "unconfirmed",
@@ -67,6 +68,7 @@ def summary(outcomes: list[Outcome]) -> Table:
             bad(o.lost),
             str(o.broker_lost),
             bad(o.duplicated),
+            str(o.resent),
             bad(o.over_capacity),
             bad(o.stalled),
             bad(o.unconfirmed),
@@ -83,7 +85,7 @@ def line(o: Outcome) -> str:
     recovery = "never" if o.recovery_seconds is None else f"{o.recovery_seconds:.1f} s"
     return (
         f"{o.scenario}: {'FAILED' if o.failed else 'ok'}: {o.accepted} accepted, {o.lost} lost, "
-        f"{o.broker_lost} lost by the broker, {o.duplicated} duplicated, "
+        f"{o.broker_lost} lost by the broker, {o.duplicated} duplicated, {o.resent} resent, "
         f"{o.over_capacity} over capacity, {o.stalled} stalled, {o.unconfirmed} unconfirmed, "
         f"{o.server_errors} 5xx, recovery {recovery}"
     )

@@ -73,6 +73,7 @@ class Outcome:
     lost: int  # accepted, but no ticket
     broker_lost: int  # accepted before the in-memory broker restarted, and gone with it
     duplicated: int  # extra tickets for one submission plus extra confirmations for one ticket
+    # (a confirmation is one Message-ID: a second message about the same ticket)
     over_capacity: int  # the most any agent's live load exceeded their capacity
     stalled: int  # tickets never assigned
     unconfirmed: int  # tickets whose learner got no confirmation e-mail
@@ -80,6 +81,9 @@ class Outcome:
     recovery_seconds: float | None  # fault end to the first ticket assigned after it
     notes: tuple[str, ...] = field(default=())
     error: str | None = None  # the scenario itself could not run to its end
+    # copies of one confirmation (same Message-ID) that a kill between the SMTP server's 250 and
+    # the "sent" mark re-sent: the documented window SMTP leaves, shown, not failed
+    resent: int = 0
 
     @property
     def failed(self) -> bool:
@@ -105,6 +109,7 @@ def tally(
     server_errors: int,
     fault_end: float,
     broker_down_at: float | None = None,
+    resent: int = 0,
     notes: Iterable[str] = (),
 ) -> Outcome:
     """Add up what one scenario saw.
@@ -161,6 +166,7 @@ def tally(
         server_errors=server_errors,
         recovery_seconds=min(after) - fault_end if after else None,
         notes=tuple(explained),
+        resent=resent,
     )
 
 
@@ -174,9 +180,28 @@ def excess_load(loads: Mapping[str, int], capacities: Mapping[str, int]) -> int:
     return max((loads.get(a, 0) - cap for a, cap in capacities.items()), default=0) if loads else 0
 
 
-def confirmations_per_ticket(headers: Iterable[tuple[str | None, str | None]]) -> Counter[str]:
-    """Confirmation e-mails per ticket number, from (X-Careloop-Kind, X-Careloop-Ticket) pairs."""
-    return Counter(number for kind, number in headers if kind == "confirmation" and number)
+Headers = Iterable[tuple[str | None, str | None, str | None]]
+
+
+def confirmations_per_ticket(headers: Headers) -> Counter[str]:
+    """Distinct confirmations per ticket number, from (X-Careloop-Kind, X-Careloop-Ticket,
+    Message-ID): copies of one message count once (see `resent_confirmations`)."""
+    distinct = {
+        (number, message_id)
+        for kind, number, message_id in headers
+        if kind == "confirmation" and number
+    }
+    return Counter(number for number, _ in distinct)
+
+
+def resent_confirmations(headers: Headers) -> int:
+    """Copies of a confirmation beyond the first, with the same Message-ID."""
+    copies = Counter(
+        (number, message_id)
+        for kind, number, message_id in headers
+        if kind == "confirmation" and number
+    )
+    return sum(n - 1 for n in copies.values())
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:

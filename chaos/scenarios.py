@@ -26,6 +26,7 @@ from chaos.domain import (
     nasty_submission,
     operations,
     poison_records,
+    resent_confirmations,
     tally,
     to_json,
 )
@@ -282,12 +283,14 @@ async def run_scenario(
     notes += [f"{n} submissions not accepted: {why}" for why, n in seen.refused.most_common()]
     if scenario.memory_broker_loses:
         notes.append("the local broker keeps records in memory: 'broker lost' died with it")
+    mails = target.mail_headers()
     return tally(
         scenario=scenario.name,
         sent=seen.sent,
         accepted=seen.accepted,
         tickets=found,
-        confirmations=confirmations_per_ticket(target.mail_headers()),
+        confirmations=confirmations_per_ticket(mails),
+        resent=resent_confirmations(mails),
         over_capacity=seen.over_capacity,
         server_errors=seen.server_errors,
         fault_end=fault.end,

@@ -40,7 +40,9 @@ class Target:
     services: dict[str, ServiceProcess]
     urls: dict[str, str]
     agents: list[Agent]
-    _mail_headers: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    _mail_headers: dict[str, tuple[str | None, str | None, str | None]] = field(
+        default_factory=dict
+    )
 
     # --- reading back -------------------------------------------------------------------------
 
@@ -71,8 +73,8 @@ class Target:
                 )
         return found
 
-    def mail_headers(self) -> list[tuple[str | None, str | None]]:
-        """(X-Careloop-Kind, X-Careloop-Ticket) of every e-mail the SMTP sink kept; each file is
+    def mail_headers(self) -> list[tuple[str | None, str | None, str | None]]:
+        """(X-Careloop-Kind, X-Careloop-Ticket, Message-ID) of every e-mail the SMTP sink kept; each file is
         read once, since a delivered message never changes."""
         parser = BytesHeaderParser()
         for folder in ("new", "cur"):
@@ -84,6 +86,7 @@ class Target:
                     self._mail_headers[path.name] = (
                         head["X-Careloop-Kind"],
                         head["X-Careloop-Ticket"],
+                        head["Message-ID"],
                     )
         return list(self._mail_headers.values())
 

@@ -42,7 +42,6 @@ def services(
         "CARELOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{KAFKA_PORT}",
         "CARELOOP_KAFKA_WATCH_SECONDS": "0.5",
         "CARELOOP_INTAKE_PUBLISH_TIMEOUT_SECONDS": "2",
-        "CARELOOP_INTAKE_RATE_PER_ADDRESS": "0",  # one test client sends them all
         "CARELOOP_INTAKE_RATE_PER_ADDRESS": "0",  # this one client posts 80 within a minute
         **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(p) for name, p in PORTS.items()},
     }

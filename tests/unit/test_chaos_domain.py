@@ -20,6 +20,7 @@ from chaos.domain import (
     operations,
     parse_marker,
     poison_records,
+    resent_confirmations,
     submission,
     tally,
 )
@@ -120,9 +121,25 @@ def test_excess_load_is_the_fullest_agents_load_above_capacity() -> None:
     assert excess_load({}, capacities) == 0
 
 
-def test_confirmations_are_counted_per_ticket_number() -> None:
-    headers = [("confirmation", "CL-1"), ("confirmation", "CL-1"), ("reply", "CL-1"), (None, None)]
+def test_confirmations_are_counted_per_ticket_number_one_per_message_id() -> None:
+    headers = [
+        ("confirmation", "CL-1", "<a@careloop>"),
+        ("confirmation", "CL-1", "<b@careloop>"),
+        ("confirmation", "CL-1", "<b@careloop>"),
+        ("reply", "CL-1", "<c@careloop>"),
+        (None, None, None),
+    ]
     assert confirmations_per_ticket(headers) == {"CL-1": 2}
+
+
+def test_copies_of_one_confirmation_are_counted_as_resent_not_duplicated() -> None:
+    headers = [
+        ("confirmation", "CL-1", "<a@careloop>"),
+        ("confirmation", "CL-1", "<a@careloop>"),
+        ("confirmation", "CL-2", "<b@careloop>"),
+    ]
+    assert confirmations_per_ticket(headers) == {"CL-1": 1, "CL-2": 1}
+    assert resent_confirmations(headers) == 1
 
 
 def test_poison_includes_a_tombstone_and_a_record_over_one_mebibyte() -> None:
