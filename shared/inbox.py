@@ -154,7 +154,7 @@ class EventConsumer:
 def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[str, Any]:
     """Batches, from the earliest offset for a new group, committed only after the effect."""
     return {
-        "group_id": group_id,
+        "group_id": settings.kafka_group_prefix + group_id,
         "batch": True,
         "max_records": settings.consumer_max_records,
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
@@ -163,6 +163,10 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[st
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
+        # How long a rebalance waits for every member to rejoin. aiokafka's default is
+        # max_poll_interval_ms (5 min): a member that vanished without leaving would hold its
+        # group's rebalance, and every replica that starts meanwhile, for that long.
+        "rebalance_timeout_ms": 10_000,
     }
 
 

@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
         "fetch when data arrives, so this bounds each hop's latency there; Apache Kafka does, "
         "so 500 saves idle polling in production.",
     )
+    kafka_group_prefix: str = Field(
+        "",
+        description="Put before every consumer group's name (the service's): two installations "
+        "sharing one Kafka cluster, or tests that must not meet an earlier run's group.",
+    )
     kafka_watch_seconds: float = Field(
         2,
         description="How often each service checks that the broker is reachable, its topics "

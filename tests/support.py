@@ -3,10 +3,28 @@
 import asyncio
 import os
 import time
+import uuid
 
 from deploy.local.harness import SERVICES, RunningStack, ServiceProcess, running_stack
 
-__all__ = ["SERVICES", "RunningStack", "ServiceProcess", "eventually", "port", "running_stack"]
+__all__ = [
+    "SERVICES",
+    "RunningStack",
+    "ServiceProcess",
+    "eventually",
+    "fresh_groups",
+    "port",
+    "running_stack",
+]
+
+
+def fresh_groups() -> dict[str, str]:
+    """Settings that give the services started with them consumer groups of their own.
+
+    The local broker (Tansu 0.6) can leave a group stuck in rebalance after its members came
+    and went a few times; each test's processes meeting in groups of their own keeps one test's
+    leftovers from holding the next test's consumers."""
+    return {"CARELOOP_KAFKA_GROUP_PREFIX": f"t{uuid.uuid4().hex[:8]}-"}
 
 
 def port(number: int) -> int:

@@ -23,7 +23,12 @@ def api(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     process = ServiceProcess(
         "routing",
         port,
-        {**stack.env, "CARELOOP_AGENTS_FILE": str(AGENTS), "CARELOOP_ROUTING_HTTP_PORT": str(port)},
+        {
+            **stack.env,
+            **support.fresh_groups(),
+            "CARELOOP_AGENTS_FILE": str(AGENTS),
+            "CARELOOP_ROUTING_HTTP_PORT": str(port),
+        },
         tmp_path_factory.mktemp("routing-api") / "routing.log",
     )
     process.start()

@@ -37,12 +37,14 @@ TICKETS = 300
 
 @pytest.fixture
 def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    groups = support.fresh_groups()  # the two share a group, of their own
     routers = [
         ServiceProcess(
             "routing",
             port,
             {
                 **stack.env,
+                **groups,
                 "CARELOOP_AGENTS_FILE": str(AGENTS),
                 "CARELOOP_ROUTING_HTTP_PORT": str(port),
                 "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",

@@ -31,12 +31,14 @@ TOKEN = "test-sue-token"
 
 @pytest.fixture
 def routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    groups = support.fresh_groups()  # the two share a group, of their own
     processes = [
         ServiceProcess(
             "routing",
             port,
             {
                 **stack.env,
+                **groups,
                 "CARELOOP_AGENTS_FILE": str(AGENTS),
                 "CARELOOP_ROUTING_HTTP_PORT": str(port),
                 "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",

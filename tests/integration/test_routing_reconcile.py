@@ -38,6 +38,7 @@ def router(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         port,
         {
             **stack.env,
+            **support.fresh_groups(),
             "CARELOOP_AGENTS_FILE": str(AGENTS),
             "CARELOOP_ROUTING_HTTP_PORT": str(port),
             "CARELOOP_ROUTING_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_SECONDS),
