@@ -3,8 +3,6 @@
 FastAPI echoes the input in a 422 (which fails to encode when it holds a lone surrogate, and
 repeats personal data), answers a body over the limit in plain text, and says only "error
 parsing the body" for bytes that are not UTF-8. `install` replaces those three answers.
-
-The same as services/intake/http.py, which came first; intake should use this module.
 """
 
 from collections.abc import Callable, Coroutine, Sequence

@@ -8,7 +8,6 @@ from uuid import UUID
 import structlog
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from services.intake.domain import normalise
@@ -95,10 +94,3 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
         if rejected:  # only once the tickets were acknowledged: a redelivery never repeats them
             log.warning("inbound submissions rejected", count=len(rejected))
             await dlq.publish(ctx.broker, rejected, service="intake")
-
-
-def _describe(exc: ValidationError) -> str:
-    """`field: problem; …`, the form a sender can act on."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}" for err in exc.errors()
-    )
