@@ -281,8 +281,18 @@ async def run_scenario(
     capacity = max(a.capacity for a in target.agents)
     notes.append(f"peak agent load {seen.peak_load} (capacity {capacity} at most)")
     notes += [f"{n} submissions not accepted: {why}" for why, n in seen.refused.most_common()]
+    broker_down_at = fault.broker_down_at if scenario.memory_broker_loses else None
     if scenario.memory_broker_loses:
         notes.append("the local broker keeps records in memory: 'broker lost' died with it")
+        if dropped := target.broker_data_lost_at(fault.end + 5):
+            # the services' broker watch saw end offsets go back after the broker was up again:
+            # it dropped records it had acknowledged, later than its restart
+            broker_down_at = dropped[-1]
+            notes.append(
+                f"the broker dropped acknowledged records again {dropped[-1] - fault.end:+.1f} s "
+                "after it came back (the services' watch saw its end offsets go back); "
+                "what was accepted before that counts as its loss"
+            )
     mails = target.mail_headers()
     return tally(
         scenario=scenario.name,
@@ -294,7 +304,7 @@ async def run_scenario(
         over_capacity=seen.over_capacity,
         server_errors=seen.server_errors,
         fault_end=fault.end,
-        broker_down_at=fault.broker_down_at if scenario.memory_broker_loses else None,
+        broker_down_at=broker_down_at,
         notes=notes,
     )
 

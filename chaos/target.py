@@ -3,9 +3,11 @@ can be read back from it (tickets in Postgres, e-mails in the Maildir, live load
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
@@ -45,6 +47,22 @@ class Target:
     )
 
     # --- reading back -------------------------------------------------------------------------
+
+    def broker_data_lost_at(self, since: float) -> list[float]:
+        """When, after `since`, any service's broker watch saw the broker's end offsets go back
+        (it logs "kafka came back without its data"): the broker dropping records it had
+        acknowledged."""
+        seen = []
+        for service in self.services.values():
+            with contextlib.suppress(FileNotFoundError):
+                for line in service.log_path.read_text(errors="replace").splitlines():
+                    if "kafka came back without its data" not in line:
+                        continue
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        at = datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+                        if at > since:
+                            seen.append(at)
+        return sorted(seen)
 
     async def tickets(self, run: str) -> list[Ticket]:
         """Every ticket desk stored for `run`, with its first assignment from routing."""
