@@ -1,6 +1,7 @@
 """Two routing processes, hundreds of tickets: no agent ever holds more than their capacity."""
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -35,9 +36,12 @@ CAPACITY = {a.id: a.capacity for a in load_seed(AGENTS).agents}
 TICKETS = 300
 
 
-@pytest.fixture
-def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    groups = support.fresh_groups()  # the two share a group, of their own
+@contextlib.contextmanager
+def routers_running(
+    stack: RunningStack, tmp_path: Path, ports: tuple[int, ...], **settings: str
+) -> Iterator[list[ServiceProcess]]:
+    """Routing processes sharing a consumer group of their own, with the test's `settings`."""
+    groups = support.fresh_groups()
     routers = [
         ServiceProcess(
             "routing",
@@ -47,11 +51,11 @@ def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServicePro
                 **groups,
                 "CARELOOP_AGENTS_FILE": str(AGENTS),
                 "CARELOOP_ROUTING_HTTP_PORT": str(port),
-                "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",
+                **settings,
             },
             tmp_path / f"routing-{port}.log",
         )
-        for port in (support.port(22083), support.port(22093))
+        for port in ports
     ]
     for r in routers:
         r.start()
@@ -62,6 +66,17 @@ def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServicePro
     finally:
         for r in routers:
             r.stop()
+
+
+@pytest.fixture
+def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    with routers_running(
+        stack,
+        tmp_path,
+        (support.port(22083), support.port(22093)),
+        CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS="0.5",
+    ) as routers:
+        yield routers
 
 
 def created(ticket_id: uuid.UUID, n: int) -> Envelope[Any]:

@@ -22,7 +22,12 @@ from services.routing.load import PREFIX
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests import support
-from tests.integration.test_routing_capacity import AGENTS, CAPACITY, created, resolved
+from tests.integration.test_routing_capacity import (
+    CAPACITY,
+    created,
+    resolved,
+    routers_running,
+)
 from tests.support import RunningStack, ServiceProcess, eventually
 
 HAMMER_SECONDS = 24
@@ -31,33 +36,15 @@ TOKEN = "test-sue-token"
 
 @pytest.fixture
 def routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    groups = support.fresh_groups()  # the two share a group, of their own
-    processes = [
-        ServiceProcess(
-            "routing",
-            port,
-            {
-                **stack.env,
-                **groups,
-                "CARELOOP_AGENTS_FILE": str(AGENTS),
-                "CARELOOP_ROUTING_HTTP_PORT": str(port),
-                "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",
-                "CARELOOP_ROUTING_RECONCILE_INTERVAL_SECONDS": "1",
-                "CARELOOP_ROUTING_RECONCILE_LOCK_TIMEOUT_SECONDS": "2",
-            },
-            tmp_path / f"routing-{port}.log",
-        )
-        for port in (support.port(22084), support.port(22094))
-    ]
-    for r in processes:
-        r.start()
-    try:
-        for r in processes:
-            r.wait_healthy()
+    with routers_running(
+        stack,
+        tmp_path,
+        (support.port(22084), support.port(22094)),
+        CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS="0.5",
+        CARELOOP_ROUTING_RECONCILE_INTERVAL_SECONDS="1",
+        CARELOOP_ROUTING_RECONCILE_LOCK_TIMEOUT_SECONDS="2",
+    ) as processes:
         yield processes
-    finally:
-        for r in processes:
-            r.stop()
 
 
 def restart(stack: RunningStack, name: str, sig: signal.Signals) -> None:
