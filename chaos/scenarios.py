@@ -74,18 +74,18 @@ def kill(service: str) -> FaultAction:
 async def postgres_immediate_stop(f: Fault) -> None:
     """SIGQUIT to the postmaster is `pg_ctl stop -m immediate`: no checkpoint, crash recovery
     at the next start."""
-    await asyncio.to_thread(f.target.stack.signal_process, "postgres", signal.SIGQUIT)
+    await asyncio.to_thread(f.target.signal_infra, "postgres", signal.SIGQUIT)
     await asyncio.sleep(3)
-    await asyncio.to_thread(f.target.stack.start_process, "postgres")
+    await asyncio.to_thread(f.target.start_infra, "postgres")
     await f.target.wait_postgres()
     f.end = time.time()
 
 
 async def redis_restart(f: Fault) -> None:
     """Redis runs without persistence, so a restart comes back empty."""
-    await asyncio.to_thread(f.target.stack.signal_process, "redis", signal.SIGKILL)
+    await asyncio.to_thread(f.target.signal_infra, "redis", signal.SIGKILL)
     await asyncio.sleep(1)
-    await asyncio.to_thread(f.target.stack.start_process, "redis")
+    await asyncio.to_thread(f.target.start_infra, "redis")
     f.end = time.time()
 
 
@@ -102,9 +102,9 @@ async def broker_restart(f: Fault) -> None:
     """SIGKILL the broker and start it again. The local broker keeps everything in memory, so
     it comes back without topics, offsets or records."""
     f.broker_down_at = time.time()
-    await asyncio.to_thread(f.target.stack.signal_process, "kafka", signal.SIGKILL)
+    await asyncio.to_thread(f.target.signal_infra, "kafka", signal.SIGKILL)
     await asyncio.sleep(2)
-    await asyncio.to_thread(f.target.stack.start_process, "kafka")
+    await asyncio.to_thread(f.target.start_infra, "kafka")
     f.end = time.time()
 
 

@@ -4,6 +4,8 @@ can be read back from it (tickets in Postgres, e-mails in the Maildir, live load
 import asyncio
 import contextlib
 import json
+import signal
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
@@ -14,7 +16,7 @@ import yaml
 from redis.asyncio import Redis
 
 from chaos.domain import Ticket, parse_marker
-from deploy.local.harness import RunningStack, ServiceProcess, wait_for_postgres
+from deploy.local.harness import RunningStack, ServiceProcess, wait_for_port, wait_for_postgres
 
 LOAD_PREFIX = "careloop:{routing}:load:"
 
@@ -115,6 +117,32 @@ class Target:
         return {a.agent_id: int(n) for a, n in zip(self.agents, counts, strict=True)}
 
     # --- faults on infrastructure ---------------------------------------------------------------
+
+    def signal_infra(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to one infrastructure process (kafka, postgres, redis, smtp) and reap it."""
+        proc = self.stack.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    def start_infra(self, name: str) -> None:
+        """Start one infrastructure process again with the argv it had, appending to its log."""
+        argv = self.stack.stack.commands()[name]
+        with open(self.stack.stack.var / f"{name}.log", "ab") as log:
+            self.stack.processes[name] = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT
+            )
+        port = {
+            "kafka": self.stack.stack.kafka_port,
+            "postgres": self.stack.stack.pg_port,
+            "redis": self.stack.stack.redis_port,
+            "smtp": self.stack.stack.smtp_port,
+        }[name]
+        wait_for_port(port, timeout=60)
 
     async def wait_postgres(self) -> None:
         await wait_for_postgres(self.stack.dsn, timeout=60)

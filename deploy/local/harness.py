@@ -88,32 +88,6 @@ class RunningStack:
             for key in box.iterkeys()
         ]
 
-    def signal_process(self, name: str, sig: signal.Signals) -> None:
-        """Send `sig` to one infrastructure process (kafka, postgres, redis, smtp) and reap it."""
-        proc = self.processes[name]
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-    def start_process(self, name: str) -> None:
-        """Start one infrastructure process again with the argv it had, appending to its log,
-        and wait until it listens on its port."""
-        with open(self.stack.var / f"{name}.log", "ab") as log:  # the child keeps its own copy
-            self.processes[name] = subprocess.Popen(
-                self.stack.commands()[name], stdout=log, stderr=subprocess.STDOUT
-            )
-        port = {
-            "kafka": self.stack.kafka_port,
-            "postgres": self.stack.pg_port,
-            "redis": self.stack.redis_port,
-            "smtp": self.stack.smtp_port,
-        }[name]
-        wait_for_port(port, timeout=60)
-
     def stop(self) -> None:
         for proc in self.processes.values():
             with contextlib.suppress(ProcessLookupError):

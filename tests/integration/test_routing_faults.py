@@ -4,6 +4,7 @@ at once: no agent is ever seen above capacity, no slot leaks, and the queue stil
 import asyncio
 import contextlib
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from deploy.local.harness import wait_for_postgres
+from deploy.local.harness import wait_for_port, wait_for_postgres
 from services.routing.load import PREFIX
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
@@ -48,8 +49,18 @@ def routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess
 
 def restart(stack: RunningStack, name: str, sig: signal.Signals) -> None:
     """Stop one infrastructure process with `sig` and start it again on the same port."""
-    stack.signal_process(name, sig)
-    stack.start_process(name)
+    proc = stack.processes[name]
+    proc.send_signal(sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    with open(stack.stack.var / f"{name}.log", "ab") as log:
+        stack.processes[name] = subprocess.Popen(
+            stack.stack.commands()[name], stdout=log, stderr=subprocess.STDOUT
+        )
+    wait_for_port(stack.stack.redis_port if name == "redis" else stack.stack.pg_port, 60)
 
 
 @dataclass
