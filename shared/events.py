@@ -262,6 +262,31 @@ class TicketTriaged(EventData):
     resolution_due_at: datetime
 
 
+class TicketRouted(EventData):
+    """A new ticket's triage and where it went, in one event: to `agent_id`, or queued for
+    its `team` when nobody can take it now (`agent_id` is null).
+
+    This replaces `ticket.triaged` followed by `ticket.assigned` / `ticket.queued` for a new
+    ticket. Later placements (a reopened ticket, a queue drained, an escalation) still come
+    as `ticket.assigned` and `ticket.queued`.
+    """
+
+    TYPE = "ticket.routed"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    channel: Channel
+    category: Category
+    priority: Priority
+    team: str
+    language: str
+    matched: tuple[str, ...] = ()
+    first_response_due_at: datetime
+    resolution_due_at: datetime
+    agent_id: str | None = None
+    routed_at: datetime
+
+
 class TicketAssigned(EventData):
     TYPE = "ticket.assigned"
     TOPIC = topics.ROUTING
@@ -358,6 +383,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         TicketClosed,
         TicketEscalated,
         TicketTriaged,
+        TicketRouted,
         TicketAssigned,
         TicketQueued,
         NotificationSent,

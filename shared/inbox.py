@@ -1,8 +1,14 @@
-"""Idempotent batch consumer: de-duplicate by event id, apply in one transaction, dead-letter.
+"""Idempotent batch consumer: de-duplicate, apply in one transaction, dead-letter.
 
 Offsets are committed by FastStream only after `consume` returns, which is after the
 effect's transaction committed and the batch's dead letters were acknowledged
-(AckPolicy.NACK_ON_ERROR): a crash re-delivers, the inbox skips what was already applied.
+(AckPolicy.NACK_ON_ERROR): a crash re-delivers, and what was already applied is skipped.
+
+Skipped how depends on the event type. An event type listed in `idempotent` has a handler
+whose effect is keyed by the event's own identity (a ticket inserted once per ticket id, a
+delivery once per delivery key, a fact upserted to the same value): applying it twice is
+applying it once, so it costs no inbox row. Every other type is claimed by event id in the
+`inbox` table in the same transaction as its effect, and skipped when seen before.
 """
 
 import asyncio
@@ -65,6 +71,8 @@ class EventConsumer:
     pool: Callable[[], asyncpg.Pool]
     broker: KafkaBroker
     attempts: int = 3
+    # Event types whose handler is idempotent by the event's own key: no inbox row for them.
+    idempotent: frozenset[str] = frozenset()
 
     async def consume(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply what decodes; dead-letter what cannot be decoded or fails for good.
@@ -109,8 +117,9 @@ class EventConsumer:
         unique = list({e.event_id: e for e in events}.values())  # a batch may repeat an event
         with telemetry.BATCH_SECONDS.labels(self.name).time():
             async with self.pool().acquire() as conn, conn.transaction():
-                fresh = await claim(conn, [e.event_id for e in unique])
-                todo = [e for e in unique if e.event_id in fresh]
+                claimed = [e.event_id for e in unique if e.type not in self.idempotent]
+                fresh = await claim(conn, claimed) if claimed else set()
+                todo = [e for e in unique if e.type in self.idempotent or e.event_id in fresh]
                 for event_type, run in runs(todo):
                     action = await self.handlers[event_type](conn, run)
                     if action is not None:
@@ -161,6 +170,9 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[st
         "batch_timeout_ms": 50,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
+        # The records are decoded by the consumer itself, once: FastStream's own decoder
+        # would parse every JSON body into a dict nobody reads.
+        "decoder": raw_body,
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
         # How long a rebalance waits for every member to rejoin. aiokafka's default is
@@ -168,6 +180,11 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[st
         # group's rebalance, and every replica that starts meanwhile, for that long.
         "rebalance_timeout_ms": 10_000,
     }
+
+
+async def raw_body(message: Any) -> Any:
+    """A FastStream decoder that leaves the body alone (see `batch_subscriber_options`)."""
+    return message.body
 
 
 def subscribe(

@@ -4,7 +4,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -96,15 +104,21 @@ def new_context(service: str, settings: S) -> Context[S]:
 
 
 def consume(
-    ctx: Context[Any], *, topic_names: Sequence[str], handlers: Mapping[str, Handler]
+    ctx: Context[Any],
+    *,
+    topic_names: Sequence[str],
+    handlers: Mapping[str, Handler],
+    idempotent: Iterable[str] = (),
 ) -> None:
-    """The service's consumer group on `topic_names`, applying each event once with `handlers`."""
+    """The service's consumer group on `topic_names`, applying each event once with `handlers`;
+    the types in `idempotent` are handled idempotently by their own key (shared.inbox)."""
     consumer = EventConsumer(
         name=ctx.service,
         handlers=handlers,
         pool=lambda: ctx.pool,
         broker=ctx.broker,
         attempts=ctx.settings.consumer_attempts,
+        idempotent=frozenset(idempotent),
     )
     subscribe(
         ctx.broker, consumer, topic_names=topic_names, group_id=ctx.service, settings=ctx.settings
