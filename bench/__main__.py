@@ -1,8 +1,8 @@
 """`python -m bench [-n 2000]`: throughput and latency from submission to created, assigned and
 confirmation sent, next to the raw broker round trip measured in the same run.
 
-It starts its own stack and the six services on ports 24xxx, so nothing else is disturbed and
-every run starts from empty. Figures are wall-clock on whatever else the machine is doing: compare
+It starts its own stack and the six services on ports 24xxx (shifted by
+CARELOOP_TEST_PORT_SHIFT), so nothing else is disturbed and every run starts from empty. Figures are wall-clock on whatever else the machine is doing: compare
 the ratios within one run, not absolute numbers across runs.
 """
 
@@ -30,7 +30,15 @@ from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 
 AGENTS = Path(__file__).with_name("agents.yaml")
-PORTS = dict(zip(SERVICES, range(24081, 24087), strict=True))
+
+
+def port(number: int) -> int:
+    """A bench port, shifted by CARELOOP_TEST_PORT_SHIFT so that a bench can run beside other
+    stacks (tests, chaos, another bench)."""
+    return number + int(os.environ.get("CARELOOP_TEST_PORT_SHIFT", "0"))
+
+
+PORTS = {name: port(24081 + i) for i, name in enumerate(SERVICES)}
 SUBJECTS = (
     ("The video player freezes", "Playback stops in the browser after a minute"),
     ("申请退款", "课程重复扣费，请退款"),
@@ -262,7 +270,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="careloop-bench-logs-"))
-    with running_stack(kafka_port=24092, pg_port=24432, redis_port=24379, smtp_port=24025) as stack:
+    with running_stack(
+        kafka_port=port(24092), pg_port=port(24432), redis_port=port(24379), smtp_port=port(24025)
+    ) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),
