@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
@@ -97,6 +99,14 @@ def describe_error(exc: BaseException) -> str:
             f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}"
             for err in exc.errors()
         )
+    if isinstance(exc, msgspec.ValidationError):  # "Expected … - at `$.data.learner.email`"
+        problem, _, where = str(exc).partition(" - at `$")
+        path = [p for p in where.rstrip("`").split(".") if p]
+        if missing := re.fullmatch(r"Object missing required field `(.+)`", problem):
+            path, problem = [*path, missing.group(1)], "Field required"
+        return f"{'.'.join(path) or 'message'}: {problem}"
+    if isinstance(exc, msgspec.DecodeError):
+        return f"message: {exc}"
     return repr(exc)
 
 

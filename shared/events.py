@@ -1,14 +1,25 @@
-"""The event envelope and every v1 event: the single source of truth for what crosses Kafka."""
+"""The event envelope and every v1 event: the single source of truth for what crosses Kafka.
+
+Events are msgspec Structs: every consumer parses each record once, straight into typed
+structures, in C. Constructing an event does not validate it (its producer built it from
+values validated where they entered); decoding one does, against the same types and bounds,
+so a malformed record from elsewhere is refused, naming the field. What people and other
+systems submit (`Submission`, `InboundSubmission`) is validated at the edge with pydantic,
+whose error messages the HTTP API returns.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Container
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from functools import cache
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, overload
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, TypeAdapter
+import msgspec
+from msgspec import Meta, Struct
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 from uuid6 import uuid7
 
 from shared import topics
@@ -77,33 +88,41 @@ class NotificationKind(StrEnum):
     SURVEY = "survey"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class _Struct(Struct, frozen=True, kw_only=True):
+    """Immutable, keyword-only; unknown fields are ignored when decoding (a newer producer
+    may add optional fields without a new version)."""
 
 
-class Learner(_Model):
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Email = Annotated[str, Meta(min_length=3, max_length=320)]
+Phone = Annotated[str, Meta(max_length=40)]
+Id = Annotated[str, Meta(max_length=100)]
+Score = Annotated[int, Meta(ge=1, le=5)]
+
+
+class Learner(_Struct, frozen=True, kw_only=True):
     """Who raised the ticket and how to reach them.
 
     The e-mail address was validated where it entered (intake's `Submission`); events carry
     it as a plain string so that no consumer pays for validating it again.
     """
 
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=320)
-    phone: str | None = Field(None, max_length=40)
-    learner_id: str | None = Field(None, max_length=100)
+    name: Name
+    email: Email
+    phone: Phone | None = None
+    learner_id: Id | None = None
 
 
-class Attachment(_Model):
+class Attachment(_Struct, frozen=True, kw_only=True):
     """Metadata of an attachment; the bytes live in object storage, not on Kafka."""
 
-    name: str = Field(max_length=255)
-    content_type: str = Field(max_length=100)
-    size: int = Field(ge=0)
-    url: str = Field(max_length=2000)
+    name: Annotated[str, Meta(max_length=255)]
+    content_type: Annotated[str, Meta(max_length=100)]
+    size: Annotated[int, Meta(ge=0)]
+    url: Annotated[str, Meta(max_length=2000)]
 
 
-class SubmittedAttachment(Attachment):
+class SubmittedAttachment(BaseModel):
     """An attachment as a sender describes it, checked where it enters; unknown fields are
     refused, not dropped."""
 
@@ -121,8 +140,13 @@ class SubmittedAttachment(Attachment):
         max_length=2000, pattern=r"^https?://\S+$", description="Where the bytes are: http(s) only."
     )
 
+    def as_event(self) -> Attachment:
+        return Attachment(
+            name=self.name, content_type=self.content_type, size=self.size, url=self.url
+        )
 
-class EventData(_Model):
+
+class EventData(_Struct, frozen=True, kw_only=True):
     """Base of every event payload; `TYPE`, `VERSION` and `TOPIC` identify it on the wire.
 
     Every v1 event is about one ticket, and its id is the Kafka key: a ticket's events stay in
@@ -139,7 +163,7 @@ class EventData(_Model):
 # ---- careloop.intake.v1 -------------------------------------------------------------------
 
 
-class TicketSubmitted(EventData):
+class TicketSubmitted(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.submitted"
     TOPIC = topics.INTAKE
 
@@ -160,7 +184,7 @@ class TicketSubmitted(EventData):
 # ---- careloop.tickets.v1 ------------------------------------------------------------------
 
 
-class TicketCreated(EventData):
+class TicketCreated(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.created"
     TOPIC = topics.TICKETS
 
@@ -175,7 +199,7 @@ class TicketCreated(EventData):
     created_at: datetime
 
 
-class TicketReplied(EventData):
+class TicketReplied(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.replied"
     TOPIC = topics.TICKETS
 
@@ -189,7 +213,7 @@ class TicketReplied(EventData):
     replied_at: datetime
 
 
-class TicketResolved(EventData):
+class TicketResolved(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.resolved"
     TOPIC = topics.TICKETS
 
@@ -202,7 +226,7 @@ class TicketResolved(EventData):
     resolved_at: datetime
 
 
-class TicketReopened(EventData):
+class TicketReopened(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.reopened"
     TOPIC = topics.TICKETS
 
@@ -214,7 +238,7 @@ class TicketReopened(EventData):
     reopened_at: datetime
 
 
-class TicketClosed(EventData):
+class TicketClosed(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.closed"
     TOPIC = topics.TICKETS
 
@@ -225,7 +249,7 @@ class TicketClosed(EventData):
     closed_at: datetime
 
 
-class TicketEscalated(EventData):
+class TicketEscalated(EventData, frozen=True, kw_only=True):
     """An open ticket (queued, assigned or reopened) must go to a supervisor.
 
     A resolved or closed ticket is reopened instead (`ticket.reopened` with
@@ -240,14 +264,14 @@ class TicketEscalated(EventData):
     ticket_id: UUID
     number: str
     reason: EscalationReason
-    assignee_id: str | None = Field(description="Who holds the ticket now, as desk knows it.")
+    assignee_id: str | None  # who holds the ticket now, as desk knows it
     escalated_at: datetime
 
 
 # ---- careloop.routing.v1 ------------------------------------------------------------------
 
 
-class TicketTriaged(EventData):
+class TicketTriaged(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.triaged"
     TOPIC = topics.ROUTING
 
@@ -262,7 +286,7 @@ class TicketTriaged(EventData):
     resolution_due_at: datetime
 
 
-class TicketRouted(EventData):
+class TicketRouted(EventData, frozen=True, kw_only=True):
     """A new ticket's triage and where it went, in one event: to `agent_id`, or queued for
     its `team` when nobody can take it now (`agent_id` is null).
 
@@ -287,7 +311,7 @@ class TicketRouted(EventData):
     routed_at: datetime
 
 
-class TicketAssigned(EventData):
+class TicketAssigned(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.assigned"
     TOPIC = topics.ROUTING
 
@@ -298,7 +322,7 @@ class TicketAssigned(EventData):
     assigned_at: datetime
 
 
-class TicketQueued(EventData):
+class TicketQueued(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.queued"
     TOPIC = topics.ROUTING
 
@@ -311,7 +335,7 @@ class TicketQueued(EventData):
 # ---- careloop.notify.v1 -------------------------------------------------------------------
 
 
-class NotificationSent(EventData):
+class NotificationSent(EventData, frozen=True, kw_only=True):
     TYPE = "notification.sent"
     TOPIC = topics.NOTIFY
 
@@ -322,7 +346,7 @@ class NotificationSent(EventData):
     sent_at: datetime
 
 
-class NotificationFailed(EventData):
+class NotificationFailed(EventData, frozen=True, kw_only=True):
     TYPE = "notification.failed"
     TOPIC = topics.NOTIFY
 
@@ -338,7 +362,7 @@ class NotificationFailed(EventData):
 # ---- careloop.survey.v1 -------------------------------------------------------------------
 
 
-class SurveyRequested(EventData):
+class SurveyRequested(EventData, frozen=True, kw_only=True):
     TYPE = "survey.requested"
     TOPIC = topics.SURVEY
 
@@ -348,21 +372,21 @@ class SurveyRequested(EventData):
     requested_at: datetime
 
 
-class SurveyAnswered(EventData):
+class SurveyAnswered(EventData, frozen=True, kw_only=True):
     TYPE = "survey.answered"
     TOPIC = topics.SURVEY
 
     survey_id: UUID
     ticket_id: UUID
-    overall: int = Field(ge=1, le=5)
-    response_speed: int = Field(ge=1, le=5)
-    problem_solving: int = Field(ge=1, le=5)
-    attitude: int = Field(ge=1, le=5)
+    overall: Score
+    response_speed: Score
+    problem_solving: Score
+    attitude: Score
     comment: str | None = None
     answered_at: datetime
 
 
-class SurveyLowScore(EventData):
+class SurveyLowScore(EventData, frozen=True, kw_only=True):
     TYPE = "survey.low_score"
     TOPIC = topics.SURVEY
 
@@ -397,7 +421,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
 D = TypeVar("D", bound=EventData)
 
 
-class EnvelopeHead(_Model):
+class EnvelopeHead(_Struct, frozen=True, kw_only=True):
     """The envelope without its payload: enough to route, de-duplicate and dead-letter."""
 
     event_id: UUID
@@ -410,7 +434,7 @@ class EnvelopeHead(_Model):
     key: str
 
 
-class Envelope(EnvelopeHead, Generic[D]):
+class Envelope(EnvelopeHead, Generic[D], frozen=True, kw_only=True):
     """One message on any careloop topic: metadata plus a typed payload."""
 
     data: D
@@ -420,7 +444,10 @@ class Envelope(EnvelopeHead, Generic[D]):
         return type(self.data).TOPIC
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
+        return _ENCODER.encode(self)
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def now() -> datetime:
@@ -437,8 +464,7 @@ def new_event(
 ) -> Envelope[D]:
     """Wrap `data` in an envelope; a caused event inherits its cause's correlation id."""
     event_id = uuid7()
-    generic: Any = Envelope  # parametrized by the payload's class, so `data` stays typed
-    return generic[type(data)](
+    return Envelope(
         event_id=event_id,
         type=data.TYPE,
         version=data.VERSION,
@@ -455,7 +481,20 @@ class UnknownEventType(Exception):
     """The envelope is sound but its type or version is not one this code knows."""
 
 
-_HEAD = TypeAdapter(dict[str, Any])
+class _Kind(Struct):
+    """Just what picks the decoder; msgspec skips the rest of the record without building it."""
+
+    type: str | None = None
+    version: int | None = None
+
+
+_KIND = msgspec.json.Decoder(_Kind)
+_HEAD = msgspec.json.Decoder(EnvelopeHead)
+
+
+@cache
+def _decoder(model: type[EventData]) -> msgspec.json.Decoder[Envelope[Any]]:
+    return msgspec.json.Decoder(Envelope[model])  # type: ignore[valid-type]
 
 
 @overload
@@ -463,21 +502,26 @@ def decode(raw: bytes | str, *, only: None = None) -> Envelope[Any]: ...
 @overload
 def decode(raw: bytes | str, *, only: Container[str]) -> Envelope[Any] | None: ...
 def decode(raw: bytes | str, *, only: Container[str] | None = None) -> Envelope[Any] | None:
-    """Parse a wire message into a typed envelope; raises ValidationError or UnknownEventType.
+    """Parse a wire message into a typed envelope; raises msgspec.ValidationError (a field
+    out of bounds, naming it), msgspec.DecodeError (not JSON) or UnknownEventType.
 
-    The JSON is parsed once; the type and version pick the model that validates it. With
-    `only`, an event of another type is not validated at all and None comes back: consumers
-    read whole topics and care about a few types.
+    The type and version pick the model that decodes it. With `only`, an event of another
+    type is not decoded at all and None comes back: consumers read whole topics and care
+    about a few types.
     """
-    obj = _HEAD.validate_json(raw)
-    if only is not None and obj.get("type") not in only:
+    kind = _KIND.decode(raw)
+    if only is not None and kind.type not in only:
         return None
-    model = EVENT_TYPES.get((obj.get("type"), obj.get("version")))  # type: ignore[arg-type]
+    model = EVENT_TYPES.get((kind.type, kind.version))  # type: ignore[arg-type]
     if model is None:
-        EnvelopeHead.model_validate(obj)  # a malformed head says what is wrong with it
-        raise UnknownEventType(f"{obj.get('type')} v{obj.get('version')}")
-    generic: Any = Envelope
-    return generic[model].model_validate(obj)
+        _HEAD.decode(raw)  # a malformed head says what is wrong with it
+        raise UnknownEventType(f"{kind.type} v{kind.version}")
+    return _decoder(model).decode(raw)
+
+
+def to_builtins(value: Any) -> Any:
+    """`value` (an event, its payload or any part) as JSON-ready dicts, lists and strings."""
+    return msgspec.to_builtins(value)
 
 
 # ---- public inputs ------------------------------------------------------------------------

@@ -8,7 +8,13 @@ from uuid import UUID
 import asyncpg
 
 from shared.agents import AgentSeed
-from shared.events import TicketAssigned, TicketQueued, TicketSubmitted, TicketTriaged
+from shared.events import (
+    TicketAssigned,
+    TicketQueued,
+    TicketSubmitted,
+    TicketTriaged,
+    to_builtins,
+)
 from shared.inbox import last_per_key
 
 History = tuple[UUID, str, str, dict[str, Any]]
@@ -16,7 +22,7 @@ History = tuple[UUID, str, str, dict[str, Any]]
 
 def _json_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
     """Rows for jsonb_to_recordset, the latest per ticket; the pool's jsonb codec serializes them."""
-    return [m.model_dump(mode="json") for m in last_per_key(models, lambda m: m.ticket_id)]
+    return [to_builtins(m) for m in last_per_key(models, lambda m: m.ticket_id)]
 
 
 async def insert_submitted(

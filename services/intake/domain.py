@@ -110,6 +110,6 @@ def normalise(
         order_id=submission.order_id,
         language=submission.language
         or detect_language(f"{submission.subject}\n{submission.description}"),
-        attachments=submission.attachments,
+        attachments=tuple(a.as_event() for a in submission.attachments),
         submitted_at=received_at,
     )
