@@ -219,9 +219,9 @@ class Router:
     async def on_created(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         s = self._settings
         triaged, routes, rows = [], [], []
-        for event in events:
+        results = triage([(e.data.subject, e.data.description) for e in events])
+        for event, result in zip(events, results, strict=True):
             t: TicketCreated = event.data
-            result = triage(t.subject, t.description)
             first_due, resolve_due = due_times(
                 result.priority,
                 t.created_at,

@@ -4,9 +4,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.routing.domain import AgentSkills, candidates, due_times, priority_of, triage
+import services.routing.domain as routing
+from services.routing.domain import AgentSkills, Triage, candidates, due_times, priority_of
 from shared.agents import Role
 from shared.events import Category, Priority
+
+
+def triage(subject: str, description: str) -> Triage:
+    """One ticket through the batch triage."""
+    [result] = routing.triage([(subject, description)])
+    return result
+
 
 # ---- triage: categories and priorities ----------------------------------------------------
 
