@@ -21,6 +21,11 @@ STATUS_OF: dict[str, str] = {
 }
 
 
+def placed(agent_id: str | None) -> str:
+    """The status a routed ticket starts in: with an agent, or queued for its team."""
+    return STATUS_OF[TicketAssigned.TYPE] if agent_id is not None else STATUS_OF[TicketQueued.TYPE]
+
+
 def breached(due: datetime | None, responded_at: datetime) -> bool:
     """A first response after its due time is a breach; unknown due times are not counted."""
     return due is not None and responded_at > due

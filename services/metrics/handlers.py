@@ -1,5 +1,12 @@
-"""metrics' edges: every event updates the view; counters move only after it committed."""
+"""metrics' edges: every event updates the view; counters move only after it committed.
 
+Most events change the view by their ticket's own key and count nothing, or count only what
+their statement reports as new (a ticket triaged for the first time, a first response not
+recorded before): applying one twice, or late after newer ones, is applying it once, so they
+need no inbox row (`IDEMPOTENT`). The rest count once per event and keep the inbox's claim.
+"""
+
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -7,7 +14,7 @@ import structlog
 from prometheus_client import Counter
 
 from services.metrics import exporter, repo
-from services.metrics.domain import STATUS_OF, breached
+from services.metrics.domain import STATUS_OF, breached, placed
 from services.metrics.settings import MetricsSettings
 from shared.events import (
     Envelope,
@@ -22,6 +29,7 @@ from shared.events import (
     TicketReopened,
     TicketReplied,
     TicketResolved,
+    TicketRouted,
     TicketTriaged,
 )
 from shared.inbox import AfterCommit, Handler
@@ -30,78 +38,83 @@ from shared.service import Context, every
 log = structlog.get_logger(__name__)
 
 
-def _facts(ticket_id: Any, **fields: Any) -> dict[str, Any]:
-    return {"ticket_id": str(ticket_id), **{k: v for k, v in fields.items() if v is not None}}
-
-
 async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    await repo.upsert_facts(
-        conn,
-        [
-            _facts(
-                e.data.ticket_id, channel=e.data.channel, created_at=e.data.created_at.isoformat()
-            )
-            for e in events
-        ],
+    await repo.record_created(
+        conn, [(e.data.ticket_id, e.data.channel, e.data.created_at, e.occurred_at) for e in events]
     )
-    await _statuses(conn, events)
 
 
-async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
-    items: list[TicketTriaged] = [e.data for e in events]
-    await repo.upsert_facts(
-        conn,
-        [
-            _facts(
-                t.ticket_id,
-                channel=t.channel,
-                category=t.category,
-                priority=t.priority,
-                team=t.team,
-                first_response_due_at=t.first_response_due_at.isoformat(),
-            )
-            for t in items
-        ],
+async def on_routed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit | None:
+    """A new ticket's triage and placement; counted as created when first triaged."""
+    placements = [(e, placed(e.data.agent_id)) for e in events]
+    first = await repo.record_triage(
+        conn, [_triage(e.data, status, e.occurred_at) for e, status in placements]
     )
+    later = [
+        (e.data.ticket_id, status, e.data.team, e.occurred_at)
+        for e, status in placements
+        if e.data.ticket_id not in first
+    ]
+    if later:  # triaged before (an old `ticket.triaged`): the placement still applies
+        await repo.set_status(conn, later)
+    return _count_created([e.data for e in events if e.data.ticket_id in first])
+
+
+async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit | None:
+    """An older record: the triage alone; its placement follows as assigned or queued."""
+    first = await repo.record_triage(conn, [_triage(e.data, "new", None) for e in events])
+    return _count_created([e.data for e in events if e.data.ticket_id in first])
+
+
+def _triage(
+    t: TicketTriaged | TicketRouted, status: str, status_at: datetime | None
+) -> tuple[Any, ...]:
+    return (
+        t.ticket_id,
+        t.channel,
+        t.category,
+        t.priority,
+        t.team,
+        t.first_response_due_at,
+        status,
+        status_at,
+    )
+
+
+def _count_created(triaged: list[TicketTriaged | TicketRouted]) -> AfterCommit | None:
+    if not triaged:
+        return None
 
     def count() -> None:
-        for t in items:
+        for t in triaged:
             exporter.TICKETS_CREATED.labels(t.channel, t.category, t.priority).inc()
 
     return count
 
 
-async def _statuses(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+async def on_placed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """A later placement (reopened, drained from a queue, escalated), or an older record's."""
     await repo.set_status(
-        conn,
-        [
-            {
-                "ticket_id": str(e.data.ticket_id),
-                "status": STATUS_OF[e.type],
-                "status_at": e.occurred_at.isoformat(),
-            }
-            for e in events
-        ],
+        conn, [(e.data.ticket_id, STATUS_OF[e.type], e.data.team, e.occurred_at) for e in events]
     )
 
 
-async def on_status(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    await repo.upsert_facts(conn, [_facts(e.data.ticket_id, team=e.data.team) for e in events])
-    await _statuses(conn, events)
+async def _statuses(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    await repo.set_status(
+        conn, [(e.data.ticket_id, STATUS_OF[e.type], None, e.occurred_at) for e in events]
+    )
 
 
 async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit | None:
     first: list[TicketReplied] = [e.data for e in events if e.data.first_response]
     if not first:
         return None
-    rows = await repo.record_first_responses(
-        conn,
-        [{"ticket_id": str(r.ticket_id), "replied_at": r.replied_at.isoformat()} for r in first],
-    )
+    rows = await repo.record_first_responses(conn, [(r.ticket_id, r.replied_at) for r in first])
     known = {r["ticket_id"]: r for r in rows}
+    recorded = [r for r in first if r.ticket_id in known]
 
     def observe() -> None:
-        for reply in first:
+        for reply in recorded:
             row = known[reply.ticket_id]
             priority = row["priority"] or "unknown"
             elapsed = (reply.replied_at - reply.created_at).total_seconds()
@@ -177,9 +190,10 @@ async def on_notification(_: asyncpg.Connection, events: list[Envelope[Any]]) ->
 
 EVENT_HANDLERS: dict[str, Handler] = {
     TicketCreated.TYPE: on_created,
+    TicketRouted.TYPE: on_routed,
     TicketTriaged.TYPE: on_triaged,
-    TicketQueued.TYPE: on_status,
-    TicketAssigned.TYPE: on_status,
+    TicketQueued.TYPE: on_placed,
+    TicketAssigned.TYPE: on_placed,
     TicketReplied.TYPE: on_replied,
     TicketResolved.TYPE: on_resolved,
     TicketReopened.TYPE: on_reopened,
@@ -189,6 +203,20 @@ EVENT_HANDLERS: dict[str, Handler] = {
     NotificationSent.TYPE: on_notification,
     NotificationFailed.TYPE: on_notification,
 }
+
+# Applied by the ticket's own key (repo): a repeat or a stale copy writes and counts nothing.
+# The others count every event (a resolution, a reason, a score, a delivery); their claim in
+# the inbox costs what a key of their own would, and the inbox is pruned.
+IDEMPOTENT = frozenset(
+    {
+        TicketCreated.TYPE,
+        TicketRouted.TYPE,
+        TicketTriaged.TYPE,
+        TicketQueued.TYPE,
+        TicketAssigned.TYPE,
+        TicketReplied.TYPE,
+    }
+)
 
 
 async def refresh_gauges(ctx: Context[MetricsSettings]) -> None:

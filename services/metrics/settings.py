@@ -11,3 +11,23 @@ class MetricsSettings(CommonSettings):
         5,
         "How often the backlog and overdue gauges are recomputed from the view.",
     )
+    batch_max_records: int = own(
+        "metrics",
+        "batch_max_records",
+        5000,
+        "Most records metrics takes per batch: it is not on any learner's path, so it applies "
+        "a burst in few large transactions.",
+    )
+    batch_wait_ms: int = own(
+        "metrics",
+        "batch_wait_ms",
+        1000,
+        "Longest metrics' fetches wait for `batch_min_bytes` to arrive: how far its series may "
+        "trail the events, in exchange for one transaction per wait instead of per few events.",
+    )
+    batch_min_bytes: int = own(
+        "metrics",
+        "batch_min_bytes",
+        1024 * 1024,
+        "Bytes a fetch of metrics waits for (at most `batch_wait_ms`) before it answers.",
+    )
