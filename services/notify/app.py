@@ -15,6 +15,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
         ctx,
         topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
         handlers=handlers.EVENT_HANDLERS,
+        idempotent=handlers.IDEMPOTENT,
     )
     senders = Senders(settings)
     return build_app(ctx, background=(senders.run,), title="careloop notify")

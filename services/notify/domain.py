@@ -1,16 +1,15 @@
 """notify's decisions: what each message says and how it goes on the wire, and when to retry."""
 
+import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.charset import BASE64, Charset
-from email.header import Header
-from email.mime.text import MIMEText
 from email.utils import formataddr, parseaddr
+from functools import cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, meta
 
 _templates = Environment(
     loader=PackageLoader("services.notify", "templates"),
@@ -44,16 +43,65 @@ def one_line(text: str) -> str:
     return _NOT_IN_A_LINE.sub(" ", text).strip()
 
 
+_MISSING = object()  # a name the context lacks: the template may only use it in a branch not taken
+
+
+class _Prepared:
+    """One template made into two `str.format` strings (subject line, rest) per way its
+    conditions can go: rendering a message is then a dictionary lookup and one `format`.
+
+    Jinja renders the template once with a marker in place of every value that is true, and
+    with the value itself where it is false (None, "", 0): `{% if priority %}` picks its
+    branch there, and a false value reads the same in every message that has it. So the
+    prepared form depends only on which values are false, and on nothing a learner wrote.
+    """
+
+    _MARK = re.compile("\x1e([A-Za-z_][A-Za-z0-9_]*)\x1f")
+
+    def __init__(self, name: str) -> None:
+        source = _templates.loader.get_source(_templates, name)[0]  # type: ignore[union-attr]
+        self._template = _templates.get_template(name)
+        self.names = tuple(sorted(meta.find_undeclared_variables(_templates.parse(source))))
+        self._forms: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+    def form(self, values: dict[str, Any]) -> tuple[str, str]:
+        """The (subject, rest) format strings for `values`; raises UndefinedError when the
+        branch the values pick uses a name they lack, as rendering the template would."""
+        falsy = tuple(
+            _MISSING if n not in values else values[n] if not values[n] else True
+            for n in self.names
+        )
+        form = self._forms.get(falsy)
+        if form is None:
+            context = {
+                n: f"\x1e{n}\x1f" if f is True else f
+                for n, f in zip(self.names, falsy, strict=True)
+                if f is not _MISSING
+            }
+            text = self._template.render(**context).replace("{", "{{").replace("}", "}}")
+            head, _, body = self._MARK.sub(r"{\1}", text).partition("\n")
+            form = self._forms[falsy] = (head.removeprefix("Subject: "), body)
+        return form
+
+
+@cache
+def _prepared(name: str) -> _Prepared:
+    return _Prepared(name)
+
+
 def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
     """The message of `kind` in the learner's language (English when we have no template)."""
     lang = language if language in LANGUAGES else "en"
-    safe = {
-        k: one_line(v) if isinstance(v, str) and k not in MULTILINE_FIELDS else v
-        for k, v in context.items()
+    prepared = _prepared(f"{kind}.{lang}.txt.j2")
+    values = {
+        name: one_line(v) if isinstance(v, str) and name not in MULTILINE_FIELDS else v
+        for name in prepared.names
+        if (v := context.get(name, _MISSING)) is not _MISSING
     }
-    text = _templates.get_template(f"{kind}.{lang}.txt.j2").render(**safe)
-    head, _, body = text.partition("\n")
-    return Rendered(subject=one_line(head.removeprefix("Subject: ")), body=body.lstrip("\n"))
+    head, body = prepared.form(values)
+    return Rendered(
+        subject=one_line(head.format_map(values)), body=body.format_map(values).lstrip("\n")
+    )
 
 
 def duration_text(minutes: float, language: str) -> str:
@@ -156,25 +204,41 @@ def from_header(mail_from: str) -> str:
 # other body goes base64, which makes every script and every line length legal SMTP on any
 # server, with or without 8BITMIME. base64 is cheap to make and a third larger than the text,
 # where quoted-printable would triple CJK.
-_UTF8_7BIT = Charset("utf-8")
-# The stubs are narrower than the stdlib, which documents None here (no transfer encoding).
-_UTF8_7BIT.body_encoding = None  # type: ignore[assignment]
-_UTF8_BASE64 = Charset("utf-8")
-_UTF8_BASE64.body_encoding = BASE64
 _SEVEN_BIT = re.compile(r"[\t\r\n\x20-\x7e]*")
 _TOO_LONG_A_LINE = re.compile(r"[^\r\n]{999}")
+# A subject that is short printable ASCII goes as it is; "=?" would read as an encoded word.
+_PLAIN_SUBJECT = re.compile(r"(?!.*=\?)[\x20-\x7e]{0,69}")
+# UTF-8 octets per encoded word: "Subject: " plus one word of 39 octets (52 base64 characters
+# and 12 of =?utf-8?b?...?=) is 73 characters, within the 78 RFC 5322 recommends.
+_WORD_OCTETS = 39
 
 
-def body_charset(body: str) -> Charset:
-    """7bit for short-lined printable ASCII, else base64 UTF-8."""
-    if _SEVEN_BIT.fullmatch(body) and _TOO_LONG_A_LINE.search(body) is None:
-        return _UTF8_7BIT
-    return _UTF8_BASE64
+def body_is_7bit(body: str) -> bool:
+    """Whether `body` can go as it is: printable ASCII in lines SMTP allows."""
+    return _SEVEN_BIT.fullmatch(body) is not None and _TOO_LONG_A_LINE.search(body) is None
 
 
-def _utf8_header(text: str) -> str:
-    """Raw UTF-8 in a compat32 header: the bytes pass through as they are (RFC 6532)."""
-    return text.encode().decode("ascii", "surrogateescape")
+def encoded_words(text: str) -> str:
+    """`text` as RFC 2047 base64 UTF-8 encoded words, one per folded line, each cut at a
+    character boundary so that every word decodes on its own."""
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for char in text:
+        n = len(char.encode())
+        if size + n > _WORD_OCTETS:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += n
+    words.append("".join(chunk))
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode('ascii')}?=" for w in words)
+
+
+def subject_header(subject: str) -> str:
+    """The Subject: value: as it is when short printable ASCII, else encoded words."""
+    subject = one_line(subject)
+    return subject if _PLAIN_SUBJECT.fullmatch(subject) else encoded_words(subject)
 
 
 def email_message(
@@ -188,15 +252,29 @@ def email_message(
 ) -> bytes:
     """The message as it goes on the wire; every header built from a value made one line.
 
-    Built with the stdlib's compat32 `MIMEText`: the modern `EmailMessage` API parses and
-    refolds every header and cost several times more CPU per message, most of notify's.
-    `sender` is a ready From: header (`from_header`).
+    Written out directly (lines end in LF; SMTP sends them as CRLF): the stdlib's message
+    classes parse and fold every header on the way out, which cost a few hundred microseconds
+    per message, most of notify's CPU. `sender` is a ready From: header (`from_header`).
     """
-    msg = MIMEText(rendered.body, "plain", body_charset(rendered.body))  # type: ignore[arg-type]
-    msg["From"] = sender
-    msg["To"] = _utf8_header(to.mailbox) if to.smtputf8 else to.mailbox
-    msg["Subject"] = Header(one_line(rendered.subject), "utf-8", header_name="Subject").encode()
-    msg["Message-ID"] = message_id(delivery_key)
-    msg["X-Careloop-Ticket"] = re.sub(r"[^A-Za-z0-9-]", "", number)
-    msg["X-Careloop-Kind"] = re.sub(r"[^a-z_]", "", kind)
-    return msg.as_bytes()
+    body = rendered.body
+    if body_is_7bit(body):
+        encoding = "7bit"
+    else:
+        encoding = "base64"
+        body = base64.encodebytes(body.encode()).decode("ascii")
+    return (
+        f"From: {sender}\n"
+        f"To: {to.mailbox}\n"
+        f"Subject: {subject_header(rendered.subject)}\n"
+        f"Message-ID: {message_id(delivery_key)}\n"
+        f"X-Careloop-Ticket: {_NOT_IN_A_NUMBER.sub('', number)}\n"
+        f"X-Careloop-Kind: {_NOT_IN_A_KIND.sub('', kind)}\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: text/plain; charset="utf-8"\n'
+        f"Content-Transfer-Encoding: {encoding}\n"
+        f"\n{body}"
+    ).encode()
+
+
+_NOT_IN_A_NUMBER = re.compile(r"[^A-Za-z0-9-]")
+_NOT_IN_A_KIND = re.compile(r"[^a-z_]")

@@ -1,4 +1,9 @@
-"""notify's event handlers: ticket events become deliveries (`senders` works them off)."""
+"""notify's event handlers: ticket events become deliveries (`senders` works them off).
+
+Every handler is idempotent by the event's own key (a contact and its confirmation per
+ticket, the first triage per ticket, a delivery per delivery key), so none of these types
+costs an inbox row: `IDEMPOTENT` lists them for the consumer.
+"""
 
 from typing import Any
 
@@ -12,49 +17,54 @@ from shared.events import (
     TicketCreated,
     TicketReplied,
     TicketResolved,
+    TicketRouted,
     TicketTriaged,
 )
 from shared.inbox import Handler
 
 
 async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    rows = []
+    contacts = []
     for e in events:
         t: TicketCreated = e.data
-        rows.append(
-            {
-                "ticket_id": str(t.ticket_id),
-                "number": t.number,
-                "name": t.learner.name,
-                "email": t.learner.email,
-                "language": t.language,
-                "subject": t.subject,
-                "created_at": t.created_at.isoformat(),
-            }
+        contacts.append(
+            repo.Contact(
+                ticket_id=t.ticket_id,
+                number=t.number,
+                name=t.learner.name,
+                email=t.learner.email,
+                language=t.language,
+                subject=t.subject,
+                created_at=t.created_at,
+            )
         )
-    await repo.upsert_contacts(conn, rows)
-    await repo.queue_confirmations(conn, [e.data.ticket_id for e in events])
+    await repo.add_contacts_and_confirmations(conn, contacts)
 
 
 async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    rows = [
-        {
-            "ticket_id": str(e.data.ticket_id),
-            "priority": e.data.priority,
-            "first_response_due_at": e.data.first_response_due_at.isoformat(),
-        }
-        for e in events
-    ]
-    await repo.upsert_triage(conn, rows)
+    """ticket.routed, or ticket.triaged of older records: what the confirmation promises."""
+    await repo.add_triage(
+        conn,
+        [
+            repo.Triage(
+                ticket_id=e.data.ticket_id,
+                priority=str(e.data.priority),
+                first_response_due_at=e.data.first_response_due_at,
+            )
+            for e in events
+        ],
+    )
 
 
-def _delivery(kind: NotificationKind, key: str, e: Envelope[Any], **payload: Any) -> dict[str, Any]:
-    return {
-        "delivery_key": f"{kind}:{key}",
-        "ticket_id": str(e.data.ticket_id),
-        "kind": kind,
-        "payload": payload,
-    }
+def _delivery(
+    kind: NotificationKind, key: str, e: Envelope[Any], **payload: Any
+) -> repo.NewDelivery:
+    return repo.NewDelivery(
+        delivery_key=f"{kind}:{key}",
+        ticket_id=e.data.ticket_id,
+        kind=kind,
+        payload=payload,
+    )
 
 
 async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
@@ -68,6 +78,7 @@ async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
 
 
 async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    # Keyed by the event's id: a ticket resolved twice (after a reopening) asks twice.
     await repo.add_deliveries(
         conn,
         [
@@ -97,8 +108,10 @@ async def on_survey(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
 
 EVENT_HANDLERS: dict[str, Handler] = {
     TicketCreated.TYPE: on_created,
+    TicketRouted.TYPE: on_triaged,
     TicketTriaged.TYPE: on_triaged,
     TicketReplied.TYPE: on_replied,
     TicketResolved.TYPE: on_resolved,
     SurveyRequested.TYPE: on_survey,
 }
+IDEMPOTENT = frozenset(EVENT_HANDLERS)

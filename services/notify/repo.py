@@ -1,6 +1,8 @@
 """SQL for notify's schema. Nothing here commits: the caller owns the transaction."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -8,64 +10,122 @@ import asyncpg
 
 from shared import outbox
 from shared.events import Envelope
+from shared.inbox import last_per_key
 
 
-async def upsert_contacts(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Who a new ticket's messages go to, as ticket.created tells it."""
+
+    ticket_id: UUID
+    number: str
+    name: str
+    email: str
+    language: str
+    subject: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """What a confirmation promises: the ticket's priority and first-response due time."""
+
+    ticket_id: UUID
+    priority: str
+    first_response_due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    delivery_key: str
+    ticket_id: UUID
+    kind: str
+    payload: dict[str, Any]  # the kind's template values
+
+
+def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
+    return [[getattr(r, n) for r in rows] for n in names]
+
+
+async def add_contacts_and_confirmations(
+    conn: asyncpg.Connection, contacts: Sequence[Contact]
+) -> None:
+    """Record each ticket's contact and queue its one confirmation, in one statement.
+
+    Applying the same contacts again writes the same values and queues nothing new (the
+    confirmation is keyed by its ticket), whatever was recorded for those tickets meanwhile.
+    """
     await conn.execute(
         """
-        INSERT INTO recipients (ticket_id, number, name, email, language, subject, created_at)
-        SELECT r.ticket_id, r.number, r.name, r.email, r.language, r.subject, r.created_at
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, number text, name text, email text,
-             language text, subject text, created_at timestamptz)
-        ON CONFLICT (ticket_id) DO UPDATE SET number = excluded.number, name = excluded.name,
-            email = excluded.email, language = excluded.language, subject = excluded.subject,
-            created_at = excluded.created_at
-        """,
-        list(rows),
-    )
-
-
-async def upsert_triage(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    await conn.execute(
-        """
-        INSERT INTO recipients (ticket_id, priority, first_response_due_at)
-        SELECT r.ticket_id, r.priority, r.first_response_due_at
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, priority text,
-             first_response_due_at timestamptz)
-        ON CONFLICT (ticket_id) DO UPDATE SET priority = excluded.priority,
-            first_response_due_at = excluded.first_response_due_at
-        """,
-        list(rows),
-    )
-
-
-async def queue_confirmations(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
-    """One confirmation per ticket; `claim` holds it back until triage is known or overdue."""
-    await conn.execute(
-        """
+        WITH r AS (
+            INSERT INTO recipients AS r (ticket_id, number, name, email, language, subject,
+                                         created_at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::timestamptz[])
+            ON CONFLICT (ticket_id) DO UPDATE SET number = excluded.number,
+                name = excluded.name, email = excluded.email, language = excluded.language,
+                subject = excluded.subject, created_at = excluded.created_at
+            RETURNING ticket_id
+        )
         INSERT INTO deliveries (delivery_key, ticket_id, kind)
-        SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation' FROM recipients
-        WHERE ticket_id = ANY($1::uuid[]) AND email IS NOT NULL
-        ORDER BY ticket_id
+        SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation' FROM r ORDER BY ticket_id
         ON CONFLICT (delivery_key) DO NOTHING
         """,
-        list(ticket_ids),
+        *_columns(
+            last_per_key(contacts, key=lambda c: c.ticket_id),
+            "ticket_id",
+            "number",
+            "name",
+            "email",
+            "language",
+            "subject",
+            "created_at",
+        ),
     )
 
 
-async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
+async def add_triage(conn: asyncpg.Connection, triage: Sequence[Triage]) -> None:
+    """Record each ticket's triage; the first one recorded stays, so a duplicate or a stale
+    copy arriving later changes nothing."""
+    await conn.execute(
+        """
+        INSERT INTO recipients AS r (ticket_id, priority, first_response_due_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+        ON CONFLICT (ticket_id) DO UPDATE SET priority = excluded.priority,
+            first_response_due_at = excluded.first_response_due_at
+        WHERE r.priority IS NULL
+        """,
+        *_columns(first_per_key(triage), "ticket_id", "priority", "first_response_due_at"),
+    )
+
+
+async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> None:
+    """Queue each delivery once: a key seen before is skipped."""
     await conn.execute(
         """
         INSERT INTO deliveries (delivery_key, ticket_id, kind, payload)
-        SELECT r.delivery_key, r.ticket_id, r.kind, r.payload
-        FROM jsonb_to_recordset($1::jsonb) AS r(delivery_key text, ticket_id uuid, kind text,
-             payload jsonb)
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])
         ON CONFLICT (delivery_key) DO NOTHING
         """,
-        list(rows),
+        *_columns(rows, "delivery_key", "ticket_id", "kind", "payload"),
     )
+
+
+def first_per_key(triage: Sequence[Triage]) -> list[Triage]:
+    """The first triage per ticket: one statement may touch a row only once."""
+    first: dict[UUID, Triage] = {}
+    for t in triage:
+        first.setdefault(t.ticket_id, t)
+    return list(first.values())
+
+
+# A delivery's lease may be taken when it was never leased or its lease ran out; no lease
+# runs out sooner than the lease time after PostgreSQL (re)started (see `claim`).
+_LEASE_FREE = """(d.claimed_until IS NULL
+    OR greatest(d.claimed_until, pg_postmaster_start_time() + make_interval(secs => $2)) < now())"""
+# A confirmation waits for the triage for at most the grace period ($3 seconds).
+_TRIAGE_KNOWN = """(d.kind <> 'confirmation' OR r.priority IS NOT NULL
+    OR d.created_at < now() - make_interval(secs => $3))"""
 
 
 async def claim(
@@ -73,11 +133,16 @@ async def claim(
     *,
     token: UUID,
     limit: int,
+    senders: int,
     lease_seconds: int,
     triage_grace_seconds: float,
     exclude: Sequence[int] = (),
 ) -> list[asyncpg.Record]:
-    """Lease due deliveries whose recipient is known, with what rendering them needs.
+    """Lease due deliveries whose recipient is known, with what rendering them needs, in one
+    statement.
+
+    A sender takes its fair share of what is waiting (a `senders`th, at most `limit`), so
+    that a burst's tail is spread over every connection instead of queueing behind one.
 
     A confirmation waits for the triage (its priority and due time) for at most the grace
     period; after that it goes with the general promise rather than not at all.
@@ -88,25 +153,23 @@ async def claim(
     `exclude` are deliveries this process sent and is still recording.
     """
     return await conn.fetch(
-        """
+        f"""
         UPDATE deliveries d
         SET claimed_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
             claim_token = $4
         FROM (
-            SELECT d2.id, r.number, r.name, r.email, r.language, r.subject, r.created_at,
+            SELECT d.id, r.number, r.name, r.email, r.language, r.subject, r.created_at,
                    r.priority, r.first_response_due_at
-            FROM deliveries d2 JOIN recipients r USING (ticket_id)
-            WHERE d2.status = 'pending' AND d2.next_attempt_at <= now()
-              AND (d2.claimed_until IS NULL
-                   OR greatest(d2.claimed_until,
-                               pg_postmaster_start_time() + make_interval(secs => $2)) < now())
-              AND r.email IS NOT NULL AND r.number IS NOT NULL
-              AND (d2.kind <> 'confirmation' OR r.priority IS NOT NULL
-                   OR d2.created_at < now() - make_interval(secs => $3))
-              AND d2.id <> ALL($5::bigint[])
-            ORDER BY d2.id
-            LIMIT $1
-            FOR UPDATE OF d2 SKIP LOCKED
+            FROM deliveries d JOIN recipients r USING (ticket_id)
+            WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
+              AND r.email IS NOT NULL AND r.number IS NOT NULL AND {_TRIAGE_KNOWN}
+              AND d.id <> ALL($5::bigint[])
+            ORDER BY d.id
+            LIMIT (SELECT greatest(1, ceil(count(*) / $6::numeric))::bigint FROM (
+                SELECT FROM deliveries
+                WHERE status = 'pending' AND claimed_until IS NULL AND next_attempt_at <= now()
+                LIMIT $1::bigint * $6::bigint) waiting)
+            FOR UPDATE OF d SKIP LOCKED
         ) c
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.number,
@@ -117,6 +180,36 @@ async def claim(
         lease_seconds,
         triage_grace_seconds,
         token,
+        list(exclude),
+        senders,
+    )
+
+
+async def seconds_to_next(
+    conn: asyncpg.Connection,
+    *,
+    lease_seconds: int,
+    triage_grace_seconds: float,
+    exclude: Sequence[int] = (),
+) -> float | None:
+    """How long until `claim` can take a delivery that is waiting now: for its retry time,
+    its lease to run out or its triage grace to pass; None when nothing waits for time (what
+    waits for an event, a new delivery or a triage, is woken by the database's NOTIFY)."""
+    return await conn.fetchval(
+        """
+        SELECT extract(epoch FROM min(greatest(
+            d.next_attempt_at,
+            CASE WHEN d.claimed_until IS NOT NULL
+                 THEN greatest(d.claimed_until,
+                               pg_postmaster_start_time() + make_interval(secs => $1)) END,
+            CASE WHEN d.kind = 'confirmation' AND r.priority IS NULL
+                 THEN d.created_at + make_interval(secs => $2) END)) - now())::float8
+        FROM deliveries d JOIN recipients r USING (ticket_id)
+        WHERE d.status = 'pending' AND r.email IS NOT NULL AND r.number IS NOT NULL
+          AND d.id <> ALL($3::bigint[])
+        """,
+        lease_seconds,
+        triage_grace_seconds,
         list(exclude),
     )
 
@@ -161,21 +254,28 @@ async def release(
     )
 
 
-async def mark_sent(conn: asyncpg.Connection, delivery_id: int, event: Envelope[Any]) -> None:
-    """Mark sent and stage `event` in one statement: one round trip right after the SMTP 250,
-    which is the whole window in which a crash can cause a duplicate e-mail. Marking a
-    delivery that is already sent changes nothing and stages nothing."""
+async def mark_sent(conn: asyncpg.Connection, sent: Sequence[tuple[int, Envelope[Any]]]) -> None:
+    """Mark the deliveries sent and stage each one's event, all in one statement: one commit
+    for the 250s of every connection. A delivery already marked changes nothing and stages
+    nothing."""
+    ids = [delivery_id for delivery_id, _ in sent]
+    rows = [outbox.row(event) for _, event in sent]
     await conn.execute(
         f"""
-        WITH sent AS (
-            UPDATE deliveries SET status = 'sent', sent_at = now(), claimed_until = NULL,
+        WITH m AS (
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[], $5::text[],
+                                 $6::bytea[]) AS m(id, topic, key, event_id, event_type, payload)
+        ), sent AS (
+            UPDATE deliveries d SET status = 'sent', sent_at = now(), claimed_until = NULL,
                    claim_token = NULL
-            WHERE id = $1 AND status = 'pending' RETURNING id
+            FROM m WHERE d.id = m.id AND d.status = 'pending' RETURNING d.id
         )
-        {outbox.INSERT} SELECT $2, $3, $4, $5, $6 FROM sent
+        {outbox.INSERT}
+        SELECT m.topic, m.key, m.event_id, m.event_type, m.payload FROM m JOIN sent USING (id)
+        ORDER BY m.id
         """,
-        delivery_id,
-        *outbox.row(event),
+        ids,
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 

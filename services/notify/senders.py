@@ -1,9 +1,13 @@
 """notify's senders: lease due deliveries, send each over SMTP, and record every outcome.
 
 SMTP is not transactional. The one duplicate a fault can cause is a message the server took
-(250) whose `sent` mark never commits. So a sender that got a 250 holds on to it: it retries
-the mark, with backoff, until the database takes it, and sends nothing else meanwhile; its
-lease survives a PostgreSQL restart (see `repo.claim`), so no other sender re-sends it.
+(250) whose `sent` mark never commits, and there is at most one such message per connection:
+after a 250 a connection may open the next message's envelope, but hands over its data (the
+step that commits a message at the server) only once the previous mark is recorded. The
+marks of all connections are written together by `SentMarks`, one statement and one commit
+for whatever 250s arrived meanwhile; it retries, with backoff, until the database takes them.
+A lease survives a PostgreSQL restart (see `repo.claim`), so no other sender re-sends a
+delivery whose mark is still being recorded.
 """
 
 import asyncio
@@ -12,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import parseaddr
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -34,15 +38,63 @@ from services.notify.domain import (
 from services.notify.settings import NotifySettings
 from shared import outbox
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.events import NotificationFailed, NotificationKind, NotificationSent, new_event, now
+from shared.events import (
+    Envelope,
+    NotificationFailed,
+    NotificationKind,
+    NotificationSent,
+    new_event,
+    now,
+)
 from shared.logs import mask
 from shared.service import Context
 
 log = structlog.get_logger(__name__)
 PRODUCER = "notify"
 T = TypeVar("T")
+# An idle sender looks for deliveries that came due without a NOTIFY at least this often.
+IDLE_SECONDS = 30.0
+# and no more often than this, so that a delivery due now but leased elsewhere is no busy loop.
+MIN_WAIT_SECONDS = 0.1
 # The database is away (down, restarting, shutting our session down): worth waiting for.
 DATABASE_AWAY = (*TRANSIENT_DRIVER_ERRORS, asyncpg.exceptions.OperatorInterventionError)
+
+
+class SentMarks:
+    """The sent marks of every connection, written together: one statement and one commit
+    for all the 250s that arrived while the previous write was under way."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, Envelope[Any], asyncio.Future[None]]] = []
+        self._arrived = asyncio.Event()
+
+    def add(self, delivery_id: int, event: Envelope[Any]) -> asyncio.Future[None]:
+        """Queue the mark of `delivery_id` (with its notification.sent `event`); the future
+        is done once the mark is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery_id, event, done))
+        self._arrived.set()
+        return done
+
+    async def run(
+        self, write: Callable[[list[tuple[int, Envelope[Any]]]], Awaitable[None]]
+    ) -> None:
+        """Write what is waiting, again and again; `write` waits out a database outage."""
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._waiting = self._waiting, []
+            try:
+                await write([(delivery_id, event) for delivery_id, event, _ in batch])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not the database being away: each sender hears of it
+                log.error("cannot record sent marks", count=len(batch), error=repr(exc))
+                for *_, done in batch:
+                    done.set_exception(exc)
+                continue
+            for *_, done in batch:
+                done.set_result(None)
 
 
 class Senders:
@@ -53,18 +105,22 @@ class Senders:
         self._envelope_from = parseaddr(settings.mail_from)[1]
         self._from = from_header(settings.mail_from)
         self._wake = asyncio.Event()
+        self._listening = False
+        self._marks = SentMarks()
         # Sent, and the `sent` mark not yet recorded: no sender of this process claims these.
         self._unrecorded: set[int] = set()
         self._record_cap = max(0.2, min(5.0, settings.claim_seconds / 4))
 
     async def run(self, ctx: Context[NotifySettings]) -> None:
         await asyncio.gather(
-            self._listen(ctx), *(self._sender(ctx, i) for i in range(self._s.senders))
+            self._listen(ctx),
+            self._marks.run(partial(self._record_sent, ctx)),
+            *(self._sender(ctx, i) for i in range(self._s.senders)),
         )
 
     async def _listen(self, ctx: Context[NotifySettings]) -> None:
-        """Wake the senders when deliveries are added; listen again after the database left
-        (meanwhile the senders look every second anyway)."""
+        """Wake the senders when deliveries are added or a triage arrives; listen again after
+        the database left (meanwhile the senders look every second)."""
         while True:
             listener: asyncpg.Connection | None = None
             lost = asyncio.Event()
@@ -72,6 +128,7 @@ class Senders:
                 listener = await asyncpg.connect(ctx.settings.pg_dsn.get_secret_value())
                 listener.add_termination_listener(lambda *_, lost=lost: lost.set())
                 await listener.add_listener("notify_deliveries", lambda *_: self._wake.set())
+                self._listening = True
                 self._wake.set()  # what was added while nobody listened
                 await lost.wait()
             except asyncio.CancelledError:
@@ -80,6 +137,7 @@ class Senders:
                 log.warning("cannot listen for deliveries; retrying", error=repr(exc))
                 await asyncio.sleep(1)
             finally:
+                self._listening = False
                 if listener is not None and not listener.is_closed():
                     await listener.close()
 
@@ -93,15 +151,18 @@ class Senders:
                         conn,
                         token=token,
                         limit=self._s.send_batch,
+                        senders=self._s.senders,
                         lease_seconds=self._s.claim_seconds,
                         triage_grace_seconds=self._s.triage_grace_seconds,
                         exclude=sorted(self._unrecorded),
                     )
+                    if not batch:
+                        self._wake.clear()
+                        idle = await self._idle_seconds(conn)
                 if not batch:
                     await smtp.close()
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                        await asyncio.wait_for(self._wake.wait(), timeout=idle)
                     continue
                 await self._work(ctx, smtp, token=token, batch=batch)
             except asyncio.CancelledError:
@@ -110,6 +171,19 @@ class Senders:
                 log.warning("sender failed", sender=number, error=repr(exc))
                 smtp.drop()
                 await asyncio.sleep(1)
+
+    async def _idle_seconds(self, conn: asyncpg.Connection) -> float:
+        """How long an idle sender may sleep unless woken: until the first waiting delivery
+        comes due, at most `IDLE_SECONDS`; every second while nobody listens for NOTIFY."""
+        if not self._listening:
+            return 1.0
+        due = await repo.seconds_to_next(
+            conn,
+            lease_seconds=self._s.claim_seconds,
+            triage_grace_seconds=self._s.triage_grace_seconds,
+            exclude=sorted(self._unrecorded),
+        )
+        return IDLE_SECONDS if due is None else min(IDLE_SECONDS, max(MIN_WAIT_SECONDS, due))
 
     async def _work(
         self,
@@ -122,6 +196,7 @@ class Senders:
         """Each delivery of the batch in turn, renewing the lease before it can run out."""
         remaining = list(batch)
         renew_at = time.monotonic() + self._s.claim_seconds / 2
+        previous: asyncio.Future[None] | None = None  # the last message's sent mark
         while remaining:
             if time.monotonic() >= renew_at:
                 renewal = partial(
@@ -135,7 +210,10 @@ class Senders:
                 renew_at = time.monotonic() + self._s.claim_seconds / 2
                 continue
             delivery = remaining.pop(0)
-            if not await self._deliver(ctx, smtp, token=token, d=delivery) and remaining:
+            reached, previous = await self._deliver(
+                ctx, smtp, token=token, d=delivery, previous=previous
+            )
+            if not reached and remaining:
                 release = partial(
                     repo.release,
                     delivery_ids=[d["id"] for d in remaining],
@@ -144,17 +222,27 @@ class Senders:
                     error="not attempted: the SMTP server could not be reached",
                 )
                 await self._until_recorded(ctx, "release", release)
-                return
+                break
+        if previous is not None:
+            await previous
 
     async def _deliver(
-        self, ctx: Context[NotifySettings], smtp: SmtpConnection, *, token: UUID, d: asyncpg.Record
-    ) -> bool:
-        """Send one delivery and record its outcome; False when the server cannot be reached."""
+        self,
+        ctx: Context[NotifySettings],
+        smtp: SmtpConnection,
+        *,
+        token: UUID,
+        d: asyncpg.Record,
+        previous: asyncio.Future[None] | None,
+    ) -> tuple[bool, asyncio.Future[None] | None]:
+        """Send one delivery and record its outcome. Returns whether the server could be
+        reached, and the sent mark this connection must see recorded before its next data:
+        this delivery's once the server took it, else still `previous`."""
         kind = NotificationKind(d["kind"])
         if d["attempts"] > self._s.max_attempts:  # earlier attempts ended without an outcome
             reason = f"gave up after {self._s.max_attempts} attempts without a recorded outcome"
             await self._failed(ctx, token=token, d=d, kind=kind, failure=Failure(reason, True))
-            return True
+            return True, previous
         try:
             smtputf8 = await smtp.ready()
         except asyncio.CancelledError:
@@ -163,7 +251,7 @@ class Senders:
             smtp.drop()
             failure = Failure(f"cannot reach the SMTP server: {classify(exc).reason}", False)
             await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
-            return False
+            return False, previous
         try:
             to = recipient_address(d["email"], server_smtputf8=smtputf8)
             message = self._compose(kind, d, to)
@@ -172,19 +260,24 @@ class Senders:
             if failure.permanent is False:
                 failure = Failure(f"cannot compose: {exc!r}", permanent=True)
             await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
-            return True
+            return True, previous
         try:
-            await smtp.send(envelope_from=self._envelope_from, to=to, message=message)
+            await smtp.envelope(envelope_from=self._envelope_from, to=to)
+            if previous is not None:
+                await previous  # at most one message per connection without its mark
+                previous = None
+            await smtp.data(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if previous is not None and previous.done() and previous.exception() is not None:
+                raise  # the previous mark failed: this sender stops and starts over
             failure = classify(exc)
             if failure.reconnect:
                 smtp.drop()
             await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
-            return True
-        await self._sent(ctx, d=d, kind=kind)
-        return True
+            return True, previous
+        return True, self._sent(d=d, kind=kind)
 
     def _compose(self, kind: NotificationKind, d: asyncpg.Record, to: Address) -> bytes:
         context = {**dict(d), **d["payload"]}
@@ -203,8 +296,8 @@ class Senders:
             kind=kind,
         )
 
-    async def _sent(self, ctx: Context[NotifySettings], *, d: asyncpg.Record, kind: str) -> None:
-        """The server took it: record that, however long the database takes to answer."""
+    def _sent(self, *, d: asyncpg.Record, kind: NotificationKind) -> asyncio.Future[None]:
+        """The server took it: queue its sent mark; the future is done once it is recorded."""
         event = new_event(
             NotificationSent(
                 delivery_id=d["id"], ticket_id=d["ticket_id"], kind=kind, sent_at=now()
@@ -212,12 +305,16 @@ class Senders:
             producer=PRODUCER,
         )
         self._unrecorded.add(d["id"])
+        return self._marks.add(d["id"], event)
+
+    async def _record_sent(
+        self, ctx: Context[NotifySettings], sent: list[tuple[int, Envelope[Any]]]
+    ) -> None:
+        """Record every queued sent mark, however long the database takes to answer."""
         try:
-            await self._until_recorded(
-                ctx, "sent", lambda conn: repo.mark_sent(conn, d["id"], event)
-            )
+            await self._until_recorded(ctx, "sent", lambda conn: repo.mark_sent(conn, sent))
         finally:
-            self._unrecorded.discard(d["id"])
+            self._unrecorded.difference_update(delivery_id for delivery_id, _ in sent)
 
     async def _failed(
         self,

@@ -75,14 +75,47 @@ class SmtpConnection:
         self._used = time.monotonic()
         return self._smtp.supports_extension("smtputf8")
 
-    async def send(self, *, envelope_from: str, to: Address, message: bytes) -> None:
-        """Hand `message` to the server; returns once it answered 250 to the data."""
+    async def envelope(self, *, envelope_from: str, to: Address) -> None:
+        """MAIL FROM and RCPT TO: everything of a message but its data, which commits it.
+
+        Split from `data` so that a sender can open the next message's envelope while the
+        previous message's sent mark is being written (see `senders`).
+        """
+        smtp = self._session()
+        if to.smtputf8 and not smtp.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+        encoding = "utf-8" if to.smtputf8 else "ascii"
+        try:
+            await smtp.mail(
+                envelope_from, options=["SMTPUTF8"] if to.smtputf8 else [], encoding=encoding
+            )
+            await smtp.rcpt(to.mailbox, encoding=encoding)
+        except aiosmtplib.SMTPResponseException:
+            await self._reset()
+            raise
+
+    async def data(self, message: bytes) -> None:
+        """Hand the message of the open envelope to the server; returns once it answered
+        250, after which the message is the server's."""
+        try:
+            await self._session().data(message)
+        except aiosmtplib.SMTPResponseException:
+            await self._reset()
+            raise
+        self._used = time.monotonic()
+
+    def _session(self) -> aiosmtplib.SMTP:
         if self._smtp is None:
             raise aiosmtplib.SMTPServerDisconnected("not connected")
-        await self._smtp.sendmail(
-            envelope_from, [to.mailbox], message, mail_options=["SMTPUTF8"] if to.smtputf8 else []
-        )
-        self._used = time.monotonic()
+        return self._smtp
+
+    async def _reset(self) -> None:
+        """Clear a refused envelope so that the connection can take the next message; a
+        connection that cannot even do that is dropped."""
+        try:
+            await self._session().rset()
+        except Exception:
+            self.drop()
 
     def drop(self) -> None:
         """Forget a connection in an unknown state; the next delivery opens a new one."""
