@@ -5,13 +5,20 @@ from fastapi import FastAPI
 from services.routing import handlers
 from services.routing.settings import RoutingSettings
 from shared import http, topics
+from shared.events import TicketCreated
 from shared.service import build_app, consume, new_context
 
 
 def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
     router = handlers.Router(ctx)
-    consume(ctx, topic_names=[topics.TICKETS], handlers=router.handlers())
+    # A ticket.created is placed once per ticket id (handlers.Router.on_created): no inbox row.
+    consume(
+        ctx,
+        topic_names=[topics.TICKETS],
+        handlers=router.handlers(),
+        idempotent=[TicketCreated.TYPE],
+    )
     app = build_app(
         ctx,
         uses_redis=True,

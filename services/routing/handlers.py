@@ -1,7 +1,7 @@
 """routing's edges: triage and place new tickets, re-place reopened ones, drain queues, presence."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,11 +24,13 @@ from services.routing.domain import (
 )
 from services.routing.load import AgentState, Claim, LiveLoad, Request
 from services.routing.settings import RoutingSettings
-from shared import outbox
 from shared.agents import Role, bearer_auth, load_agents
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
+    Category,
+    Channel,
     Envelope,
+    EventData,
     Priority,
     TicketAssigned,
     TicketClosed,
@@ -37,7 +39,7 @@ from shared.events import (
     TicketQueued,
     TicketReopened,
     TicketResolved,
-    TicketTriaged,
+    TicketRouted,
     new_event,
     now,
 )
@@ -48,6 +50,17 @@ from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "routing"
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """What `ticket.routed` says of a ticket placed for the first time, besides where it went."""
+
+    channel: Channel
+    category: Category
+    matched: tuple[str, ...]
+    first_response_due_at: datetime
+    resolution_due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,40 @@ class Route:
     preferred: str | None = None
     supervisor: bool = False
     cause: Envelope[Any] | None = None
+    new: NewTicket | None = None  # a new ticket, announced by ticket.routed
+
+
+def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
+    """Where `route` went: a new ticket's `ticket.routed`, else `ticket.assigned` or, when no
+    agent took it, `ticket.queued`."""
+    data: EventData
+    if route.new is not None:
+        data = TicketRouted(
+            ticket_id=route.ticket_id,
+            channel=route.new.channel,
+            category=route.new.category,
+            priority=route.priority,
+            team=route.team,
+            language=route.language,
+            matched=route.new.matched,
+            first_response_due_at=route.new.first_response_due_at,
+            resolution_due_at=route.new.resolution_due_at,
+            agent_id=agent_id,
+            routed_at=at,
+        )
+    elif agent_id is None:
+        data = TicketQueued(
+            ticket_id=route.ticket_id, team=route.team, priority=route.priority, queued_at=at
+        )
+    else:
+        data = TicketAssigned(
+            ticket_id=route.ticket_id,
+            agent_id=agent_id,
+            team=route.team,
+            priority=route.priority,
+            assigned_at=at,
+        )
+    return new_event(data, producer=PRODUCER, cause=route.cause)
 
 
 class Router:
@@ -106,20 +153,28 @@ class Router:
         )
 
     async def place(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
-        """Assign new or reopened tickets, unless their team already has a queue: then they
-        join it, and the queue is drained by priority and age, so nobody jumps it."""
+        """Place tickets routed before (reopened): see `_place`."""
         waiting = await repo.teams_waiting(conn, [r.team for r in routes])
-        behind = [r for r in routes if r.team in waiting]
-        unassigned = await self._assign(conn, [r for r in routes if r.team not in waiting])
-        await self._enqueue(conn, [*unassigned, *behind])
-        if behind:
+        await self._place(conn, routes, behind={r.ticket_id for r in routes if r.team in waiting})
+
+    async def _place(
+        self, conn: asyncpg.Connection, routes: Sequence[Route], *, behind: Set[UUID]
+    ) -> None:
+        """Assign tickets, unless their team already has a queue (`behind`): then they join it,
+        and the queue is drained by priority and age, so nobody jumps it. The caller holds the
+        load lock shared (`repo.teams_waiting`, `repo.insert_tickets`)."""
+        ahead = [r for r in routes if r.ticket_id not in behind]
+        picked = await self._pick(ahead)
+        waiting = [(r, None) for r in routes if r.ticket_id in behind]
+        await self._record(conn, [*zip(ahead, picked, strict=True), *waiting])
+        if waiting:
             await self.drain(conn)
 
     async def drain(self, conn: asyncpg.Connection, per_team: int = 100) -> int:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
         teams = {team for agent in self.agents for team in agent.teams}
-        await repo.share_load(conn)  # always before the drain lock: one order, no deadlock
+        await repo.lock_drain(conn)
         rows = await repo.take_queued(conn, sorted(teams), per_team)
         routes = [
             Route(
@@ -133,136 +188,107 @@ class Router:
             )
             for r in rows
         ]
-        return len(routes) - len(await self._assign(conn, routes))
+        picked = await self._pick(routes)
+        assigned = [(r, a) for r, a in zip(routes, picked, strict=True) if a is not None]
+        await self._record(conn, assigned)
+        return len(assigned)
 
     async def drain_now(self) -> int:
         """Drain in a transaction of its own (after a release or a presence change committed)."""
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             return await self.drain(conn)
 
-    async def _assign(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> list[Route]:
-        """Redis picks an agent for each route atomically; returns the routes left without one."""
-        requests = [
-            Request(
-                r.ticket_id,
-                tuple(
-                    candidates(
-                        self.agents,
-                        team=r.team,
-                        language=r.language,
-                        supervisor=r.supervisor,
-                        preferred=r.preferred,
-                    )
-                ),
-                prefer_first=r.preferred is not None,
-            )
-            for r in routes
-        ]
-        await repo.share_load(conn)
-        picked = await self.load.assign(requests)
-        assigned = [(r, a) for r, a in zip(routes, picked, strict=True) if a is not None]
-        await repo.record_assignments(conn, [(r.ticket_id, a) for r, a in assigned])
-        at = now()
-        await outbox.add(
-            conn,
+    async def _pick(self, routes: Sequence[Route]) -> list[str | None]:
+        """Redis picks an agent for each route atomically (None: nobody can take it now). The
+        caller holds the load lock shared, and records what was picked in its transaction."""
+        return await self.load.assign(
             [
-                new_event(
-                    TicketAssigned(
-                        ticket_id=r.ticket_id,
-                        agent_id=a,
-                        team=r.team,
-                        priority=r.priority,
-                        assigned_at=at,
+                Request(
+                    r.ticket_id,
+                    tuple(
+                        candidates(
+                            self.agents,
+                            team=r.team,
+                            language=r.language,
+                            supervisor=r.supervisor,
+                            preferred=r.preferred,
+                        )
                     ),
-                    producer=PRODUCER,
-                    cause=r.cause,
+                    prefer_first=r.preferred is not None,
                 )
-                for r, a in assigned
-            ],
+                for r in routes
+            ]
         )
-        return [r for r, a in zip(routes, picked, strict=True) if a is None]
 
-    async def _enqueue(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
-        await repo.enqueue(
-            conn,
-            [
-                {
-                    "ticket_id": str(r.ticket_id),
-                    "team": r.team,
-                    "language": r.language,
-                    "priority": r.priority,
-                    "priority_rank": PRIORITY_RANK[r.priority],
-                    "preferred_agent": r.preferred,
-                    "supervisor": r.supervisor,
-                    "enqueued_at": r.since.isoformat(),
-                }
-                for r in routes
-            ],
-        )
+    async def _record(
+        self, conn: asyncpg.Connection, placed: Sequence[tuple[Route, str | None]]
+    ) -> None:
+        """Record where each route went (an agent, or the queue for None) and announce it, in
+        one statement."""
+        if not placed:
+            return
         at = now()
-        await outbox.add(
+        await repo.record_placements(
             conn,
-            [
-                new_event(
-                    TicketQueued(
-                        ticket_id=r.ticket_id, team=r.team, priority=r.priority, queued_at=at
-                    ),
-                    producer=PRODUCER,
-                    cause=r.cause,
+            assigned=[(r.ticket_id, a) for r, a in placed if a is not None],
+            queued=[
+                repo.Waiting(
+                    r.ticket_id,
+                    r.team,
+                    r.language,
+                    r.priority,
+                    PRIORITY_RANK[r.priority],
+                    r.preferred,
+                    r.supervisor,
+                    r.since,
                 )
-                for r in routes
+                for r, a in placed
+                if a is None
             ],
+            events=[announce(r, a, at) for r, a in placed],
         )
 
     # ---- event handlers -------------------------------------------------------------------
 
     async def on_created(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """Triage and place the tickets routing has not seen, each announced by one
+        ticket.routed. Idempotent by ticket id, so it needs no inbox row: a redelivered or
+        re-sent ticket.created finds its ticket stored and does nothing."""
         s = self._settings
-        triaged, routes, rows = [], [], []
-        results = triage([(e.data.subject, e.data.description) for e in events])
-        for event, result in zip(events, results, strict=True):
-            t: TicketCreated = event.data
+        tickets: list[TicketCreated] = [e.data for e in events]
+        results = triage([(t.subject, t.description) for t in tickets])
+        fresh = await repo.insert_tickets(
+            conn,
+            [
+                repo.NewRow(t.ticket_id, t.channel, r.category, r.priority, r.team, t.language)
+                for t, r in zip(tickets, results, strict=True)
+            ],
+        )
+        routes, behind = [], set()
+        for event, t, result in zip(events, tickets, results, strict=True):
+            if (waits := fresh.pop(t.ticket_id, None)) is None:
+                continue  # routed before, or earlier in this batch
+            if waits:
+                behind.add(t.ticket_id)
             first_due, resolve_due = due_times(
                 result.priority,
                 t.created_at,
                 first_response_minutes=s.first_response_minutes,
                 resolution_minutes=s.resolution_minutes,
             )
-            rows.append(
-                {
-                    "ticket_id": str(t.ticket_id),
-                    "channel": t.channel,
-                    "category": result.category,
-                    "priority": result.priority,
-                    "team": result.team,
-                    "language": t.language,
-                }
-            )
-            triaged.append(
-                new_event(
-                    TicketTriaged(
-                        ticket_id=t.ticket_id,
-                        channel=t.channel,
-                        category=result.category,
-                        priority=result.priority,
-                        team=result.team,
-                        language=t.language,
-                        matched=result.matched,
-                        first_response_due_at=first_due,
-                        resolution_due_at=resolve_due,
-                    ),
-                    producer=PRODUCER,
-                    cause=event,
-                )
-            )
+            new = NewTicket(t.channel, result.category, result.matched, first_due, resolve_due)
             routes.append(
                 Route(
-                    t.ticket_id, result.team, t.language, result.priority, t.created_at, cause=event
+                    t.ticket_id,
+                    result.team,
+                    t.language,
+                    result.priority,
+                    t.created_at,
+                    cause=event,
+                    new=new,
                 )
             )
-        await repo.insert_tickets(conn, rows)
-        await outbox.add(conn, triaged)
-        await self.place(conn, routes)
+        await self._place(conn, routes, behind=behind)
 
     async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         known = {
@@ -317,7 +343,7 @@ class Router:
             )
             for t in moving
         ]
-        await self._enqueue(conn, routes)
+        await self._record(conn, [(r, None) for r in routes])
 
         async def after_commit() -> None:
             await self.freed(claims)

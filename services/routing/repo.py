@@ -1,12 +1,15 @@
 """SQL for routing's schema. Nothing here commits: the caller owns the transaction."""
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
+from shared import outbox
 from shared.agents import AgentSeed
+from shared.events import Envelope
 
 
 async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -> None:
@@ -54,17 +57,45 @@ async def set_online(conn: asyncpg.Connection, agent_id: str, online: bool) -> b
     return status.endswith(" 1")
 
 
-async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    await conn.execute(
+class NewRow(NamedTuple):
+    """A triaged ticket, as `tickets` stores it."""
+
+    ticket_id: UUID
+    channel: str
+    category: str
+    priority: str
+    team: str
+    language: str
+
+
+async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> dict[UUID, bool]:
+    """Store the tickets not stored before; returns each one stored now, with whether its team
+    has tickets waiting. A ticket stored before (a ticket.created redelivered or re-sent) is
+    absent: it was placed once already. The statement also joins the transactions that may
+    change load (`share_load`), which placing the new tickets does next."""
+    records = await conn.fetch(
         """
-        INSERT INTO tickets (ticket_id, channel, category, priority, team, language)
-        SELECT r.ticket_id, r.channel, r.category, r.priority, r.team, r.language
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, channel text, category text,
-             priority text, team text, language text)
-        ON CONFLICT (ticket_id) DO NOTHING
+        WITH fresh AS (
+            INSERT INTO tickets (ticket_id, channel, category, priority, team, language)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[])
+            ON CONFLICT (ticket_id) DO NOTHING
+            RETURNING ticket_id, team
+        ), load AS (
+            SELECT pg_advisory_xact_lock_shared(hashtext($7))
+        )
+        SELECT fresh.ticket_id, EXISTS (SELECT 1 FROM queue WHERE queue.team = fresh.team) AS behind
+        FROM fresh, load
         """,
-        list(rows),
+        *_columns(rows, 6),
+        LOAD_LOCK,
     )
+    return {r["ticket_id"]: r["behind"] for r in records}
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column lists, for `unnest` (the lists are empty when `rows` is)."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def get_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> list[asyncpg.Record]:
@@ -74,36 +105,49 @@ async def get_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> l
     )
 
 
-async def record_assignments(conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str]]) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        """
-        INSERT INTO assignments (ticket_id, agent_id)
-        SELECT * FROM unnest($1::uuid[], $2::text[])
-        ON CONFLICT (ticket_id) WHERE released_at IS NULL DO NOTHING
-        """,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-    )
-    await conn.execute("DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])", [r[0] for r in rows])
+class Waiting(NamedTuple):
+    """A ticket joining its team's queue, as `queue` stores it."""
+
+    ticket_id: UUID
+    team: str
+    language: str
+    priority: str
+    priority_rank: int
+    preferred_agent: str | None
+    supervisor: bool
+    enqueued_at: datetime
 
 
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
+async def record_placements(
+    conn: asyncpg.Connection,
+    *,
+    assigned: Sequence[tuple[UUID, str]],
+    queued: Sequence[Waiting],
+    events: Sequence[Envelope[Any]],
+) -> None:
+    """Record assignments (taking the tickets off the queue), queue tickets and stage the
+    events that announce it, in one statement."""
     await conn.execute(
-        """
-        INSERT INTO queue (ticket_id, team, language, priority, priority_rank, preferred_agent,
-                           supervisor, enqueued_at)
-        SELECT r.ticket_id, r.team, r.language, r.priority, r.priority_rank, r.preferred_agent,
-               r.supervisor, r.enqueued_at
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, team text, language text,
-             priority text, priority_rank smallint, preferred_agent text, supervisor boolean,
-             enqueued_at timestamptz)
-        ON CONFLICT (ticket_id) DO NOTHING
+        f"""
+        WITH assigned AS (
+            INSERT INTO assignments (ticket_id, agent_id)
+            SELECT * FROM unnest($1::uuid[], $2::text[])
+            ON CONFLICT (ticket_id) WHERE released_at IS NULL DO NOTHING
+        ), dequeued AS (
+            DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])
+        ), queued AS (
+            INSERT INTO queue (ticket_id, team, language, priority, priority_rank,
+                               preferred_agent, supervisor, enqueued_at)
+            SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::smallint[],
+                                 $8::text[], $9::boolean[], $10::timestamptz[])
+            ON CONFLICT (ticket_id) DO NOTHING
+        )
+        {outbox.INSERT}
+        SELECT * FROM unnest($11::text[], $12::text[], $13::uuid[], $14::text[], $15::bytea[])
         """,
-        list(rows),
+        *_columns(assigned, 2),
+        *_columns(queued, 8),
+        *_columns([outbox.row(e) for e in events], 5),
     )
 
 
@@ -136,12 +180,27 @@ async def queue_for_supervisors(conn: asyncpg.Connection, ticket_ids: Sequence[U
 
 
 async def teams_waiting(conn: asyncpg.Connection, teams: Sequence[str]) -> set[str]:
-    """Which of `teams` have tickets waiting: one index probe per team, however long the queue."""
+    """Which of `teams` have tickets waiting: one index probe per team, however long the queue.
+    The statement also joins the transactions that may change load (`share_load`)."""
     rows = await conn.fetch(
-        "SELECT t FROM unnest($1::text[]) AS t WHERE EXISTS (SELECT 1 FROM queue WHERE team = t)",
+        """
+        SELECT t FROM unnest($1::text[]) AS t, pg_advisory_xact_lock_shared(hashtext($2))
+        WHERE EXISTS (SELECT 1 FROM queue WHERE team = t)
+        """,
         sorted(set(teams)),
+        LOAD_LOCK,
     )
     return {r["t"] for r in rows}
+
+
+async def lock_drain(conn: asyncpg.Connection) -> None:
+    """Join the transactions that may change load, then wait for the drain's turn (see
+    `take_queued`): one statement, the two locks always in this order, so no deadlock."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtext($1)), pg_advisory_xact_lock(hashtext($2))",
+        LOAD_LOCK,
+        DRAIN_LOCK,
+    )
 
 
 async def take_queued(
@@ -150,10 +209,10 @@ async def take_queued(
     """The head of each team's queue, by priority then age (an index range per team).
 
     Per team, so that a team with no free agent never hides another team's waiting tickets.
-    Drains take turns (a transaction-scoped advisory lock): were two replicas to drain at once,
-    the second could hand a freed slot to a younger ticket than the first one holds.
+    Drains take turns (`lock_drain`, taken before in a statement of its own so that this one
+    sees what the drain before committed): were two replicas to drain at once, the second could
+    hand a freed slot to a younger ticket than the first one holds.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('routing:drain'))")
     return await conn.fetch(
         """
         SELECT q.ticket_id, q.team, q.language, q.priority, q.preferred_agent, q.supervisor,
@@ -177,6 +236,7 @@ async def active_assignments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 # Every transaction that changes Redis load or the assignments holds this lock shared until it
 # ends; a rebuild or reconciliation holds it exclusively, so it sees no transaction in flight.
 LOAD_LOCK = "routing:load"
+DRAIN_LOCK = "routing:drain"
 
 
 async def share_load(conn: asyncpg.Connection) -> None:

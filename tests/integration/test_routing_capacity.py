@@ -168,14 +168,24 @@ class Scene:
     def of_type(self, event_type: str) -> list[Envelope[Any]]:
         return [e for e in self.events.values() if e.type == event_type]
 
+    def assignments(self) -> list[Envelope[Any]]:
+        """Every assignment announced: a new ticket's ticket.routed to an agent, or a later
+        ticket.assigned."""
+        routed = [e for e in self.of_type("ticket.routed") if e.data.agent_id is not None]
+        return routed + self.of_type("ticket.assigned")
+
+    def queued(self) -> set[uuid.UUID]:
+        """Tickets announced as queued: new ones routed to nobody, or later ticket.queued."""
+        routed = {
+            e.data.ticket_id for e in self.of_type("ticket.routed") if e.data.agent_id is None
+        }
+        return routed | {e.data.ticket_id for e in self.of_type("ticket.queued")}
+
     async def placed(self, count: int, *, assigned: int = 0) -> bool:
         """At least `count` of ours assigned or queued, and at least `assigned` assigned."""
         await self.poll()
-        done = {
-            e.data.ticket_id
-            for e in self.of_type("ticket.assigned") + self.of_type("ticket.queued")
-        }
-        return len(done) >= count and len(self.of_type("ticket.assigned")) >= assigned
+        done = self.queued() | {e.data.ticket_id for e in self.assignments()}
+        return len(done) >= count and len(self.assignments()) >= assigned
 
     async def loads(self) -> dict[str, int]:
         return {a: await self.redis.scard(f"{PREFIX}load:{a}") for a in CAPACITY}
@@ -206,7 +216,7 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
         await asyncio.sleep(2)  # let a second router's late mistake, if any, show up
         await scene.poll()
 
-        first_wave = scene.of_type("ticket.assigned")
+        first_wave = scene.assignments()
         per_ticket = Counter(e.data.ticket_id for e in first_wave)
         assert len(first_wave) == slots and max(per_ticket.values()) == 1
         per_agent = Counter(e.data.agent_id for e in first_wave)
@@ -219,13 +229,13 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
         await eventually(lambda: scene.placed(TICKETS, assigned=2 * slots), timeout=60)
         await asyncio.sleep(2)
         await scene.poll()
-        assigned = scene.of_type("ticket.assigned")
+        assigned = scene.assignments()
         assert len(assigned) == 2 * slots
         assert max(Counter(e.data.ticket_id for e in assigned).values()) == 1
         assert await scene.loads() == CAPACITY
         assert await scene.active_in_postgres() == CAPACITY
         second_wave = {e.data.ticket_id for e in assigned} - {e.data.ticket_id for e in first_wave}
-        queued = {e.data.ticket_id for e in scene.of_type("ticket.queued")}
+        queued = scene.queued()
         oldest_queued = [t for t in scene.ids if t in queued][:slots]  # ids in creation order
         assert second_wave == set(oldest_queued)
 
@@ -252,5 +262,5 @@ async def test_after_redis_loses_everything_routing_rebuilds_the_load_and_still_
         await asyncio.sleep(1)
         await scene.poll()
         assert await scene.loads() == CAPACITY
-        late = {e.data.ticket_id for e in scene.of_type("ticket.assigned")} & set(later)
+        late = {e.data.ticket_id for e in scene.assignments()} & set(later)
         assert late == set(), "a ticket got a slot that the flush had made look free"
