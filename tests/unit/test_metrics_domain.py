@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.metrics.domain import STATUS_OF, breached
+from services.metrics.domain import STATUS_OF, breached, placed
 
 DUE = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
 
@@ -32,3 +32,11 @@ def test_every_ticket_lifecycle_event_maps_to_its_status() -> None:
         "ticket.reopened": "reopened",
         "ticket.closed": "closed",
     }
+
+
+def test_a_ticket_routed_to_an_agent_starts_assigned() -> None:
+    assert placed("ana") == "assigned"
+
+
+def test_a_ticket_routed_to_nobody_starts_queued() -> None:
+    assert placed(None) == "queued"
