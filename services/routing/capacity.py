@@ -7,7 +7,9 @@ holds more committed assignments than capacity, and Redis itself never counts ab
 It holds because of four rules.
 
 1. A slot is taken in Redis before the assignment commits, inside a transaction that holds
-   the advisory lock `routing:load` shared (`repo.share_load`, taken before any Redis change).
+   the advisory lock `routing:load` shared, taken before any Redis change (`repo.share_load`,
+   or folded into the statement that comes before the change: `repo.insert_tickets`,
+   `repo.teams_waiting`, `repo.lock_drain`).
    A rollback leaves a slot held without an assignment: safe (it wastes a slot), and healed by
    a redelivery (the script gives the ticket back the slot it holds) or by rule 4.
 2. A slot is freed in Redis only after its release committed (an after-commit action of the

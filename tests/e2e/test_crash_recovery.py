@@ -5,26 +5,39 @@ import asyncio
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared import topics
-from shared.events import decode
+from shared.events import Envelope, decode
 from tests.e2e.conftest import Platform
 from tests.support import eventually
 
 TICKETS = 120
 
 
-class Topic:
-    """Distinct events (by event id) of one type on a topic, grouped by ticket."""
+def of_type(event_type: str) -> Callable[[Envelope[Any]], bool]:
+    return lambda e: e.type == event_type
 
-    def __init__(self, bootstrap: str, topic: str, event_type: str) -> None:
+
+def assignment(e: Envelope[Any]) -> bool:
+    """A ticket given to an agent: a new ticket routed to one, or a later ticket.assigned (one
+    routed to nobody first waited in the queue)."""
+    return e.type == "ticket.assigned" or (
+        e.type == "ticket.routed" and e.data.agent_id is not None
+    )
+
+
+class Topic:
+    """Distinct events (by event id) on a topic that `counts` picks, grouped by ticket."""
+
+    def __init__(self, bootstrap: str, topic: str, counts: Callable[[Envelope[Any]], bool]) -> None:
         self.consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
         )
-        self.event_type = event_type
+        self.counts = counts
         self.by_ticket: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
         self.data: dict[uuid.UUID, Any] = {}
 
@@ -32,7 +45,7 @@ class Topic:
         for records in (await self.consumer.getmany(timeout_ms=300, max_records=5000)).values():
             for r in records:
                 e = decode(r.value)
-                if e.type == self.event_type:
+                if self.counts(e):
                     self.by_ticket[e.data.ticket_id].add(e.event_id)
                     self.data[e.data.ticket_id] = e.data
 
@@ -86,8 +99,8 @@ async def test_killing_desk_and_routing_mid_stream_loses_and_repeats_nothing(
     await asyncio.to_thread(desk.wait_healthy)
     await asyncio.to_thread(routing.wait_healthy)
 
-    created = Topic(platform.stack.bootstrap, topics.TICKETS, "ticket.created")
-    assigned = Topic(platform.stack.bootstrap, topics.ROUTING, "ticket.assigned")
+    created = Topic(platform.stack.bootstrap, topics.TICKETS, of_type("ticket.created"))
+    assigned = Topic(platform.stack.bootstrap, topics.ROUTING, assignment)
     for t in (created, assigned):
         await t.consumer.start()
     try:
@@ -129,7 +142,7 @@ async def test_killing_notify_mid_stream_loses_no_confirmation(platform: Platfor
     send that one message again (at most one per sender connection), never lose one."""
     run = uuid.uuid4().hex[:8]
     notify = platform.services["notify"]
-    created = Topic(platform.stack.bootstrap, topics.TICKETS, "ticket.created")
+    created = Topic(platform.stack.bootstrap, topics.TICKETS, of_type("ticket.created"))
     await created.consumer.start()
 
     async def chaos() -> None:
