@@ -51,7 +51,7 @@ async def consuming(
     await ensure_topics(settings, [topic, topics.dlq(topic)])
     brokers = []
 
-    async def start(behaviour: Behaviour) -> str:
+    async def start(behaviour: Behaviour, idempotent: frozenset[str] = frozenset()) -> str:
         async def apply(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
             behaviour.calls += 1
             for e in events:
@@ -60,6 +60,15 @@ async def consuming(
                 if e.data.team == "flaky" and behaviour.flaky_left:
                     behaviour.flaky_left -= 1
                     raise TransientError("database blinked")
+            if idempotent:  # keyed by the event's own identity: twice is once
+                await conn.execute(
+                    "INSERT INTO effects (event_id, label) SELECT e, l FROM unnest($1::uuid[], "
+                    "$2::text[]) AS u(e, l) WHERE NOT EXISTS "
+                    "(SELECT 1 FROM effects WHERE event_id = u.e)",
+                    [e.event_id for e in events],
+                    [e.data.team[:50] for e in events],
+                )
+                return
             await conn.executemany(
                 "INSERT INTO effects (event_id, label) VALUES ($1, $2)",
                 [(e.event_id, e.data.team[:50]) for e in events],
@@ -67,7 +76,11 @@ async def consuming(
 
         broker = make_broker(settings, client_id="test-inbox")
         consumer = EventConsumer(
-            name="test", handlers={TicketQueued.TYPE: apply}, pool=lambda: pool, broker=broker
+            name="test",
+            handlers={TicketQueued.TYPE: apply},
+            pool=lambda: pool,
+            broker=broker,
+            idempotent=idempotent,
         )
         subscribe(broker, consumer, topic_names=[topic], group_id=f"g-{topic}", settings=settings)
         await broker.start()
@@ -121,6 +134,24 @@ async def test_a_redelivered_event_takes_effect_once(
 
 async def _labels_are(pool: asyncpg.Pool, labels: list[str]) -> bool:
     return await effects(pool) == labels
+
+
+async def test_a_type_idempotent_by_its_key_is_applied_once_without_an_inbox_row(
+    settings: CommonSettings, pool: asyncpg.Pool, consuming: Callable[..., Any]
+) -> None:
+    topic = await consuming(Behaviour(), frozenset({TicketQueued.TYPE}))
+    first, second = queued("first"), queued("second")
+    broker = make_broker(settings, client_id="test-publisher")
+    await broker.start()
+    try:
+        await publish_confirmed(broker, [wire(topic, first), wire(topic, second)])
+        await publish_confirmed(broker, [wire(topic, first)])  # a relay re-sending it later
+        await eventually(lambda: _labels_are(pool, ["first", "second"]))
+        await asyncio.sleep(1)
+    finally:
+        await broker.stop()
+    assert await effects(pool) == ["first", "second"]
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
 
 
 async def test_a_poison_event_is_dead_lettered_without_blocking_the_rest(
