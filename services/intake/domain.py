@@ -61,9 +61,10 @@ def derived_ticket_id(*, channel: Channel, digest: str, window: int) -> UUID:
     return ticket_id_for(channel=channel, source=DERIVED, external_id=f"{digest}:{window}")
 
 
-def detect_language(text: str) -> str:
-    """`zh` when the text holds Chinese characters, else `en`."""
-    return "zh" if _CJK.search(text) else "en"
+def detect_language(*texts: str) -> str:
+    """`zh` when any of the texts holds Chinese characters, else `en`. An ASCII text (most of
+    them) is told at once: CPython knows a string is ASCII without looking at it."""
+    return "zh" if any(not t.isascii() and _CJK.search(t) for t in texts) else "en"
 
 
 def _phone(raw: str | None) -> str | None:
@@ -108,8 +109,7 @@ def normalise(
         description=submission.description,
         course_id=submission.course_id,
         order_id=submission.order_id,
-        language=submission.language
-        or detect_language(f"{submission.subject}\n{submission.description}"),
+        language=submission.language or detect_language(submission.subject, submission.description),
         attachments=tuple(a.as_event() for a in submission.attachments),
         submitted_at=received_at,
     )

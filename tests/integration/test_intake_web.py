@@ -66,6 +66,18 @@ def test_a_retry_with_the_same_idempotency_key_is_one_ticket(client: TestClient)
     assert retry.json() == {"ticket_id": first.json()["ticket_id"], "duplicate": True}
 
 
+def test_an_accepted_key_is_remembered_for_the_dedupe_ttl(
+    stack: RunningStack, client: TestClient
+) -> None:
+    key = {"Idempotency-Key": f"form-{uuid.uuid4()}"}
+    ticket_id = client.post(URL, json=_submission(), headers=key).json()["ticket_id"]
+
+    ttl = redis.Redis.from_url(stack.redis_url).ttl(f"careloop:intake:seen:{ticket_id}")
+
+    remembered_for = _settings(stack).dedupe_ttl_seconds
+    assert remembered_for - 60 < ttl <= remembered_for
+
+
 def test_the_per_email_limit_answers_429_with_retry_after_and_a_json_body(
     stack: RunningStack,
 ) -> None:

@@ -108,6 +108,15 @@ def test_detect_language_says_en_for_text_without_letters() -> None:
     assert detect_language("12345 !?") == "en"
 
 
+def test_detect_language_says_en_for_non_ascii_text_without_chinese() -> None:
+    assert detect_language("Le vidéo ne marche pas — déçu") == "en"
+
+
+def test_detect_language_says_zh_when_any_of_the_texts_is_chinese() -> None:
+    assert detect_language("Video", "视频无法播放") == "zh"
+    assert detect_language("视频", "The video will not play") == "zh"
+
+
 # ---- normalise ----------------------------------------------------------------------------
 
 
