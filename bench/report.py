@@ -1,0 +1,307 @@
+"""The benchmark's figures as text: percentiles, the per-path tables and issue 6's targets.
+
+Everything here is pure (figures in, strings out), so the arithmetic of a pass or a fail is
+unit-tested without a stack.
+"""
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+STAGES = ("created", "assigned", "confirmed")
+STAGE_NAMES = {
+    "created": "ticket.created",
+    "assigned": "assigned (ticket.routed to an agent, or ticket.assigned)",
+    "confirmed": "confirmation e-mail (notification.sent)",
+}
+ANCHOR_NAMES = {
+    "relay_2hop": "raw relay, 2 hops",
+    "relay_2hop_insert": "raw relay, 2 hops + INSERT per hop",
+    "relay_3hop": "raw relay, 3 hops",
+    "relay_3hop_insert": "raw relay, 3 hops + INSERT per hop",
+}
+# The burst issue 6 compares with the anchors; the nearest one when a run has no such burst.
+REFERENCE_BURST = 20_000
+CPU_LIMIT_MS = 0.6
+CPU_GROWTH_LIMIT = 1.10
+P99_LIMIT_MS = 150.0
+P99_RATE = 1000
+SMTP_SHARE = 0.8
+IDLE_LIMIT_CORES = 0.05
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    """p50, p95, p99 and the maximum of `samples` (seconds), in milliseconds."""
+    if not samples:
+        return {}
+    if len(samples) == 1:
+        ms = samples[0] * 1000
+        return {"p50_ms": ms, "p95_ms": ms, "p99_ms": ms, "max_ms": ms}
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return {
+        "p50_ms": qs[49] * 1000,
+        "p95_ms": qs[94] * 1000,
+        "p99_ms": qs[98] * 1000,
+        "max_ms": max(samples) * 1000,
+    }
+
+
+def flow(*, expected: int, latencies: Sequence[float], seconds: float) -> dict[str, Any]:
+    """One path's figures: how many of `expected` arrived, at what rate, and their latencies.
+
+    `seconds` runs from the first submission to the last arrival, so the rate is what the
+    whole path sustained, queueing included."""
+    count = len(latencies)
+    return {
+        "expected": expected,
+        "count": count,
+        "complete": count >= expected,
+        "seconds": seconds,
+        "per_second": count / seconds if seconds > 0 else 0.0,
+        **percentiles(latencies),
+    }
+
+
+def reference_burst(bursts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The burst of 20,000 tickets, or the one nearest to it in size."""
+    if not bursts:
+        return None
+    return min(bursts, key=lambda b: (abs(b["tickets"] - REFERENCE_BURST), -b["tickets"]))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 6's targets and where this run stands against it.
+
+    `ratio` is the measured figure over its reference (an anchor, or the limit itself);
+    `passed` is None when the run did not measure what the target needs."""
+
+    name: str
+    measured: str
+    ratio: float | None
+    passed: bool | None
+
+
+def _at_least(name: str, measured: str, ratio: float | None, goal: float) -> Target:
+    return Target(name, measured, ratio, None if ratio is None else ratio >= goal)
+
+
+def _at_most(name: str, measured: str, ratio: float | None, goal: float) -> Target:
+    return Target(name, measured, ratio, None if ratio is None else ratio <= goal)
+
+
+def cpu_to_assigned(burst: dict[str, Any]) -> float | None:
+    """CPU milliseconds per ticket over all processes until the last ticket was assigned."""
+    per_process = burst["cpu_ms_per_ticket"].get("to_assigned")
+    return None if per_process is None else sum(per_process.values())
+
+
+def targets(figures: dict[str, Any]) -> list[Target]:
+    """Issue 6's targets against this run's figures."""
+    anchors = figures.get("anchors", {})
+    bursts = figures.get("bursts", [])
+    ref = reference_burst(bursts)
+    rows = []
+
+    def against_anchor(stage: str, anchor: str, goal: float) -> Target:
+        name = f"{stage} ≥ {goal} × {ANCHOR_NAMES[anchor]}"
+        if ref is None or anchor not in anchors:
+            return Target(name, "not measured", None, None)
+        mine, theirs = ref["stages"][stage]["per_second"], anchors[anchor]["per_second"]
+        return _at_least(
+            name,
+            f"{mine:,.0f}/s ({ref['tickets']:,} burst) vs {theirs:,.0f}/s",
+            mine / theirs if theirs else None,
+            goal,
+        )
+
+    rows.append(against_anchor("assigned", "relay_3hop_insert", 0.5))
+    # careloop's created path writes PostgreSQL (desk stores the ticket), so its anchor is
+    # the relay that writes too.
+    rows.append(against_anchor("created", "relay_2hop_insert", 0.7))
+
+    name = f"CPU per ticket up to assigned ≤ {CPU_LIMIT_MS} ms"
+    cpus = [(b["tickets"], cpu_to_assigned(b)) for b in bursts]
+    measured = [(n, ms) for n, ms in cpus if ms is not None]
+    if measured:
+        n, worst = max(measured, key=lambda c: c[1])
+        rows.append(
+            _at_most(name, f"{worst:.2f} ms (worst, {n:,} burst)", worst / CPU_LIMIT_MS, 1.0)
+        )
+    else:
+        rows.append(Target(name, "not measured", None, None))
+
+    name = f"CPU per ticket up to assigned, largest burst ≤ {CPU_GROWTH_LIMIT} × smallest"
+    if len(measured) >= 2:
+        (small_n, small), (large_n, large) = min(measured), max(measured)
+        rows.append(
+            _at_most(
+                name,
+                f"{large:.2f} ms ({large_n:,}) vs {small:.2f} ms ({small_n:,})",
+                large / small if small else None,
+                CPU_GROWTH_LIMIT,
+            )
+        )
+    else:
+        rows.append(Target(name, "needs two bursts", None, None))
+
+    name = f"p99 submission → assigned ≤ {P99_LIMIT_MS:.0f} ms at {P99_RATE:,} tickets/s"
+    paced = figures.get("paced")
+    if paced and "p99_ms" in paced["stages"]["assigned"]:
+        p99 = paced["stages"]["assigned"]["p99_ms"]
+        at = f"at {paced['rate']:,.0f}/s" + (
+            "" if paced["rate"] == P99_RATE else f" (not {P99_RATE:,}/s)"
+        )
+        rows.append(_at_most(name, f"{p99:.0f} ms {at}", p99 / P99_LIMIT_MS, 1.0))
+    else:
+        rows.append(Target(name, "not measured", None, None))
+
+    name = f"confirmation e-mails ≥ {SMTP_SHARE} × the SMTP sink's own rate"
+    smtp = figures.get("smtp")
+    if ref is not None and smtp:
+        mine, theirs = ref["stages"]["confirmed"]["per_second"], smtp["per_second"]
+        rows.append(
+            _at_least(
+                name,
+                f"{mine:,.0f}/s ({ref['tickets']:,} burst) vs {theirs:,.0f}/s",
+                mine / theirs if theirs else None,
+                SMTP_SHARE,
+            )
+        )
+    else:
+        rows.append(Target(name, "not measured", None, None))
+
+    name = f"idle CPU of the whole stack ≤ {IDLE_LIMIT_CORES} core"
+    idle = figures.get("idle")
+    if idle:
+        cores = idle["cores"]
+        rows.append(_at_most(name, f"{cores:.3f} core", cores / IDLE_LIMIT_CORES, 1.0))
+    else:
+        rows.append(Target(name, "not measured", None, None))
+    return rows
+
+
+def targets_markdown(rows: Sequence[Target]) -> str:
+    """The targets as a Markdown table, ready for the README."""
+    lines = ["| target | measured | ratio | result |", "|---|---|---:|---|"]
+    for t in rows:
+        ratio = "–" if t.ratio is None else f"{t.ratio:.2f}"
+        result = {True: "pass", False: "**fail**", None: "–"}[t.passed]
+        lines.append(f"| {t.name} | {t.measured} | {ratio} | {result} |")
+    return "\n".join(lines)
+
+
+def _ms(f: dict[str, Any], key: str) -> str:
+    return f"{f[key]:,.1f}" if key in f else "–"
+
+
+def flows_markdown(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """Paths as a Markdown table: rate and latency percentiles, incomplete ones marked."""
+    lines = [
+        "| path | per s | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in rows:
+        if not f["complete"]:
+            name += f" (only {f['count']:,} of {f['expected']:,})"
+        lines.append(
+            f"| {name} | {f['per_second']:,.0f} | {_ms(f, 'p50_ms')} | {_ms(f, 'p95_ms')} "
+            f"| {_ms(f, 'p99_ms')} | {_ms(f, 'max_ms')} |"
+        )
+    return "\n".join(lines)
+
+
+def cpu_line(per_process: dict[str, float]) -> str:
+    """`total ms: biggest first` for CPU milliseconds per ticket by process."""
+    ordered = sorted(per_process.items(), key=lambda kv: -kv[1])
+    return f"{sum(per_process.values()):.2f} ms: " + ", ".join(f"{k} {v:.2f}" for k, v in ordered)
+
+
+def anchors_section(anchors: dict[str, Any], smtp: dict[str, Any] | None) -> str:
+    lines = [
+        "### Anchors (plain aiokafka and asyncpg, no careloop code)",
+        "",
+        flows_markdown([(ANCHOR_NAMES[k], f) for k, f in anchors.items()]),
+        "",
+    ]
+    for key, f in anchors.items():
+        wal = f.get("wal_bytes_per_message")
+        lines.append(
+            f"- {ANCHOR_NAMES[key]}: CPU per message {cpu_line(f['cpu_ms_per_message'])}"
+            + ("" if wal is None else f"; WAL {wal:,.0f} bytes per message")
+        )
+    if smtp:
+        lines.append(
+            f"- SMTP sink alone: {smtp['per_second']:,.0f} messages/s "
+            f"({smtp['messages']:,} over {smtp['connections']} connections)"
+        )
+    return "\n".join(lines)
+
+
+def burst_section(burst: dict[str, Any]) -> str:
+    n = burst["tickets"]
+    stages = burst["stages"]
+    lines = [
+        f"### Burst of {n:,} tickets (fresh stack)",
+        "",
+        f"Submitted in {burst['submit_seconds']:.2f} s ({n / burst['submit_seconds']:,.0f}/s).",
+        "",
+        flows_markdown([(f"submitted → {STAGE_NAMES[s]}", stages[s]) for s in STAGES]),
+        "",
+    ]
+    cpu = burst["cpu_ms_per_ticket"]
+    if cpu.get("to_assigned") is not None:
+        lines.append(f"- CPU per ticket up to assigned, {cpu_line(cpu['to_assigned'])}")
+    lines.append(f"- CPU per ticket, whole burst, {cpu_line(cpu['whole'])}")
+    wal = burst["wal_bytes_per_ticket"]
+    if wal.get("to_assigned") is not None:
+        lines.append(f"- WAL per ticket up to assigned: {wal['to_assigned']:,.0f} bytes")
+    lines.append(f"- WAL per ticket, whole burst: {wal['whole']:,.0f} bytes")
+    lines.append(
+        f"- the bench itself (submitter and watchers): {burst['bench_cpu_ms_per_ticket']:.3f} ms "
+        "CPU per ticket, not counted above"
+    )
+    return "\n".join(lines)
+
+
+def paced_section(paced: dict[str, Any]) -> str:
+    stages = paced["stages"]
+    lines = [
+        f"### Paced: {paced['rate']:,.0f} tickets/s for {paced['duration']:.0f} s (fresh stack)",
+        "",
+        f"{paced['tickets']:,} submitted at {paced['achieved_rate']:,.0f}/s; the submitter "
+        f"was at most {paced['max_lag_ms']:.1f} ms behind its schedule.",
+        "",
+        flows_markdown([(f"submitted → {STAGE_NAMES[s]}", stages[s]) for s in STAGES]),
+        "",
+        f"- CPU per ticket, whole run, {cpu_line(paced['cpu_ms_per_ticket'])}",
+        f"- WAL per ticket: {paced['wal_bytes_per_ticket']:,.0f} bytes",
+    ]
+    return "\n".join(lines)
+
+
+def idle_section(idle: dict[str, Any]) -> str:
+    return (
+        f"### Idle\n\nThe whole stack, nothing happening, over {idle['seconds']:.0f} s: "
+        f"{idle['cores']:.3f} core ({cpu_line_cores(idle['per_process'])})"
+    )
+
+
+def cpu_line_cores(per_process: dict[str, float]) -> str:
+    ordered = sorted(per_process.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:.3f}" for k, v in ordered)
+
+
+def full_report(figures: dict[str, Any]) -> str:
+    """Every figure of the run, then the targets table."""
+    parts = [f"## careloop bench\n\n{figures['note']}"]
+    if "idle" in figures:
+        parts.append(idle_section(figures["idle"]))
+    if figures.get("anchors"):
+        parts.append(anchors_section(figures["anchors"], figures.get("smtp")))
+    parts += [burst_section(b) for b in figures.get("bursts", [])]
+    if figures.get("paced"):
+        parts.append(paced_section(figures["paced"]))
+    parts.append("### Targets of issue 6\n\n" + targets_markdown(targets(figures)))
+    return "\n\n".join(parts)
