@@ -15,6 +15,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
         ctx,
         topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
         handlers=handlers.EVENT_HANDLERS,
+        idempotent=handlers.IDEMPOTENT,
     )
 
     async def seed_agents(ctx: Context[DeskSettings]) -> None:

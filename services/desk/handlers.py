@@ -37,6 +37,7 @@ from shared.events import (
     TicketReopened,
     TicketReplied,
     TicketResolved,
+    TicketRouted,
     TicketSubmitted,
     TicketTriaged,
     new_event,
@@ -52,8 +53,10 @@ PRODUCER = "desk"
 
 
 async def on_submitted(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """Create each ticket once and announce it; a submission seen again (redelivered, or
+    published again by intake) finds its ticket and does nothing, so it needs no inbox row."""
     by_id = {e.data.ticket_id: e for e in events}
-    created = await repo.insert_submitted(conn, [e.data for e in by_id.values()])
+    created = await repo.create_tickets(conn, [e.data for e in by_id.values()])
     out = []
     for row in created:
         cause = by_id[row["ticket_id"]]
@@ -75,38 +78,25 @@ async def on_submitted(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
                 cause=cause,
             )
         )
-    await repo.add_history(
-        conn, [(r["ticket_id"], "created", "learner", {"number": r["number"]}) for r in created]
-    )
     await outbox.add(conn, out)
 
 
+async def on_routed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """A new ticket's triage and placement; only a ticket still new takes it (repo), so it
+    needs no inbox row."""
+    await repo.apply_routed(conn, [e.data for e in events])
+
+
 async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    items: list[TicketTriaged] = [e.data for e in events]
-    await repo.apply_triage(conn, items)
-    await repo.add_history(
-        conn,
-        [
-            (t.ticket_id, "triaged", "routing", {"category": t.category, "priority": t.priority})
-            for t in items
-        ],
-    )
+    await repo.apply_triage(conn, [e.data for e in events])
 
 
 async def on_queued(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    items: list[TicketQueued] = [e.data for e in events]
-    await repo.apply_queued(conn, items)
-    await repo.add_history(
-        conn, [(t.ticket_id, "queued", "routing", {"team": t.team}) for t in items]
-    )
+    await repo.apply_queued(conn, [e.data for e in events])
 
 
 async def on_assigned(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    items: list[TicketAssigned] = [e.data for e in events]
-    await repo.apply_assigned(conn, items)
-    await repo.add_history(
-        conn, [(t.ticket_id, "assigned", "routing", {"agent_id": t.agent_id}) for t in items]
-    )
+    await repo.apply_assigned(conn, [e.data for e in events])
 
 
 async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
@@ -134,11 +124,17 @@ def _score(low: SurveyLowScore) -> dict[str, Any]:
 
 EVENT_HANDLERS: dict[str, Handler] = {
     TicketSubmitted.TYPE: on_submitted,
+    TicketRouted.TYPE: on_routed,
     TicketTriaged.TYPE: on_triaged,
     TicketQueued.TYPE: on_queued,
     TicketAssigned.TYPE: on_assigned,
     SurveyLowScore.TYPE: on_low_score,
 }
+
+# Types applied without an inbox row, each idempotent by its ticket (see its handler). A
+# re-placement (`ticket.assigned`, `ticket.queued`) is not: telling a stale copy from a newer
+# placement would take routing's clocks agreeing, so those are claimed by event id.
+IDEMPOTENT = (TicketSubmitted.TYPE, TicketRouted.TYPE)
 
 
 # ---- use cases shared by the API and the consumers ----------------------------------------

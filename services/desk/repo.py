@@ -1,5 +1,6 @@
 """SQL for desk's schema. Nothing here commits: the caller owns the transaction."""
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -8,83 +9,208 @@ from uuid import UUID
 import asyncpg
 
 from shared.agents import AgentSeed
-from shared.events import (
-    TicketAssigned,
-    TicketQueued,
-    TicketSubmitted,
-    TicketTriaged,
-    to_builtins,
-)
+from shared.events import TicketAssigned, TicketQueued, TicketRouted, TicketSubmitted, TicketTriaged
 from shared.inbox import last_per_key
 
 History = tuple[UUID, str, str, dict[str, Any]]
 
-
-def _json_rows(models: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows for jsonb_to_recordset, the latest per ticket; the pool's jsonb codec serializes them."""
-    return [to_builtins(m) for m in last_per_key(models, lambda m: m.ticket_id)]
+# Each statement below takes its batch as typed arrays (one per column, `unnest`ed in SQL)
+# and writes the ticket's history rows in the same statement, for the rows it changed only.
 
 
-async def insert_submitted(
+async def create_tickets(
     conn: asyncpg.Connection, tickets: Sequence[TicketSubmitted]
 ) -> list[asyncpg.Record]:
-    """Create the tickets not created yet; returns the new ones with their numbers."""
+    """Create the tickets not created yet (one submission per ticket), each with its "created"
+    history row; returns the new ones with their numbers. A ticket that exists is left alone:
+    a submission applied twice is applied once."""
+    if not tickets:
+        return []
+    rows = [
+        (
+            t.ticket_id,
+            t.channel,
+            t.source,
+            t.external_id,
+            t.learner.name,
+            t.learner.email,
+            t.learner.phone,
+            t.learner.learner_id,
+            t.subject,
+            t.description,
+            t.course_id,
+            t.order_id,
+            t.language,
+            json.dumps(
+                [
+                    {"name": a.name, "content_type": a.content_type, "size": a.size, "url": a.url}
+                    for a in t.attachments
+                ]
+            ),
+            t.submitted_at,
+        )
+        for t in tickets
+    ]
     return await conn.fetch(
         """
-        INSERT INTO tickets (ticket_id, channel, source, external_id, learner, subject, description,
-                             course_id, order_id, language, attachments, submitted_at)
-        SELECT r.ticket_id, r.channel, r.source, r.external_id, r.learner, r.subject, r.description,
-               r.course_id, r.order_id, r.language, r.attachments, r.submitted_at
-        FROM jsonb_to_recordset($1::jsonb) AS r(
-            ticket_id uuid, channel text, source text, external_id text, learner jsonb,
-            subject text, description text, course_id text, order_id text, language text,
-            attachments jsonb, submitted_at timestamptz)
-        ON CONFLICT (ticket_id) DO NOTHING
-        RETURNING ticket_id, number, created_at
+        WITH created AS (
+            INSERT INTO tickets (ticket_id, channel, source, external_id, learner, subject,
+                                 description, course_id, order_id, language, attachments,
+                                 submitted_at)
+            SELECT ticket_id, channel, source, external_id,
+                   jsonb_build_object('name', name, 'email', email, 'phone', phone,
+                                      'learner_id', learner_id),
+                   subject, description, course_id, order_id, language, attachments::jsonb,
+                   submitted_at
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                        $12::text[], $13::text[], $14::text[], $15::timestamptz[])
+                AS r(ticket_id, channel, source, external_id, name, email, phone, learner_id,
+                     subject, description, course_id, order_id, language, attachments,
+                     submitted_at)
+            ON CONFLICT (ticket_id) DO NOTHING
+            RETURNING ticket_id, number, created_at
+        ), noted AS (
+            INSERT INTO history (ticket_id, kind, actor, detail)
+            SELECT ticket_id, 'created', 'learner', jsonb_build_object('number', number)
+            FROM created
+        )
+        SELECT ticket_id, number, created_at FROM created
         """,
-        _json_rows(tickets),
+        *_columns(rows),
+    )
+
+
+async def apply_routed(conn: asyncpg.Connection, items: Sequence[TicketRouted]) -> None:
+    """A new ticket's triage and placement, with its "triaged" and "assigned" or "queued"
+    history rows.
+
+    Only a ticket that is still new takes it: its first placement moves it out of "new" for
+    good (nothing but routing's placements does, and `ticket.routed` is a ticket's first), so
+    the same event again, or a stale copy after a later re-placement, changes nothing.
+    """
+    if not items:
+        return
+    rows = [
+        (
+            t.ticket_id,
+            t.category,
+            t.priority,
+            t.team,
+            t.first_response_due_at,
+            t.resolution_due_at,
+            t.agent_id,
+        )
+        for t in last_per_key(items, lambda t: t.ticket_id)
+    ]
+    await conn.execute(
+        """
+        WITH routed AS (
+            UPDATE tickets t
+            SET category = r.category, priority = r.priority, team = r.team,
+                first_response_due_at = r.first_response_due_at,
+                resolution_due_at = r.resolution_due_at,
+                status = CASE WHEN r.agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
+                assignee_id = r.agent_id, updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                        $6::timestamptz[], $7::text[])
+                AS r(ticket_id, category, priority, team, first_response_due_at,
+                     resolution_due_at, agent_id)
+            WHERE t.ticket_id = r.ticket_id AND t.status = 'new'
+            RETURNING t.ticket_id, r.category, r.priority, r.team, r.agent_id
+        )
+        INSERT INTO history (ticket_id, kind, actor, detail)
+        SELECT ticket_id, h.kind, 'routing', h.detail
+        FROM routed, LATERAL (VALUES
+            (1, 'triaged', jsonb_build_object('category', category, 'priority', priority)),
+            (2, CASE WHEN agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
+                CASE WHEN agent_id IS NULL THEN jsonb_build_object('team', team)
+                     ELSE jsonb_build_object('agent_id', agent_id) END)
+        ) AS h(step, kind, detail)
+        ORDER BY ticket_id, h.step
+        """,
+        *_columns(rows),
     )
 
 
 async def apply_triage(conn: asyncpg.Connection, items: Sequence[TicketTriaged]) -> None:
+    """Triage alone, as routing sent it before `ticket.routed`, with its history row."""
+    if not items:
+        return
+    rows = [
+        (t.ticket_id, t.category, t.priority, t.team, t.first_response_due_at, t.resolution_due_at)
+        for t in last_per_key(items, lambda t: t.ticket_id)
+    ]
     await conn.execute(
         """
-        UPDATE tickets t SET category = r.category, priority = r.priority, team = r.team,
-               first_response_due_at = r.first_response_due_at,
-               resolution_due_at = r.resolution_due_at, updated_at = now()
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, category text, priority text,
-             team text, first_response_due_at timestamptz, resolution_due_at timestamptz)
-        WHERE t.ticket_id = r.ticket_id
+        WITH triaged AS (
+            UPDATE tickets t SET category = r.category, priority = r.priority, team = r.team,
+                   first_response_due_at = r.first_response_due_at,
+                   resolution_due_at = r.resolution_due_at, updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                        $6::timestamptz[])
+                AS r(ticket_id, category, priority, team, first_response_due_at,
+                     resolution_due_at)
+            WHERE t.ticket_id = r.ticket_id
+            RETURNING t.ticket_id, r.category, r.priority
+        )
+        INSERT INTO history (ticket_id, kind, actor, detail)
+        SELECT ticket_id, 'triaged', 'routing',
+               jsonb_build_object('category', category, 'priority', priority)
+        FROM triaged
         """,
-        _json_rows(items),
+        *_columns(rows),
     )
 
 
 async def apply_queued(conn: asyncpg.Connection, items: Sequence[TicketQueued]) -> None:
     """Follow routing: an open ticket waits in a queue (an escalated one may leave its agent
     for a supervisor's queue). Routing's events for a ticket arrive in order."""
+    if not items:
+        return
+    rows = [(t.ticket_id, t.team) for t in last_per_key(items, lambda t: t.ticket_id)]
     await conn.execute(
         """
-        UPDATE tickets t SET status = 'queued', team = r.team, assignee_id = NULL,
-               updated_at = now()
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, team text)
-        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'reopened', 'assigned')
+        WITH queued AS (
+            UPDATE tickets t SET status = 'queued', team = r.team, assignee_id = NULL,
+                   updated_at = now()
+            FROM unnest($1::uuid[], $2::text[]) AS r(ticket_id, team)
+            WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'reopened', 'assigned')
+            RETURNING t.ticket_id, r.team
+        )
+        INSERT INTO history (ticket_id, kind, actor, detail)
+        SELECT ticket_id, 'queued', 'routing', jsonb_build_object('team', team) FROM queued
         """,
-        _json_rows(items),
+        *_columns(rows),
     )
 
 
 async def apply_assigned(conn: asyncpg.Connection, items: Sequence[TicketAssigned]) -> None:
     """Follow routing: an open ticket has this agent now (an escalated one, a supervisor)."""
+    if not items:
+        return
+    rows = [(t.ticket_id, t.agent_id, t.team) for t in last_per_key(items, lambda t: t.ticket_id)]
     await conn.execute(
         """
-        UPDATE tickets t SET status = 'assigned', assignee_id = r.agent_id, team = r.team,
-               updated_at = now()
-        FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id uuid, agent_id text, team text)
-        WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'queued', 'reopened', 'assigned')
+        WITH assigned AS (
+            UPDATE tickets t SET status = 'assigned', assignee_id = r.agent_id, team = r.team,
+                   updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(ticket_id, agent_id, team)
+            WHERE t.ticket_id = r.ticket_id
+              AND t.status IN ('new', 'queued', 'reopened', 'assigned')
+            RETURNING t.ticket_id, r.agent_id
+        )
+        INSERT INTO history (ticket_id, kind, actor, detail)
+        SELECT ticket_id, 'assigned', 'routing', jsonb_build_object('agent_id', agent_id)
+        FROM assigned
         """,
-        _json_rows(items),
+        *_columns(rows),
     )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows turned into one list per column: the typed arrays a statement `unnest`s."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def add_history(conn: asyncpg.Connection, rows: Sequence[History]) -> None:
