@@ -4,6 +4,7 @@ supervisor whatever the ticket's state, and routing's moves are followed."""
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -14,12 +15,14 @@ from services.desk.app import create_app
 from services.desk.settings import DeskSettings
 from shared import topics
 from shared.events import (
+    Category,
     Channel,
     Envelope,
     Learner,
     Priority,
     SurveyLowScore,
     TicketAssigned,
+    TicketRouted,
     TicketSubmitted,
     new_event,
     now,
@@ -67,6 +70,25 @@ def assigned(ticket_id: uuid.UUID, agent_id: str) -> Envelope[TicketAssigned]:
             team="tech_support",
             priority=Priority.MEDIUM,
             assigned_at=now(),
+        ),
+        producer="test",
+    )
+
+
+def routed(ticket_id: uuid.UUID, agent_id: str | None) -> Envelope[TicketRouted]:
+    at = now()
+    return new_event(
+        TicketRouted(
+            ticket_id=ticket_id,
+            channel=Channel.WEB,
+            category=Category.TECHNICAL,
+            priority=Priority.MEDIUM,
+            team="tech_support",
+            language="en",
+            first_response_due_at=at + timedelta(hours=4),
+            resolution_due_at=at + timedelta(hours=48),
+            agent_id=agent_id,
+            routed_at=at,
         ),
         producer="test",
     )
@@ -130,6 +152,23 @@ async def row(stack: RunningStack, ticket_id: uuid.UUID) -> asyncpg.Record:
         await conn.close()
     assert found is not None
     return found
+
+
+async def test_a_routed_ticket_reaches_its_agent_with_triage_and_history(
+    desk: httpx.AsyncClient, settings: CommonSettings
+) -> None:
+    created = submitted()
+    ticket_id = created.data.ticket_id
+    await publish(settings, [created])
+    await in_state(desk, ticket_id, status="new")
+
+    await publish(settings, [routed(ticket_id, "ana")])
+
+    t = await in_state(desk, ticket_id, status="assigned", assignee_id="ana")
+    assert (t["category"], t["priority"], t["team"]) == ("technical", "medium", "tech_support")
+    assert [h["kind"] for h in t["history"]] == ["created", "triaged", "assigned"]
+    anas = await desk.get("/v1/agent/tickets", headers=ANA)
+    assert str(ticket_id) in [x["ticket_id"] for x in anas.json()]
 
 
 async def test_a_confirmation_link_works_though_only_its_digest_is_stored(
