@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
 
 from deploy.local.harness import wait_for_port
 from deploy.local.stack import Stack
 from shared import dlq, topics
-from shared.events import decode
+from shared.events import InboundSubmission, decode
 from shared.settings import CommonSettings
 from tests.support import RunningStack, ServiceProcess, eventually, port
 
@@ -151,3 +152,57 @@ async def test_replay_of_the_inbound_topic_skips_submissions_that_are_still_inva
     ]
     assert [reason.split(":")[:2] for _, reason in mine] == [["still invalid", " email"]]
     assert not [letter for letter in report.replayed if letter.key == f"{run}-bad".encode()]
+
+
+def _refusal(raw: bytes) -> str:
+    """The error `InboundSubmission`, the shared model of the topic, gives `raw`."""
+    try:
+        InboundSubmission.model_validate_json(raw)
+    except ValidationError as exc:
+        return dlq.describe_error(exc)
+    raise AssertionError("valid")
+
+
+async def test_an_address_is_refused_and_normalised_as_the_shared_model_does(
+    own_settings: CommonSettings, intake: ServiceProcess, producer: AIOKafkaProducer
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    refused = {
+        f"{run}-r1": "li@example.test",
+        f"{run}-r2": "li@ab--cd.com",
+        f"{run}-r3": "li..lei@example.com",
+        f"{run}-r4": "李@例子",
+        f"{run}-r5": "li@" + "b" * 64 + ".com",
+    }
+    accepted = {
+        f"{run}-a1": ("Li.Lei+lms@Example.COM", "li.lei+lms@example.com"),
+        f"{run}-a2": ("Li Lei <li@example.com>", "li@example.com"),
+        f"{run}-a3": ("li@xn--bcher-kva.com", "li@bücher.com"),
+        f"{run}-a4": ("李@例子.测试", "李@例子.测试"),
+    }
+    sent = {k: submission(k, email=v) for k, v in refused.items()}
+    sent |= {k: submission(k, email=v) for k, (v, _) in accepted.items()}
+    await asyncio.gather(
+        *[await producer.send(topics.INBOUND, v, key=k.encode()) for k, v in sent.items()]
+    )
+
+    async def all_handled() -> bool:
+        letters = await dead_letter_keys(own_settings, run)
+        return len(letters) == len(refused) and set(accepted) <= await submitted_ids(own_settings)
+
+    await eventually(all_handled, timeout=60)
+    letters = await read(own_settings, topics.dlq(topics.INBOUND))
+    errors = {
+        r.key.decode(): dict(r.headers)[dlq.ERROR].decode()
+        for r in letters
+        if r.key in {k.encode() for k in refused}
+    }
+    tickets = {
+        e.data.external_id: e.data.learner.email
+        for e in (decode(r.value) for r in await read(own_settings, topics.INTAKE))
+        if e.data.external_id in accepted
+    }
+
+    assert errors == {k: _refusal(sent[k]) for k in refused}
+    assert all(e.startswith("email: value is not a valid email address") for e in errors.values())
+    assert tickets == {k: normal for k, (_, normal) in accepted.items()}
