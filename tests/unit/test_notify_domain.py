@@ -5,7 +5,7 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from jinja2 import UndefinedError
+from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 
 from services.notify.domain import (
     Address,
@@ -22,6 +22,7 @@ from services.notify.domain import (
     record_backoff,
     render,
     retry_delay,
+    subject_header,
 )
 
 REPLY_CONTEXT: dict[str, Any] = {
@@ -386,3 +387,78 @@ def test_email_message_writes_an_smtputf8_recipient_as_raw_utf8() -> None:
 
     assert "To: 用户@例子.中国\n".encode() in wire
     assert message_from_bytes(wire, policy=policy.default)["To"] == "用户@例子.中国"
+
+
+# ---- prepared templates ---------------------------------------------------------------------
+
+_JINJA = Environment(
+    loader=PackageLoader("services.notify", "templates"),
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+_CONTEXTS: dict[str, dict[str, Any]] = {
+    "reply": {**REPLY_CONTEXT, "body": "line {one}\n\n{{two}} 100%"},
+    "survey": {"number": "CL-1", "name": "Li {x}", "survey_url": "http://s/{id}"},
+    "confirm_request": {
+        "number": "CL-1",
+        "name": "Li",
+        "resolution": "done\nreally",
+        "confirm_url": "http://c/1",
+    },
+    "confirmation": {
+        "number": "CL-1",
+        "name": "Li",
+        "subject": "Help {me}",
+        "priority": "high",
+        "first_response": "30 minutes",
+        "due": "2024-05-17 09:30",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("kind", sorted(_CONTEXTS))
+def test_render_says_what_the_jinja_template_says(kind: str, language: str) -> None:
+    context = _CONTEXTS[kind]
+    head, _, body = (
+        _JINJA.get_template(f"{kind}.{language}.txt.j2").render(**context).partition("\n")
+    )
+
+    assert render(kind, language, context) == Rendered(
+        subject=one_line(head.removeprefix("Subject: ")), body=body.lstrip("\n")
+    )
+
+
+def test_render_takes_the_branch_each_message_asks_for() -> None:
+    context = {**_CONTEXTS["confirmation"], "first_response": "8 hours"}
+    with_triage = render("confirmation", "en", context)
+    without = render("confirmation", "en", {**context, "priority": None})
+
+    assert "Priority: high." in with_triage.body
+    assert "Priority" not in without.body and "within 8 hours." in without.body
+    assert "Priority: high." in render("confirmation", "en", context).body
+
+
+# ---- subject_header -------------------------------------------------------------------------
+
+
+def test_subject_header_keeps_a_short_ascii_subject_as_it_is() -> None:
+    assert subject_header("[CL-000123] Re: Video will not play") == (
+        "[CL-000123] Re: Video will not play"
+    )
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "[CL-1] =?utf-8?q?looks_encoded?=",
+        ("[CL-1] " + "a long English subject " * 5).strip(),
+        ("[CL-1] 表情 😀 " * 9).strip(),
+    ],
+)
+def test_subject_header_encodes_what_cannot_go_as_it_is_in_short_lines(subject: str) -> None:
+    wire = _wire(subject=subject)
+
+    assert message_from_bytes(wire, policy=policy.default)["Subject"] == subject
+    assert max(len(line) for line in wire.split(b"\n")) <= 78
