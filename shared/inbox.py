@@ -187,6 +187,9 @@ async def raw_body(message: Any) -> Any:
     return message.body
 
 
+Records = Sequence[ConsumerRecord[Any, Any]]
+
+
 def subscribe(
     broker: KafkaBroker,
     consumer: EventConsumer,
@@ -194,17 +197,25 @@ def subscribe(
     topic_names: Sequence[str],
     group_id: str,
     settings: CommonSettings,
+    options: Mapping[str, Any] | None = None,
+    arrange: Callable[[Records], Records] | None = None,
 ) -> None:
-    """Register `consumer` as a batch subscriber that commits only after the effect."""
+    """Register `consumer` as a batch subscriber that commits only after the effect.
+
+    `options` override `batch_subscriber_options` (a consumer off the learner's path may wait
+    for larger batches); `arrange` may reorder a batch's records before they are applied, for
+    a consumer whose effects do not depend on their order.
+    """
 
     @broker.subscriber(
         *topic_names,
-        **batch_subscriber_options(settings, group_id),
+        **{**batch_subscriber_options(settings, group_id), **(options or {})},
         title=f"{group_id}:{consumer.name}",
     )
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
-        await consumer.consume(raw if isinstance(raw, tuple) else (raw,))
+        records: Records = raw if isinstance(raw, tuple) else (raw,)
+        await consumer.consume(arrange(records) if arrange else records)
 
 
 def runs(events: Sequence[Envelope[Any]]) -> list[tuple[str, list[Envelope[Any]]]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -45,8 +45,19 @@ class OutgoingMessage:
     headers: dict[str, str]
 
 
+TYPE_HEADER = "careloop-type"
+
+
 def headers_for(event_type: str) -> dict[str, str]:
-    return {"content-type": "application/json", "careloop-type": event_type}
+    return {"content-type": "application/json", TYPE_HEADER: event_type}
+
+
+def type_of(record: ConsumerRecord[Any, Any]) -> str:
+    """The event type its producer wrote in the record's header; "" when it has none."""
+    for name, value in record.headers or ():
+        if name == TYPE_HEADER:
+            return bytes(value).decode(errors="replace")
+    return ""
 
 
 def outgoing(event: Envelope[Any], *, topic: str | None = None) -> OutgoingMessage:

@@ -31,7 +31,7 @@ from swagger_ui_bundle import swagger_ui_path
 from shared import logs
 from shared.db import create_pool
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.inbox import EventConsumer, Handler, forget_before, subscribe
+from shared.inbox import EventConsumer, Handler, Records, forget_before, subscribe
 from shared.kafka import BrokerWatch, ensure_topics, make_broker
 from shared.migrate import migrate
 from shared.outbox import OutboxRelay
@@ -109,9 +109,12 @@ def consume(
     topic_names: Sequence[str],
     handlers: Mapping[str, Handler],
     idempotent: Iterable[str] = (),
+    options: Mapping[str, Any] | None = None,
+    arrange: Callable[[Records], Records] | None = None,
 ) -> None:
     """The service's consumer group on `topic_names`, applying each event once with `handlers`;
-    the types in `idempotent` are handled idempotently by their own key (shared.inbox)."""
+    the types in `idempotent` are handled idempotently by their own key, `options` and
+    `arrange` as `shared.inbox.subscribe` takes them."""
     consumer = EventConsumer(
         name=ctx.service,
         handlers=handlers,
@@ -121,7 +124,13 @@ def consume(
         idempotent=frozenset(idempotent),
     )
     subscribe(
-        ctx.broker, consumer, topic_names=topic_names, group_id=ctx.service, settings=ctx.settings
+        ctx.broker,
+        consumer,
+        topic_names=topic_names,
+        group_id=ctx.service,
+        settings=ctx.settings,
+        options=options,
+        arrange=arrange,
     )
 
 

@@ -5,13 +5,12 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
-from faststream.kafka.annotations import KafkaMessage
 
 from services.metrics import handlers
 from services.metrics.settings import MetricsSettings
 from shared import topics
-from shared.inbox import EventConsumer, batch_subscriber_options
-from shared.service import Context, build_app, new_context
+from shared.kafka import type_of
+from shared.service import Context, build_app, consume, new_context
 
 TOPICS = (topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY)
 _RANK = {event_type: rank for rank, event_type in enumerate(handlers.EVENT_HANDLERS)}
@@ -24,32 +23,25 @@ def create_app(settings: MetricsSettings) -> FastAPI:
 
 
 def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
-    """shared.service.consume with fetches that wait for a burst to gather.
+    """The consumer, with fetches that wait for a burst to gather.
 
     The hops on a learner's path fetch whatever is there at once; metrics trails them by up
     to `batch_wait_ms` so that a burst reaches it in a few batches of thousands of events,
     each one transaction of a few set-based statements, instead of one per few dozen events.
     """
     settings = ctx.settings
-    consumer = EventConsumer(
-        name=ctx.service,
+    consume(
+        ctx,
+        topic_names=TOPICS,
         handlers=handlers.EVENT_HANDLERS,
-        pool=lambda: ctx.pool,
-        broker=ctx.broker,
-        attempts=settings.consumer_attempts,
         idempotent=handlers.IDEMPOTENT,
+        options={
+            "max_records": settings.batch_max_records,
+            "fetch_max_wait_ms": settings.batch_wait_ms,
+            "fetch_min_bytes": settings.batch_min_bytes,
+        },
+        arrange=by_type,
     )
-    options = {
-        **batch_subscriber_options(settings, ctx.service),
-        "max_records": settings.batch_max_records,
-        "fetch_max_wait_ms": settings.batch_wait_ms,
-        "fetch_min_bytes": settings.batch_min_bytes,
-    }
-
-    @ctx.broker.subscriber(*TOPICS, **options, title=f"{ctx.service}:{consumer.name}")
-    async def on_batch(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        await consumer.consume(by_type(raw if isinstance(raw, tuple) else (raw,)))
 
 
 def by_type(records: Sequence[ConsumerRecord[Any, Any]]) -> list[ConsumerRecord[Any, Any]]:
@@ -60,12 +52,4 @@ def by_type(records: Sequence[ConsumerRecord[Any, Any]]) -> list[ConsumerRecord[
     metrics may reorder them: its view takes the newest status by time and each fact once,
     whatever the order of arrival (topics are not ordered with each other anyway).
     """
-    return sorted(records, key=lambda r: _RANK.get(_type_of(r), len(_RANK)))
-
-
-def _type_of(record: ConsumerRecord[Any, Any]) -> str:
-    """The type the producer wrote in the record's header (shared.kafka.headers_for)."""
-    for name, value in record.headers or ():
-        if name == "careloop-type":
-            return bytes(value).decode(errors="replace")
-    return ""
+    return sorted(records, key=lambda r: _RANK.get(type_of(r), len(_RANK)))
