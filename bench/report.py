@@ -259,8 +259,9 @@ def burst_section(burst: dict[str, Any]) -> str:
         lines.append(f"- WAL per ticket up to assigned: {wal['to_assigned']:,.0f} bytes")
     lines.append(f"- WAL per ticket, whole burst: {wal['whole']:,.0f} bytes")
     lines.append(
-        f"- the bench itself (submitter and watchers): {burst['bench_cpu_ms_per_ticket']:.3f} ms "
-        "CPU per ticket, not counted above"
+        "- the bench itself (submitter and watcher), not counted above: "
+        f"{burst['bench_cpu_ms_per_ticket']:.3f} ms CPU per ticket, "
+        f"{burst['bench_cpu_cores']:.3f} core on average"
     )
     return "\n".join(lines)
 
@@ -273,10 +274,11 @@ def paced_section(paced: dict[str, Any]) -> str:
         f"{paced['tickets']:,} submitted at {paced['achieved_rate']:,.0f}/s; the submitter "
         f"was at most {paced['max_lag_ms']:.1f} ms behind its schedule.",
         "",
-        flows_markdown([(f"submitted → {STAGE_NAMES[s]}", stages[s]) for s in STAGES]),
+        flows_markdown([(f"submitted → {STAGE_NAMES[s]}", f) for s, f in stages.items()]),
         "",
-        f"- CPU per ticket, whole run, {cpu_line(paced['cpu_ms_per_ticket'])}",
-        f"- WAL per ticket: {paced['wal_bytes_per_ticket']:,.0f} bytes",
+        "- until the last ticket was assigned (confirmations still going out): CPU per ticket "
+        f"{cpu_line(paced['cpu_ms_per_ticket'])}; WAL per ticket "
+        f"{paced['wal_bytes_per_ticket']:,.0f} bytes",
     ]
     return "\n".join(lines)
 
