@@ -153,7 +153,7 @@ def targets(figures: dict[str, Any]) -> list[Target]:
         at = f"at {paced['rate']:,.0f}/s" + (
             "" if paced["rate"] == P99_RATE else f" (not {P99_RATE:,}/s)"
         )
-        rows.append(_at_most(name, f"{p99:.0f} ms {at}", p99 / P99_LIMIT_MS, 1.0))
+        rows.append(_at_most(name, f"{p99:,.0f} ms {at}", p99 / P99_LIMIT_MS, 1.0))
     else:
         rows.append(Target(name, "not measured", None, None))
 
