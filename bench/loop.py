@@ -2,7 +2,7 @@
 submission to ticket.created, to its assignment and to its confirmation e-mail, read off the
 topics.
 
-The watcher reads the type from the `careloop-type` header and the ticket from the Kafka key,
+The watcher reads the type from the record's type header and the ticket from the Kafka key,
 so most records are never parsed; only ticket.routed (is there an agent?) and
 notification.sent (is it the confirmation?) are, with the standard library's json.
 """
@@ -24,15 +24,9 @@ from bench.report import STAGES, flow
 from bench.stack import BenchStack, cpu_seconds, cpu_since, wal_bytes_since, wal_lsn
 from bench.submit import Submission, Submitter, submission
 from shared import topics
+from shared.kafka import type_of
 
 CHUNK = 500
-
-
-def _event_type(record: Any) -> bytes:
-    for name, value in record.headers:
-        if name == "careloop-type":
-            return bytes(value)
-    return str(json.loads(record.value)["type"]).encode()  # a producer without the header
 
 
 class Watcher:
@@ -106,19 +100,19 @@ class Watcher:
                 self.on_all_assigned()
 
     def _tickets(self, record: Any, now: float) -> None:
-        if _event_type(record) == b"ticket.created":
+        if type_of(record) == "ticket.created":
             self._mark("created", record.key, now)
 
     def _routing(self, record: Any, now: float) -> None:
-        kind = _event_type(record)
-        if kind == b"ticket.assigned" or (
-            kind == b"ticket.routed" and json.loads(record.value)["data"].get("agent_id")
+        kind = type_of(record)
+        if kind == "ticket.assigned" or (
+            kind == "ticket.routed" and json.loads(record.value)["data"].get("agent_id")
         ):
             self._mark("assigned", record.key, now)
 
     def _notify(self, record: Any, now: float) -> None:
         if (
-            _event_type(record) == b"notification.sent"
+            type_of(record) == "notification.sent"
             and json.loads(record.value)["data"]["kind"] == "confirmation"
         ):
             self._mark("confirmed", record.key, now)
