@@ -57,9 +57,13 @@ def idle(stack: BenchStack, *, seconds: float, settle: float = 5) -> dict[str, A
     }
 
 
-async def floors(stack: BenchStack, *, messages: int, smtp_messages: int) -> dict[str, Any]:
+async def floors(
+    stack: BenchStack, *, messages: int, processes: bool, smtp_messages: int
+) -> dict[str, Any]:
     relays = {
-        name: await anchors.run_anchor(stack, name, messages=messages, timeout=60 + messages / 100)
+        name: await anchors.run_anchor(
+            stack, name, messages=messages, processes=processes, timeout=60 + messages / 100
+        )
         for name in anchors.ANCHORS
     }
     return {"anchors": relays, "smtp": await anchors.smtp_floor(stack.smtp_port, smtp_messages)}
@@ -129,6 +133,12 @@ def main() -> None:
         help="messages through each raw relay (default 20000; 0: no anchors)",
     )
     parser.add_argument(
+        "--relay-processes",
+        action="store_true",
+        help="run each middle hop of the raw relays in a process of its own (default: all hops "
+        "in the bench's one event loop, as issue 6 measured its anchors)",
+    )
+    parser.add_argument(
         "--smtp-messages", type=int, default=2000, help="messages into the SMTP sink alone"
     )
     parser.add_argument(
@@ -160,7 +170,12 @@ def main() -> None:
         if args.anchor_messages:
             figures.update(
                 asyncio.run(
-                    floors(stack, messages=args.anchor_messages, smtp_messages=args.smtp_messages)
+                    floors(
+                        stack,
+                        messages=args.anchor_messages,
+                        processes=args.relay_processes,
+                        smtp_messages=args.smtp_messages,
+                    )
                 )
             )
 

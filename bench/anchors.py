@@ -1,11 +1,14 @@
 """The raw floors careloop is measured against, written with plain aiokafka and asyncpg and no
 careloop code in between, on the same broker, PostgreSQL and SMTP sink as the bursts.
 
-A relay of N hops: the bench's submitter produces to topic 1; a relay process per middle hop
-consumes batches of up to 500 records, optionally writes them with one `unnest` INSERT
-(committed), produces each to the next topic with acks=all, waits for the acks and commits its
-offsets; the bench consumes the last topic the same way (INSERT included). Each relay is a
-process of its own, as each careloop service is.
+A relay of N hops: the bench's submitter produces to topic 1; a relay per middle hop consumes
+batches of up to 500 records, optionally writes them with one `unnest` INSERT (committed),
+produces each to the next topic with acks=all, waits for the acks and commits its offsets; the
+bench consumes the last topic the same way (INSERT included).
+
+By default every hop runs in the bench's one event loop, the conditions in which issue 6
+measured its anchors (and set its targets by them); with `processes`, each middle hop is a
+process of its own, as each careloop service is, and the relay can use both cores.
 """
 
 import asyncio
@@ -113,8 +116,35 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def _start_relays(
+    exits: contextlib.AsyncExitStack, hops: list[dict[str, Any]], *, processes: bool
+) -> dict[str, int]:
+    """Start the middle hops and wait until each reads its topic; the pids of those that are
+    processes of their own, by name."""
+    if not processes:
+        for hop in hops:
+            reading = asyncio.Event()
+            exits.push_async_callback(
+                _cancel, asyncio.create_task(relay(on_ready=reading.set, **hop))
+            )
+            await asyncio.wait_for(reading.wait(), 60)
+        return {}
+    spawn = multiprocessing.get_context("spawn")
+    pids = {}
+    for i, hop in enumerate(hops, start=1):
+        ready = spawn.Event()
+        process = spawn.Process(target=relay_process, args=(ready,), kwargs=hop)
+        process.start()
+        exits.callback(_stop, process)
+        if not await asyncio.to_thread(ready.wait, 60):
+            raise TimeoutError("a relay process did not start within 60 s")
+        assert process.pid is not None
+        pids[f"relay {i}"] = process.pid
+    return pids
+
+
 async def run_anchor(
-    stack: BenchStack, name: str, *, messages: int, timeout: float
+    stack: BenchStack, name: str, *, messages: int, processes: bool, timeout: float
 ) -> dict[str, Any]:
     """One relay anchor: `messages` of the bench's submissions through it, timed end to end."""
     hops, insert = ANCHORS[name]
@@ -129,29 +159,18 @@ async def run_anchor(
         if insert:
             for table in tables:
                 await admin.execute(f"CREATE TABLE {table} (key text PRIMARY KEY, value bytea)")
-        spawn = multiprocessing.get_context("spawn")
-        relays = {}
-        for i in range(hops - 1):
-            ready = spawn.Event()
-            process = spawn.Process(
-                target=relay_process,
-                args=(ready,),
-                kwargs={
-                    "bootstrap": stack.bootstrap,
-                    "source": names[i],
-                    "target": names[i + 1],
-                    "dsn": dsn,
-                    "table": tables[i],
-                    "count": messages,
-                },
-                name=f"relay {i + 1}",
-            )
-            process.start()
-            exits.callback(_stop, process)
-            relays[process] = ready
-        for ready in relays.values():
-            if not await asyncio.to_thread(ready.wait, 60):
-                raise TimeoutError("a relay process did not start within 60 s")
+        middle = [
+            {
+                "bootstrap": stack.bootstrap,
+                "source": names[i],
+                "target": names[i + 1],
+                "dsn": dsn,
+                "table": tables[i],
+                "count": messages,
+            }
+            for i in range(hops - 1)
+        ]
+        relay_pids = await _start_relays(exits, middle, processes=processes)
 
         sent: dict[bytes, float] = {}
         arrived: dict[bytes, float] = {}
@@ -183,7 +202,7 @@ async def run_anchor(
 
         infra = stack.infra_pids()
         pids = {"kafka": infra["kafka"]} | ({"postgres": infra["postgres"]} if insert else {})
-        pids |= {p.name: p.pid for p in relays if p.pid is not None}
+        pids |= relay_pids
         cpu_before, bench_before = cpu_seconds(pids), time.process_time()
         lsn = await wal_lsn(admin)
         start = time.perf_counter()
@@ -198,12 +217,15 @@ async def run_anchor(
         await asyncio.gather(*acks)
         await asyncio.wait_for(asyncio.shield(last_hop), timeout)
         cpu = cpu_since(pids, cpu_before, per=messages)
-        cpu["bench (source and last hop)"] = (time.process_time() - bench_before) * 1000 / messages
+        cpu["bench" if processes else "bench (all hops)"] = (
+            (time.process_time() - bench_before) * 1000 / messages
+        )
         result = flow(
             expected=messages,
             latencies=[t - sent[k] for k, t in arrived.items()],
             seconds=max(arrived.values()) - start,
         )
+        result["processes"] = processes
         result["cpu_ms_per_message"] = cpu
         if insert:
             result["wal_bytes_per_message"] = await wal_bytes_since(admin, lsn) / messages

@@ -20,7 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.progress import Progress, TaskID
 
-from bench.report import STAGES, flow
+from bench.report import STAGES, flow, percentiles
 from bench.stack import BenchStack, cpu_seconds, cpu_since, wal_bytes_since, wal_lsn
 from bench.submit import Submission, Submitter, submission
 from shared import topics
@@ -295,13 +295,13 @@ async def paced(
         cpu_before, lsn = cpu_seconds(pids), await wal_lsn(t.conn)
         following = asyncio.create_task(t.follow(stall_seconds=stall_seconds))
         start = time.perf_counter()
-        sent, max_lag = 0, 0.0
+        sent, lags = 0, []
         acks: list[asyncio.Future[object]] = []
         while sent < n:
             now = time.perf_counter()
             due = min(n, int((now - start) * rate) + 1)
             if due > sent:
-                max_lag = max(max_lag, now - (start + sent / rate))
+                lags.append(now - (start + sent / rate))
                 records = t.submit_at(subs[sent:due], [start + i / rate for i in range(sent, due)])
                 acks += await t.submitter.send(topics.INBOUND, records)
                 sent = due
@@ -317,7 +317,7 @@ async def paced(
             "tickets": n,
             "fresh_stack": True,
             "achieved_rate": n / submit_seconds,
-            "max_lag_ms": max_lag * 1000,
+            "lag": percentiles(lags),
             "stages": t.flows(start),
             "cpu_ms_per_ticket": cpu,
             "wal_bytes_per_ticket": wal / n,

@@ -219,8 +219,13 @@ def cpu_line(per_process: dict[str, float]) -> str:
 
 
 def anchors_section(anchors: dict[str, Any], smtp: dict[str, Any] | None) -> str:
+    where = (
+        "each middle hop a process of its own"
+        if any(f.get("processes") for f in anchors.values())
+        else "all hops in the bench's one process, as issue 6 measured them"
+    )
     lines = [
-        "### Anchors (plain aiokafka and asyncpg, no careloop code)",
+        f"### Anchors (plain aiokafka and asyncpg, no careloop code; {where})",
         "",
         flows_markdown([(ANCHOR_NAMES[k], f) for k, f in anchors.items()]),
         "",
@@ -272,7 +277,8 @@ def paced_section(paced: dict[str, Any]) -> str:
         f"### Paced: {paced['rate']:,.0f} tickets/s for {paced['duration']:.0f} s (fresh stack)",
         "",
         f"{paced['tickets']:,} submitted at {paced['achieved_rate']:,.0f}/s; the submitter "
-        f"was at most {paced['max_lag_ms']:.1f} ms behind its schedule.",
+        f"was behind its schedule by {paced['lag']['p99_ms']:.1f} ms at p99, "
+        f"{paced['lag']['max_ms']:.1f} ms at most (counted in the latencies below).",
         "",
         flows_markdown([(f"submitted → {STAGE_NAMES[s]}", f) for s, f in stages.items()]),
         "",
