@@ -136,7 +136,7 @@ def main() -> None:
         "--relay-processes",
         action="store_true",
         help="run each middle hop of the raw relays in a process of its own (default: all hops "
-        "in the bench's one event loop, as issue 6 measured its anchors)",
+        "in the bench's one event loop)",
     )
     parser.add_argument(
         "--smtp-messages", type=int, default=2000, help="messages into the SMTP sink alone"

@@ -6,9 +6,9 @@ batches of up to 500 records, optionally writes them with one `unnest` INSERT (c
 produces each to the next topic with acks=all, waits for the acks and commits its offsets; the
 bench consumes the last topic the same way (INSERT included).
 
-By default every hop runs in the bench's one event loop, the conditions in which issue 6
-measured its anchors (and set its targets by them); with `processes`, each middle hop is a
-process of its own, as each careloop service is, and the relay can use both cores.
+By default every hop runs in the bench's one event loop, so the relay is held to one core
+for its Python work; with `processes`, each middle hop is a process of its own, as each
+careloop service is, and the relay can use both cores.
 """
 
 import asyncio

@@ -222,7 +222,7 @@ def anchors_section(anchors: dict[str, Any], smtp: dict[str, Any] | None) -> str
     where = (
         "each middle hop a process of its own"
         if any(f.get("processes") for f in anchors.values())
-        else "all hops in the bench's one process, as issue 6 measured them"
+        else "all hops in the bench's one process"
     )
     lines = [
         f"### Anchors (plain aiokafka and asyncpg, no careloop code; {where})",
