@@ -249,8 +249,9 @@ async def burst(
         whole_cpu = cpu_since(pids, cpu_before, per=n)
         bench_cpu = time.process_time() - bench_before
         elapsed = time.perf_counter() - start
-        whole_wal = await wal_bytes_since(t.conn, lsn)
+        # One query at a time on a connection: the one taken at the last assignment first.
         wal_to_assigned = await at_assigned["wal"] if "wal" in at_assigned else None
+        whole_wal = await wal_bytes_since(t.conn, lsn)
         return {
             "tickets": n,
             "fresh_stack": True,
