@@ -19,10 +19,11 @@ from uuid import UUID
 
 import msgspec
 from msgspec import Meta, Struct
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from uuid6 import uuid7
 
 from shared import topics
+from shared.emails import EmailAddress
 from shared.text import Line, Text
 
 # The largest integer every JSON reader keeps exact (JavaScript's Number.MAX_SAFE_INTEGER).
@@ -539,7 +540,7 @@ class Submission(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     name: Line = Field(min_length=1, max_length=200, description="The learner's name.")
-    email: EmailStr = Field(max_length=320, description="Where confirmations and replies go.")
+    email: EmailAddress = Field(max_length=320, description="Where confirmations and replies go.")
     phone: str | None = Field(None, pattern=_PHONE_PATTERN, description="Optional phone number.")
     learner_id: Line | None = Field(None, max_length=100, description="The learner's id, if known.")
     subject: Line = Field(min_length=1, max_length=200)

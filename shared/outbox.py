@@ -17,6 +17,7 @@ from shared.kafka import OutgoingMessage, headers_for, publish_confirmed
 log = structlog.get_logger(__name__)
 
 
+IDLE_LOOK_SECONDS = 10.0
 INSERT = "INSERT INTO outbox (topic, key, event_id, event_type, payload)"
 
 
@@ -73,8 +74,10 @@ class OutboxRelay:
             while True:
                 self._wake.clear()
                 if await self.relay_once(conn) < self._batch:
+                    # Every commit that stages events notifies this connection; the timeout
+                    # is only a safety net, so an idle service does not poll every second.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                        await asyncio.wait_for(self._wake.wait(), timeout=IDLE_LOOK_SECONDS)
         finally:
             await conn.close()
 

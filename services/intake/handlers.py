@@ -12,10 +12,16 @@ from redis.exceptions import RedisError
 
 from services.intake.domain import normalise
 from services.intake.settings import IntakeSettings
-from services.intake.validation import InboundMessage
 from shared import dlq, topics
 from shared.errors import TRANSIENT_DRIVER_ERRORS
-from shared.events import Channel, Envelope, TicketSubmitted, new_event, now
+from shared.events import (
+    Channel,
+    Envelope,
+    InboundSubmission,
+    TicketSubmitted,
+    new_event,
+    now,
+)
 from shared.inbox import batch_subscriber_options
 from shared.kafka import outgoing, publish_confirmed
 from shared.service import Context
@@ -78,7 +84,7 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
     the reason, once, and never holds up the rest of the batch."""
 
     def ticket(record: ConsumerRecord[Any, Any]) -> TicketSubmitted:
-        submission = InboundMessage.model_validate_json(record.value)
+        submission = InboundSubmission.model_validate_json(record.value)
         return normalise(submission, channel=Channel.SERVICE, received_at=now())
 
     @ctx.broker.subscriber(

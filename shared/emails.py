@@ -1,5 +1,4 @@
-"""intake's edge validation: the shared submission models with an e-mail check that gives
-email-validator's verdict at a fraction of its cost.
+"""An e-mail check that gives email-validator's verdict at a fraction of its cost.
 
 email-validator took a fifth of intake's CPU under a burst: for every address it checks
 Unicode categories, runs UTS-46 remapping and length rules meant for internationalised
@@ -7,7 +6,7 @@ addresses. Nearly every address is plain ASCII (`learner.42@example.com`), and f
 verdict is a few regular-expression checks. `email_address` decides such an address itself
 and hands everything else, including everything it would refuse, to pydantic's own
 `validate_email` (what `EmailStr` calls), so a refusal carries the same message and a value
-that is accepted comes out normalised the same way. tests/unit/test_intake_validation.py
+that is accepted comes out normalised the same way. tests/unit/test_emails.py
 proves both equal over generated addresses.
 """
 
@@ -16,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
-from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic.networks import validate_email
 from pydantic_core import CoreSchema, core_schema
-
-from shared.events import InboundSubmission
 
 _ATEXT = r"[A-Za-z0-9_!#$%&'*+\-/=?^`{|}~]"
 # A dot-atom local part; host labels of at most 63 characters, the last one ending with a
@@ -83,10 +80,3 @@ else:
             field_schema = handler(schema)
             field_schema.update(type="string", format="email")
             return field_schema
-
-
-class InboundMessage(InboundSubmission):
-    """A careloop.inbound.v1 message as intake validates it: `InboundSubmission` with the
-    cheaper e-mail check, every other field and every refusal the same."""
-
-    email: EmailAddress = Field(max_length=320, description="Where confirmations and replies go.")
