@@ -64,9 +64,12 @@ async def floors(
         name: await anchors.run_anchor(
             stack, name, messages=messages, processes=processes, timeout=60 + messages / 100
         )
-        for name in anchors.ANCHORS
+        for name in (anchors.ANCHORS if messages else ())
     }
-    return {"anchors": relays, "smtp": await anchors.smtp_floor(stack.smtp_port, smtp_messages)}
+    figures: dict[str, Any] = {"anchors": relays} if relays else {}
+    if smtp_messages:
+        figures["smtp"] = await anchors.smtp_floor(stack.smtp_port, smtp_messages)
+    return figures
 
 
 def phase(
@@ -127,6 +130,12 @@ def main() -> None:
         "--duration", type=float, default=30, help="seconds of the paced run (default 30)"
     )
     parser.add_argument(
+        "--paced-without-email",
+        action="store_true",
+        help="run the paced stream again with notify's senders off, on a fresh stack: the "
+        "ticket path's latency without e-mail competing for the same cores",
+    )
+    parser.add_argument(
         "--anchor-messages",
         type=int,
         default=20000,
@@ -157,9 +166,11 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="careloop-bench-logs-"))
     figures: dict[str, Any] = {"note": NOTE, "bursts": []}
 
-    def on_stack(name: str, work: Callable[[BenchStack], Any]) -> Any:
+    def on_stack(
+        name: str, work: Callable[[BenchStack], Any], settings: dict[str, str] | None = None
+    ) -> Any:
         def run() -> Any:
-            with bench_stack(logs, phase=name) as stack:
+            with bench_stack(logs, phase=name, settings=settings) as stack:
                 return work(stack)
 
         return phase(console, figures, name, run)
@@ -167,7 +178,7 @@ def main() -> None:
     def floors_phase(stack: BenchStack) -> None:
         figures["idle"] = idle(stack, seconds=args.idle_seconds)
         stack.stop_services()
-        if args.anchor_messages:
+        if args.anchor_messages or args.smtp_messages:
             figures.update(
                 asyncio.run(
                     floors(
@@ -190,6 +201,14 @@ def main() -> None:
             loop.paced, rate=args.rate, duration=args.duration, stall_seconds=args.stall_seconds
         )
         figures["paced"] = on_stack("paced", with_progress(console, work))
+        if args.paced_without_email:
+            # The same stream with notify's senders off (confirmations wait in PostgreSQL): the
+            # ticket path's own latency, without the local SMTP sink and notify on the same cores.
+            figures["paced_without_email"] = on_stack(
+                "paced-without-email",
+                with_progress(console, work),
+                settings={"CARELOOP_NOTIFY_SENDERS": "0"},
+            )
     print(full_report(figures))
     for error in figures.get("errors", []):
         print(f"\n- phase failed: {error}")

@@ -237,11 +237,15 @@ def anchors_section(anchors: dict[str, Any], smtp: dict[str, Any] | None) -> str
             + ("" if wal is None else f"; WAL {wal:,.0f} bytes per message")
         )
     if smtp:
-        lines.append(
-            f"- SMTP sink alone: {smtp['per_second']:,.0f} messages/s "
-            f"({smtp['messages']:,} over {smtp['connections']} connections)"
-        )
+        lines.append(smtp_line(smtp))
     return "\n".join(lines)
+
+
+def smtp_line(smtp: dict[str, Any]) -> str:
+    return (
+        f"- SMTP sink alone: {smtp['per_second']:,.0f} messages/s "
+        f"({smtp['messages']:,} over {smtp['connections']} connections)"
+    )
 
 
 def burst_section(burst: dict[str, Any]) -> str:
@@ -271,10 +275,12 @@ def burst_section(burst: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def paced_section(paced: dict[str, Any]) -> str:
+def paced_section(paced: dict[str, Any], *, without_email: bool = False) -> str:
     stages = paced["stages"]
+    title = f"Paced: {paced['rate']:,.0f} tickets/s for {paced['duration']:.0f} s (fresh stack"
+    title += ", notify's senders off: no e-mail on the same cores)" if without_email else ")"
     lines = [
-        f"### Paced: {paced['rate']:,.0f} tickets/s for {paced['duration']:.0f} s (fresh stack)",
+        f"### {title}",
         "",
         f"{paced['tickets']:,} submitted at {paced['achieved_rate']:,.0f}/s; the submitter "
         f"was behind its schedule by {paced['lag']['p99_ms']:.1f} ms at p99, "
@@ -308,8 +314,12 @@ def full_report(figures: dict[str, Any]) -> str:
         parts.append(idle_section(figures["idle"]))
     if figures.get("anchors"):
         parts.append(anchors_section(figures["anchors"], figures.get("smtp")))
+    elif figures.get("smtp"):
+        parts.append("### Floors\n\n" + smtp_line(figures["smtp"]))
     parts += [burst_section(b) for b in figures.get("bursts", [])]
     if figures.get("paced"):
         parts.append(paced_section(figures["paced"]))
+    if figures.get("paced_without_email"):
+        parts.append(paced_section(figures["paced_without_email"], without_email=True))
     parts.append("### Targets of issue 6\n\n" + targets_markdown(targets(figures)))
     return "\n\n".join(parts)

@@ -4,7 +4,7 @@ time its processes spent, read from /proc."""
 import contextlib
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,11 +83,14 @@ class BenchStack:
 
 
 @contextlib.contextmanager
-def bench_stack(logs: Path, *, phase: str) -> Iterator[BenchStack]:
+def bench_stack(
+    logs: Path, *, phase: str, settings: Mapping[str, str] | None = None
+) -> Iterator[BenchStack]:
     """A fresh stack with all six services healthy; everything stopped and removed after.
 
     Each phase gets its own, so a burst never starts behind what an earlier one left in the
-    broker, the tables or the WAL. Service logs go to `logs/<phase>/`."""
+    broker, the tables or the WAL. Service logs go to `logs/<phase>/`; `settings` are extra
+    CARELOOP_ variables for the services."""
     folder = logs / phase
     folder.mkdir(parents=True, exist_ok=True)
     with running_stack(
@@ -98,6 +101,7 @@ def bench_stack(logs: Path, *, phase: str) -> Iterator[BenchStack]:
             "CARELOOP_AGENTS_FILE": str(AGENTS),
             "CARELOOP_LOG_LEVEL": "WARNING",
             **{f"CARELOOP_{n.upper()}_HTTP_PORT": str(p) for n, p in SERVICE_PORTS.items()},
+            **(settings or {}),
         }
         services = [
             ServiceProcess(name, SERVICE_PORTS[name], env, folder / f"{name}.log")

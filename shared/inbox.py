@@ -167,7 +167,10 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[st
         "batch": True,
         "max_records": settings.consumer_max_records,
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
-        "batch_timeout_ms": 50,
+        # How long an empty poll waits before FastStream polls again. A batch is handed over as
+        # soon as anything arrived, so this costs no latency; shorter only wakes an idle
+        # service more often (50 ms cost each service a third more idle CPU).
+        "batch_timeout_ms": 1000,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         # The records are decoded by the consumer itself, once: FastStream's own decoder
