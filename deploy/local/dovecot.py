@@ -184,9 +184,11 @@ def _group_name(gid: int) -> str:
 
 
 @contextlib.contextmanager
-def running_dovecot(folder: Path, port: int, **account: str) -> Iterator[Dovecot]:
+def running_dovecot(
+    folder: Path, port: int, *, user: str = "support", password: str = "support"
+) -> Iterator[Dovecot]:
     """A started Dovecot in `folder` on `port`, stopped afterwards."""
-    server = Dovecot(folder=folder, port=port, **account)
+    server = Dovecot(folder=folder, port=port, user=user, password=password)
     server.start()
     try:
         yield server
