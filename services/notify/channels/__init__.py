@@ -1,12 +1,43 @@
-"""notify's channels: one sender each (compose, send, classify errors)."""
+"""notify's channels: one sender each (compose, send, classify errors), and the registry of
+the senders that answer over HTTP (SMS, WeChat, Weibo).
+
+E-mail has its own path (`services.notify.senders`, pipelined SMTP). Every other channel is a
+`ChannelSender` the HTTP worker (`services.notify.http_senders`) calls once per delivery:
+
+- `send(to=..., text=..., delivery_key=...)` returns the provider's message id once the
+  provider accepted the message. `to` is the channel's address (E.164-ish phone number,
+  WeChat openid, Weibo uid), `text` the finished message (notify already fitted an SMS to
+  `NotifySettings.sms_max_segments`), `delivery_key` stable per message (a provider that
+  takes an idempotency key may use it).
+- It raises `services.notify.domain.Undeliverable` when this message can never go (a bad
+  number, an openid outside WeChat's 48-hour window), `ChannelError(reason, permanent=...)`
+  for the rest; anything else counts as a transient failure. notify retries transient
+  failures with backoff up to `CARELOOP_NOTIFY_MAX_ATTEMPTS`.
+- Each sender reads its own settings (its own env prefix) when built without arguments, and
+  `aclose()` releases its HTTP client.
+"""
+
+from typing import Protocol
 
 
 class ChannelError(Exception):
-    """A delivery on an HTTP channel (WeChat, Weibo, SMS) did not go. `permanent`: retrying
-    cannot help (give the delivery up now); else retry later with backoff. A learner who
-    cannot be reached on the channel at all raises `services.notify.domain.Undeliverable`."""
+    """A provider refused or failed one message; `permanent` when retrying cannot help."""
 
-    def __init__(self, reason: str, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+
+
+class ChannelSender(Protocol):
+    async def send(self, *, to: str, text: str, delivery_key: str) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+EMAIL = "email"
+SMS = "sms"
+WECHAT = "wechat"
+WEIBO = "weibo"
+HTTP_CHANNELS = (SMS, WECHAT, WEIBO)
+ALL_CHANNELS = (EMAIL, *HTTP_CHANNELS)
