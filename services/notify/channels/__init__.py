@@ -23,7 +23,7 @@ from typing import Protocol
 class ChannelError(Exception):
     """A provider refused or failed one message; `permanent` when retrying cannot help."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, permanent: bool) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
