@@ -19,7 +19,7 @@ from uuid import UUID
 
 import msgspec
 from msgspec import Meta, Struct
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from uuid6 import uuid7
 
 from shared import topics
@@ -71,6 +71,7 @@ class Priority(StrEnum):
 class ReopenReason(StrEnum):
     NOT_SOLVED = "not_solved"
     LOW_SCORE = "low_score"
+    LEARNER_MESSAGE = "learner_message"
 
 
 class EscalationReason(StrEnum):
@@ -102,16 +103,57 @@ Score = Annotated[int, Meta(ge=1, le=5)]
 
 
 class Learner(_Struct, frozen=True, kw_only=True):
-    """Who raised the ticket and how to reach them.
+    """Who raised the ticket and how to reach them: every contact is optional, because each
+    channel knows a different one (a caller's phone, a WeChat user's openid); an anonymous
+    suggestion has none.
 
     The e-mail address was validated where it entered (intake's `Submission`); events carry
     it as a plain string so that no consumer pays for validating it again.
     """
 
     name: Name
-    email: Email
+    email: Email | None = None
     phone: Phone | None = None
     learner_id: Id | None = None
+    wechat_openid: Id | None = None
+    weibo_uid: Id | None = None
+
+
+class LearnerCourse(_Struct, frozen=True, kw_only=True):
+    course_id: Id
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    progress_pct: Annotated[float, Meta(ge=0, le=100)] = 0
+    next_class_at: datetime | None = None
+
+
+class LearnerExam(_Struct, frozen=True, kw_only=True):
+    exam_id: Id
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    at: datetime
+
+
+class LearnerContext(_Struct, frozen=True, kw_only=True):
+    """What the LMS last said about the learner (careloop.learners.v1), as desk matched it to
+    the ticket: what triage weighs (tier, classes and exams soon) and how to answer."""
+
+    learner_id: Id
+    locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    tier: Annotated[str, Meta(pattern="^(standard|vip)$")] = "standard"
+    preferred_channel: Channel | None = None
+    courses: tuple[LearnerCourse, ...] = ()
+    exams: tuple[LearnerExam, ...] = ()
+    updated_at: datetime
+
+
+class Call(_Struct, frozen=True, kw_only=True):
+    """A hotline call a ticket came from, as the call-centre system recorded it."""
+
+    caller: Phone
+    agent: Id | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    ivr_choice: Annotated[str, Meta(max_length=100)] | None = None
+    recording_url: Annotated[str, Meta(max_length=2000)] | None = None
 
 
 class Attachment(_Struct, frozen=True, kw_only=True):
@@ -120,7 +162,7 @@ class Attachment(_Struct, frozen=True, kw_only=True):
     name: Annotated[str, Meta(max_length=255)]
     content_type: Annotated[str, Meta(max_length=100)]
     size: Annotated[int, Meta(ge=0)]
-    url: Annotated[str, Meta(max_length=2000)]
+    url: Annotated[str, Meta(max_length=2000)] | None = None  # None: metadata only (e-mail)
 
 
 class SubmittedAttachment(BaseModel):
@@ -180,6 +222,15 @@ class TicketSubmitted(EventData, frozen=True, kw_only=True):
     language: str
     attachments: tuple[Attachment, ...] = ()
     submitted_at: datetime
+    # A learner message that may continue a ticket (see desk's `on_submitted`): its own id,
+    # deterministic from the channel's message id, so a redelivery appends it once.
+    message_id: UUID | None = None
+    # A ticket number the message names (an e-mail subject's `[CL-000123]`).
+    reply_to: Annotated[str, Meta(pattern=r"^CL-[0-9]{6,}$")] | None = None
+    # Channels without threads (WeChat, Weibo, SMS): desk may attach the message to the same
+    # learner's latest open ticket on this channel.
+    by_contact: bool = False
+    call: Call | None = None
 
 
 # ---- careloop.tickets.v1 ------------------------------------------------------------------
@@ -192,12 +243,36 @@ class TicketCreated(EventData, frozen=True, kw_only=True):
     ticket_id: UUID
     number: str
     channel: Channel
+    source: str | None = None
     learner: Learner
     subject: str
     description: str
     course_id: str | None = None
     language: str
     created_at: datetime
+    learner_context: LearnerContext | None = None
+    related_ticket_id: UUID | None = None  # the ticket this one came from (a stranger's reply)
+    portal_url: str | None = None  # the learner's signed link to the ticket's page
+
+
+class TicketMessageReceived(EventData, frozen=True, kw_only=True):
+    """A learner wrote again on a ticket, on any channel (R1.5); `reopened` when that
+    reopened a resolved ticket (desk then also emits `ticket.reopened`)."""
+
+    TYPE = "ticket.message_received"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    message_id: UUID
+    channel: Channel
+    learner: Learner
+    body: str
+    attachments: tuple[Attachment, ...] = ()
+    assignee_id: str | None = None
+    reopened: bool = False
+    portal_url: str | None = None
+    received_at: datetime
 
 
 class TicketReplied(EventData, frozen=True, kw_only=True):
@@ -212,6 +287,7 @@ class TicketReplied(EventData, frozen=True, kw_only=True):
     first_response: bool
     created_at: datetime
     replied_at: datetime
+    portal_url: str | None = None
 
 
 class TicketResolved(EventData, frozen=True, kw_only=True):
@@ -225,6 +301,7 @@ class TicketResolved(EventData, frozen=True, kw_only=True):
     confirm_url: str
     created_at: datetime
     resolved_at: datetime
+    portal_url: str | None = None
 
 
 class TicketReopened(EventData, frozen=True, kw_only=True):
@@ -402,6 +479,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     for cls in (
         TicketSubmitted,
         TicketCreated,
+        TicketMessageReceived,
         TicketReplied,
         TicketResolved,
         TicketReopened,
@@ -557,7 +635,26 @@ class Submission(BaseModel):
 
 
 class InboundSubmission(Submission):
-    """One message on careloop.inbound.v1: a submission from another service (LMS, payments…)."""
+    """One message on careloop.inbound.v1: a submission from another service (LMS, payments…).
+
+    The e-mail is optional here when another way to reach the learner is given; `channel` is
+    where the relaying service received the request, `received_at` when (both optional: older
+    messages stay valid).
+    """
+
+    email: EmailAddress | None = Field(  # type: ignore[assignment]
+        None,
+        max_length=320,
+        description="Required unless `phone`, `learner_id` or `wechat_openid` is given.",
+    )
+    wechat_openid: Line | None = Field(None, max_length=100)
+    channel: Channel | None = Field(
+        None, description="The channel the relaying service received it on; `service` when absent."
+    )
+    received_at: datetime | None = Field(
+        None,
+        description="When the relaying service received it (with a time zone); now when absent.",
+    )
 
     source: str = Field(
         pattern=r"^[a-z][a-z0-9_-]{1,49}$", description="The publishing service, e.g. `lms`."
@@ -567,3 +664,54 @@ class InboundSubmission(Submission):
         max_length=200,
         description="Required here: Kafka redelivers, and this id makes that harmless.",
     )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> InboundSubmission:
+        if not (self.email or self.phone or self.learner_id or self.wechat_openid):
+            raise ValueError("give at least one of email, phone, learner_id or wechat_openid")
+        if self.received_at is not None and self.received_at.tzinfo is None:
+            raise ValueError("received_at: give a time zone (e.g. 2026-11-30T12:00:00+08:00)")
+        return self
+
+
+# ---- careloop.learners.v1 -----------------------------------------------------------------
+
+
+class LearnerSnapshot(_Struct, frozen=True, kw_only=True):
+    """One message on careloop.learners.v1: what the LMS knows about a learner now (bare JSON,
+    key = learner_id). A newer `updated_at` replaces what careloop holds; an older one is
+    ignored. Decoded with `decode_snapshot`, which names the field that is wrong."""
+
+    learner_id: Annotated[str, Meta(min_length=1, max_length=100)]
+    name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    wechat_openid: Id | None = None
+    locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    tier: Annotated[str, Meta(pattern="^(standard|vip)$")] = "standard"
+    preferred_channel: Channel | None = None
+    courses: Annotated[tuple[LearnerCourse, ...], Meta(max_length=500)] = ()
+    exams: Annotated[tuple[LearnerExam, ...], Meta(max_length=500)] = ()
+    updated_at: datetime
+
+    def context(self) -> LearnerContext:
+        return LearnerContext(
+            learner_id=self.learner_id,
+            locale=self.locale,
+            tier=self.tier,
+            preferred_channel=self.preferred_channel,
+            courses=self.courses,
+            exams=self.exams,
+            updated_at=self.updated_at,
+        )
+
+
+_SNAPSHOT = msgspec.json.Decoder(LearnerSnapshot)
+
+
+def decode_snapshot(raw: bytes | str) -> LearnerSnapshot:
+    """Parse a learner snapshot; raises msgspec.ValidationError naming the field."""
+    snapshot = _SNAPSHOT.decode(raw)
+    if snapshot.updated_at.tzinfo is None:
+        raise msgspec.ValidationError("updated_at: give a time zone - at `$.updated_at`")
+    return snapshot

@@ -55,3 +55,12 @@ Line = Annotated[str, AfterValidator(check_line)]
 # A token in a link careloop sent (`secrets.token_urlsafe`): anything else cannot be one.
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def detect_language(*texts: str) -> str:
+    """`zh` when any of the texts holds Chinese characters, else `en`. An ASCII text (most of
+    them) is told at once: CPython knows a string is ASCII without looking at it."""
+    return "zh" if any(not t.isascii() and _CJK.search(t) for t in texts) else "en"

@@ -8,17 +8,20 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from uuid6 import uuid7
 
 from services.desk import handlers, repo
 from services.desk.domain import Answer, Caller, Conflict, NotAllowed, NotFound, Status
 from services.desk.settings import DeskSettings
 from shared.agents import Role, bearer_auth
+from shared.events import Call, Channel, Learner, TicketSubmitted, now
 from shared.http import Utf8JsonRoute
 from shared.params import DIGITS, QueryBool
+from shared.phones import normal_phone
 from shared.problems import problems
 from shared.service import Context
-from shared.text import TOKEN_PATTERN, Text
+from shared.text import TOKEN_PATTERN, Line, Text, detect_language
 
 
 class ReplyIn(BaseModel):
@@ -62,6 +65,60 @@ TokenInPath = Annotated[
 ]
 
 
+TicketRef = Annotated[
+    str,
+    Path(
+        description="The ticket's id, or its number (`CL-000123`).",
+        pattern=r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}"
+        r"|[Cc][Ll]-[0-9]{6,18})$",
+    ),
+]
+
+
+class Receipt(BaseModel):
+    number: str
+    status: Status
+    ticket_id: UUID | None = None
+
+
+class CallIn(BaseModel):
+    """A call an agent took, logged by hand."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    caller_number: str = Field(pattern=r"^\+?[0-9][0-9 ()-]{5,30}$")
+    name: Line | None = Field(None, max_length=200)
+    subject: Line = Field(min_length=1, max_length=200)
+    summary: Text = Field(min_length=1, max_length=20_000)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    ivr_choice: Line | None = Field(None, max_length=100)
+    recording_url: Line | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
+    course_id: Line | None = Field(None, max_length=100)
+
+    def submitted(self, agent_id: str) -> TicketSubmitted:
+        phone = normal_phone(self.caller_number) or self.caller_number
+        return TicketSubmitted(
+            ticket_id=uuid7(),
+            channel=Channel.HOTLINE,
+            source="desk",
+            learner=Learner(name=self.name or phone, phone=phone),
+            subject=self.subject,
+            description=self.summary,
+            course_id=self.course_id,
+            language=detect_language(self.subject, self.summary),
+            submitted_at=now(),
+            call=Call(
+                caller=phone,
+                agent=agent_id,
+                started_at=self.started_at,
+                ended_at=self.ended_at,
+                ivr_choice=self.ivr_choice,
+                recording_url=self.recording_url,
+            ),
+        )
+
+
 def is_token(token: str) -> bool:
     """Whether `token` could be one careloop sent; anything else is answered 404 unread."""
     return re.fullmatch(TOKEN_PATTERN, token) is not None
@@ -83,6 +140,7 @@ def as_http() -> Iterator[None]:
 def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
     router = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
     authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    links = handlers.links_for(ctx.settings)
 
     async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:
         return Caller(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
@@ -122,10 +180,40 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
         summary="One ticket with its history",
         responses=problems(401, 403, 404, 503),
     )
-    async def ticket_detail(ticket_id: UUID, agent: CurrentAgent) -> dict[str, Any]:
+    async def ticket_detail(ticket_id: TicketRef, agent: CurrentAgent) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn:
             with as_http():
-                return await handlers.ticket_with_history(conn, ticket_id, agent)
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                return await handlers.ticket_with_history(conn, tid, agent)
+
+    @router.get(
+        "/v1/receipts/{ticket_id}",
+        summary="A ticket's number once desk created it (for a channel's instant reply)",
+        description="Unauthenticated: says only the number and status of the ticket with this "
+        "id (ids are not guessable). 404 until the ticket exists.",
+        responses=problems(404, 503),
+    )
+    async def receipt(ticket_id: UUID) -> Receipt:
+        async with ctx.pool.acquire() as conn:
+            row = await repo.get_ticket(conn, ticket_id)
+        if row is None:
+            raise HTTPException(404, "no such ticket yet")
+        return Receipt(number=row["number"], status=Status(row["status"]))
+
+    @router.post(
+        "/v1/calls",
+        status_code=201,
+        summary="Log a call the calling agent took: a hotline ticket",
+        responses=problems(400, 401, 413, 503),
+    )
+    async def log_call(body: CallIn, agent: CurrentAgent) -> Receipt:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            ticket_id = await handlers.log_call(
+                conn, agent=agent, call=body.submitted(agent.agent_id), links=links
+            )
+            row = await repo.get_ticket(conn, ticket_id)
+        assert row is not None
+        return Receipt(number=row["number"], status=Status(row["status"]), ticket_id=ticket_id)
 
     @router.post(
         "/v1/tickets/{ticket_id}/replies",
@@ -133,11 +221,15 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
         summary="Reply to the learner",
         responses=problems(400, 401, 403, 404, 409, 413, 503),
     )
-    async def reply(ticket_id: UUID, body: ReplyIn, agent: CurrentAgent) -> ReplyOut:
+    async def reply(ticket_id: TicketRef, body: ReplyIn, agent: CurrentAgent) -> ReplyOut:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 reply_id, first = await handlers.reply(
-                    conn, ticket_id=ticket_id, agent=agent, body=body.body
+                    conn,
+                    ticket_id=await handlers.ticket_ref(conn, ticket_id),
+                    agent=agent,
+                    body=body.body,
+                    links=links,
                 )
         return ReplyOut(reply_id=reply_id, first_response=first)
 
@@ -146,17 +238,19 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
         summary="Resolve; the learner is asked to confirm",
         responses=problems(400, 401, 403, 404, 409, 413, 503),
     )
-    async def resolve(ticket_id: UUID, body: ResolveIn, agent: CurrentAgent) -> ResolveOut:
+    async def resolve(ticket_id: TicketRef, body: ResolveIn, agent: CurrentAgent) -> ResolveOut:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
                 await handlers.resolve(
                     conn,
-                    ticket_id=ticket_id,
+                    ticket_id=tid,
                     agent=agent,
                     resolution=body.resolution,
                     public_url=ctx.settings.public_url,
+                    links=links,
                 )
-        return ResolveOut(ticket_id=ticket_id, status=Status.RESOLVED)
+        return ResolveOut(ticket_id=tid, status=Status.RESOLVED)
 
     @router.post(
         "/v1/confirmations/{token}",

@@ -1,12 +1,22 @@
-"""desk's wiring: the ticket consumer, the agent API, the auto-close clock."""
+"""desk's wiring: the ticket and learner consumers, the agent API, the learner's pages, the
+auto-close clock."""
 
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
 from fastapi import FastAPI
+from faststream.kafka.annotations import KafkaMessage
 
 from services.desk import api, handlers, pages, repo
 from services.desk.settings import DeskSettings
-from shared import http, topics
+from shared import dlq, http, topics
 from shared.agents import load_agents
+from shared.events import LearnerSnapshot, decode_snapshot
+from shared.inbox import batch_subscriber_options
 from shared.service import Context, build_app, consume, new_context
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: DeskSettings) -> FastAPI:
@@ -14,9 +24,10 @@ def create_app(settings: DeskSettings) -> FastAPI:
     consume(
         ctx,
         topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
-        handlers=handlers.EVENT_HANDLERS,
+        handlers=handlers.event_handlers(settings),
         idempotent=handlers.IDEMPOTENT,
     )
+    consume_learners(ctx)
 
     async def seed_agents(ctx: Context[DeskSettings]) -> None:
         async with ctx.pool.acquire() as conn:
@@ -32,3 +43,31 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app.include_router(pages.page_routes(ctx))
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app
+
+
+def consume_learners(ctx: Context[DeskSettings]) -> None:
+    """careloop.learners.v1: the LMS's learner snapshots (bare JSON, key = learner_id). A
+    newer snapshot replaces the held one, an older one changes nothing, so a redelivery is
+    harmless and needs no inbox; what is not a valid snapshot goes to the dead-letter topic
+    with the field that is wrong."""
+
+    def snapshot(record: ConsumerRecord[Any, Any]) -> LearnerSnapshot:
+        return decode_snapshot(record.value)
+
+    async def store(snapshots: list[LearnerSnapshot]) -> None:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await handlers.on_learner_snapshots(conn, snapshots)
+
+    @ctx.broker.subscriber(
+        topics.LEARNERS,
+        **batch_subscriber_options(ctx.settings, "desk-learners"),
+        title="desk:learners",
+    )
+    async def on_learners(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        snapshots, rejected = dlq.sort_out(records, snapshot, consumer="desk-learners")
+        rejected += await dlq.apply_each(snapshots, store, consumer="desk-learners")
+        if rejected:
+            log.warning("learner snapshots rejected", count=len(rejected))
+            await dlq.publish(ctx.broker, rejected, service="desk")

@@ -1,11 +1,15 @@
 """desk's use cases: the events it consumes, and what the agent API and the learner's pages do."""
 
+import hashlib
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import structlog
 from uuid6 import uuid7
 
@@ -21,18 +25,25 @@ from services.desk.domain import (
     check_may_work,
     low_score_outcome,
 )
+from services.desk.links import Links
 from services.desk.settings import DeskSettings
 from shared import outbox, tokens
 from shared.events import (
+    Attachment,
+    Channel,
     CloseReason,
     Envelope,
     EscalationReason,
+    Learner,
+    LearnerContext,
+    LearnerSnapshot,
     ReopenReason,
     SurveyLowScore,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
     TicketEscalated,
+    TicketMessageReceived,
     TicketQueued,
     TicketReopened,
     TicketReplied,
@@ -48,37 +59,282 @@ from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "desk"
+# Names the new ticket a message opens when it cannot join the ticket it refers to.
+LINKED_NAMESPACE = uuid.UUID("3b0f6d0e-1f43-4e8e-9a0e-6c9b1b5a7c21")
 
 # ---- events -------------------------------------------------------------------------------
 
 
-async def on_submitted(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    """Create each ticket once and announce it; a submission seen again (redelivered, or
-    published again by intake) finds its ticket and does nothing, so it needs no inbox row."""
-    by_id = {e.data.ticket_id: e for e in events}
-    created = await repo.create_tickets(conn, [e.data for e in by_id.values()])
+@cache
+def _links(secret: str, public_url: str, max_age_days: float) -> Links:
+    return Links(secret=secret, public_url=public_url, max_age_days=max_age_days)
+
+
+def links_for(settings: DeskSettings) -> Links:
+    """The signer of learners' links, made once per configuration."""
+    return _links(
+        settings.link_secret.get_secret_value(), settings.public_url, settings.link_max_age_days
+    )
+
+
+def content_key(t: TicketSubmitted) -> str | None:
+    """Who and what, for a submission its sender gave no key for: the same learner's same
+    text, whatever the channel. None for an anonymous one (nobody to tell apart)."""
+    who = (
+        t.learner.learner_id
+        or t.learner.email
+        or t.learner.phone
+        or t.learner.wechat_openid
+        or t.learner.weibo_uid
+    )
+    if t.external_id is not None or who is None:
+        return None
+    text = " ".join(t.description.split())
+    return hashlib.sha256(f"{who}\x00{text}".encode()).hexdigest()[:32]
+
+
+def thread_contact(t: TicketSubmitted) -> str | None:
+    """The contact a channel without threads continues a ticket by."""
+    if not t.by_contact:
+        return None
+    learner = t.learner
+    if t.channel is Channel.WECHAT:
+        return learner.wechat_openid
+    if t.channel is Channel.WEIBO:
+        return learner.weibo_uid
+    return learner.phone or learner.email
+
+
+def same_learner(ticket_learner: dict[str, Any], sender: Learner) -> bool:
+    """Whether a follow-up comes from the ticket's learner: one contact in common."""
+    mine = {
+        ("learner_id", ticket_learner.get("learner_id")),
+        ("email", (ticket_learner.get("email") or "").lower() or None),
+        ("phone", ticket_learner.get("phone")),
+        ("wechat_openid", ticket_learner.get("wechat_openid")),
+        ("weibo_uid", ticket_learner.get("weibo_uid")),
+    }
+    theirs = {
+        ("learner_id", sender.learner_id),
+        ("email", sender.email.lower() if sender.email else None),
+        ("phone", sender.phone),
+        ("wechat_openid", sender.wechat_openid),
+        ("weibo_uid", sender.weibo_uid),
+    }
+    return any(value is not None for _, value in mine & theirs)
+
+
+def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
+    """What desk does with each event it consumes."""
+    links = links_for(settings)
+
+    async def on_submitted(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """Create each ticket once and announce it; or, for a learner message that continues a
+        ticket (`message_id`), append it there. Idempotent by the ticket id and the message
+        id, so it needs no inbox row.
+
+        A submission with its sender's key and no thread (the bulk: other services, the web
+        form with a key) takes the batched path; the rest are decided one by one, in order.
+        """
+        plain: list[Envelope[Any]] = []
+        for event in events:
+            t: TicketSubmitted = event.data
+            if t.external_id is not None and t.message_id is None and not t.reply_to:
+                plain.append(event)
+            else:
+                if plain:
+                    await _create(conn, plain, links)
+                    plain = []
+                await _decide(conn, event, links, settings)
+        await _create(conn, plain, links)
+
+    return {
+        TicketSubmitted.TYPE: on_submitted,
+        TicketRouted.TYPE: on_routed,
+        TicketTriaged.TYPE: on_triaged,
+        TicketQueued.TYPE: on_queued,
+        TicketAssigned.TYPE: on_assigned,
+        SurveyLowScore.TYPE: on_low_score,
+    }
+
+
+async def on_learner_snapshots(conn: asyncpg.Connection, snapshots: list[LearnerSnapshot]) -> None:
+    await repo.upsert_learners(conn, snapshots)
+
+
+async def _create(
+    conn: asyncpg.Connection,
+    events: Sequence[Envelope[Any]],
+    links: Links,
+    *,
+    decided: Sequence[repo.NewTicket] | None = None,
+) -> list[UUID]:
+    """Create the tickets (`decided`: as desk decided them, else as submitted); announce each
+    one created now; returns their ids."""
+    by_id: dict[UUID, tuple[repo.NewTicket, Envelope[Any]]] = {}
+    for i, e in enumerate(events):
+        new = decided[i] if decided is not None else repo.NewTicket(e.data)
+        by_id[new.ticket_id or e.data.ticket_id] = (new, e)
+    created = await repo.create_tickets(conn, [n for n, _ in by_id.values()])
     out = []
     for row in created:
-        cause = by_id[row["ticket_id"]]
+        new, cause = by_id[row["ticket_id"]]
         t: TicketSubmitted = cause.data
+        context = row["learner_context"]
         out.append(
             new_event(
                 TicketCreated(
-                    ticket_id=t.ticket_id,
+                    ticket_id=row["ticket_id"],
                     number=row["number"],
                     channel=t.channel,
-                    learner=t.learner,
+                    source=t.source,
+                    learner=_learner_of(row["learner"], t.learner),
                     subject=t.subject,
                     description=t.description,
                     course_id=t.course_id,
                     language=t.language,
                     created_at=row["created_at"],
+                    learner_context=None if context is None else _context(context),
+                    related_ticket_id=new.related_ticket_id,
+                    portal_url=links.portal_url(row["ticket_id"]),
                 ),
                 producer=PRODUCER,
                 cause=cause,
             )
         )
     await outbox.add(conn, out)
+    return [row["ticket_id"] for row in created]
+
+
+def _learner_of(stored: dict[str, Any], submitted: Learner) -> Learner:
+    """The learner as stored: the submitted one, with the learner id desk matched."""
+    matched = stored.get("learner_id")
+    if matched == submitted.learner_id:
+        return submitted
+    return msgspec.structs.replace(submitted, learner_id=matched)
+
+
+def _context(stored: dict[str, Any]) -> LearnerContext:
+    return msgspec.convert(stored, LearnerContext, strict=False)
+
+
+async def _decide(
+    conn: asyncpg.Connection, event: Envelope[Any], links: Links, settings: DeskSettings
+) -> None:
+    """One submission that may continue a ticket: a follow-up there, a new ticket linked to
+    it, a duplicate of something stored, or a new ticket."""
+    t: TicketSubmitted = event.data
+    if t.message_id is not None and await repo.message_seen(conn, t.message_id):
+        return
+    ticket = await repo.lock_ticket(conn, t.ticket_id)
+    if ticket is not None and t.message_id is None:
+        return  # the same submission again
+    if ticket is None and t.reply_to:
+        ticket = await repo.lock_by_number(conn, t.reply_to)
+    contact = thread_contact(t)
+    if ticket is None and contact is not None:
+        since = now() - timedelta(days=settings.follow_up_days)
+        ticket = await repo.lock_latest_by_contact(
+            conn, channel=t.channel, contact=contact, since=since
+        )
+    if ticket is not None:
+        if ticket["status"] != Status.CLOSED and same_learner(ticket["learner"], t.learner):
+            await add_learner_message(
+                conn,
+                ticket,
+                message_id=t.message_id or t.ticket_id,
+                channel=t.channel,
+                learner=t.learner,
+                body=t.description,
+                attachments=t.attachments,
+                received_at=t.submitted_at,
+                links=links,
+                cause=event,
+            )
+            return
+        # A stranger's reply, or a message on a closed ticket: a new ticket, linked.
+        assert t.message_id is not None or t.reply_to
+        linked_id = uuid.uuid5(LINKED_NAMESPACE, str(t.message_id or t.ticket_id))
+        new = repo.NewTicket(
+            t, thread_contact=contact, related_ticket_id=ticket["ticket_id"], ticket_id=linked_id
+        )
+        await _create(conn, [event], links, decided=[new])
+        return
+    key = content_key(t)
+    if key is not None:
+        since = now() - timedelta(seconds=settings.duplicate_window_seconds)
+        earlier = await repo.recent_with_content(conn, key, since)
+        if earlier is not None:
+            detail = {"channel": t.channel, "submission": str(t.ticket_id)}
+            await repo.add_history(
+                conn, [(earlier["ticket_id"], "also_received", "learner", detail)]
+            )
+            return
+    await _create(
+        conn, [event], links, decided=[repo.NewTicket(t, thread_contact=contact, content_key=key)]
+    )
+
+
+async def add_learner_message(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    *,
+    message_id: UUID,
+    channel: Channel,
+    learner: Learner,
+    body: str,
+    attachments: Sequence[Attachment],
+    received_at: datetime,
+    links: Links,
+    cause: Envelope[Any] | None = None,
+) -> bool:
+    """A learner's message on their ticket (`ticket` locked by the caller), from any channel
+    or the portal: stored once, reopens a resolved ticket, told to the assignee through
+    `ticket.message_received`. Returns False when this message was stored already."""
+    stored = await repo.insert_message(
+        conn,
+        message_id=message_id,
+        ticket_id=ticket["ticket_id"],
+        channel=channel,
+        learner=learner,
+        body=body,
+        attachments=attachments,
+        received_at=received_at,
+    )
+    if not stored:
+        return False
+    reopened = ticket["status"] == Status.RESOLVED
+    await repo.add_history(
+        conn,
+        [(ticket["ticket_id"], "message_received", "learner", {"message_id": str(message_id)})],
+    )
+    if reopened:
+        await _reopen(
+            conn, ticket, reason=ReopenReason.LEARNER_MESSAGE, actor="learner", cause=cause
+        )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketMessageReceived(
+                    ticket_id=ticket["ticket_id"],
+                    number=ticket["number"],
+                    message_id=message_id,
+                    channel=channel,
+                    learner=learner,
+                    body=body,
+                    attachments=tuple(attachments),
+                    assignee_id=ticket["assignee_id"],
+                    reopened=reopened,
+                    portal_url=links.portal_url(ticket["ticket_id"]),
+                    received_at=received_at,
+                ),
+                producer=PRODUCER,
+                cause=cause,
+            )
+        ],
+    )
+    return True
 
 
 async def on_routed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
@@ -121,15 +377,6 @@ async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) ->
 def _score(low: SurveyLowScore) -> dict[str, Any]:
     return {"survey_id": str(low.survey_id), "overall": low.overall}
 
-
-EVENT_HANDLERS: dict[str, Handler] = {
-    TicketSubmitted.TYPE: on_submitted,
-    TicketRouted.TYPE: on_routed,
-    TicketTriaged.TYPE: on_triaged,
-    TicketQueued.TYPE: on_queued,
-    TicketAssigned.TYPE: on_assigned,
-    SurveyLowScore.TYPE: on_low_score,
-}
 
 # Types applied without an inbox row, each idempotent by its ticket (see its handler). A
 # re-placement (`ticket.assigned`, `ticket.queued`) is not: telling a stale copy from a newer
@@ -298,7 +545,7 @@ async def ticket_with_history(
 
 
 async def reply(
-    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, body: str
+    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, body: str, links: Links
 ) -> tuple[UUID, bool]:
     """Store an agent's reply and tell the learner; returns its id and whether it came first."""
     reply_id = uuid7()
@@ -323,6 +570,7 @@ async def reply(
                     first_response=first,
                     created_at=ticket["created_at"],
                     replied_at=replied_at,
+                    portal_url=links.portal_url(ticket_id),
                 ),
                 producer=PRODUCER,
             )
@@ -332,7 +580,13 @@ async def reply(
 
 
 async def resolve(
-    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, resolution: str, public_url: str
+    conn: asyncpg.Connection,
+    *,
+    ticket_id: UUID,
+    agent: Caller,
+    resolution: str,
+    public_url: str,
+    links: Links,
 ) -> None:
     """Resolve; the learner is e-mailed a link to confirm, whose token only the link keeps."""
     token = tokens.new_token()
@@ -362,6 +616,7 @@ async def resolve(
                     confirm_url=f"{public_url}/confirm/{token}",
                     created_at=ticket["created_at"],
                     resolved_at=resolved_at,
+                    portal_url=links.portal_url(ticket_id),
                 ),
                 producer=PRODUCER,
             )
@@ -369,11 +624,46 @@ async def resolve(
     )
 
 
+async def log_call(
+    conn: asyncpg.Connection, *, agent: Caller, call: TicketSubmitted, links: Links
+) -> UUID:
+    """A call an agent took and logged by hand: a hotline ticket like one the call-centre
+    system posts, created here at once."""
+    await repo.add_history(conn, [(call.ticket_id, "call_logged", agent.agent_id, {})])
+    await _create(conn, [new_event(call, producer=PRODUCER)], links)
+    return call.ticket_id
+
+
+async def ticket_ref(conn: asyncpg.Connection, ref: str) -> UUID:
+    """The ticket a path names, by id or by its `CL-` number; NotFound."""
+    if ref.upper().startswith("CL-"):
+        row = await repo.get_ticket_by_number(conn, ref.upper())
+        if row is None:
+            raise NotFound("no such ticket")
+        return row["ticket_id"]
+    try:
+        return UUID(ref)
+    except ValueError:
+        raise NotFound("no such ticket") from None
+
+
 async def confirm(conn: asyncpg.Connection, *, token: str, answer: Answer) -> Status:
     """The learner's answer to "is it solved?": closes or reopens; NotFound, Conflict."""
     ticket = await repo.lock_by_confirm_token(conn, tokens.digest(token))
     if ticket is None:
         raise NotFound("this link is no longer valid")
+    outcome = answer_outcome(Status(ticket["status"]), answer)
+    if outcome is Status.REOPENED:
+        await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
+    else:
+        await _close(conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now())
+    return outcome
+
+
+async def confirm_ticket(conn: asyncpg.Connection, *, ticket_id: UUID, answer: Answer) -> Status:
+    """The learner's answer from the ticket's page (its signed link is the credential):
+    closes or reopens a resolved ticket; NotFound, Conflict (not waiting for an answer)."""
+    ticket = await _locked(conn, ticket_id)
     outcome = answer_outcome(Status(ticket["status"]), answer)
     if outcome is Status.REOPENED:
         await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")

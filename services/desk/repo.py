@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,8 +10,19 @@ from uuid import UUID
 import asyncpg
 
 from shared.agents import AgentSeed
-from shared.events import TicketAssigned, TicketQueued, TicketRouted, TicketSubmitted, TicketTriaged
+from shared.events import (
+    Attachment,
+    Learner,
+    LearnerSnapshot,
+    TicketAssigned,
+    TicketQueued,
+    TicketRouted,
+    TicketSubmitted,
+    TicketTriaged,
+    to_builtins,
+)
 from shared.inbox import last_per_key
+from shared.phones import normal_phone
 
 History = tuple[UUID, str, str, dict[str, Any]]
 
@@ -18,64 +30,115 @@ History = tuple[UUID, str, str, dict[str, Any]]
 # and writes the ticket's history rows in the same statement, for the rows it changed only.
 
 
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """A submission as desk stores it, with what desk decided about it."""
+
+    submitted: TicketSubmitted
+    thread_contact: str | None = None
+    content_key: str | None = None
+    related_ticket_id: UUID | None = None
+    ticket_id: UUID | None = None  # another id than the submission's (a linked ticket)
+
+
+def _attachments_json(attachments: Sequence[Attachment]) -> str:
+    return json.dumps(
+        [
+            {"name": a.name, "content_type": a.content_type, "size": a.size, "url": a.url}
+            for a in attachments
+        ]
+    )
+
+
+def _learner_json(learner: Learner) -> str:
+    return json.dumps(to_builtins(learner))
+
+
 async def create_tickets(
-    conn: asyncpg.Connection, tickets: Sequence[TicketSubmitted]
+    conn: asyncpg.Connection, tickets: Sequence[NewTicket]
 ) -> list[asyncpg.Record]:
     """Create the tickets not created yet (one submission per ticket), each with its "created"
-    history row; returns the new ones with their numbers. A ticket that exists is left alone:
-    a submission applied twice is applied once."""
+    history row, matched to the learner the LMS described (by id, else e-mail, phone or WeChat
+    openid); returns the new ones with their numbers and the learner's context. A ticket that
+    exists is left alone: a submission applied twice is applied once."""
     if not tickets:
         return []
-    rows = [
-        (
-            t.ticket_id,
-            t.channel,
-            t.source,
-            t.external_id,
-            t.learner.name,
-            t.learner.email,
-            t.learner.phone,
-            t.learner.learner_id,
-            t.subject,
-            t.description,
-            t.course_id,
-            t.order_id,
-            t.language,
-            json.dumps(
-                [
-                    {"name": a.name, "content_type": a.content_type, "size": a.size, "url": a.url}
-                    for a in t.attachments
-                ]
-            ),
-            t.submitted_at,
+    rows = []
+    for n in tickets:
+        t = n.submitted
+        rows.append(
+            (
+                n.ticket_id or t.ticket_id,
+                t.channel,
+                t.source,
+                t.external_id,
+                t.learner.name,
+                t.learner.email,
+                t.learner.phone,
+                t.learner.learner_id,
+                t.subject,
+                t.description,
+                t.course_id,
+                t.order_id,
+                t.language,
+                _attachments_json(t.attachments) if t.attachments else "[]",
+                t.submitted_at,
+                t.learner.wechat_openid,
+                t.learner.weibo_uid,
+                t.message_id,
+                n.thread_contact,
+                n.content_key,
+                None if t.call is None else json.dumps(to_builtins(t.call)),
+                n.related_ticket_id,
+            )
         )
-        for t in tickets
-    ]
     return await conn.fetch(
         """
         WITH created AS (
             INSERT INTO tickets (ticket_id, channel, source, external_id, learner, subject,
                                  description, course_id, order_id, language, attachments,
-                                 submitted_at)
-            SELECT ticket_id, channel, source, external_id,
-                   jsonb_build_object('name', name, 'email', email, 'phone', phone,
-                                      'learner_id', learner_id),
-                   subject, description, course_id, order_id, language, attachments::jsonb,
-                   submitted_at
+                                 submitted_at, learner_id, learner_context, message_id,
+                                 thread_contact, content_key, call, related_ticket_id)
+            SELECT r.ticket_id, r.channel, r.source, r.external_id,
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'name', r.name, 'email', r.email, 'phone', r.phone,
+                       'learner_id', coalesce(m.learner_id, r.learner_id),
+                       'wechat_openid', r.wechat_openid, 'weibo_uid', r.weibo_uid)),
+                   r.subject, r.description, r.course_id, r.order_id, r.language,
+                   r.attachments::jsonb, r.submitted_at, coalesce(m.learner_id, r.learner_id),
+                   m.context, r.message_id, r.thread_contact, r.content_key, r.call::jsonb,
+                   r.related_ticket_id
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                        $12::text[], $13::text[], $14::text[], $15::timestamptz[])
+                        $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::text[],
+                        $17::text[], $18::uuid[], $19::text[], $20::text[], $21::text[],
+                        $22::uuid[])
                 AS r(ticket_id, channel, source, external_id, name, email, phone, learner_id,
                      subject, description, course_id, order_id, language, attachments,
-                     submitted_at)
+                     submitted_at, wechat_openid, weibo_uid, message_id, thread_contact,
+                     content_key, call, related_ticket_id)
+            LEFT JOIN LATERAL (
+                SELECT c.learner_id, c.context FROM (
+                    SELECT 1, l.learner_id, l.context FROM learners l
+                    WHERE l.learner_id = r.learner_id
+                    UNION ALL
+                    SELECT 2, l.learner_id, l.context FROM learners l WHERE l.email = r.email
+                    UNION ALL
+                    SELECT 3, l.learner_id, l.context FROM learners l WHERE l.phone = r.phone
+                    UNION ALL
+                    SELECT 4, l.learner_id, l.context FROM learners l
+                    WHERE l.wechat_openid = r.wechat_openid
+                ) AS c(o, learner_id, context)
+                ORDER BY c.o LIMIT 1
+            ) m ON true
             ON CONFLICT (ticket_id) DO NOTHING
-            RETURNING ticket_id, number, created_at
+            RETURNING ticket_id, number, created_at, learner, learner_context
         ), noted AS (
             INSERT INTO history (ticket_id, kind, actor, detail)
             SELECT ticket_id, 'created', 'learner', jsonb_build_object('number', number)
             FROM created
         )
-        SELECT ticket_id, number, created_at FROM created
+        SELECT ticket_id, number, created_at, learner, learner_context FROM created
         """,
         *_columns(rows),
     )
@@ -364,4 +427,172 @@ async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -
             SET name = excluded.name, role = excluded.role, token_sha256 = excluded.token_sha256
         """,
         [(a.id, a.name, a.role.value, a.token_sha256) for a in agents],
+    )
+
+
+# ---- learners and follow-up messages ------------------------------------------------------
+
+
+async def upsert_learners(conn: asyncpg.Connection, snapshots: Sequence[LearnerSnapshot]) -> int:
+    """Keep each learner's newest snapshot: an older `updated_at` than the one held changes
+    nothing. Returns how many rows changed."""
+    newest: dict[str, LearnerSnapshot] = {}
+    for snap in snapshots:
+        held = newest.get(snap.learner_id)
+        if held is None or snap.updated_at > held.updated_at:
+            newest[snap.learner_id] = snap
+    if not newest:
+        return 0
+    rows = [
+        (
+            s.learner_id,
+            s.name,
+            s.email.lower() if s.email else None,
+            normal_phone(s.phone),
+            s.wechat_openid,
+            json.dumps(to_builtins(s.context())),
+            s.updated_at,
+        )
+        for s in newest.values()
+    ]
+    changed = await conn.fetch(
+        """
+        INSERT INTO learners (learner_id, name, email, phone, wechat_openid, context, updated_at)
+        SELECT learner_id, name, email, phone, wechat_openid, context::jsonb, updated_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::timestamptz[])
+            AS r(learner_id, name, email, phone, wechat_openid, context, updated_at)
+        ON CONFLICT (learner_id) DO UPDATE
+            SET name = excluded.name, email = excluded.email, phone = excluded.phone,
+                wechat_openid = excluded.wechat_openid, context = excluded.context,
+                updated_at = excluded.updated_at
+            WHERE learners.updated_at < excluded.updated_at
+        RETURNING learner_id
+        """,
+        *_columns(rows),
+    )
+    return len(changed)
+
+
+async def message_seen(conn: asyncpg.Connection, message_id: UUID) -> bool:
+    """Whether a learner message was stored already, as a ticket's first or a follow-up."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM messages WHERE message_id = $1) "
+            "OR EXISTS (SELECT FROM tickets WHERE message_id = $1)",
+            message_id,
+        )
+    )
+
+
+async def lock_by_number(conn: asyncpg.Connection, number: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM tickets WHERE number = $1 FOR UPDATE", number)
+
+
+async def get_ticket_by_number(conn: asyncpg.Connection, number: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM tickets WHERE number = $1", number)
+
+
+async def lock_latest_by_contact(
+    conn: asyncpg.Connection, *, channel: str, contact: str, since: datetime
+) -> asyncpg.Record | None:
+    """The learner's latest ticket on a channel without threads, if open and recent."""
+    return await conn.fetchrow(
+        """
+        SELECT * FROM tickets
+        WHERE channel = $1 AND thread_contact = $2 AND updated_at > $3 AND status <> 'closed'
+        ORDER BY updated_at DESC LIMIT 1 FOR UPDATE
+        """,
+        channel,
+        contact,
+        since,
+    )
+
+
+async def recent_with_content(
+    conn: asyncpg.Connection, content_key: str, since: datetime
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT ticket_id, number, channel FROM tickets "
+        "WHERE content_key = $1 AND created_at > $2 ORDER BY created_at LIMIT 1",
+        content_key,
+        since,
+    )
+
+
+async def insert_message(
+    conn: asyncpg.Connection,
+    *,
+    message_id: UUID,
+    ticket_id: UUID,
+    channel: str,
+    learner: Learner,
+    body: str,
+    attachments: Sequence[Attachment],
+    received_at: datetime,
+) -> bool:
+    """Store a follow-up once; False when this message was stored already."""
+    inserted = await conn.fetchval(
+        """
+        WITH m AS (
+            INSERT INTO messages (message_id, ticket_id, channel, learner, body, attachments,
+                                  received_at)
+            VALUES ($1, $2, $3, $4::text::jsonb, $5, $6::text::jsonb, $7)
+            ON CONFLICT (message_id) DO NOTHING
+            RETURNING ticket_id
+        ), touched AS (
+            UPDATE tickets SET updated_at = now() WHERE ticket_id IN (SELECT ticket_id FROM m)
+        )
+        SELECT count(*) FROM m
+        """,
+        message_id,
+        ticket_id,
+        channel,
+        _learner_json(learner),
+        body,
+        _attachments_json(attachments),
+        received_at,
+    )
+    return bool(inserted)
+
+
+async def conversation(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncpg.Record]:
+    """Everything said on a ticket, oldest first: the learner's first message, later messages
+    on any channel, agents' replies, and the history's events (created, assigned, resolved…).
+
+    Each row: kind (description | message | reply | event), at, author, channel, body,
+    attachments, detail (an event's kind is in `body`, its facts in `detail`).
+    """
+    return await conn.fetch(
+        """
+        SELECT 'description' AS kind, submitted_at AS at, learner->>'name' AS author, channel,
+               description AS body, attachments, NULL::jsonb AS detail
+        FROM tickets WHERE ticket_id = $1
+        UNION ALL
+        SELECT 'message', received_at, learner->>'name', channel, body, attachments, NULL
+        FROM messages WHERE ticket_id = $1
+        UNION ALL
+        SELECT 'reply', created_at, agent_id, NULL, body, '[]'::jsonb, NULL
+        FROM replies WHERE ticket_id = $1
+        UNION ALL
+        SELECT 'event', at, actor, NULL, kind, '[]'::jsonb, detail
+        FROM history WHERE ticket_id = $1
+            AND kind NOT IN ('created', 'replied', 'message_received')
+        ORDER BY at, kind
+        """,
+        ticket_id,
+    )
+
+
+async def tickets_of_learner(
+    conn: asyncpg.Connection, learner_id: str, *, limit: int = 100
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT ticket_id, number, status, subject, channel, category, priority, created_at,
+               updated_at, resolved_at, closed_at
+        FROM tickets WHERE learner_id = $1 ORDER BY created_at DESC LIMIT $2
+        """,
+        learner_id,
+        limit,
     )

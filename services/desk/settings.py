@@ -1,6 +1,14 @@
 """desk's settings on top of the shared ones."""
 
+import secrets
+
+from pydantic import SecretStr
+
 from shared.settings import CommonSettings, own
+
+# Without a configured secret, links are signed with one made at start: they work until desk
+# restarts and only on this replica. The local stack and every deployment set one.
+_EPHEMERAL = secrets.token_urlsafe(32)
 
 
 class DeskSettings(CommonSettings):
@@ -13,6 +21,30 @@ class DeskSettings(CommonSettings):
     )
     auto_close_interval_seconds: float = own(
         "desk", "auto_close_interval_seconds", 60, "How often desk looks for tickets to auto-close."
+    )
+
+    link_secret: SecretStr = own(
+        "desk",
+        "link_secret",
+        SecretStr(_EPHEMERAL),
+        "Signs learners' links to their tickets' pages; the same on every desk replica. "
+        "Unset: a random one per process (links die with it).",
+    )
+    link_max_age_days: float = own(
+        "desk", "link_max_age_days", 180, "How long a learner's link to a ticket's page works."
+    )
+    follow_up_days: float = own(
+        "desk",
+        "follow_up_days",
+        7,
+        "A WeChat, Weibo or SMS message continues the learner's latest ticket on that channel "
+        "if it is not closed and changed within this many days; else it opens a new ticket.",
+    )
+    duplicate_window_seconds: float = own(
+        "desk",
+        "duplicate_window_seconds",
+        600,
+        "The same learner's same text on another channel within this window is one ticket.",
     )
 
     public_url_override: str | None = own(

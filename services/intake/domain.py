@@ -9,12 +9,13 @@ from uuid import UUID
 from uuid6 import uuid7
 
 from shared.events import Channel, InboundSubmission, Learner, Submission, TicketSubmitted
+from shared.phones import normal_phone
+from shared.text import detect_language
 
 TICKET_NAMESPACE = UUID("6f1c1f0e-8a53-4c1b-9a51-6c0b8f0c2d11")
 # The `source` part of a derived key's name: no sender's source can be it (sources match
 # ^[a-z]…), so a derived key never names the same ticket as a key a sender chose.
 DERIVED = "~derived"
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _SPACES = re.compile(r"[ \t]+")
 
 
@@ -23,6 +24,12 @@ def ticket_id_for(*, channel: Channel, source: str | None, external_id: str | No
     if external_id is None:
         return uuid7()
     return uuid.uuid5(TICKET_NAMESPACE, f"{channel}:{source or ''}:{external_id}")
+
+
+def message_id_for(channel: Channel, source: str | None, native_id: str) -> UUID:
+    """A learner message's id from the channel's own id for it (a Message-ID, a WeChat MsgId):
+    the same message delivered twice names the same id, so desk appends it once."""
+    return uuid.uuid5(TICKET_NAMESPACE, f"message:{channel}:{source or ''}:{native_id}")
 
 
 def sender_key(submission: Submission, idempotency_key: str | None) -> str | None:
@@ -37,7 +44,8 @@ def content_digest(submission: Submission) -> str:
     runs of spaces in the subject collapsed), so a retry of the same form hashes the same.
     """
     digest = hashlib.sha256()
-    for part in (submission.email.lower(), _SPACES.sub(" ", submission.subject)):
+    contact = submission.email or getattr(submission, "wechat_openid", None) or submission.phone
+    for part in ((contact or "").lower(), _SPACES.sub(" ", submission.subject)):
         digest.update(part.encode())
         digest.update(b"\x00")  # validated text never holds NUL: parts cannot run together
     digest.update(submission.description.encode())
@@ -59,18 +67,6 @@ def window_of(at: datetime, *, seconds: int) -> int:
 def derived_ticket_id(*, channel: Channel, digest: str, window: int) -> UUID:
     """The ticket a keyless submission names: its content within the window it was first seen."""
     return ticket_id_for(channel=channel, source=DERIVED, external_id=f"{digest}:{window}")
-
-
-def detect_language(*texts: str) -> str:
-    """`zh` when any of the texts holds Chinese characters, else `en`. An ASCII text (most of
-    them) is told at once: CPython knows a string is ASCII without looking at it."""
-    return "zh" if any(not t.isascii() and _CJK.search(t) for t in texts) else "en"
-
-
-def _phone(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    return ("+" if raw.startswith("+") else "") + re.sub(r"\D", "", raw)
 
 
 def normalise(
@@ -101,9 +97,10 @@ def normalise(
         external_id=external_id,
         learner=Learner(
             name=_SPACES.sub(" ", submission.name),
-            email=submission.email.lower(),
-            phone=_phone(submission.phone),
+            email=submission.email.lower() if submission.email else None,
+            phone=normal_phone(submission.phone),
             learner_id=submission.learner_id,
+            wechat_openid=getattr(submission, "wechat_openid", None),
         ),
         subject=_SPACES.sub(" ", submission.subject),
         description=submission.description,

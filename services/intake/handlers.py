@@ -85,7 +85,11 @@ def subscribe(ctx: Context[IntakeSettings]) -> None:
 
     def ticket(record: ConsumerRecord[Any, Any]) -> TicketSubmitted:
         submission = InboundSubmission.model_validate_json(record.value)
-        return normalise(submission, channel=Channel.SERVICE, received_at=now())
+        return normalise(
+            submission,
+            channel=submission.channel or Channel.SERVICE,
+            received_at=submission.received_at or now(),
+        )
 
     @ctx.broker.subscriber(
         topics.INBOUND,
