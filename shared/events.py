@@ -88,6 +88,8 @@ class NotificationKind(StrEnum):
     REPLY = "reply"
     CONFIRM_REQUEST = "confirm_request"
     SURVEY = "survey"
+    ASSIGNED = "assigned"  # progress: an agent has the ticket
+    QUEUED = "queued"  # progress: waiting in a team's queue
 
 
 class _Struct(Struct, frozen=True, kw_only=True):

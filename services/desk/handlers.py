@@ -39,6 +39,7 @@ from shared.events import (
     LearnerSnapshot,
     ReopenReason,
     SurveyLowScore,
+    SurveyRequested,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -155,6 +156,7 @@ def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
         TicketQueued.TYPE: on_queued,
         TicketAssigned.TYPE: on_assigned,
         SurveyLowScore.TYPE: on_low_score,
+        SurveyRequested.TYPE: on_survey_requested,
     }
 
 
@@ -355,6 +357,11 @@ async def on_assigned(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
     await repo.apply_assigned(conn, [e.data for e in events])
 
 
+async def on_survey_requested(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """Keep the survey's link for the learner's page; setting it again changes nothing."""
+    await repo.set_survey_urls(conn, [(e.data.ticket_id, e.data.survey_url) for e in events])
+
+
 async def on_low_score(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
     """A low score reaches a supervisor whatever the ticket's state (domain.low_score_outcome)."""
     for event in events:
@@ -381,7 +388,7 @@ def _score(low: SurveyLowScore) -> dict[str, Any]:
 # Types applied without an inbox row, each idempotent by its ticket (see its handler). A
 # re-placement (`ticket.assigned`, `ticket.queued`) is not: telling a stale copy from a newer
 # placement would take routing's clocks agreeing, so those are claimed by event id.
-IDEMPOTENT = (TicketSubmitted.TYPE, TicketRouted.TYPE)
+IDEMPOTENT = (TicketSubmitted.TYPE, TicketRouted.TYPE, SurveyRequested.TYPE)
 
 
 # ---- use cases shared by the API and the consumers ----------------------------------------

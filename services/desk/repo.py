@@ -474,6 +474,16 @@ async def upsert_learners(conn: asyncpg.Connection, snapshots: Sequence[LearnerS
     return len(changed)
 
 
+async def set_survey_urls(conn: asyncpg.Connection, urls: Sequence[tuple[UUID, str]]) -> None:
+    if urls:
+        await conn.execute(
+            "UPDATE tickets t SET survey_url = u.url FROM unnest($1::uuid[], $2::text[]) "
+            "AS u(ticket_id, url) WHERE t.ticket_id = u.ticket_id",
+            [u[0] for u in urls],
+            [u[1] for u in urls],
+        )
+
+
 async def message_seen(conn: asyncpg.Connection, message_id: UUID) -> bool:
     """Whether a learner message was stored already, as a ticket's first or a follow-up."""
     return bool(

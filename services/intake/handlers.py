@@ -3,7 +3,6 @@ publishing accepted tickets once Kafka acknowledged them."""
 
 import asyncio
 from typing import Any
-from uuid import UUID
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -40,8 +39,10 @@ return #KEYS
 """
 
 
-def _seen_key(ticket_id: UUID) -> str:
-    return f"careloop:intake:seen:{ticket_id}"
+def _seen_key(ticket: TicketSubmitted) -> str:
+    """A learner message is seen by its own id (a conversation's messages share a ticket id),
+    a submission by its ticket's."""
+    return f"careloop:intake:seen:{ticket.message_id or ticket.ticket_id}"
 
 
 async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -> list[bool]:
@@ -52,7 +53,7 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
     unknown (the broker may still have written them), and publishing the same ids again is safe.
     """
     timeout = ctx.settings.redis_timeout_seconds
-    keys = [_seen_key(t.ticket_id) for t in tickets]
+    keys = [_seen_key(t) for t in tickets]
     try:
         seen = [v is not None for v in await asyncio.wait_for(ctx.redis.mget(keys), timeout)]
     except REDIS_UNAVAILABLE as exc:
@@ -64,7 +65,8 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
         publish_confirmed(ctx.broker, [outgoing(e) for e in events]),
         timeout=ctx.settings.publish_timeout_seconds,
     )
-    named = [t for t in fresh if t.ticket_id.version == 5]  # a fresh uuid7 can never recur
+    # A fresh uuid7 can never recur; a named ticket or message can.
+    named = [t for t in fresh if t.message_id is not None or t.ticket_id.version == 5]
     if named:
         try:
             await asyncio.wait_for(_remember(ctx, named), timeout)
@@ -74,7 +76,7 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
 
 
 async def _remember(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -> None:
-    keys = [_seen_key(t.ticket_id) for t in tickets]
+    keys = [_seen_key(t) for t in tickets]
     await ctx.redis.eval(_REMEMBER, len(keys), *keys, ctx.settings.dedupe_ttl_seconds)
 
 

@@ -20,6 +20,8 @@ ALTER TABLE desk.tickets
     ADD COLUMN learner_context jsonb,
     ADD COLUMN related_ticket_id uuid,
     ADD COLUMN call jsonb,
+    -- The satisfaction survey's link once survey asked (the learner's page shows it).
+    ADD COLUMN survey_url text,
     -- The channel's own id of the message that opened the ticket (as careloop's uuid).
     ADD COLUMN message_id uuid,
     -- For channels without threads (WeChat, Weibo, SMS): the contact later messages come from.
