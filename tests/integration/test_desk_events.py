@@ -42,7 +42,7 @@ from shared.settings import CommonSettings
 from tests.support import RunningStack
 
 Deliver = Callable[..., Coroutine[Any, Any, None]]
-DESK = DeskSettings(link_secret="test-secret")  # type: ignore[call-arg]
+DESK = DeskSettings(link_secret="test-secret")
 
 
 @pytest.fixture(scope="module")

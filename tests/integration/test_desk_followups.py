@@ -38,7 +38,7 @@ from shared.settings import CommonSettings
 from tests.integration.test_desk_events import record
 from tests.support import RunningStack
 
-DESK = DeskSettings(link_secret="test-secret")  # type: ignore[call-arg]
+DESK = DeskSettings(link_secret="test-secret")
 Deliver = Callable[..., Coroutine[Any, Any, None]]
 AGENT = Caller(agent_id="ana", name="Ana", role=Role.AGENT)
 
