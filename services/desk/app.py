@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 
-from services.desk import api, handlers, pages, repo
+from services.desk import api, handlers, learner_api, pages, portal, repo
 from services.desk.settings import DeskSettings
 from shared import dlq, http, topics
 from shared.agents import load_agents
@@ -41,6 +41,8 @@ def create_app(settings: DeskSettings) -> FastAPI:
     )
     app.include_router(api.http_routes(ctx))
     app.include_router(pages.page_routes(ctx))
+    app.include_router(portal.routes(ctx))
+    app.include_router(learner_api.routes(ctx))
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app
 
