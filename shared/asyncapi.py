@@ -13,10 +13,12 @@ from typing import Any
 import msgspec
 
 from shared import topics
-from shared.events import EVENT_TYPES, Envelope, EventData, InboundSubmission
+from shared.events import EVENT_TYPES, Envelope, EventData, InboundSubmission, LearnerSnapshot
 
 DESCRIPTIONS = {
     topics.INBOUND: "Submissions from other services (LMS, payments, course operations).",
+    topics.LEARNERS: "The LMS's learner snapshots (bare JSON, key = learner_id); the newest "
+    "`updated_at` wins. desk keeps them and matches tickets to learners.",
     topics.INTAKE: "intake: normalised submissions.",
     topics.TICKETS: "desk: the Ticket aggregate's life.",
     topics.ROUTING: "routing: triage, assignment and queueing.",
@@ -32,17 +34,23 @@ def document() -> dict[str, Any]:
     for model in EVENT_TYPES.values():
         by_topic[model.TOPIC].append(model)
     models = [m for ms in by_topic.values() for m in ms]
-    refs, schemas = msgspec.json.schema_components(
-        [Envelope[m] for m in models],  # type: ignore[valid-type]
+    all_refs, schemas = msgspec.json.schema_components(
+        [*(Envelope[m] for m in models), LearnerSnapshot],  # type: ignore[valid-type]
         ref_template=SCHEMAS,
     )
+    *refs, snapshot_ref = all_refs
     inbound = InboundSubmission.model_json_schema(ref_template=SCHEMAS.replace("name", "model"))
     schemas |= inbound.pop("$defs", {}) | {"InboundSubmission": inbound}
     messages: dict[str, Any] = {
         "InboundSubmission": {
             "title": "InboundSubmission",
             "payload": {"$ref": SCHEMAS.format(name="InboundSubmission")},
-        }
+        },
+        "LearnerSnapshot": {
+            "title": "LearnerSnapshot",
+            "summary": "What the LMS knows about a learner now.",
+            "payload": snapshot_ref,
+        },
     }
     for model, ref in zip(models, refs, strict=True):
         messages[model.TYPE] = {
@@ -55,6 +63,7 @@ def document() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for topic, names, action in [
         (topics.INBOUND, ["InboundSubmission"], "receive"),
+        (topics.LEARNERS, ["LearnerSnapshot"], "receive"),
         *((t, [m.TYPE for m in ms], "send") for t, ms in sorted(by_topic.items())),
     ]:
         channels[topic] = {
