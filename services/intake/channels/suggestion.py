@@ -139,7 +139,8 @@ def suggestion_ticket(
     language = suggestion.language or detect_language(suggestion.text)
     email = suggestion.email.lower() if suggestion.email else None
     phone = normal_phone(suggestion.phone)
-    name = suggestion.name or (email.split("@")[0] if email else phone) or ANONYMOUS[language]
+    local_part = suggestion.email.rpartition("@")[0] if suggestion.email else None
+    name = suggestion.name or local_part or phone or ANONYMOUS[language]
     return TicketSubmitted(
         ticket_id=ticket_id,
         channel=channel,
