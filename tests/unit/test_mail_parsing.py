@@ -9,6 +9,7 @@ import pytest
 from services.intake.channels.email import (
     MailSettings,
     Noise,
+    NoiseKind,
     Problem,
     Refused,
     careloop_ticket_of,
@@ -157,14 +158,17 @@ def test_unknown_charsets_are_read_as_well_as_they_can_be_never_a_crash() -> Non
 
 
 @pytest.mark.parametrize(
-    ("name", "reason"),
+    ("name", "noise"),
     [
-        ("auto_reply_out_of_office.eml", "Auto-Submitted: auto-replied"),
-        ("bounce_dsn.eml", "Return-Path: <> (a bounce)"),
+        (
+            "auto_reply_out_of_office.eml",
+            Noise(NoiseKind.AUTO_REPLY, "Auto-Submitted: auto-replied"),
+        ),
+        ("bounce_dsn.eml", Noise(NoiseKind.BOUNCE, "Return-Path: <> (a bounce)")),
     ],
 )
-def test_auto_replies_and_bounces_are_noise(name: str, reason: str) -> None:
-    assert read(fixture(name), max_bytes=LIMIT, received_at=AT) == Noise(reason)
+def test_auto_replies_and_bounces_are_noise(name: str, noise: Noise) -> None:
+    assert read(fixture(name), max_bytes=LIMIT, received_at=AT) == noise
 
 
 @pytest.mark.parametrize(
@@ -190,7 +194,7 @@ def test_mail_from_the_mail_system_is_noise(sender: str) -> None:
 def test_a_null_envelope_sender_is_a_bounce() -> None:
     result = read(plain_mail(), max_bytes=LIMIT, received_at=AT, envelope_sender="")
 
-    assert result == Noise("null envelope sender (a bounce)")
+    assert result == Noise(NoiseKind.BOUNCE, "null envelope sender (a bounce)")
 
 
 def test_a_person_saying_auto_submitted_no_and_asking_for_no_auto_responses_is_a_ticket() -> None:

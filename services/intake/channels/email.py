@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
-from email.utils import getaddresses
+from email.utils import formatdate, getaddresses, make_msgid
 from enum import StrEnum
 from html.parser import HTMLParser
 from typing import Annotated
@@ -40,12 +41,12 @@ from shared.events import Attachment, Channel, Learner, TicketSubmitted
 DROPPED = Counter(
     "careloop_mail_dropped_total",
     "Inbound e-mails dropped as noise (auto-replies, bounces, list mail): never a ticket",
-    ["reason"],
+    ["kind"],
 )
 REFUSED = Counter(
     "careloop_mail_refused_total",
     "Inbound e-mails refused (too large, malformed, empty): answered with a bounce or 5xx",
-    ["reason"],
+    ["problem"],
 )
 DESCRIPTION_MAX = 20_000  # as the web form's `Submission.description`
 SUBJECT_MAX = 200
@@ -130,21 +131,39 @@ class Refused(Exception):
         self.reason = reason
 
 
+class NoiseKind(StrEnum):
+    """What sort of automatic mail: the label of the dropped-mail counter."""
+
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    BULK = "bulk"
+    REPORT = "report"
+    MAIL_SYSTEM = "mail_system"
+
+
 @dataclass(frozen=True, slots=True)
 class Noise:
     """An automatic mail (auto-reply, bounce, list mail): dropped, never a ticket."""
 
+    kind: NoiseKind
     reason: str
 
 
 def read(
-    raw: bytes, *, max_bytes: int, received_at: datetime, envelope_sender: str | None = None
+    raw: bytes,
+    *,
+    max_bytes: int,
+    received_at: datetime,
+    envelope_sender: str | None = None,
+    size: int | None = None,
 ) -> TicketSubmitted | Noise:
     """The ticket submission `raw` is, or Noise; raises Refused naming the problem.
 
     `envelope_sender` is SMTP's MAIL FROM when the mail came through the gateway: an empty
-    one (`<>`) is a bounce. Noise is recognised from the headers alone, before the size
-    check, so an oversized bounce is dropped rather than bounced back.
+    one (`<>`) is a bounce. `size` is the whole message's size when `raw` holds only its
+    headers (an IMAP server says how large a message is before it is fetched). Noise is
+    recognised from the headers alone, before the size check, so an oversized bounce is
+    dropped rather than bounced back.
     """
     try:
         # compat32 keeps the headers as written: noise is told without parsing addresses,
@@ -154,11 +173,12 @@ def read(
     except Exception as exc:  # the stdlib parser may raise anything on hostile headers
         raise Refused(Problem.MALFORMED, f"the headers cannot be read ({exc})") from exc
     if noise is not None:
-        return Noise(noise)
-    if len(raw) > max_bytes:
+        return noise
+    size = len(raw) if size is None else size
+    if size > max_bytes:
         raise Refused(
             Problem.TOO_LARGE,
-            f"the message is {len(raw):,} bytes; the limit is {max_bytes:,} bytes",
+            f"the message is {size:,} bytes; the limit is {max_bytes:,} bytes",
         )
     try:
         message = BytesParser(policy=policy.default).parsebytes(raw)
@@ -170,33 +190,89 @@ def read(
         raise Refused(Problem.MALFORMED, f"the message cannot be read ({exc})") from exc
 
 
+def reply_address(raw: bytes) -> str | None:
+    """Where a refusal goes: the Return-Path (the envelope sender a server recorded), else the
+    first From: address; None when neither is a valid address."""
+    try:
+        head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+        values = [str(head.get("Return-Path", "")), str(head.get("From", ""))]
+        for _, address in (pair for value in values for pair in getaddresses([value])):
+            if "@" in address:
+                return email_address(address).lower()
+    except Exception:  # a refusal without an address to send it to is only logged
+        return None
+    return None
+
+
+def bounce(
+    raw: bytes, refused: Refused, *, to: str, bounce_from: str, hostname: str
+) -> EmailMessage:
+    """The bounce-style reply to a mail careloop refused: what was wrong, in both languages.
+
+    It is an automatic reply (RFC 3834: Auto-Submitted, and sent from the null sender by the
+    caller), so a well-behaved autoresponder never answers it."""
+    head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    written = str(head.get("Subject", ""))
+    try:
+        subject = _line(str(make_header(decode_header(written))), 150)
+    except (LookupError, UnicodeError, ValueError):  # an unknown charset: as it was written
+        subject = _line(written, 150)
+    original = _MSGID.search(str(head.get("Message-ID", "")))
+    reply = EmailMessage()
+    reply["From"] = bounce_from
+    reply["To"] = to
+    reply["Subject"] = f"无法受理您的邮件 / Your message could not be accepted: {subject}"
+    reply["Auto-Submitted"] = "auto-replied"
+    reply["Message-ID"] = make_msgid(domain=hostname)
+    reply["Date"] = formatdate(localtime=False)
+    if original:
+        reply["In-Reply-To"] = f"<{original[1]}>"
+        reply["References"] = f"<{original[1]}>"
+    reply.set_content(
+        "您好，\n\n您发给客服的邮件未被受理，也没有保存：\n"
+        f"{_REASONS_ZH[refused.problem]}\n\n请修改后重新发送，或通过网页提交问题。\n\n"
+        "Hello,\n\nYour message to support was not accepted and was not stored:\n"
+        f"{refused.reason}.\n\nPlease send it again once corrected, or use the web form.\n"
+    )
+    return reply
+
+
+_REASONS_ZH = {
+    Problem.TOO_LARGE: "邮件（含附件）超过了大小上限。请删减附件后重发。",
+    Problem.MALFORMED: "邮件格式无法识别。",
+    Problem.NO_SENDER: "邮件没有可回复的发件人地址。",
+    Problem.EMPTY: "邮件既没有主题也没有正文。",
+}
+
+
 # ---- noise --------------------------------------------------------------------------------
 
 _NOISE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|noreply-dmarc-support)$", re.I)
 _BULK = frozenset({"bulk", "junk", "list", "auto_reply"})
 
 
-def noise_of(message: Message, *, envelope_sender: str | None = None) -> str | None:
+def noise_of(message: Message, *, envelope_sender: str | None = None) -> Noise | None:
     """Why `message` is automatic mail, or None for a person's mail (RFC 3834, RFC 3464)."""
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":
-        return "null envelope sender (a bounce)"
+        return Noise(NoiseKind.BOUNCE, "null envelope sender (a bounce)")
     return_path = message.get("Return-Path")
     if return_path is not None and str(return_path).strip().strip("<>").strip() == "":
-        return "Return-Path: <> (a bounce)"
+        return Noise(NoiseKind.BOUNCE, "Return-Path: <> (a bounce)")
     auto = str(message.get("Auto-Submitted", "")).split(";")[0].strip().lower()
     if auto and auto != "no":
-        return f"Auto-Submitted: {auto}"
+        return Noise(NoiseKind.AUTO_REPLY, f"Auto-Submitted: {auto[:40]}")
     for header in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if message.get(header) is not None:
-            return f"{header} present"
+            return Noise(NoiseKind.AUTO_REPLY, f"{header} present")
     precedence = str(message.get("Precedence", "")).strip().lower()
     if precedence in _BULK:
-        return f"Precedence: {precedence}"
+        return Noise(NoiseKind.BULK, f"Precedence: {precedence}")
     if message.get_content_type() == "multipart/report":
-        return "multipart/report (a delivery or read report)"
+        return Noise(NoiseKind.REPORT, "multipart/report (a delivery or read report)")
     for _, address in getaddresses([str(v) for v in message.get_all("From", [])]):
-        if _NOISE_SENDERS.match(address.partition("@")[0]):
-            return f"sent by {address.partition('@')[0].lower()}"
+        local = address.partition("@")[0].lower()
+        if _NOISE_SENDERS.match(local):
+            return Noise(NoiseKind.MAIL_SYSTEM, f"sent by {local}")
     return None
 
 
