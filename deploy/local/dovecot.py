@@ -15,6 +15,7 @@ import mailbox
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class Dovecot:
         mailbox.Maildir(str(self.maildir), create=True)
         uid, gid = os.getuid(), os.getgid()
         if uid == 0:
+            _check_reachable(self.folder)
             internal_user, internal_group, login_user = "dovecot", "dovecot", "dovenull"
             owner = pwd.getpwnam("dovecot")
             uid, gid = owner.pw_uid, owner.pw_gid
@@ -170,6 +172,16 @@ class Dovecot:
                 raise RuntimeError(f"APPEND refused: {answer!r}")
         finally:
             client.logout()
+
+
+def _check_reachable(folder: Path) -> None:
+    """Dovecot's own users must be able to pass through every folder above `folder`."""
+    for parent in folder.resolve().parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise RuntimeError(
+                f"Dovecot's unprivileged users cannot reach {folder}: {parent} is private. "
+                "Use a folder every user can pass through, e.g. under /tmp or /var/tmp."
+            )
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
