@@ -12,10 +12,12 @@ from services.intake.channels.email import (
     NoiseKind,
     Problem,
     Refused,
+    bounce,
     careloop_ticket_of,
     decode_text,
     html_to_text,
     read,
+    reply_address,
     strip_quoted,
 )
 from services.intake.domain import message_id_for, ticket_id_for
@@ -351,3 +353,43 @@ def test_the_gateway_accepts_listed_domains_and_addresses_only() -> None:
     assert settings.accepts_recipient("help@other.example")
     assert not settings.accepts_recipient("sales@other.example")
     assert not settings.accepts_recipient("someone@elsewhere.example")
+
+
+def test_a_refusal_goes_to_the_return_path_else_the_from_address() -> None:
+    assert reply_address(plain_mail("Return-Path: <Bounces@Example.com>\r\n")) == (
+        "bounces@example.com"
+    )
+    assert reply_address(plain_mail()) == "li.lei@example.com"
+    assert reply_address(plain_mail("Return-Path: <>\r\n", From="nobody")) is None
+
+
+def test_the_bounce_is_an_automatic_reply_saying_why_in_both_languages() -> None:
+    raw = fixture("netease_gb2312_qp.eml")
+    refused = Refused(Problem.TOO_LARGE, "the message is 20,000 bytes; the limit is 8,192 bytes")
+
+    reply = bounce(
+        raw,
+        refused,
+        to="lina_study@163.com",
+        bounce_from="careloop <support@careloop.example>",
+        hostname="careloop.test",
+    )
+
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["To"] == "lina_study@163.com"
+    assert reply["In-Reply-To"] == "<3b5c1a7e.6f21.18c2a9d4e1b.Coremail.lina_study@163.com>"
+    assert reply["Subject"].endswith("课程视频无法播放")
+    text = reply.get_content()
+    assert "超过了大小上限" in text and "the limit is 8,192 bytes" in text
+
+
+def test_a_bounce_to_a_mail_with_an_unknown_charset_subject_still_goes() -> None:
+    reply = bounce(
+        fixture("unknown_charset.eml"),
+        Refused(Problem.MALFORMED, "the message cannot be read"),
+        to="sun.li@example.net",
+        bounce_from="support@careloop.example",
+        hostname="careloop.test",
+    )
+
+    assert reply["Subject"].startswith("无法受理您的邮件")

@@ -140,10 +140,17 @@ async def serve(ctx: Context[IntakeSettings], settings: MailSettings) -> asyncio
 
 
 async def run(ctx: Context[IntakeSettings]) -> None:
-    """intake's background task: the gateway until the service stops (none with port 0)."""
+    """intake's background task: the gateway until the service stops (none with port 0).
+
+    A port already taken (a second intake replica on one host) is logged, not fatal: the
+    web form and the Kafka consumer go on without the gateway."""
     settings = MailSettings()
     if settings.gateway_port == 0:
         return
-    server = await serve(ctx, settings)
+    try:
+        server = await serve(ctx, settings)
+    except OSError as exc:
+        log.error("smtp gateway not started", port=settings.gateway_port, error=repr(exc))
+        return
     async with server:
         await server.serve_forever()
