@@ -214,3 +214,15 @@ def test_a_call_record_that_cannot_be_a_ticket_is_422(
     answer = client.post("/v1/hotline/calls", **signed("callcentre", _call(**changes)))
     assert answer.status_code == 422
     assert problem in json.dumps(answer.json()["detail"])
+
+
+async def test_a_call_about_a_named_ticket_is_published_as_a_message_on_it(
+    stack: RunningStack, client: TestClient
+) -> None:
+    answer = client.post(
+        "/v1/hotline/calls", **signed("callcentre", _call(ticket_number="CL-000042"))
+    )
+
+    assert answer.status_code == 202, answer.text
+    message = await published(stack, message_id=uuid.UUID(answer.json()["message_id"]))
+    assert message.reply_to == "CL-000042"

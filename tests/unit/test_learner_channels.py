@@ -75,6 +75,15 @@ def test_a_call_is_a_hotline_ticket_named_by_its_call_id_with_its_metadata() -> 
     assert ticket.call.ended_at - ticket.call.started_at == timedelta(minutes=6, seconds=30)
 
 
+def test_a_call_about_a_named_ticket_is_a_message_on_it() -> None:
+    ticket = call_ticket(_call(ticket_number="CL-000123"), source="callcentre", received_at=AT)
+    plain = call_ticket(_call(), source="callcentre", received_at=AT)
+
+    assert ticket.reply_to == "CL-000123"
+    assert ticket.message_id == message_id_for(Channel.HOTLINE, "callcentre", "CC-20261130-0042")
+    assert (plain.reply_to, plain.message_id) == (None, None)
+
+
 def test_a_call_keeps_the_summary_and_the_transcript_and_the_callers_name() -> None:
     ticket = call_ticket(
         _call(caller_name="Li Lei", summary="Refund", transcript="Caller: I want my money back"),

@@ -22,7 +22,7 @@ from services.intake.channels.partner import (
     signed_call_responses,
     unauthenticated,
 )
-from services.intake.domain import detect_language, ticket_id_for
+from services.intake.domain import detect_language, message_id_for, ticket_id_for
 from services.intake.settings import IntakeSettings
 from shared.events import Call, Channel, Learner, TicketSubmitted, now
 from shared.http import Utf8JsonRoute
@@ -82,6 +82,13 @@ class HotlineCall(BaseModel):
     )
     transcript: Text | None = Field(None, min_length=1, max_length=20_000)
     language: str | None = Field(None, pattern=r"^(zh|en)$", description="Detected when absent.")
+    ticket_number: str | None = Field(
+        None,
+        pattern=r"^CL-[0-9]{6,}$",
+        description="The ticket the caller called about, when they named it: the call is then "
+        "a follow-up on that ticket (desk appends it, or opens a new linked ticket when the "
+        "ticket is closed or the caller is not its learner).",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -93,7 +100,8 @@ class HotlineCall(BaseModel):
 
 
 def call_ticket(call: HotlineCall, *, source: str, received_at: datetime) -> TicketSubmitted:
-    """The ticket a call record makes: the caller's words, the call's metadata."""
+    """The ticket a call record makes: the caller's words, the call's metadata. A call about a
+    named ticket is also a message (its id from the call's), so desk can append it there."""
     phone = normal_phone(call.caller_number)
     assert phone is not None  # the pattern requires digits
     words = "\n\n".join(t for t in (call.summary, call.transcript) if t)
@@ -107,6 +115,10 @@ def call_ticket(call: HotlineCall, *, source: str, received_at: datetime) -> Tic
         description=words,
         language=call.language or detect_language(words),
         submitted_at=received_at,
+        reply_to=call.ticket_number,
+        message_id=(
+            message_id_for(Channel.HOTLINE, source, call.call_id) if call.ticket_number else None
+        ),
         call=Call(
             caller=phone,
             agent=call.agent,
@@ -146,7 +158,8 @@ def routes(
         response_model=Published,
         summary="The call centre posts a call record (signed webhook)",
         description="Signed with the call centre's secret like a partner webhook. The same "
-        "call_id twice is one ticket. A summary or a transcript is required.",
+        "call_id twice is one ticket. A summary or a transcript is required. With "
+        "`ticket_number` the call continues that ticket.",
         responses=signed_call_responses(),
         openapi_extra={
             "requestBody": {
