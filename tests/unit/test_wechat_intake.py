@@ -5,19 +5,26 @@ from datetime import UTC, datetime
 
 import pytest
 import xmltodict
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from wechatpy.crypto import WeChatCrypto
 
 from services.intake.channels.wechat import (
+    DEMO_TOKEN,
     BadPush,
     Unsupported,
+    WeChatSettings,
     _opened,
     acknowledgement,
     inbound,
     parse,
     refusal,
+    routes,
     ticket_of,
 )
+from services.intake.settings import IntakeSettings
 from shared.events import Channel, Learner
+from shared.service import new_context
 
 TOKEN = "careloop-test-token"
 AES_KEY = "Y2FyZWxvb3AtbG9jYWwtd2VjaGF0LWFlcy1rZXktMzI"
@@ -225,3 +232,20 @@ def test_the_acknowledgement_carries_the_number_when_desk_knew_it() -> None:
     assert "CL-000123" in acknowledgement("CL-000123", language="zh")
     assert "工单号稍后" in acknowledgement(None, language="zh")
     assert "CL-000123" in acknowledgement("CL-000123", language="en")
+
+
+@pytest.mark.parametrize(("env", "status"), [("production", 401), ("local", 200)])
+def test_the_demo_token_is_refused_outside_a_local_run(env: str, status: int) -> None:
+    app = FastAPI()
+    app.include_router(routes(new_context("intake", IntakeSettings(env=env)), WeChatSettings()))
+    params = {
+        "signature": _signature(DEMO_TOKEN, "1764481200", "381746372"),
+        "timestamp": "1764481200",
+        "nonce": "381746372",
+        "echostr": "dnPdpTZz85",
+    }
+
+    answer = TestClient(app).get("/channels/wechat", params=params)  # no lifespan: no I/O
+
+    assert answer.status_code == status
+    assert ("CARELOOP_WECHAT_TOKEN" in answer.text) == (status == 401)

@@ -50,10 +50,13 @@ from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import Attachment, Channel, Learner, TicketSubmitted
 from shared.ratelimit import Limit, RateLimiter
 from shared.service import Context
+from shared.settings import Environment
 from shared.text import problem
 
 log = structlog.get_logger(__name__)
+DEMO_TOKEN = "careloop-local-wechat-token"
 PLACEHOLDER_NAME = "微信用户"  # the push carries no nickname; the learner is known by openid
+NOT_CONFIGURED = "the WeChat channel is not configured: set CARELOOP_WECHAT_TOKEN"
 SUBJECT_CHARS = 60
 DESCRIPTION_CHARS = 20_000
 
@@ -64,8 +67,9 @@ class WeChatSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELOOP_WECHAT_", extra="ignore")
 
     token: SecretStr = Field(
-        SecretStr("careloop-local-wechat-token"),
-        description="The Token set in the account's server configuration (signs every push).",
+        SecretStr(DEMO_TOKEN),
+        description="The Token set in the account's server configuration (signs every push). "
+        "The default is a local demo value, refused outside CARELOOP_ENV=local.",
     )
     app_id: str = Field("wxcareloop00000001", description="The official account's AppID.")
     aes_key: SecretStr | None = Field(
@@ -305,6 +309,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeChatSettings | None = None)
     """`/channels/wechat`: the URL the official account's server configuration names."""
     s = settings or WeChatSettings()
     token = s.token.get_secret_value()
+    # Anyone can read the demo token here: outside a local run it would let anyone forge pushes.
+    unconfigured = token == DEMO_TOKEN and ctx.settings.env != Environment.LOCAL
     crypto = WeChatCrypto(token, s.aes_key.get_secret_value(), s.app_id) if s.aes_key else None
     limiter = RateLimiter(
         lambda: ctx.redis, scope="intake", timeout_seconds=ctx.settings.redis_timeout_seconds
@@ -320,6 +326,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeChatSettings | None = None)
         "timestamp and nonce; 401 (plain text) otherwise.",
     )
     async def check(signature: Param, timestamp: Param, nonce: Param, echostr: Param) -> Response:
+        if unconfigured:
+            return PlainTextResponse(NOT_CONFIGURED, status_code=401)
         try:
             check_signature(token, signature, timestamp, nonce)
         except InvalidSignatureException:
@@ -345,6 +353,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeChatSettings | None = None)
         msg_signature: Param = "",
     ) -> Response:
         started = time.monotonic()
+        if unconfigured:
+            return PlainTextResponse(NOT_CONFIGURED, status_code=401)
         body = await request.body()
         try:
             xml = _opened(

@@ -42,9 +42,12 @@ from services.intake.settings import IntakeSettings
 from shared.events import Attachment, Channel, Learner
 from shared.ratelimit import Limit, RateLimiter
 from shared.service import Context
+from shared.settings import Environment
 from shared.text import problem
 
 log = structlog.get_logger(__name__)
+DEMO_SECRET = "careloop-local-weibo-app-secret"
+NOT_CONFIGURED = "the Weibo channel is not configured: set CARELOOP_WEIBO_APP_SECRET"
 PLACEHOLDER_NAME = "微博用户"  # the push carries no screen name; the learner is known by uid
 WEIBO_TIME = "%a %b %d %H:%M:%S %z %Y"
 KEPT = frozenset({"text", "image", "voice"})
@@ -59,9 +62,9 @@ class WeiboSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELOOP_WEIBO_", extra="ignore")
 
     app_secret: SecretStr = Field(
-        SecretStr("careloop-local-weibo-app-secret"),
+        SecretStr(DEMO_SECRET),
         description="The App Secret of the app the account authorised (signs every push). "
-        "The default is a local demo value: set your own.",
+        "The default is a local demo value, refused outside CARELOOP_ENV=local.",
     )
     desk_url: str = Field(
         "http://127.0.0.1:18082", description="desk's base URL, asked for the ticket number."
@@ -173,6 +176,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeiboSettings | None = None) 
     """`/channels/weibo`: the URL the account's fans-service developer mode names."""
     s = settings or WeiboSettings()
     secret = s.app_secret.get_secret_value()
+    # Anyone can read the demo secret here: outside a local run it would let anyone forge pushes.
+    unconfigured = secret == DEMO_SECRET and ctx.settings.env != Environment.LOCAL
     limiter = RateLimiter(
         lambda: ctx.redis, scope="intake", timeout_seconds=ctx.settings.redis_timeout_seconds
     )
@@ -186,6 +191,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeiboSettings | None = None) 
         description="Answers `echostr` when `signature` is right; 401 (plain text) otherwise.",
     )
     async def check(signature: Param, timestamp: Param, nonce: Param, echostr: Param) -> Response:
+        if unconfigured:
+            return PlainTextResponse(NOT_CONFIGURED, status_code=401)
         try:
             verify(secret, signature=signature, timestamp=timestamp, nonce=nonce)
         except BadPush as exc:
@@ -204,6 +211,8 @@ def routes(ctx: Context[IntakeSettings], settings: WeiboSettings | None = None) 
         request: Request, signature: Param = "", timestamp: Param = "", nonce: Param = ""
     ) -> Response:
         started = time.monotonic()
+        if unconfigured:
+            return PlainTextResponse(NOT_CONFIGURED, status_code=401)
         try:
             verify(secret, signature=signature, timestamp=timestamp, nonce=nonce)
             message = parse(await request.body())
