@@ -1,5 +1,5 @@
 """A private Dovecot IMAP server in one folder on a loopback port: the mailbox the IMAP poller
-reads in tests and in a local run; `python -m deploy.local.dovecot run FOLDER PORT`.
+reads in tests and in a local run; `python -m deploy.local.dovecot run`.
 
 Everything lives under the folder (config, passwd-file, Maildirs, logs, sockets), so it never
 touches the system's Dovecot. Debian's package is `dovecot-imapd`. Dovecot never serves mail
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from deploy.local.harness import wait_for_port
 
+DEFAULT_PORT = 11143  # the local run's IMAP port, beside the stack's other 1xxxx ports
 CONFIG = """\
 # Written by deploy/local/dovecot.py; a private, loopback-only IMAP server.
 base_dir = {folder}/run
@@ -209,13 +210,24 @@ def running_dovecot(
 
 
 def main() -> None:
+    env = os.environ
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="prepare FOLDER and exec Dovecot in the foreground")
-    run.add_argument("folder", type=Path)
-    run.add_argument("port", type=int)
-    run.add_argument("--user", default=os.environ.get("CARELOOP_MAIL_IMAP_USER", "support"))
-    run.add_argument("--password", default=os.environ.get("CARELOOP_MAIL_IMAP_PASSWORD", "support"))
+    run = sub.add_parser("run", help="prepare the folder and exec Dovecot in the foreground")
+    run.add_argument(
+        "--folder",
+        type=Path,
+        default=Path(env.get("CARELOOP_VAR_DIR", "var")) / "dovecot",
+        help="where everything lives (default: $CARELOOP_VAR_DIR/dovecot, else var/dovecot)",
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("CARELOOP_MAIL_IMAP_PORT", DEFAULT_PORT)),
+        help=f"IMAP port on 127.0.0.1 (default: $CARELOOP_MAIL_IMAP_PORT, else {DEFAULT_PORT})",
+    )
+    run.add_argument("--user", default=env.get("CARELOOP_MAIL_IMAP_USER", "support"))
+    run.add_argument("--password", default=env.get("CARELOOP_MAIL_IMAP_PASSWORD", "support"))
     args = parser.parse_args()
     server = Dovecot(
         folder=args.folder.resolve(), port=args.port, user=args.user, password=args.password
