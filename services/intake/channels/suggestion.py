@@ -277,8 +277,8 @@ def routes(ctx: Context[IntakeSettings], settings: SuggestionSettings | None = N
     )
     async def suggestion_page(
         request: Request,
-        lang: Annotated[str | None, Query(max_length=5)] = None,
-        accept_language: Annotated[str | None, Header(max_length=500)] = None,
+        lang: Annotated[str | None, Query(description="zh or en; else Accept-Language")] = None,
+        accept_language: Annotated[str | None, Header()] = None,
     ) -> HTMLResponse:
         language = page_language(lang, accept_language)
         kept = request.cookies.get(CSRF_COOKIE)
@@ -317,8 +317,8 @@ def routes(ctx: Context[IntakeSettings], settings: SuggestionSettings | None = N
     )
     async def suggestion_form(
         request: Request,
-        lang: Annotated[str | None, Query(max_length=5)] = None,
-        accept_language: Annotated[str | None, Header(max_length=500)] = None,
+        lang: Annotated[str | None, Query(description="zh or en; else Accept-Language")] = None,
+        accept_language: Annotated[str | None, Header()] = None,
     ) -> HTMLResponse:
         try:
             form = await read_form(request)
