@@ -393,3 +393,16 @@ def test_a_bounce_to_a_mail_with_an_unknown_charset_subject_still_goes() -> None
     )
 
     assert reply["Subject"].startswith("无法受理您的邮件")
+
+
+def test_raw_utf8_headers_as_swaks_and_smtputf8_mailers_send_them_are_read_as_text() -> None:
+    raw = (
+        "From: 李雷 <li.lei@example.com>\r\nTo: support@careloop.example\r\n"
+        "Subject: 无法登录课程\r\nMessage-ID: <raw8bit@example.com>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n登录后一直转圈。\r\n"
+    ).encode()
+
+    submitted = ticket(raw)
+
+    assert (submitted.learner.name, submitted.subject) == ("李雷", "无法登录课程")
+    assert submitted.description == "登录后一直转圈。"

@@ -281,6 +281,7 @@ def noise_of(message: Message, *, envelope_sender: str | None = None) -> Noise |
 _TICKET_NUMBER = re.compile(r"\[(CL-[0-9]{6,})\]", re.I)
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _SPACES = re.compile(r"\s+")
+_SURROGATES = re.compile(r"[\udc80-\udcff]")
 # What no stored text may hold (shared.text): C0 controls but tab and line feed, DEL, C1
 # controls, lone surrogates and the BMP's last two non-characters. Removed, not refused: a
 # stray control character in a mail is the mailer's doing, not the learner's.
@@ -358,13 +359,22 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
         raise Refused(
             Problem.NO_SENDER, f"the From: address {first.addr_spec!r} is not valid: {exc}"
         ) from exc
-    name = _line(first.display_name, NAME_MAX) or _line(first.username, NAME_MAX) or address
+    display_name = _raw_8bit(first.display_name)
+    name = _line(display_name, NAME_MAX) or _line(first.username, NAME_MAX) or address
     return name[:NAME_MAX], address
 
 
 def _header(message: Message, name: str) -> str:
     value = message.get(name)
-    return "" if value is None else str(value)
+    return "" if value is None else _raw_8bit(str(value))
+
+
+def _raw_8bit(value: str) -> str:
+    """A header written in raw 8-bit (UTF-8 headers, RFC 6532; or a mailer's local charset)
+    reaches here with its bytes as lone surrogates: read them as text."""
+    if not _SURROGATES.search(value):
+        return value
+    return decode_text(value.encode("utf-8", "surrogateescape"), "utf-8")
 
 
 def _own_message_id(message: Message, raw: bytes) -> str:
@@ -581,7 +591,7 @@ def _attachments(message: EmailMessage, body: object) -> Iterator[Attachment]:
         ):
             continue  # another rendering of the body, or a signature line
         yield Attachment(
-            name=_line(part.get_filename() or "", 255) or _default_name(part),
+            name=_line(_raw_8bit(part.get_filename() or ""), 255) or _default_name(part),
             content_type=part.get_content_type()[:100],
             size=_size(part),
         )
