@@ -273,6 +273,7 @@ def test_a_display_name_missing_falls_back_to_the_local_part() -> None:
     [
         (f"<confirmation.d1.{REPLIED}@careloop>", REPLIED),
         (f"<{REPLIED}@careloop>", REPLIED),
+        (f"<confirmation.{REPLIED}.{REPLIED}@careloop>", REPLIED),  # notify's thread root
         (f"reply.r7.{REPLIED}@careloop", REPLIED),
         (f"<confirmation.d1.{REPLIED}@careloop.example>", None),
         (f"<confirmation.d1.{REPLIED}@elsewhere>", None),
