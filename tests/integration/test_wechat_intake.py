@@ -238,7 +238,8 @@ def test_a_learner_over_the_rate_limit_gets_a_polite_reply(stack: RunningStack) 
             for i in range(3)
         ]
 
-    assert "工单号稍后" in replies[0]
+    assert "工单号" not in replies[0]
+    assert "已收到" in replies[0]
     assert "太频繁" in replies[2]
 
 

@@ -226,14 +226,16 @@ def ticket_of(message: Inbound, *, learner: Learner, received_at: datetime) -> T
 
 
 def acknowledgement(number: str | None, *, language: str) -> str:
-    """The passive reply to an accepted message: with the ticket number when desk knew it."""
+    """The passive reply to an accepted message: with the ticket number when desk knew it in
+    time; without, it promises no number (a follow-up gets no confirmation of its own; a new
+    ticket's confirmation carries it)."""
     if language == "en":
         if number:
             return f"We have your message: ticket {number}. We will answer you here soon."
-        return "We have your message and will answer you here soon; the ticket number follows."
+        return "We have your message and will answer you here soon."
     if number:
         return f"已收到您的消息，工单号 {number}。我们会尽快在这里回复您。"
-    return "已收到您的消息，我们会尽快在这里回复您，工单号稍后发给您。"
+    return "已收到您的消息，我们会尽快在这里回复您。"
 
 
 def refusal(reason: str) -> str:
@@ -254,7 +256,7 @@ async def receipt(
     client: httpx.AsyncClient, desk_url: str, ids: Iterable[UUID], *, deadline: float
 ) -> str | None:
     """The ticket number desk gives for any of `ids` (the ticket's, the message's) before
-    `deadline` (monotonic), else None: the number then follows by a customer-service message."""
+    `deadline` (monotonic), else None."""
     ids = tuple(ids)
     pause = 0.05
     while True:
