@@ -249,3 +249,14 @@ def test_the_demo_token_is_refused_outside_a_local_run(env: str, status: int) ->
 
     assert answer.status_code == status
     assert ("CARELOOP_WECHAT_TOKEN" in answer.text) == (status == 401)
+
+
+def test_the_ticket_counts_from_when_the_learner_sent_it_never_from_the_future() -> None:
+    message = inbound(parse(_xml("text", "<Content>hi</Content>")))  # CreateTime 1764481200
+    later = datetime(2025, 11, 30, 6, 0, tzinfo=UTC)
+    earlier = datetime(2025, 11, 30, 5, 0, tzinfo=UTC)
+
+    assert ticket_of(message, learner=_learner(), received_at=later).submitted_at == (
+        datetime.fromtimestamp(1764481200, UTC)
+    )
+    assert ticket_of(message, learner=_learner(), received_at=earlier).submitted_at == earlier

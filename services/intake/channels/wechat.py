@@ -219,7 +219,8 @@ def ticket_of(message: Inbound, *, learner: Learner, received_at: datetime) -> T
         description=message.text,
         language=detect_language(message.text) if has_words else "zh",
         attachments=message.attachments,
-        submitted_at=received_at,
+        # When the learner sent it (WeChat's or Weibo's clock), never later than careloop got it.
+        submitted_at=min(message.sent_at, received_at),
         message_id=message_id_for(message.channel, message.account, message.native_id),
         by_contact=True,
     )
