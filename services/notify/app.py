@@ -1,9 +1,10 @@
-"""notify's wiring: the event consumer and the SMTP senders."""
+"""notify's wiring: the event consumer, the SMTP senders and the HTTP channels' senders."""
 
 from fastapi import FastAPI
 
 from services.notify import handlers
-from services.notify.senders import Senders
+from services.notify.http_senders import HttpSenders
+from services.notify.senders import Senders, Wakeup
 from services.notify.settings import NotifySettings
 from shared import topics
 from shared.service import build_app, consume, new_context
@@ -14,8 +15,10 @@ def create_app(settings: NotifySettings) -> FastAPI:
     consume(
         ctx,
         topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
-        handlers=handlers.EVENT_HANDLERS,
+        handlers=handlers.event_handlers(settings),
         idempotent=handlers.IDEMPOTENT,
     )
-    senders = Senders(settings)
-    return build_app(ctx, background=(senders.run,), title="careloop notify")
+    wakeup = Wakeup()
+    senders = Senders(settings, wakeup)
+    http = HttpSenders(settings, wakeup)
+    return build_app(ctx, background=(wakeup.run, senders.run, http.run), title="careloop notify")

@@ -2,11 +2,14 @@
 
 import base64
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
 from functools import cache
 from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, meta
@@ -21,6 +24,12 @@ LANGUAGES = ("zh", "en")
 # Context values that are prose and may span lines; every other string is one line, because
 # it may land in the subject line (the template's first line) or another header.
 MULTILINE_FIELDS = frozenset({"body", "resolution"})
+# The template set of each channel: an e-mail has a subject line (the template's first line);
+# WeChat and Weibo take one text; an SMS is short.
+TEMPLATE_SETS = {"email": "email", "wechat": "im", "weibo": "im", "sms": "sms"}
+# Learners are in mainland China: every time a message states is Beijing time, in both
+# languages, and says so.
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class Undeliverable(ValueError):
@@ -58,9 +67,10 @@ class _Prepared:
 
     _MARK = re.compile("\x1e([A-Za-z_][A-Za-z0-9_]*)\x1f")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, subject: bool) -> None:
         source = _templates.loader.get_source(_templates, name)[0]  # type: ignore[union-attr]
         self._template = _templates.get_template(name)
+        self._subject = subject
         self.names = tuple(sorted(meta.find_undeclared_variables(_templates.parse(source))))
         self._forms: dict[tuple[Any, ...], tuple[str, str]] = {}
 
@@ -79,20 +89,29 @@ class _Prepared:
                 if f is not _MISSING
             }
             text = self._template.render(**context).replace("{", "{{").replace("}", "}}")
-            head, _, body = self._MARK.sub(r"{\1}", text).partition("\n")
-            form = self._forms[falsy] = (head.removeprefix("Subject: "), body)
+            text = self._MARK.sub(r"{\1}", text)
+            if self._subject:
+                head, _, body = text.partition("\n")
+                form = (head.removeprefix("Subject: "), body)
+            else:
+                form = ("", text)
+            self._forms[falsy] = form
         return form
 
 
 @cache
-def _prepared(name: str) -> _Prepared:
-    return _Prepared(name)
+def _prepared(name: str, *, subject: bool) -> _Prepared:
+    return _Prepared(name, subject=subject)
 
 
-def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
-    """The message of `kind` in the learner's language (English when we have no template)."""
+def render(
+    kind: str, language: str, context: Mapping[str, Any], *, channel: str = "email"
+) -> Rendered:
+    """The message of `kind` for `channel` in the learner's language (English when we have no
+    template). Only an e-mail has a subject; the other channels' text is all `body`."""
     lang = language if language in LANGUAGES else "en"
-    prepared = _prepared(f"{kind}.{lang}.txt.j2")
+    template_set = TEMPLATE_SETS[channel]
+    prepared = _prepared(f"{template_set}/{kind}.{lang}.j2", subject=template_set == "email")
     values = {
         name: one_line(v) if isinstance(v, str) and name not in MULTILINE_FIELDS else v
         for name in prepared.names
@@ -104,27 +123,71 @@ def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
     )
 
 
+PRIORITY_WORDS = {
+    "zh": {"urgent": "紧急", "high": "高", "medium": "中", "low": "低"},
+    "en": {"urgent": "urgent", "high": "high", "medium": "medium", "low": "low"},
+}
+# Who has the ticket: careloop knows agents by id only, not by a name fit for a learner.
+AGENT_WORDS = {"zh": "客服专员", "en": "one of our agents"}
+
+
+def _lang(language: str) -> str:
+    return language if language in LANGUAGES else "en"
+
+
 def duration_text(minutes: float, language: str) -> str:
+    """A wait in whole minutes under two hours, else in hours."""
     minutes = round(minutes)
+    zh = _lang(language) == "zh"
     if minutes < 120:
-        return f"{minutes} 分钟" if language == "zh" else f"{minutes} minutes"
+        return f"{minutes} 分钟" if zh else f"{minutes} minute{'' if minutes == 1 else 's'}"
     hours = round(minutes / 60)
-    return f"{hours} 小时" if language == "zh" else f"{hours} hours"
+    return f"{hours} 小时" if zh else f"{hours} hours"
 
 
-def confirmation_context(recipient: dict[str, Any], *, fallback_minutes: float) -> dict[str, Any]:
-    """The expected first response: the triaged due time, or, when triage has not answered
-    within the grace period, the platform's general promise."""
-    due: datetime | None = recipient["first_response_due_at"]
-    if due is None:
-        return {"first_response": duration_text(fallback_minutes, recipient["language"])}
-    created: datetime = recipient["created_at"]
-    return {
-        "first_response": duration_text(
-            (due - created).total_seconds() / 60, recipient["language"]
-        ),
-        "due": due.strftime("%Y-%m-%d %H:%M"),
-    }
+def beijing_time(at: datetime, language: str) -> str:
+    """`at` in Beijing time: `2026年11月30日 14:05` in Chinese, `30 Nov 2026, 14:05` in
+    English (the templates say "Beijing time" next to it)."""
+    local = at.astimezone(BEIJING)
+    if _lang(language) == "zh":
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{local.day} {local:%b %Y, %H:%M}"
+
+
+def message_context(
+    values: Mapping[str, Any], *, kind: str, now: datetime, fallback_minutes: float
+) -> dict[str, Any]:
+    """What a message of `kind` says, from its recipient's and delivery's `values`, in the
+    recipient's language: the priority word, the expected first response (a wait and a
+    Beijing time), and who has the ticket.
+
+    A confirmation counts the wait from the ticket's creation (it states the promise); the
+    progress messages count it from `now`, and once the due time has passed they promise a
+    reply as soon as possible (`due` empty) rather than a time already gone.
+    """
+    lang = _lang(values["language"])
+    context = dict(values)
+    context["priority"] = PRIORITY_WORDS[lang].get(values.get("priority") or "", "")
+    context["agent"] = AGENT_WORDS[lang] if values.get("agent_id") else ""
+    due: datetime | None = values.get("first_response_due_at")
+    if kind == "confirmation":
+        if due is None:
+            context["first_response"] = duration_text(fallback_minutes, lang)
+            context["due"] = ""
+        else:
+            created: datetime = values["created_at"]
+            wait = (due - created).total_seconds() / 60
+            context["first_response"] = duration_text(wait, lang)
+            context["due"] = beijing_time(due, lang)
+    elif due is not None and due > now:
+        context["first_response"] = duration_text((due - now).total_seconds() / 60, lang)
+        context["due"] = beijing_time(due, lang)
+    else:
+        context["first_response"] = ""
+        context["due"] = ""
+    context.setdefault("portal_url", None)
+    context["portal_url"] = context["portal_url"] or ""
+    return context
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -144,9 +207,133 @@ def record_backoff(tries: int, *, cap: float) -> float:
     return min(cap, 0.2 * 2 ** min(tries, 10))
 
 
-def message_id(delivery_key: str) -> str:
-    """Stable per delivery, so a receiving system can drop a re-sent copy."""
-    return f"<{re.sub(r'[^A-Za-z0-9.-]', '.', delivery_key)}@careloop>"
+def message_id(delivery_key: str, ticket_id: UUID) -> str:
+    """`<{kind}.{key}.{ticket_id}@careloop>`: stable per delivery, so a receiving system can
+    drop a re-sent copy; the ticket's id is the last dot-separated part before the `@`, so
+    intake finds the ticket of a learner's reply from its In-Reply-To or References."""
+    return f"<{re.sub(r'[^A-Za-z0-9.-]', '.', delivery_key)}.{ticket_id}@careloop>"
+
+
+def thread_root(ticket_id: UUID) -> str:
+    """The Message-ID of a ticket's first careloop e-mail, its confirmation: every later
+    e-mail about the ticket refers to it, so mail programs show one thread."""
+    return message_id(f"confirmation:{ticket_id}", ticket_id)
+
+
+# ---- the channel a ticket is answered on ----------------------------------------------------
+
+# The channel a ticket came in on, as the channel careloop answers it on, and the contact that
+# needs (None: answer on e-mail when there is an address). A preference names a channel the
+# same way (the LMS may say "phone" for text messages).
+_ANSWER_ON = {
+    "email": "email",
+    "wechat": "wechat",
+    "weibo": "weibo",
+    "sms": "sms",
+    "phone": "sms",
+    "hotline": "sms",
+    "app": "sms",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+    weibo_uid: str | None = None
+
+    def reaches(self, channel: str) -> bool:
+        address = {
+            "email": self.email,
+            "sms": self.phone,
+            "wechat": self.wechat_openid,
+            "weibo": self.weibo_uid,
+        }.get(channel)
+        return bool(address)
+
+
+def choose_channel(
+    *,
+    ticket_channel: str,
+    preferred: str | None,
+    contacts: Contacts,
+    available: frozenset[str],
+) -> str | None:
+    """Where a ticket's messages go: the learner's preferred channel if careloop can reach
+    them there, else the channel the ticket came in on if careloop answers on it (hotline and
+    app callers by SMS), else e-mail, else SMS, else WeChat or Weibo; None when careloop
+    cannot reach the learner at all (an anonymous suggestion: no confirmation).
+    `available` are the channels this deployment answers on."""
+    candidates = [
+        _ANSWER_ON.get(preferred or ""),
+        _ANSWER_ON.get(ticket_channel),
+        "email",
+        "sms",
+        "wechat",
+        "weibo",
+    ]
+    for channel in candidates:
+        if channel is not None and channel in available and contacts.reaches(channel):
+            return channel
+    return None
+
+
+# ---- SMS length -----------------------------------------------------------------------------
+
+# The values an SMS shortens, in this order, when the whole does not fit.
+_SHORTENED_IN_SMS = ("body", "resolution", "subject")
+
+
+def sms_text(
+    kind: str, language: str, context: Mapping[str, Any], *, fits: Callable[[str], bool]
+) -> str:
+    """The SMS of `kind` that `fits` (the SMS channel's segment limit): the agent's reply, the
+    resolution, then the subject are cut so that the rest of the message, and the portal link
+    to the whole, always go. The cut ends in "…", or in "..." where that keeps more (it is in
+    GSM 7-bit, so an English text stays in the larger segments)."""
+    texts = [_sms_cut(kind, language, context, fits=fits, ellipsis=e) for e in ("…", "...")]
+    fitting = [t for t in texts if t is not None]
+    if not fitting:
+        raise Undeliverable(f"the {kind} text message does not fit the SMS length limit")
+    return max(fitting, key=len)
+
+
+def _sms_cut(
+    kind: str,
+    language: str,
+    context: Mapping[str, Any],
+    *,
+    fits: Callable[[str], bool],
+    ellipsis: str,
+) -> str | None:
+    def text_of(values: Mapping[str, Any]) -> str:
+        return render(kind, language, values, channel="sms").body.strip()
+
+    values = dict(context)
+    text = text_of(values)
+    for name in _SHORTENED_IN_SMS:
+        value = values.get(name)
+        if fits(text):
+            return text
+        if not isinstance(value, str) or not value:
+            continue
+
+        def cut(
+            n: int, values: dict[str, Any] = values, name: str = name, value: str = value
+        ) -> dict[str, Any]:
+            return {**values, name: value[:n].rstrip() + ellipsis}
+
+        short, too_long = -1, len(value)  # the longest prefix that fits, by bisection
+        while too_long - short > 1:
+            mid = (short + too_long) // 2
+            if fits(text_of(cut(mid))):
+                short = mid
+            else:
+                too_long = mid
+        values = cut(max(short, 0))
+        text = text_of(values)
+    return text if fits(text) else None
 
 
 # ---- addresses ---------------------------------------------------------------------------
@@ -244,9 +431,11 @@ def subject_header(subject: str) -> str:
 def email_message(
     *,
     sender: str,
+    reply_to: str,
     to: Address,
     rendered: Rendered,
     delivery_key: str,
+    ticket_id: UUID,
     number: str,
     kind: str,
 ) -> bytes:
@@ -254,7 +443,10 @@ def email_message(
 
     Written out directly (lines end in LF; SMTP sends them as CRLF): the stdlib's message
     classes parse and fold every header on the way out, which cost a few hundred microseconds
-    per message, most of notify's CPU. `sender` is a ready From: header (`from_header`).
+    per message, most of notify's CPU. `sender` and `reply_to` are ready headers
+    (`from_header`). Every message after the confirmation refers to it (In-Reply-To,
+    References), so the learner's mail program shows the ticket as one thread, and a reply
+    to any of them names the ticket to intake.
     """
     body = rendered.body
     if body_is_7bit(body):
@@ -262,13 +454,19 @@ def email_message(
     else:
         encoding = "base64"
         body = base64.encodebytes(body.encode()).decode("ascii")
+    root = thread_root(ticket_id)
+    own = message_id(delivery_key, ticket_id)
+    thread = "" if own == root else f"In-Reply-To: {root}\nReferences: {root}\n"
     return (
         f"From: {sender}\n"
+        f"Reply-To: {reply_to}\n"
         f"To: {to.mailbox}\n"
         f"Subject: {subject_header(rendered.subject)}\n"
-        f"Message-ID: {message_id(delivery_key)}\n"
+        f"Message-ID: {own}\n"
+        f"{thread}"
         f"X-Careloop-Ticket: {_NOT_IN_A_NUMBER.sub('', number)}\n"
         f"X-Careloop-Kind: {_NOT_IN_A_KIND.sub('', kind)}\n"
+        "Auto-Submitted: auto-generated\n"
         "MIME-Version: 1.0\n"
         'Content-Type: text/plain; charset="utf-8"\n'
         f"Content-Transfer-Encoding: {encoding}\n"

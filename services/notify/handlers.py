@@ -1,8 +1,11 @@
-"""notify's event handlers: ticket events become deliveries (`senders` works them off).
+"""notify's event handlers: ticket events become deliveries (`senders` and `http_senders`
+work them off).
 
-Every handler is idempotent by the event's own key (a contact and its confirmation per
-ticket, the first triage per ticket, a delivery per delivery key), so none of these types
-costs an inbox row: `IDEMPOTENT` lists them for the consumer.
+ticket.created, ticket.routed, replied, resolved and survey.requested are idempotent by the
+event's own key (a contact and its confirmation per ticket, the first triage per ticket, a
+delivery per delivery key), so none of them costs an inbox row: `IDEMPOTENT` lists them.
+ticket.assigned and ticket.queued are not: whether they become a message depends on when the
+confirmation went, so a late redelivery could decide differently; the inbox applies them once.
 """
 
 from typing import Any
@@ -10,11 +13,15 @@ from typing import Any
 import asyncpg
 
 from services.notify import repo
+from services.notify.domain import Contacts, choose_channel
+from services.notify.settings import NotifySettings
 from shared.events import (
     Envelope,
     NotificationKind,
     SurveyRequested,
+    TicketAssigned,
     TicketCreated,
+    TicketQueued,
     TicketReplied,
     TicketResolved,
     TicketRouted,
@@ -23,26 +30,41 @@ from shared.events import (
 from shared.inbox import Handler
 
 
-async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    contacts = []
-    for e in events:
-        t: TicketCreated = e.data
-        contacts.append(
-            repo.Contact(
-                ticket_id=t.ticket_id,
-                number=t.number,
-                name=t.learner.name,
-                email=t.learner.email,
-                language=t.language,
-                subject=t.subject,
-                created_at=t.created_at,
-            )
-        )
-    await repo.add_contacts_and_confirmations(conn, contacts)
+def contact(t: TicketCreated, *, available: frozenset[str]) -> repo.Contact:
+    """Who a new ticket's messages go to, on which channel, in which language: the learner's
+    own locale when the LMS told desk, else the language of the ticket."""
+    learner, context = t.learner, t.learner_context
+    contacts = Contacts(
+        email=learner.email,
+        phone=learner.phone,
+        wechat_openid=learner.wechat_openid,
+        weibo_uid=learner.weibo_uid,
+    )
+    return repo.Contact(
+        ticket_id=t.ticket_id,
+        number=t.number,
+        name=learner.name,
+        email=learner.email,
+        phone=learner.phone,
+        wechat_openid=learner.wechat_openid,
+        weibo_uid=learner.weibo_uid,
+        channel=str(t.channel),
+        reply_channel=choose_channel(
+            ticket_channel=str(t.channel),
+            preferred=context.preferred_channel if context else None,
+            contacts=contacts,
+            available=available,
+        ),
+        portal_url=t.portal_url,
+        language=str(context.locale) if context and context.locale else t.language,
+        subject=t.subject,
+        created_at=t.created_at,
+    )
 
 
 async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    """ticket.routed, or ticket.triaged of older records: what the confirmation promises."""
+    """ticket.routed, or ticket.triaged of older records: what the confirmation promises,
+    and whether an agent has the ticket or it waits in a queue."""
     await repo.add_triage(
         conn,
         [
@@ -50,6 +72,7 @@ async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
                 ticket_id=e.data.ticket_id,
                 priority=str(e.data.priority),
                 first_response_due_at=e.data.first_response_due_at,
+                agent_id=getattr(e.data, "agent_id", None),  # ticket.triaged has none
             )
             for e in events
         ],
@@ -71,7 +94,13 @@ async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
     await repo.add_deliveries(
         conn,
         [
-            _delivery(NotificationKind.REPLY, str(e.data.reply_id), e, body=e.data.body)
+            _delivery(
+                NotificationKind.REPLY,
+                str(e.data.reply_id),
+                e,
+                body=e.data.body,
+                portal_url=e.data.portal_url,
+            )
             for e in events
         ],
     )
@@ -88,6 +117,7 @@ async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
                 e,
                 resolution=e.data.resolution,
                 confirm_url=e.data.confirm_url,
+                portal_url=e.data.portal_url,
             )
             for e in events
         ],
@@ -106,12 +136,57 @@ async def on_survey(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
     )
 
 
-EVENT_HANDLERS: dict[str, Handler] = {
-    TicketCreated.TYPE: on_created,
-    TicketRouted.TYPE: on_triaged,
-    TicketTriaged.TYPE: on_triaged,
-    TicketReplied.TYPE: on_replied,
-    TicketResolved.TYPE: on_resolved,
-    SurveyRequested.TYPE: on_survey,
-}
-IDEMPOTENT = frozenset(EVENT_HANDLERS)
+def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
+    """Every consumed event type's handler, with the channels this deployment answers on
+    and the window within which a progress message is merged into the confirmation."""
+    available = frozenset(settings.channels)
+
+    async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.add_contacts_and_confirmations(
+            conn, [contact(e.data, available=available) for e in events]
+        )
+
+    async def on_placed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """ticket.assigned (an agent has it: who, and when to expect a reply) or
+        ticket.queued (it waits for one: the expected wait)."""
+        await repo.add_progress(
+            conn,
+            [
+                repo.Progress(
+                    delivery_key=f"{kind}:{e.event_id}",
+                    ticket_id=e.data.ticket_id,
+                    kind=kind,
+                    agent_id=getattr(e.data, "agent_id", None),  # ticket.queued has none
+                )
+                for e in events
+                for kind in [
+                    NotificationKind.ASSIGNED
+                    if e.type == TicketAssigned.TYPE
+                    else NotificationKind.QUEUED
+                ]
+            ],
+            merge_seconds=settings.progress_merge_seconds,
+        )
+
+    return {
+        TicketCreated.TYPE: on_created,
+        TicketRouted.TYPE: on_triaged,
+        TicketTriaged.TYPE: on_triaged,
+        TicketAssigned.TYPE: on_placed,
+        TicketQueued.TYPE: on_placed,
+        TicketReplied.TYPE: on_replied,
+        TicketResolved.TYPE: on_resolved,
+        SurveyRequested.TYPE: on_survey,
+    }
+
+
+IDEMPOTENT = frozenset(
+    {
+        TicketCreated.TYPE,
+        TicketRouted.TYPE,
+        TicketTriaged.TYPE,
+        TicketReplied.TYPE,
+        TicketResolved.TYPE,
+        SurveyRequested.TYPE,
+    }
+)

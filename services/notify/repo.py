@@ -20,7 +20,13 @@ class Contact:
     ticket_id: UUID
     number: str
     name: str
-    email: str
+    email: str | None
+    phone: str | None
+    wechat_openid: str | None
+    weibo_uid: str | None
+    channel: str  # the ticket came in on
+    reply_channel: str | None  # careloop answers on; None: it cannot reach the learner
+    portal_url: str | None
     language: str
     subject: str
     created_at: datetime
@@ -33,6 +39,17 @@ class Triage:
     ticket_id: UUID
     priority: str
     first_response_due_at: datetime
+    agent_id: str | None  # who routing gave the ticket to; None: it waits in a queue
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress message (assigned, queued) owed to a ticket's learner."""
+
+    delivery_key: str
+    ticket_id: UUID
+    kind: str
+    agent_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +67,8 @@ def _columns(rows: Sequence[Any], *names: str) -> list[list[Any]]:
 async def add_contacts_and_confirmations(
     conn: asyncpg.Connection, contacts: Sequence[Contact]
 ) -> None:
-    """Record each ticket's contact and queue its one confirmation, in one statement.
+    """Record each ticket's contact and queue its one confirmation on the ticket's answer
+    channel (none for a learner careloop cannot reach), in one statement.
 
     Applying the same contacts again writes the same values and queues nothing new (the
     confirmation is keyed by its ticket), whatever was recorded for those tickets meanwhile.
@@ -58,17 +76,23 @@ async def add_contacts_and_confirmations(
     await conn.execute(
         """
         WITH r AS (
-            INSERT INTO recipients AS r (ticket_id, number, name, email, language, subject,
-                                         created_at)
+            INSERT INTO recipients AS r (ticket_id, number, name, email, phone, wechat_openid,
+                                         weibo_uid, channel, reply_channel, portal_url,
+                                         language, subject, created_at)
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::timestamptz[])
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                 $11::text[], $12::text[], $13::timestamptz[])
             ON CONFLICT (ticket_id) DO UPDATE SET number = excluded.number,
-                name = excluded.name, email = excluded.email, language = excluded.language,
+                name = excluded.name, email = excluded.email, phone = excluded.phone,
+                wechat_openid = excluded.wechat_openid, weibo_uid = excluded.weibo_uid,
+                channel = excluded.channel, reply_channel = excluded.reply_channel,
+                portal_url = excluded.portal_url, language = excluded.language,
                 subject = excluded.subject, created_at = excluded.created_at
-            RETURNING ticket_id
+            RETURNING ticket_id, reply_channel
         )
-        INSERT INTO deliveries (delivery_key, ticket_id, kind)
-        SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation' FROM r ORDER BY ticket_id
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, channel)
+        SELECT 'confirmation:' || ticket_id, ticket_id, 'confirmation', reply_channel FROM r
+        WHERE reply_channel IS NOT NULL ORDER BY ticket_id
         ON CONFLICT (delivery_key) DO NOTHING
         """,
         *_columns(
@@ -77,6 +101,12 @@ async def add_contacts_and_confirmations(
             "number",
             "name",
             "email",
+            "phone",
+            "wechat_openid",
+            "weibo_uid",
+            "channel",
+            "reply_channel",
+            "portal_url",
             "language",
             "subject",
             "created_at",
@@ -85,29 +115,74 @@ async def add_contacts_and_confirmations(
 
 
 async def add_triage(conn: asyncpg.Connection, triage: Sequence[Triage]) -> None:
-    """Record each ticket's triage; the first one recorded stays, so a duplicate or a stale
-    copy arriving later changes nothing."""
+    """Record each ticket's triage and placement; the first one recorded stays, so a
+    duplicate or a stale copy arriving later changes nothing."""
     await conn.execute(
         """
-        INSERT INTO recipients AS r (ticket_id, priority, first_response_due_at)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+        INSERT INTO recipients AS r (ticket_id, priority, first_response_due_at, agent_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
         ON CONFLICT (ticket_id) DO UPDATE SET priority = excluded.priority,
-            first_response_due_at = excluded.first_response_due_at
+            first_response_due_at = excluded.first_response_due_at,
+            agent_id = coalesce(excluded.agent_id, r.agent_id)
         WHERE r.priority IS NULL
         """,
-        *_columns(first_per_key(triage), "ticket_id", "priority", "first_response_due_at"),
+        *_columns(
+            first_per_key(triage), "ticket_id", "priority", "first_response_due_at", "agent_id"
+        ),
     )
 
 
 async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> None:
-    """Queue each delivery once: a key seen before is skipped."""
+    """Queue each delivery once on its ticket's answer channel: a key seen before is
+    skipped, and so is a delivery to a learner careloop cannot reach. While the ticket's
+    recipient is unknown the delivery waits without a channel (the recipient's, once known)."""
     await conn.execute(
         """
-        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload)
-        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload, channel)
+        SELECT n.key, n.ticket_id, n.kind, n.payload, r.reply_channel
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])
+             AS n(key, ticket_id, kind, payload)
+        LEFT JOIN recipients r ON r.ticket_id = n.ticket_id
+        WHERE r.number IS NULL OR r.reply_channel IS NOT NULL
         ON CONFLICT (delivery_key) DO NOTHING
         """,
         *_columns(rows, "delivery_key", "ticket_id", "kind", "payload"),
+    )
+
+
+async def add_progress(
+    conn: asyncpg.Connection, rows: Sequence[Progress], *, merge_seconds: float
+) -> None:
+    """Record who has each ticket now, and queue its progress message, in one statement.
+
+    A progress message goes only once the ticket's confirmation went more than
+    `merge_seconds` ago: until then the confirmation says it (a pending confirmation is
+    written when it is sent, and names the agent recorded here), so a learner never gets a
+    second message about a ticket in the same breath as the first.
+    """
+    await conn.execute(
+        """
+        WITH n AS (
+            SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+                AS n(key, ticket_id, kind, agent_id)
+        ), placed AS (
+            UPDATE recipients r SET agent_id = last.agent_id
+            FROM unnest($5::uuid[], $6::text[]) AS last(ticket_id, agent_id)
+            WHERE r.ticket_id = last.ticket_id
+        )
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload, channel)
+        SELECT n.key, n.ticket_id, n.kind, jsonb_build_object('agent_id', n.agent_id),
+               r.reply_channel
+        FROM n JOIN recipients r USING (ticket_id)
+        JOIN deliveries c ON c.delivery_key = 'confirmation:' || n.ticket_id
+        WHERE r.reply_channel IS NOT NULL AND c.status = 'sent'
+          AND c.sent_at < now() - make_interval(secs => $7)
+        ORDER BY n.key
+        ON CONFLICT (delivery_key) DO NOTHING
+        """,
+        *_columns(rows, "delivery_key", "ticket_id", "kind", "agent_id"),
+        *_columns(last_per_key(rows, key=lambda p: p.ticket_id), "ticket_id", "agent_id"),
+        merge_seconds,
     )
 
 
@@ -159,22 +234,23 @@ async def claim(
             claim_token = $4
         FROM (
             SELECT d.id, r.number, r.name, r.email, r.language, r.subject, r.created_at,
-                   r.priority, r.first_response_due_at
+                   r.priority, r.first_response_due_at, r.agent_id, r.portal_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
-              AND r.email IS NOT NULL AND r.number IS NOT NULL AND {_TRIAGE_KNOWN}
-              AND d.id <> ALL($5::bigint[])
+              AND coalesce(d.channel, r.reply_channel) = 'email' AND r.email IS NOT NULL
+              AND r.number IS NOT NULL AND {_TRIAGE_KNOWN} AND d.id <> ALL($5::bigint[])
             ORDER BY d.id
             LIMIT (SELECT greatest(1, ceil(count(*) / $6::numeric))::bigint FROM (
                 SELECT FROM deliveries
                 WHERE status = 'pending' AND claimed_until IS NULL AND next_attempt_at <= now()
+                  AND (channel = 'email' OR channel IS NULL)
                 LIMIT $1::bigint * $6::bigint) waiting)
             FOR UPDATE OF d SKIP LOCKED
         ) c
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.number,
                   c.name, c.email, c.language, c.subject, c.created_at, c.priority,
-                  c.first_response_due_at
+                  c.first_response_due_at, c.agent_id, c.portal_url
         """,
         limit,
         lease_seconds,
@@ -185,14 +261,60 @@ async def claim(
     )
 
 
+async def claim_http(
+    conn: asyncpg.Connection,
+    *,
+    token: UUID,
+    channels: Sequence[str],
+    limit: int,
+    lease_seconds: int,
+    triage_grace_seconds: float,
+) -> list[asyncpg.Record]:
+    """Lease due deliveries on `channels` (those answered over HTTP), each with its channel,
+    the learner's address there, and what rendering it needs; the same lease and triage
+    rules as `claim`."""
+    return await conn.fetch(
+        f"""
+        UPDATE deliveries d
+        SET claimed_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
+            claim_token = $4
+        FROM (
+            SELECT d.id, coalesce(d.channel, r.reply_channel) AS channel,
+                   CASE coalesce(d.channel, r.reply_channel) WHEN 'sms' THEN r.phone
+                        WHEN 'wechat' THEN r.wechat_openid WHEN 'weibo' THEN r.weibo_uid
+                   END AS address,
+                   r.number, r.name, r.language, r.subject, r.created_at, r.priority,
+                   r.first_response_due_at, r.agent_id, r.portal_url
+            FROM deliveries d JOIN recipients r USING (ticket_id)
+            WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
+              AND coalesce(d.channel, r.reply_channel) = ANY($5::text[])
+              AND r.number IS NOT NULL AND {_TRIAGE_KNOWN}
+            ORDER BY d.id
+            LIMIT $1
+            FOR UPDATE OF d SKIP LOCKED
+        ) c
+        WHERE d.id = c.id
+        RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.channel,
+                  c.address, c.number, c.name, c.language, c.subject, c.created_at,
+                  c.priority, c.first_response_due_at, c.agent_id, c.portal_url
+        """,
+        limit,
+        lease_seconds,
+        triage_grace_seconds,
+        token,
+        list(channels),
+    )
+
+
 async def seconds_to_next(
     conn: asyncpg.Connection,
     *,
     lease_seconds: int,
     triage_grace_seconds: float,
+    channels: Sequence[str],
     exclude: Sequence[int] = (),
 ) -> float | None:
-    """How long until `claim` can take a delivery that is waiting now: for its retry time,
+    """How long until a claim on `channels` can take a delivery that is waiting now: for its retry time,
     its lease to run out or its triage grace to pass; None when nothing waits for time (what
     waits for an event, a new delivery or a triage, is woken by the database's NOTIFY)."""
     return await conn.fetchval(
@@ -205,12 +327,13 @@ async def seconds_to_next(
             CASE WHEN d.kind = 'confirmation' AND r.priority IS NULL
                  THEN d.created_at + make_interval(secs => $2) END)) - now())::float8
         FROM deliveries d JOIN recipients r USING (ticket_id)
-        WHERE d.status = 'pending' AND r.email IS NOT NULL AND r.number IS NOT NULL
-          AND d.id <> ALL($3::bigint[])
+        WHERE d.status = 'pending' AND coalesce(d.channel, r.reply_channel) = ANY($4::text[])
+          AND r.number IS NOT NULL AND d.id <> ALL($3::bigint[])
         """,
         lease_seconds,
         triage_grace_seconds,
         list(exclude),
+        list(channels),
     )
 
 

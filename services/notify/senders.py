@@ -23,13 +23,14 @@ import asyncpg
 import structlog
 
 from services.notify import repo
+from services.notify.channels import EMAIL
 from services.notify.channels.email import Failure, SmtpConnection, classify
 from services.notify.domain import (
     Address,
-    confirmation_context,
     email_message,
     from_header,
     gives_up,
+    message_context,
     recipient_address,
     record_backoff,
     render,
@@ -97,39 +98,36 @@ class SentMarks:
                 done.set_result(None)
 
 
-class Senders:
-    """`settings.senders` SMTP connections, each working off leased batches of deliveries."""
+class Wakeup:
+    """The database's NOTIFY of new deliveries and arrived triage, for every worker: one
+    LISTEN connection, one event per worker (each clears its own when it finds nothing)."""
 
-    def __init__(self, settings: NotifySettings) -> None:
-        self._s = settings
-        self._envelope_from = parseaddr(settings.mail_from)[1]
-        self._from = from_header(settings.mail_from)
-        self._wake = asyncio.Event()
-        self._listening = False
-        self._marks = SentMarks()
-        # Sent, and the `sent` mark not yet recorded: no sender of this process claims these.
-        self._unrecorded: set[int] = set()
-        self._record_cap = max(0.2, min(5.0, settings.claim_seconds / 4))
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+        self.listening = False
+
+    def event(self) -> asyncio.Event:
+        """A new worker's event, set on every NOTIFY."""
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def _wake(self) -> None:
+        for event in self._events:
+            event.set()
 
     async def run(self, ctx: Context[NotifySettings]) -> None:
-        await asyncio.gather(
-            self._listen(ctx),
-            self._marks.run(partial(self._record_sent, ctx)),
-            *(self._sender(ctx, i) for i in range(self._s.senders)),
-        )
-
-    async def _listen(self, ctx: Context[NotifySettings]) -> None:
-        """Wake the senders when deliveries are added or a triage arrives; listen again after
-        the database left (meanwhile the senders look every second)."""
+        """Listen; listen again after the database left (meanwhile the workers look every
+        second)."""
         while True:
             listener: asyncpg.Connection | None = None
             lost = asyncio.Event()
             try:
                 listener = await asyncpg.connect(ctx.settings.pg_dsn.get_secret_value())
                 listener.add_termination_listener(lambda *_, lost=lost: lost.set())
-                await listener.add_listener("notify_deliveries", lambda *_: self._wake.set())
-                self._listening = True
-                self._wake.set()  # what was added while nobody listened
+                await listener.add_listener("notify_deliveries", lambda *_: self._wake())
+                self.listening = True
+                self._wake()  # what was added while nobody listened
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -137,9 +135,109 @@ class Senders:
                 log.warning("cannot listen for deliveries; retrying", error=repr(exc))
                 await asyncio.sleep(1)
             finally:
-                self._listening = False
+                self.listening = False
                 if listener is not None and not listener.is_closed():
                     await listener.close()
+
+
+def record_cap(settings: NotifySettings) -> float:
+    """The longest wait between two tries to record an outcome the database refused."""
+    return max(0.2, min(5.0, settings.claim_seconds / 4))
+
+
+async def until_recorded(
+    ctx: Context[NotifySettings],
+    what: str,
+    write: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
+    """Run `write` until the database takes it, waiting out an outage with backoff."""
+    tries = 0
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn:
+                return await write(conn)
+        except DATABASE_AWAY as exc:
+            tries += 1
+            log.warning("cannot record; retrying", what=what, tries=tries, error=repr(exc))
+            await asyncio.sleep(record_backoff(tries, cap=record_cap(ctx.settings)))
+
+
+async def record_failure(
+    ctx: Context[NotifySettings],
+    *,
+    token: UUID,
+    d: asyncpg.Record,
+    kind: NotificationKind,
+    channel: str,
+    failure: Failure,
+) -> None:
+    """Retry the delivery later with backoff, or give it up (a permanent failure, or the
+    attempt limit reached) with its notification.failed event."""
+    settings = ctx.settings
+    reason = mask(failure.reason)[:500]
+    give_up = gives_up(
+        attempts=d["attempts"], max_attempts=settings.max_attempts, permanent=failure.permanent
+    )
+    log.warning(
+        "delivery failed",
+        delivery_id=d["id"],
+        ticket_id=str(d["ticket_id"]),
+        kind=kind,
+        channel=channel,
+        attempts=d["attempts"],
+        error=reason,
+        final=give_up,
+    )
+    if not give_up:
+        delay = retry_delay(d["attempts"]).total_seconds()
+        await until_recorded(
+            ctx,
+            "retry",
+            lambda conn: repo.mark_retry(
+                conn, d["id"], token=token, delay_seconds=delay, error=reason
+            ),
+        )
+        return
+    event = new_event(
+        NotificationFailed(
+            delivery_id=d["id"],
+            ticket_id=d["ticket_id"],
+            kind=kind,
+            channel=channel,
+            attempts=d["attempts"],
+            error=reason,
+            failed_at=now(),
+        ),
+        producer=PRODUCER,
+    )
+
+    async def give_up_for_good(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            if await repo.mark_failed(conn, d["id"], token=token, error=reason):
+                await outbox.add(conn, [event])
+
+    await until_recorded(ctx, "failure", give_up_for_good)
+
+
+class Senders:
+    """`settings.senders` SMTP connections, each working off leased batches of deliveries."""
+
+    def __init__(self, settings: NotifySettings, wakeup: Wakeup) -> None:
+        self._s = settings
+        self._envelope_from = parseaddr(settings.mail_from)[1]
+        self._from = from_header(settings.mail_from)
+        self._reply_to = from_header(settings.reply_to or settings.mail_from)
+        self._wakeup = wakeup
+        self._wake = wakeup.event()
+        self._marks = SentMarks()
+        # Sent, and the `sent` mark not yet recorded: no sender of this process claims these.
+        self._unrecorded: set[int] = set()
+
+    async def run(self, ctx: Context[NotifySettings]) -> None:
+        await asyncio.gather(
+            self._marks.run(partial(self._record_sent, ctx)),
+            *(self._sender(ctx, i) for i in range(self._s.senders)),
+        )
 
     async def _sender(self, ctx: Context[NotifySettings], number: int) -> None:
         smtp = SmtpConnection(self._s)
@@ -175,12 +273,13 @@ class Senders:
     async def _idle_seconds(self, conn: asyncpg.Connection) -> float:
         """How long an idle sender may sleep unless woken: until the first waiting delivery
         comes due, at most `IDLE_SECONDS`; every second while nobody listens for NOTIFY."""
-        if not self._listening:
+        if not self._wakeup.listening:
             return 1.0
         due = await repo.seconds_to_next(
             conn,
             lease_seconds=self._s.claim_seconds,
             triage_grace_seconds=self._s.triage_grace_seconds,
+            channels=[EMAIL],
             exclude=sorted(self._unrecorded),
         )
         return IDLE_SECONDS if due is None else min(IDLE_SECONDS, max(MIN_WAIT_SECONDS, due))
@@ -205,7 +304,7 @@ class Senders:
                     token=token,
                     lease_seconds=self._s.claim_seconds,
                 )
-                kept = await self._until_recorded(ctx, "lease", renewal)
+                kept = await until_recorded(ctx, "lease", renewal)
                 remaining = [d for d in remaining if d["id"] in kept]
                 renew_at = time.monotonic() + self._s.claim_seconds / 2
                 continue
@@ -221,7 +320,7 @@ class Senders:
                     delay_seconds=retry_delay(1).total_seconds(),
                     error="not attempted: the SMTP server could not be reached",
                 )
-                await self._until_recorded(ctx, "release", release)
+                await until_recorded(ctx, "release", release)
                 break
         if previous is not None:
             await previous
@@ -241,7 +340,9 @@ class Senders:
         kind = NotificationKind(d["kind"])
         if d["attempts"] > self._s.max_attempts:  # earlier attempts ended without an outcome
             reason = f"gave up after {self._s.max_attempts} attempts without a recorded outcome"
-            await self._failed(ctx, token=token, d=d, kind=kind, failure=Failure(reason, True))
+            await record_failure(
+                ctx, token=token, d=d, kind=kind, channel=EMAIL, failure=Failure(reason, True)
+            )
             return True, previous
         try:
             smtputf8 = await smtp.ready()
@@ -250,7 +351,7 @@ class Senders:
         except Exception as exc:
             smtp.drop()
             failure = Failure(f"cannot reach the SMTP server: {classify(exc).reason}", False)
-            await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
+            await record_failure(ctx, token=token, d=d, kind=kind, channel=EMAIL, failure=failure)
             return False, previous
         try:
             to = recipient_address(d["email"], server_smtputf8=smtputf8)
@@ -259,7 +360,7 @@ class Senders:
             failure = classify(exc)
             if failure.permanent is False:
                 failure = Failure(f"cannot compose: {exc!r}", permanent=True)
-            await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
+            await record_failure(ctx, token=token, d=d, kind=kind, channel=EMAIL, failure=failure)
             return True, previous
         try:
             await smtp.envelope(envelope_from=self._envelope_from, to=to)
@@ -275,23 +376,24 @@ class Senders:
             failure = classify(exc)
             if failure.reconnect:
                 smtp.drop()
-            await self._failed(ctx, token=token, d=d, kind=kind, failure=failure)
+            await record_failure(ctx, token=token, d=d, kind=kind, channel=EMAIL, failure=failure)
             return True, previous
         return True, self._sent(d=d, kind=kind)
 
     def _compose(self, kind: NotificationKind, d: asyncpg.Record, to: Address) -> bytes:
-        context = {**dict(d), **d["payload"]}
-        if kind is NotificationKind.CONFIRMATION:
-            context.update(
-                confirmation_context(
-                    context, fallback_minutes=self._s.fallback_first_response_minutes
-                )
-            )
+        context = message_context(
+            {**dict(d), **d["payload"]},
+            kind=kind,
+            now=now(),
+            fallback_minutes=self._s.fallback_first_response_minutes,
+        )
         return email_message(
             sender=self._from,
+            reply_to=self._reply_to,
             to=to,
             rendered=render(kind, d["language"], context),
             delivery_key=d["delivery_key"],
+            ticket_id=d["ticket_id"],
             number=d["number"],
             kind=kind,
         )
@@ -300,7 +402,11 @@ class Senders:
         """The server took it: queue its sent mark; the future is done once it is recorded."""
         event = new_event(
             NotificationSent(
-                delivery_id=d["id"], ticket_id=d["ticket_id"], kind=kind, sent_at=now()
+                delivery_id=d["id"],
+                ticket_id=d["ticket_id"],
+                kind=kind,
+                channel=EMAIL,
+                sent_at=now(),
             ),
             producer=PRODUCER,
         )
@@ -312,74 +418,6 @@ class Senders:
     ) -> None:
         """Record every queued sent mark, however long the database takes to answer."""
         try:
-            await self._until_recorded(ctx, "sent", lambda conn: repo.mark_sent(conn, sent))
+            await until_recorded(ctx, "sent", lambda conn: repo.mark_sent(conn, sent))
         finally:
             self._unrecorded.difference_update(delivery_id for delivery_id, _ in sent)
-
-    async def _failed(
-        self,
-        ctx: Context[NotifySettings],
-        *,
-        token: UUID,
-        d: asyncpg.Record,
-        kind: NotificationKind,
-        failure: Failure,
-    ) -> None:
-        reason = mask(failure.reason)[:500]
-        give_up = gives_up(
-            attempts=d["attempts"], max_attempts=self._s.max_attempts, permanent=failure.permanent
-        )
-        log.warning(
-            "delivery failed",
-            delivery_id=d["id"],
-            ticket_id=str(d["ticket_id"]),
-            kind=kind,
-            attempts=d["attempts"],
-            error=reason,
-            final=give_up,
-        )
-        if not give_up:
-            delay = retry_delay(d["attempts"]).total_seconds()
-            await self._until_recorded(
-                ctx,
-                "retry",
-                lambda conn: repo.mark_retry(
-                    conn, d["id"], token=token, delay_seconds=delay, error=reason
-                ),
-            )
-            return
-        event = new_event(
-            NotificationFailed(
-                delivery_id=d["id"],
-                ticket_id=d["ticket_id"],
-                kind=kind,
-                attempts=d["attempts"],
-                error=reason,
-                failed_at=now(),
-            ),
-            producer=PRODUCER,
-        )
-
-        async def give_up_for_good(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                if await repo.mark_failed(conn, d["id"], token=token, error=reason):
-                    await outbox.add(conn, [event])
-
-        await self._until_recorded(ctx, "failure", give_up_for_good)
-
-    async def _until_recorded(
-        self,
-        ctx: Context[NotifySettings],
-        what: str,
-        write: Callable[[asyncpg.Connection], Awaitable[T]],
-    ) -> T:
-        """Run `write` until the database takes it, waiting out an outage with backoff."""
-        tries = 0
-        while True:
-            try:
-                async with ctx.pool.acquire() as conn:
-                    return await write(conn)
-            except DATABASE_AWAY as exc:
-                tries += 1
-                log.warning("cannot record; retrying", what=what, tries=tries, error=repr(exc))
-                await asyncio.sleep(record_backoff(tries, cap=self._record_cap))

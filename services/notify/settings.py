@@ -1,7 +1,8 @@
 """notify's settings on top of the shared ones."""
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
+from services.notify.channels import ALL_CHANNELS
 from shared.settings import CommonSettings, own
 
 
@@ -20,6 +21,34 @@ class NotifySettings(CommonSettings):
     )
     mail_from: str = own(
         "notify", "from", "careloop <support@careloop.example>", "From: of every e-mail."
+    )
+    reply_to: str | None = own(
+        "notify",
+        "reply_to",
+        None,
+        "Reply-To: of every e-mail, the support address intake reads learners' replies at "
+        "(its SMTP gateway or IMAP mailbox); empty: the From: address.",
+    )
+    answer_channels: str = own(
+        "notify",
+        "channels",
+        ",".join(ALL_CHANNELS),
+        "The channels careloop answers learners on, comma-separated, of "
+        f"{', '.join(ALL_CHANNELS)}: leave out one whose provider is not set up, and its "
+        "learners are answered on the next channel that reaches them.",
+    )
+    http_batch: int = own(
+        "notify",
+        "http_batch",
+        20,
+        "SMS, WeChat and Weibo deliveries leased and sent at once (each its own HTTP call).",
+    )
+    progress_merge_seconds: float = own(
+        "notify",
+        "progress_merge_seconds",
+        60,
+        "An assignment or queueing within this long of the confirmation sends no message of "
+        "its own: the confirmation already says who has the ticket or the expected wait.",
     )
     triage_grace_seconds: float = own(
         "notify",
@@ -46,3 +75,15 @@ class NotifySettings(CommonSettings):
         "A leased delivery whose sender died is retried after this long (and, after a "
         "PostgreSQL restart, no sooner than this long after the restart).",
     )
+
+    @field_validator("answer_channels")
+    @classmethod
+    def _known_channels(cls, value: str) -> str:
+        unknown = {c.strip() for c in value.split(",") if c.strip()} - set(ALL_CHANNELS)
+        if unknown:
+            raise ValueError(f"unknown channels {sorted(unknown)}; known: {list(ALL_CHANNELS)}")
+        return value
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.answer_channels.split(",") if c.strip())

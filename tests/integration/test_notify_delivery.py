@@ -87,14 +87,15 @@ async def queue_replies(dsn: str, recipients: list[tuple[str, str]]) -> dict[str
                 ticket_id = uuid.uuid4()
                 await conn.execute(
                     "INSERT INTO notify.recipients (ticket_id, number, name, email, language,"
-                    " subject, created_at) VALUES ($1, $2, 'Li Lei', $3, 'en', 'Help', now())",
+                    " subject, created_at, channel, reply_channel)"
+                    " VALUES ($1, $2, 'Li Lei', $3, 'en', 'Help', now(), 'web', 'email')",
                     ticket_id,
                     number,
                     address,
                 )
                 ids[number] = await conn.fetchval(
-                    "INSERT INTO notify.deliveries (delivery_key, ticket_id, kind, payload)"
-                    " VALUES ($1, $2, 'reply', $3::jsonb) RETURNING id",
+                    "INSERT INTO notify.deliveries (delivery_key, ticket_id, kind, payload,"
+                    " channel) VALUES ($1, $2, 'reply', $3::jsonb, 'email') RETURNING id",
                     f"reply:{uuid.uuid4()}",
                     ticket_id,
                     json.dumps({"body": f"Answer for {number}"}),

@@ -1,8 +1,10 @@
 """Unit tests for services.notify.domain: message texts, retry backoff and e-mail headers."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from typing import Any
+from uuid import UUID
 
 import pytest
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
@@ -11,11 +13,11 @@ from services.notify.domain import (
     Address,
     Rendered,
     Undeliverable,
-    confirmation_context,
     duration_text,
     email_message,
     from_header,
     gives_up,
+    message_context,
     message_id,
     one_line,
     recipient_address,
@@ -25,11 +27,13 @@ from services.notify.domain import (
     subject_header,
 )
 
+NOW = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
 REPLY_CONTEXT: dict[str, Any] = {
     "number": "CL-000123",
     "name": "Alice",
     "subject": "Video will not play",
     "body": "Please clear your browser cache and try again.",
+    "portal_url": "",
 }
 
 
@@ -55,7 +59,11 @@ def test_render_falls_back_to_english_for_a_language_without_templates() -> None
 
 
 def test_render_takes_the_subject_from_the_first_line_without_its_prefix() -> None:
-    rendered = render("survey", "en", {"number": "CL-000123", "name": "Alice", "survey_url": "u"})
+    rendered = render(
+        "survey",
+        "en",
+        {"number": "CL-000123", "name": "Alice", "survey_url": "u", "portal_url": ""},
+    )
 
     assert rendered.subject == "[CL-000123] How did we do?"
 
@@ -87,6 +95,7 @@ def test_render_refuses_a_context_that_lacks_a_variable() -> None:
     ("minutes", "language", "text"),
     [
         (30, "en", "30 minutes"),
+        (1, "en", "1 minute"),
         (30, "zh", "30 分钟"),
         (119.4, "en", "119 minutes"),
         (120, "en", "2 hours"),
@@ -101,33 +110,86 @@ def test_duration_text_says_minutes_under_two_hours_and_hours_above(
     assert duration_text(minutes, language) == text
 
 
-def test_confirmation_context_states_the_wait_and_the_due_time() -> None:
+def test_a_confirmation_states_the_wait_from_creation_and_the_due_time_in_beijing_time() -> None:
     created = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
     recipient = {
         "created_at": created,
         "first_response_due_at": created + timedelta(minutes=30),
         "language": "zh",
+        "priority": "urgent",
     }
 
-    assert confirmation_context(recipient, fallback_minutes=480) == {
-        "first_response": "30 分钟",
-        "due": "2024-05-17 09:30",
-    }
+    context = message_context(
+        recipient, kind="confirmation", now=created + timedelta(hours=1), fallback_minutes=480
+    )
+
+    assert (context["first_response"], context["due"]) == ("30 分钟", "2024年5月17日 17:30")
+    assert context["priority"] == "紧急"
 
 
-def test_confirmation_context_promises_the_fallback_when_triage_is_unknown() -> None:
+def test_a_confirmation_promises_the_fallback_when_triage_is_unknown() -> None:
     recipient = {"created_at": None, "first_response_due_at": None, "language": "en"}
 
-    assert confirmation_context(recipient, fallback_minutes=480) == {"first_response": "8 hours"}
+    context = message_context(recipient, kind="confirmation", now=NOW, fallback_minutes=480)
+
+    assert (context["first_response"], context["due"], context["priority"]) == ("8 hours", "", "")
+
+
+def test_a_progress_message_counts_the_wait_from_now() -> None:
+    recipient = {"first_response_due_at": NOW + timedelta(minutes=45), "language": "en"}
+
+    context = message_context(recipient, kind="queued", now=NOW, fallback_minutes=480)
+
+    assert (context["first_response"], context["due"]) == ("45 minutes", "17 May 2024, 17:45")
+
+
+def test_a_progress_message_past_the_due_time_promises_no_time() -> None:
+    recipient = {"first_response_due_at": NOW - timedelta(minutes=5), "language": "zh"}
+
+    context = message_context(recipient, kind="assigned", now=NOW, fallback_minutes=480)
+
+    assert (context["first_response"], context["due"]) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("zh", ["紧急", "高", "中", "低"]), ("en", ["urgent", "high", "medium", "low"])],
+)
+def test_priorities_are_words_of_the_learners_language(language: str, words: list[str]) -> None:
+    said = [
+        message_context(
+            {"priority": p, "language": language}, kind="queued", now=NOW, fallback_minutes=1
+        )["priority"]
+        for p in ("urgent", "high", "medium", "low")
+    ]
+
+    assert said == words
+
+
+def test_the_agent_is_named_generically_when_one_has_the_ticket() -> None:
+    def agent(values: dict[str, Any]) -> str:
+        return message_context(
+            {"language": "zh", **values}, kind="assigned", now=NOW, fallback_minutes=1
+        )["agent"]
+
+    assert (agent({"agent_id": "agent-7"}), agent({"agent_id": None})) == ("客服专员", "")
 
 
 def test_a_confirmation_without_triage_still_renders_in_both_languages() -> None:
-    context = {"number": "CL-000123", "name": "Li", "subject": "Help", "priority": None}
+    context = {
+        "number": "CL-000123",
+        "name": "Li",
+        "subject": "Help",
+        "priority": None,
+        "agent": "",
+        "due": "",
+        "portal_url": "",
+    }
     en = render("confirmation", "en", {**context, "first_response": "8 hours"})
     zh = render("confirmation", "zh", {**context, "first_response": "8 小时"})
 
     assert "within 8 hours." in en.body and "Priority" not in en.body
-    assert "8 小时 内首次回复" in zh.body and "优先级" not in zh.body
+    assert "8 小时内首次回复" in zh.body and "优先级" not in zh.body
 
 
 # ---- retry_delay --------------------------------------------------------------------------
@@ -146,27 +208,28 @@ def test_retry_delay_is_capped_at_ten_minutes(attempts: int) -> None:
 # ---- message_id ---------------------------------------------------------------------------
 
 
-def test_message_id_is_the_same_for_the_same_delivery() -> None:
-    key = "reply:0190a3b2-7c1d-7e2f-8a3b-1234567890ab"
+TICKET = UUID("0190a3b2-7c1d-7e2f-8a3b-1234567890ab")
 
-    assert message_id(key) == message_id(key)
+
+def test_message_id_is_the_same_for_the_same_delivery() -> None:
+    assert message_id(f"reply:{TICKET}", TICKET) == message_id(f"reply:{TICKET}", TICKET)
 
 
 def test_message_id_differs_between_deliveries() -> None:
-    assert message_id("reply:0190a3b2-7c1d-7e2f-8a3b-1234567890ab") != message_id(
-        "reply:0190a3b2-7c1d-7e2f-8a3b-1234567890ac"
-    )
+    assert message_id("reply:1", TICKET) != message_id("reply:2", TICKET)
 
 
 def test_message_id_replaces_characters_outside_letters_digits_dots_and_dashes() -> None:
-    assert message_id("confirm_request:a b/c<d>@e") == "<confirm.request.a.b.c.d..e@careloop>"
-
-
-def test_message_id_keeps_letters_digits_dots_and_dashes() -> None:
-    assert (
-        message_id("reply:0190a3b2-7c1d-7e2f-8a3b-1234567890ab")
-        == "<reply.0190a3b2-7c1d-7e2f-8a3b-1234567890ab@careloop>"
+    assert message_id("confirm_request:a b/c<d>@e", TICKET) == (
+        f"<confirm.request.a.b.c.d..e.{TICKET}@careloop>"
     )
+
+
+def test_message_id_ends_in_the_ticket_id_as_its_last_dot_separated_part() -> None:
+    mid = message_id(f"confirmation:{TICKET}", TICKET)
+
+    assert mid == f"<confirmation.{TICKET}.{TICKET}@careloop>"
+    assert UUID(mid.removeprefix("<").removesuffix("@careloop>").rsplit(".", 1)[1]) == TICKET
 
 
 # ---- gives_up and record_backoff ----------------------------------------------------------
@@ -290,15 +353,35 @@ def _wire(
     subject: str = "[CL-000123] 回复：视频",
     body: str = "张三，您好：\n\n请清除缓存。\n",
     to: Address = ALICE,
+    delivery_key: str = "reply:42",
 ) -> bytes:
     return email_message(
         sender="support@careloop.example",
+        reply_to="careloop <help@careloop.example>",
         to=to,
         rendered=Rendered(subject=subject, body=body),
-        delivery_key="reply:42",
+        delivery_key=delivery_key,
+        ticket_id=TICKET,
         number="CL-000123",
-        kind="reply",
+        kind=delivery_key.partition(":")[0],
     )
+
+
+def _subject_lines(wire: bytes) -> list[bytes]:
+    """The Subject header's lines (RFC 5322 asks for 78 at most; a Message-ID, which cannot
+    be folded, may be longer, within the 998 every line must keep)."""
+    lines = wire.split(b"\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(b"Subject:"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(b" "))
+    return lines[start:end]
+
+
+def _body_lines(wire: bytes) -> list[bytes]:
+    return wire.partition(b"\n\n")[2].split(b"\n")
+
+
+def test_every_line_of_an_email_message_is_within_what_smtp_allows() -> None:
+    assert max(len(line) for line in _wire().split(b"\n")) <= 998
 
 
 def _message(**kwargs: Any) -> Any:
@@ -320,7 +403,29 @@ def test_email_message_carries_the_rendered_subject_and_body() -> None:
 
 
 def test_email_message_sets_a_stable_message_id() -> None:
-    assert _message()["Message-ID"] == "<reply.42@careloop>"
+    assert _message()["Message-ID"] == f"<reply.42.{TICKET}@careloop>"
+
+
+def test_email_message_asks_for_replies_at_the_support_address() -> None:
+    assert _message()["Reply-To"] == "careloop <help@careloop.example>"
+
+
+def test_email_message_after_the_confirmation_refers_to_it() -> None:
+    message = _message()
+    root = f"<confirmation.{TICKET}.{TICKET}@careloop>"
+
+    assert (message["In-Reply-To"], message["References"]) == (root, root)
+
+
+def test_the_confirmation_starts_the_thread() -> None:
+    message = _message(delivery_key=f"confirmation:{TICKET}")
+
+    assert message["In-Reply-To"] is None and message["References"] is None
+
+
+def test_email_message_says_it_was_sent_automatically() -> None:
+    """RFC 3834: an out-of-office responder does not answer it, so no loop starts."""
+    assert _message()["Auto-Submitted"] == "auto-generated"
 
 
 def test_email_message_tags_the_ticket_number_and_kind() -> None:
@@ -356,7 +461,7 @@ def test_email_message_has_only_short_ascii_lines_for_a_long_chinese_reply() -> 
     wire = _wire(body=body)
 
     assert wire.isascii()
-    assert max(len(line) for line in wire.split(b"\n")) <= 78
+    assert max(len(line) for line in _body_lines(wire)) <= 78
 
 
 def test_email_message_body_decodes_back_to_the_same_text() -> None:
@@ -379,7 +484,7 @@ def test_email_message_encodes_a_long_chinese_subject_in_short_lines() -> None:
     wire = _wire(subject=subject)
 
     assert message_from_bytes(wire, policy=policy.default)["Subject"] == subject
-    assert max(len(line) for line in wire.split(b"\n")) <= 78
+    assert max(len(line) for line in _subject_lines(wire)) <= 78
 
 
 def test_email_message_writes_an_smtputf8_recipient_as_raw_utf8() -> None:
@@ -397,37 +502,105 @@ _JINJA = Environment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+_PORTAL = {"portal_url": "https://desk.example/t/{tok}%"}
+_PROGRESS = {
+    "number": "CL-1",
+    "name": "Li",
+    "subject": "Help {me}",
+    "agent": "one of our agents",
+    "first_response": "45 minutes",
+    "due": "17 May 2024, 17:45",
+    **_PORTAL,
+}
 _CONTEXTS: dict[str, dict[str, Any]] = {
-    "reply": {**REPLY_CONTEXT, "body": "line {one}\n\n{{two}} 100%"},
-    "survey": {"number": "CL-1", "name": "Li {x}", "survey_url": "http://s/{id}"},
+    "reply": {**REPLY_CONTEXT, "body": "line {one}\n\n{{two}} 100%", **_PORTAL},
+    "survey": {"number": "CL-1", "name": "Li {x}", "survey_url": "http://s/{id}", **_PORTAL},
     "confirm_request": {
         "number": "CL-1",
         "name": "Li",
         "resolution": "done\nreally",
         "confirm_url": "http://c/1",
+        **_PORTAL,
     },
-    "confirmation": {
-        "number": "CL-1",
-        "name": "Li",
-        "subject": "Help {me}",
-        "priority": "high",
-        "first_response": "30 minutes",
-        "due": "2024-05-17 09:30",
-    },
+    "confirmation": {**_PROGRESS, "priority": "high"},
+    "assigned": _PROGRESS,
+    "queued": {**_PROGRESS, "agent": ""},
 }
 
 
+@pytest.mark.parametrize("channel", ["email", "wechat", "sms"])
 @pytest.mark.parametrize("language", ["en", "zh"])
 @pytest.mark.parametrize("kind", sorted(_CONTEXTS))
-def test_render_says_what_the_jinja_template_says(kind: str, language: str) -> None:
+def test_render_says_what_the_jinja_template_says(kind: str, language: str, channel: str) -> None:
     context = _CONTEXTS[kind]
-    head, _, body = (
-        _JINJA.get_template(f"{kind}.{language}.txt.j2").render(**context).partition("\n")
+    template_set = {"email": "email", "wechat": "im", "sms": "sms"}[channel]
+    text = _JINJA.get_template(f"{template_set}/{kind}.{language}.j2").render(**context)
+    if channel == "email":
+        head, _, body = text.partition("\n")
+        expected = Rendered(subject=one_line(head.removeprefix("Subject: ")), body=body)
+    else:
+        expected = Rendered(subject="", body=text)
+
+    assert render(kind, language, context, channel=channel) == Rendered(
+        subject=expected.subject, body=expected.body.lstrip("\n")
     )
 
-    assert render(kind, language, context) == Rendered(
-        subject=one_line(head.removeprefix("Subject: ")), body=body.lstrip("\n")
-    )
+
+@pytest.mark.parametrize("channel", ["email", "wechat", "weibo", "sms"])
+@pytest.mark.parametrize("kind", sorted(_CONTEXTS))
+def test_every_message_links_the_learner_portal(kind: str, channel: str) -> None:
+    if (kind, channel) == ("survey", "sms"):
+        pytest.skip("an SMS survey request carries the survey link alone (room for one link)")
+    for language in ("en", "zh"):
+        assert (
+            "https://desk.example/t/{tok}%"
+            in render(kind, language, _CONTEXTS[kind], channel=channel).body
+        )
+
+
+@pytest.mark.parametrize("channel", ["email", "wechat", "sms"])
+@pytest.mark.parametrize("kind", sorted(_CONTEXTS))
+def test_chinese_messages_have_no_english_words(kind: str, channel: str) -> None:
+    context = {
+        **_CONTEXTS[kind],
+        "name": "李雷",
+        "subject": "无法登录",
+        "body": "请清除缓存",
+        "resolution": "已重置",
+        "agent": "客服专员",
+        "first_response": "45 分钟",
+        "due": "2024年5月17日 17:45",
+        "priority": "高" if kind == "confirmation" else "",
+        "portal_url": "",
+        "survey_url": "",
+        "confirm_url": "",
+    }
+    rendered = render(kind, "zh", context, channel=channel)
+    text = re.sub(r"CL-\d+", "", rendered.subject + rendered.body)
+
+    assert not re.search(r"[A-Za-z]", text), text
+
+
+def test_a_chinese_confirmation_states_priority_agent_and_beijing_time() -> None:
+    created = datetime(2026, 11, 30, 6, 5, tzinfo=UTC)
+    values = {
+        "number": "CL-000123",
+        "name": "李雷",
+        "subject": "无法登录",
+        "language": "zh",
+        "created_at": created,
+        "priority": "high",
+        "first_response_due_at": created + timedelta(hours=2),
+        "agent_id": "agent-7",
+        "portal_url": "https://desk.example/t/abc",
+    }
+    context = message_context(values, kind="confirmation", now=created, fallback_minutes=480)
+
+    body = render("confirmation", "zh", context).body
+
+    assert "优先级：高。您的问题已交由客服专员处理" in body
+    assert "我们将在 2 小时内（北京时间 2026年11月30日 16:05 之前）首次回复您" in body
+    assert "查看进度或补充信息：https://desk.example/t/abc" in body
 
 
 def test_render_takes_the_branch_each_message_asks_for() -> None:
@@ -461,4 +634,4 @@ def test_subject_header_encodes_what_cannot_go_as_it_is_in_short_lines(subject: 
     wire = _wire(subject=subject)
 
     assert message_from_bytes(wire, policy=policy.default)["Subject"] == subject
-    assert max(len(line) for line in wire.split(b"\n")) <= 78
+    assert max(len(line) for line in _subject_lines(wire)) <= 78

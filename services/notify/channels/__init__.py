@@ -13,11 +13,14 @@ E-mail has its own path (`services.notify.senders`, pipelined SMTP). Every other
   number, an openid outside WeChat's 48-hour window), `ChannelError(reason, permanent=...)`
   for the rest; anything else counts as a transient failure. notify retries transient
   failures with backoff up to `CARELOOP_NOTIFY_MAX_ATTEMPTS`.
-- Each sender reads its own settings (its own env prefix) when built without arguments, and
-  `aclose()` releases its HTTP client.
+- Each sender is built from its own settings (its own env prefix) and notify's HTTP client
+  (`http_senders`).
 """
 
+from collections.abc import Iterable
 from typing import Protocol
+
+import httpx
 
 
 class ChannelError(Exception):
@@ -32,8 +35,6 @@ class ChannelError(Exception):
 class ChannelSender(Protocol):
     async def send(self, *, to: str, text: str, delivery_key: str) -> str: ...
 
-    async def aclose(self) -> None: ...
-
 
 EMAIL = "email"
 SMS = "sms"
@@ -41,3 +42,23 @@ WECHAT = "wechat"
 WEIBO = "weibo"
 HTTP_CHANNELS = (SMS, WECHAT, WEIBO)
 ALL_CHANNELS = (EMAIL, *HTTP_CHANNELS)
+
+
+def http_senders(channels: Iterable[str], client: httpx.AsyncClient) -> dict[str, ChannelSender]:
+    """A sender for each of `channels` that goes over HTTP, each with its settings read now.
+
+    Imported here, not at the top: each sender module imports `ChannelError` from this one.
+    """
+    from services.notify.channels.sms import SmsSender, SmsSettings
+    from services.notify.channels.wechat import WeChatApiSettings, WeChatSender
+    from services.notify.channels.weibo import WeiboApiSettings, WeiboSender
+
+    senders: dict[str, ChannelSender] = {}
+    for channel in channels:
+        if channel == SMS:
+            senders[channel] = SmsSender(SmsSettings(), client)
+        elif channel == WECHAT:
+            senders[channel] = WeChatSender(WeChatApiSettings(), client)
+        elif channel == WEIBO:
+            senders[channel] = WeiboSender(WeiboApiSettings(), client)
+    return senders
