@@ -1,8 +1,10 @@
-"""intake's wiring: web API, inbound consumer, Redis dedupe window; no database."""
+"""intake's wiring: the web form and every channel's edge, the inbound consumer, the Redis
+dedupe window; no database."""
 
 from fastapi import FastAPI
 
 from services.intake import handlers, web
+from services.intake.channels import hotline, learner_api, partner, suggestion
 from services.intake.settings import IntakeSettings
 from shared import http
 from shared.service import build_app, new_context
@@ -13,5 +15,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     handlers.subscribe(ctx)
     app = build_app(ctx, uses_postgres=False, uses_redis=True, title="careloop intake")
     app.include_router(web.routes(ctx))
+    app.include_router(learner_api.routes(ctx))
+    app.include_router(partner.routes(ctx))
+    app.include_router(hotline.routes(ctx))
+    app.include_router(suggestion.routes(ctx))
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app
