@@ -362,3 +362,31 @@ async def test_an_anonymous_suggestion_gets_no_confirmation(
     row = await eventually(handled, timeout=30)
     assert row["reply_channel"] is None
     assert await _deliveries(stack, anonymous.ticket_id) == []
+
+
+async def test_a_wechat_learner_out_of_the_48_hour_window_is_given_up_at_once(
+    stack: RunningStack, settings: CommonSettings, providers: str, notify: ServiceProcess
+) -> None:
+    openid = f"oWx{uuid.uuid4().hex[:20]}"
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{providers}/_control", json={"wechat_out_of_window": [openid]})
+    ticket = _created(
+        channel=Channel.WECHAT, learner=Learner(name="微信用户", wechat_openid=openid)
+    )
+
+    await _publish(settings, ticket, _routed(ticket, agent_id=None))
+
+    async def given_up() -> asyncpg.Record | None:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            return await conn.fetchrow(
+                "SELECT attempts, last_error FROM notify.deliveries"
+                " WHERE ticket_id = $1 AND status = 'failed'",
+                ticket.ticket_id,
+            )
+        finally:
+            await conn.close()
+
+    failed = await eventually(given_up, timeout=30)
+    assert failed["attempts"] == 1
+    assert "48 hours" in failed["last_error"]
