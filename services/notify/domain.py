@@ -1,4 +1,5 @@
-"""notify's decisions: what each message says and how it goes on the wire, and when to retry."""
+"""notify's decisions: which channel answers a ticket, what each message says there (per
+channel and language), how an e-mail goes on the wire, and when to retry."""
 
 import base64
 import re
@@ -185,8 +186,7 @@ def message_context(
     else:
         context["first_response"] = ""
         context["due"] = ""
-    context.setdefault("portal_url", None)
-    context["portal_url"] = context["portal_url"] or ""
+    context["portal_url"] = context.get("portal_url") or ""
     return context
 
 

@@ -80,8 +80,17 @@ async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
 
 
 def _delivery(
-    kind: NotificationKind, key: str, e: Envelope[Any], **payload: Any
+    kind: NotificationKind,
+    key: str,
+    e: Envelope[Any],
+    *,
+    portal_url: str | None = None,
+    **payload: Any,
 ) -> repo.NewDelivery:
+    """A delivery of `kind` keyed by `key`; the event's portal link, when it has one, is
+    fresher than the one the ticket was created with (which the message uses otherwise)."""
+    if portal_url:
+        payload["portal_url"] = portal_url
     return repo.NewDelivery(
         delivery_key=f"{kind}:{key}",
         ticket_id=e.data.ticket_id,

@@ -1,6 +1,7 @@
 """Unit tests for where notify answers a ticket (the channel choice) and what an SMS says
 within its length limit."""
 
+import uuid
 from typing import Any
 
 import pytest
@@ -8,7 +9,9 @@ import pytest
 from services.notify.channels import ALL_CHANNELS, ChannelError
 from services.notify.channels.sms import segments
 from services.notify.domain import Contacts, Undeliverable, choose_channel, sms_text
+from services.notify.handlers import contact
 from services.notify.http_senders import classify
+from shared.events import Channel, Learner, LearnerContext, TicketCreated, now
 
 EVERYWHERE = frozenset(ALL_CHANNELS)
 MAIL = "li.lei@example.com"
@@ -146,3 +149,44 @@ def test_an_undeliverable_address_gives_the_delivery_up() -> None:
 
 def test_an_unforeseen_error_is_retried() -> None:
     assert not classify(RuntimeError("boom")).permanent
+
+
+# ---- a new ticket's recipient -----------------------------------------------------------------
+
+
+def _ticket(learner: Learner, context: LearnerContext | None = None) -> TicketCreated:
+    return TicketCreated(
+        ticket_id=uuid.uuid4(),
+        number="CL-000123",
+        channel=Channel.EMAIL,
+        learner=learner,
+        subject="视频无法播放",
+        description="第三章",
+        language="zh",
+        created_at=now(),
+        learner_context=context,
+        portal_url="https://desk.example/t/abc",
+    )
+
+
+def test_a_recipient_is_answered_in_the_learners_own_locale_on_the_preferred_channel() -> None:
+    context = LearnerContext(
+        learner_id="L-1", locale="en", preferred_channel=Channel.WECHAT, updated_at=now()
+    )
+    ticket = _ticket(Learner(name="Ann", email=MAIL, wechat_openid=OPENID), context)
+
+    recipient = contact(ticket, available=EVERYWHERE)
+
+    assert (recipient.language, recipient.reply_channel) == ("en", "wechat")
+    assert (recipient.email, recipient.wechat_openid) == (MAIL, OPENID)
+    assert recipient.portal_url == "https://desk.example/t/abc"
+
+
+def test_without_learner_context_a_recipient_gets_the_tickets_language_and_channel() -> None:
+    recipient = contact(_ticket(Learner(name="李雷", email=MAIL)), available=EVERYWHERE)
+
+    assert (recipient.language, recipient.channel, recipient.reply_channel) == (
+        "zh",
+        "email",
+        "email",
+    )
