@@ -94,7 +94,12 @@ def bench_stack(
     folder = logs / phase
     folder.mkdir(parents=True, exist_ok=True)
     with running_stack(
-        kafka_port=port(24092), pg_port=port(24432), redis_port=port(24379), smtp_port=port(24025)
+        kafka_port=port(24092),
+        pg_port=port(24432),
+        redis_port=port(24379),
+        smtp_port=port(24025),
+        mail_gateway_port=port(24525),
+        providers_port=port(24090),
     ) as stack:
         env = {
             **stack.env,

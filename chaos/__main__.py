@@ -155,7 +155,12 @@ def main() -> None:
     ports = dict(zip(SERVICES, range(port(25081), port(25087)), strict=True))
     started = time.monotonic()
     with running_stack(
-        kafka_port=port(25092), pg_port=port(25432), redis_port=port(25379), smtp_port=port(25025)
+        kafka_port=port(25092),
+        pg_port=port(25432),
+        redis_port=port(25379),
+        smtp_port=port(25025),
+        mail_gateway_port=port(25525),
+        providers_port=port(25090),
     ) as stack:
         env = {
             **stack.env,

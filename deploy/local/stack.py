@@ -103,6 +103,9 @@ class Stack:
     pg_port: int = 15432
     redis_port: int = 16379
     smtp_port: int = 11025
+    mail_gateway_port: int = 12525  # intake's inbound SMTP gateway
+    imap_port: int = 11143  # the local Dovecot the IMAP poller reads (`bin/careloop run` only)
+    providers_port: int = 18090  # the local WeChat, Weibo and SMS API server
 
     @classmethod
     def from_env(cls) -> "Stack":
@@ -113,6 +116,9 @@ class Stack:
             pg_port=int(env.get("CARELOOP_STACK_PG_PORT", 15432)),
             redis_port=int(env.get("CARELOOP_STACK_REDIS_PORT", 16379)),
             smtp_port=int(env.get("CARELOOP_STACK_SMTP_PORT", 11025)),
+            mail_gateway_port=int(env.get("CARELOOP_STACK_MAIL_GATEWAY_PORT", 12525)),
+            imap_port=int(env.get("CARELOOP_STACK_IMAP_PORT", 11143)),
+            providers_port=int(env.get("CARELOOP_STACK_PROVIDERS_PORT", 18090)),
         )
 
     @property
@@ -153,6 +159,16 @@ class Stack:
             **{f"CARELOOP_{s.upper()}_PG_DSN": self.dsn(s) for s in DB_SERVICES},
             "CARELOOP_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CARELOOP_SMTP_PORT": str(self.smtp_port),
+            "CARELOOP_MAIL_GATEWAY_PORT": str(self.mail_gateway_port),
+        }
+
+    def run_env(self) -> dict[str, str]:
+        """`service_env` plus what only `bin/careloop run` has: the local Dovecot mailbox the
+        IMAP poller reads (tests start their own when they need one)."""
+        return {
+            **self.service_env(),
+            "CARELOOP_MAIL_IMAP_HOST": "127.0.0.1",
+            "CARELOOP_MAIL_IMAP_PORT": str(self.imap_port),
         }
 
     def _as_postgres(self, argv: list[str]) -> list[str]:
@@ -337,7 +353,7 @@ def main() -> None:
     if args.cmd == "prepare":
         stack.prepare()
     elif args.cmd == "env":
-        for key, value in stack.service_env().items():
+        for key, value in stack.run_env().items():
             if key not in os.environ:  # what the caller set explicitly wins
                 print(f"export {key}={shlex.quote(value)}")
     elif args.cmd == "dsn":

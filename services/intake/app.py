@@ -4,7 +4,7 @@ dedupe window; no database."""
 from fastapi import FastAPI
 
 from services.intake import handlers, web
-from services.intake.channels import hotline, learner_api, partner, suggestion
+from services.intake.channels import hotline, imap, learner_api, partner, smtp_gateway, suggestion
 from services.intake.settings import IntakeSettings
 from shared import http
 from shared.service import build_app, new_context
@@ -13,7 +13,13 @@ from shared.service import build_app, new_context
 def create_app(settings: IntakeSettings) -> FastAPI:
     ctx = new_context("intake", settings)
     handlers.subscribe(ctx)
-    app = build_app(ctx, uses_postgres=False, uses_redis=True, title="careloop intake")
+    app = build_app(
+        ctx,
+        uses_postgres=False,
+        uses_redis=True,
+        background=(smtp_gateway.run, imap.run),
+        title="careloop intake",
+    )
     app.include_router(web.routes(ctx))
     app.include_router(learner_api.routes(ctx))
     app.include_router(partner.routes(ctx))

@@ -25,7 +25,12 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     logs = tmp_path_factory.mktemp("e2e-logs")
     with running_stack(
-        kafka_port=port(23092), pg_port=port(23432), redis_port=port(23379), smtp_port=port(23025)
+        kafka_port=port(23092),
+        pg_port=port(23432),
+        redis_port=port(23379),
+        smtp_port=port(23025),
+        mail_gateway_port=port(23525),
+        providers_port=port(23090),
     ) as stack:
         env = {
             **stack.env,
