@@ -113,7 +113,13 @@ def running_stack(**ports: int) -> Iterator[RunningStack]:
                 running.processes[name] = subprocess.Popen(
                     argv, stdout=log, stderr=subprocess.STDOUT
                 )
-        for port in (stack.kafka_port, stack.redis_port, stack.smtp_port, stack.pg_port):
+        for port in (
+            stack.kafka_port,
+            stack.redis_port,
+            stack.smtp_port,
+            stack.pg_port,
+            stack.providers_port,
+        ):
             wait_for_port(port)
         asyncio.run(wait_for_postgres(running.dsn))
         yield running

@@ -160,6 +160,10 @@ class Stack:
             "CARELOOP_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CARELOOP_SMTP_PORT": str(self.smtp_port),
             "CARELOOP_MAIL_GATEWAY_PORT": str(self.mail_gateway_port),
+            # WeChat, Weibo and the SMS provider: the local stand-in that speaks their APIs.
+            "CARELOOP_WECHAT_API_BASE": f"http://127.0.0.1:{self.providers_port}",
+            "CARELOOP_WEIBO_API_BASE": f"http://127.0.0.1:{self.providers_port}",
+            "CARELOOP_SMS_API_BASE": f"http://127.0.0.1:{self.providers_port}",
         }
 
     def run_env(self) -> dict[str, str]:
@@ -318,6 +322,13 @@ class Stack:
                 "--appendonly",
                 "no",
             ],
+            "providers": [
+                sys.executable,
+                "-m",
+                "deploy.local.providers",
+                "--port",
+                str(self.providers_port),
+            ],
             "smtp": [
                 sys.executable,
                 "-m",
@@ -347,7 +358,7 @@ def main() -> None:
     dsn = sub.add_parser("dsn", help="print the admin's DSN, or with SERVICE that service's")
     dsn.add_argument("service", nargs="?", choices=DB_SERVICES)
     run = sub.add_parser("run", help="exec one infrastructure process in the foreground")
-    run.add_argument("name", choices=["kafka", "postgres", "redis", "smtp"])
+    run.add_argument("name", choices=["kafka", "postgres", "redis", "smtp", "providers"])
     args = parser.parse_args()
     stack = Stack.from_env()
     if args.cmd == "prepare":

@@ -188,17 +188,20 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
 
     @router.get(
         "/v1/receipts/{ticket_id}",
-        summary="A ticket's number once desk created it (for a channel's instant reply)",
-        description="Unauthenticated: says only the number and status of the ticket with this "
-        "id (ids are not guessable). 404 until the ticket exists.",
+        summary="A ticket's number once desk has it (for a channel's instant reply)",
+        description="By the ticket's id, or by a learner message's id (a follow-up lands on "
+        "a ticket under another id). Unauthenticated: says only the ticket's number, status "
+        "and id (ids are not guessable). 404 until desk has it.",
         responses=problems(404, 503),
     )
     async def receipt(ticket_id: UUID) -> Receipt:
         async with ctx.pool.acquire() as conn:
-            row = await repo.get_ticket(conn, ticket_id)
+            row = await repo.receipt(conn, ticket_id)
         if row is None:
             raise HTTPException(404, "no such ticket yet")
-        return Receipt(number=row["number"], status=Status(row["status"]))
+        return Receipt(
+            number=row["number"], status=Status(row["status"]), ticket_id=row["ticket_id"]
+        )
 
     @router.post(
         "/v1/calls",

@@ -484,6 +484,23 @@ async def set_survey_urls(conn: asyncpg.Connection, urls: Sequence[tuple[UUID, s
         )
 
 
+async def receipt(conn: asyncpg.Connection, ref: UUID) -> asyncpg.Record | None:
+    """The ticket a submission made or landed on: by its ticket id, else by the learner
+    message's id (a follow-up joins a ticket under another id)."""
+    return await conn.fetchrow(
+        """
+        SELECT number, status, ticket_id FROM tickets WHERE ticket_id = $1
+        UNION ALL
+        SELECT t.number, t.status, t.ticket_id FROM messages m JOIN tickets t USING (ticket_id)
+        WHERE m.message_id = $1
+        UNION ALL
+        SELECT number, status, ticket_id FROM tickets WHERE message_id = $1
+        LIMIT 1
+        """,
+        ref,
+    )
+
+
 async def message_seen(conn: asyncpg.Connection, message_id: UUID) -> bool:
     """Whether a learner message was stored already, as a ticket's first or a follow-up."""
     return bool(

@@ -4,7 +4,16 @@ dedupe window; no database."""
 from fastapi import FastAPI
 
 from services.intake import handlers, web
-from services.intake.channels import hotline, imap, learner_api, partner, smtp_gateway, suggestion
+from services.intake.channels import (
+    hotline,
+    imap,
+    learner_api,
+    partner,
+    smtp_gateway,
+    suggestion,
+    wechat,
+    weibo,
+)
 from services.intake.settings import IntakeSettings
 from shared import http
 from shared.service import build_app, new_context
@@ -25,5 +34,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(partner.routes(ctx))
     app.include_router(hotline.routes(ctx))
     app.include_router(suggestion.routes(ctx))
+    app.include_router(wechat.routes(ctx))
+    app.include_router(weibo.routes(ctx))
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app

@@ -270,11 +270,6 @@ def test_a_weibo_private_message_is_answered_with_its_ticket_number(client: Test
     assert forged.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="desk's GET /v1/receipts/{id} does not yet answer for a message id (the follow-up's "
-    "ticket); asked of the lead in /tmp/briefs/social-needs.md. Remove this mark when it does.",
-)
 def test_a_second_message_from_the_learner_is_answered_with_the_open_tickets_number(
     client: TestClient,
 ) -> None:
