@@ -160,6 +160,7 @@ class Stack:
             "CARELOOP_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CARELOOP_SMTP_PORT": str(self.smtp_port),
             "CARELOOP_MAIL_GATEWAY_PORT": str(self.mail_gateway_port),
+            "CARELOOP_DESK_LINK_SECRET": self.link_secret(),
             # WeChat, Weibo and the SMS provider: the local stand-in that speaks their APIs.
             "CARELOOP_WECHAT_API_BASE": f"http://127.0.0.1:{self.providers_port}",
             "CARELOOP_WEIBO_API_BASE": f"http://127.0.0.1:{self.providers_port}",
@@ -186,6 +187,7 @@ class Stack:
         for sub in ("redis", "run", "mail/tmp", "mail/new", "mail/cur"):
             (self.var / sub).mkdir(parents=True, exist_ok=True)
         passwords = self._ensure_passwords()
+        self.link_secret()
         if not (self.pg_dir / "PG_VERSION").exists():
             self._create_cluster(passwords[ADMIN_ROLE])
         elif "trust" in _hba_methods(self.pg_dir / "pg_hba.conf"):
@@ -200,6 +202,20 @@ class Stack:
                 admin_password=passwords[ADMIN_ROLE],
             ),
         )
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.var / "secrets.json"
+
+    def link_secret(self) -> str:
+        """The secret desk signs learners' links with: made once by `prepare`, so links keep
+        working across restarts of a local run."""
+        if not self.secrets_file.exists():
+            fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump({"desk_link_secret": secrets.token_urlsafe(32)}, out)
+        stored: dict[str, str] = json.loads(self.secrets_file.read_text())
+        return stored["desk_link_secret"]
 
     def _ensure_passwords(self) -> dict[str, str]:
         """Generate a password for each role that has none yet; keep the others."""

@@ -7,6 +7,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
 
 from services.desk import api, handlers, learner_api, pages, portal, repo
 from services.desk.settings import DeskSettings
@@ -17,6 +18,12 @@ from shared.inbox import batch_subscriber_options
 from shared.service import Context, build_app, consume, new_context
 
 log = structlog.get_logger(__name__)
+SNAPSHOTS = Counter(
+    "careloop_learner_snapshots_total",
+    "Learner snapshots desk read from careloop.learners.v1, by outcome: stored (newer than "
+    "the one held), stale (older or equal: ignored), rejected (dead-lettered).",
+    ["outcome"],
+)
 
 
 def create_app(settings: DeskSettings) -> FastAPI:
@@ -58,7 +65,9 @@ def consume_learners(ctx: Context[DeskSettings]) -> None:
 
     async def store(snapshots: list[LearnerSnapshot]) -> None:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await handlers.on_learner_snapshots(conn, snapshots)
+            stored = await repo.upsert_learners(conn, snapshots)
+        SNAPSHOTS.labels("stored").inc(stored)
+        SNAPSHOTS.labels("stale").inc(len(snapshots) - stored)
 
     @ctx.broker.subscriber(
         topics.LEARNERS,
@@ -71,5 +80,6 @@ def consume_learners(ctx: Context[DeskSettings]) -> None:
         snapshots, rejected = dlq.sort_out(records, snapshot, consumer="desk-learners")
         rejected += await dlq.apply_each(snapshots, store, consumer="desk-learners")
         if rejected:
+            SNAPSHOTS.labels("rejected").inc(len(rejected))
             log.warning("learner snapshots rejected", count=len(rejected))
             await dlq.publish(ctx.broker, rejected, service="desk")

@@ -36,7 +36,6 @@ from shared.events import (
     EscalationReason,
     Learner,
     LearnerContext,
-    LearnerSnapshot,
     ReopenReason,
     SurveyLowScore,
     SurveyRequested,
@@ -158,10 +157,6 @@ def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
         SurveyLowScore.TYPE: on_low_score,
         SurveyRequested.TYPE: on_survey_requested,
     }
-
-
-async def on_learner_snapshots(conn: asyncpg.Connection, snapshots: list[LearnerSnapshot]) -> None:
-    await repo.upsert_learners(conn, snapshots)
 
 
 async def _create(
@@ -538,17 +533,27 @@ def _check_work(agent: Caller, ticket: asyncpg.Record) -> None:
     )
 
 
+# Columns an agent has no use for: a token's hash, and desk's own keys for matching messages.
+_INTERNAL_COLUMNS = frozenset({"confirm_token_sha256", "thread_contact", "content_key"})
+
+
 async def ticket_with_history(
     conn: asyncpg.Connection, ticket_id: UUID, agent: Caller
 ) -> dict[str, Any]:
-    """One ticket and its history, if `agent` may see it."""
+    """One ticket, its history and its conversation (every learner message, on any channel,
+    and every reply, in order), if `agent` may see it."""
     ticket = await repo.get_ticket(conn, ticket_id)
     if ticket is None:
         raise NotFound("no such ticket")
     check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
     history = await repo.ticket_history(conn, ticket_id)
-    detail = {k: v for k, v in dict(ticket).items() if k != "confirm_token_sha256"}
-    return {**detail, "history": [dict(h) for h in history]}
+    conversation = await repo.conversation(conn, ticket_id)
+    detail = {k: v for k, v in dict(ticket).items() if k not in _INTERNAL_COLUMNS}
+    return {
+        **detail,
+        "history": [dict(h) for h in history],
+        "conversation": [dict(c) for c in conversation if c["kind"] != "event"],
+    }
 
 
 async def reply(

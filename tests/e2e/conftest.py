@@ -40,6 +40,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
             "CARELOOP_NOTIFY_CLAIM_SECONDS": "5",
             **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
+            # intake asks desk for a new ticket's number (WeChat's instant reply, the page
+            # after a suggestion)
+            **{
+                f"CARELOOP_{channel}_DESK_URL": f"http://127.0.0.1:{PORTS['desk']}"
+                for channel in ("WECHAT", "WEIBO", "SUGGESTIONS")
+            },
         }
         services = {
             name: ServiceProcess(name, PORTS[name], env, logs / f"{name}.log") for name in SERVICES

@@ -283,8 +283,10 @@ async def test_a_ticket_carries_the_learner_the_lms_described_and_the_newest_sna
         )
 
     async with desk_pool.acquire() as conn, conn.transaction():
-        await handlers.on_learner_snapshots(conn, [snapshot("vip", at)])
-        await handlers.on_learner_snapshots(conn, [snapshot("standard", at - timedelta(hours=1))])
+        assert await repo.upsert_learners(conn, [snapshot("vip", at)]) == 1
+        assert (
+            await repo.upsert_learners(conn, [snapshot("standard", at - timedelta(hours=1))]) == 0
+        )
 
     call = message(channel=Channel.HOTLINE, learner=Learner(name=phone, phone=phone), text="电话")
     await deliver(call)
