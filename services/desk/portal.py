@@ -79,7 +79,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "conversation": "沟通记录（北京时间）",
         "you": "您",
         "support": "客服",
-        "via": "来自",
+        "file": "附件：",
         "events": {
             "assigned": "客服已接手您的问题",
             "queued": "您的问题正在排队等待客服",
@@ -143,7 +143,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "conversation": "Conversation (Beijing time)",
         "you": "You",
         "support": "Support",
-        "via": "via",
+        "file": "File:",
         "events": {
             "assigned": "An agent took your request",
             "queued": "Your request is waiting for an agent",
@@ -284,7 +284,9 @@ class MessageProblem(Exception):
 
 def read_message(form: Mapping[str, str]) -> tuple[str, tuple[Attachment, ...]]:
     """The message a learner posted: its text and at most one attachment's metadata."""
-    body = form.get("body", "").strip()
+    # Browsers send a textarea's line breaks as CRLF (HTML's form encoding); stored as LF,
+    # as every other channel's text is.
+    body = form.get("body", "").replace("\r\n", "\n").strip()
     name = form.get("attachment_name", "").strip()
     url = form.get("attachment_url", "").strip()
     if len(body) > MAX_BODY:
@@ -355,10 +357,11 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             max_body=MAX_BODY,
         )
 
-    def back_to(token: str, lang: str, notice: str, anchor: str = "") -> RedirectResponse:
-        """Post/Redirect/Get: reloading the page does not post again."""
+    def back_to(token: str, lang: str, notice: str) -> RedirectResponse:
+        """Post/Redirect/Get: reloading the page does not post again. The notice shows at the
+        top of the page, next to the status it changed."""
         query = urlencode({"lang": lang, "notice": notice})
-        return RedirectResponse(f"../{token}?{query}{anchor}", status_code=303, headers=HEADERS)
+        return RedirectResponse(f"../{token}?{query}", status_code=303, headers=HEADERS)
 
     async def read_post(request: Request, token: str) -> Mapping[str, str]:
         """The form's fields, once the post is shown to come from the portal's own page."""
@@ -433,7 +436,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
                 received_at=now(),
                 links=links,
             )
-        return back_to(token, lang, "sent", "#add")
+        return back_to(token, lang, "sent")
 
     @router.post(
         "/t/{token}/answer",

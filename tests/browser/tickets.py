@@ -3,7 +3,6 @@ a submission on Kafka, routing's placement on Kafka, and the agent API for repli
 resolutions. Used by the browser tests and the portal's integration tests."""
 
 import itertools
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +25,7 @@ from shared.settings import CommonSettings
 from tests.integration.inprocess import ANA, SUE, publish
 from tests.support import eventually
 
-CHAPTERS = itertools.count(random.randrange(1, 10_000))
+CHAPTERS = itertools.count(1)  # each test run has a stack of its own
 LI_LEI = Learner(name="李雷", email="lilei@example.com", learner_id="L-1001")
 HAN_MEIMEI = Learner(name="韩梅梅", email="hanmeimei@example.com", learner_id="L-2002")
 
@@ -67,8 +66,11 @@ class Tickets:
         channel: Channel = Channel.EMAIL,
     ) -> Made:
         # Each text its own: the same learner's same text twice within minutes is one ticket.
+        chapter = next(CHAPTERS)
         description = description or (
-            f"打开第{next(CHAPTERS)}章的视频时一直在加载，换了浏览器也不行。"
+            f"打开第{chapter}章的视频时一直在加载，换了浏览器也不行。"
+            if language == "zh"
+            else f"Chapter {chapter}'s video keeps loading, in every browser I tried."
         )
         event = new_event(
             TicketSubmitted(
@@ -130,7 +132,11 @@ class Tickets:
 
     async def resolved(self, **submitted: Any) -> Made:
         made = await self.replied(**submitted)
-        await self.resolve(made.ticket_id, "已为您重置播放权限。")
+        zh = submitted.get("language", "zh") == "zh"
+        await self.resolve(
+            made.ticket_id,
+            "已为您重置播放权限。" if zh else "We reset your playback permissions.",
+        )
         return made
 
     async def messages(self, ticket_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -106,6 +106,10 @@ def test_a_message_with_a_file_link_reads_as_text_and_attachment_metadata() -> N
     )
 
 
+def test_line_breaks_from_a_browser_form_are_stored_as_line_feeds() -> None:
+    assert read_message({"body": "第一行\r\n第二行\r\n"})[0] == "第一行\n第二行"
+
+
 def test_a_file_alone_is_a_message_too() -> None:
     body, files = read_message({"attachment_name": "a.pdf", "attachment_url": "http://x/a.pdf"})
     assert body == "" and files[0].content_type == "application/pdf"
