@@ -147,17 +147,17 @@ async def test_a_resolved_ticket_is_reopened_by_a_wechat_message(platform: Platf
             "还是打不开"
         ]
         # notify answered on WeChat, through the provider's customer-service API
-        sent = await eventually(
+        sent_response = await eventually(
             lambda: _when(
                 client.get(
                     f"http://127.0.0.1:{platform.stack.stack.providers_port}/_sent",
                     params={"channel": "wechat", "to": openid},
                 ),
-                lambda r: r.json() if r.json() else None,
+                lambda r: r.json(),
             ),
             timeout=60,
         )
-        assert any(number[0] in json.dumps(m, ensure_ascii=False) for m in sent)
+        assert any(number[0] in json.dumps(m, ensure_ascii=False) for m in sent_response.json())
 
 
 async def test_a_hotline_call_record_becomes_a_ticket_of_the_learner_the_lms_described(
@@ -224,17 +224,17 @@ async def test_a_hotline_call_record_becomes_a_ticket_of_the_learner_the_lms_des
         created = await eventually(lambda: ticket(client, platform, ticket_id), timeout=60)
         assert (created["channel"], created["learner_id"]) == ("hotline", learner_id)
         assert created["call"]["recording_url"] == "https://calls.example.com/rec/1.mp3"
-        sms = await eventually(
+        sms_response = await eventually(
             lambda: _when(
                 client.get(
                     f"http://127.0.0.1:{platform.stack.stack.providers_port}/_sent",
                     params={"channel": "sms", "to": f"+86{mobile}"},
                 ),
-                lambda r: r.json() if r.json() else None,
+                lambda r: r.json(),
             ),
             timeout=60,
         )
-        assert created["number"] in json.dumps(sms, ensure_ascii=False)
+        assert created["number"] in json.dumps(sms_response.json(), ensure_ascii=False)
 
 
 async def stored_snapshots(client: httpx.AsyncClient, platform: Platform) -> float:
@@ -245,8 +245,6 @@ async def stored_snapshots(client: httpx.AsyncClient, platform: Platform) -> flo
 
 
 async def _when(awaitable: Any, check: Any) -> Any:
+    """What `awaitable` gives when `check` of it is truthy, else None (for `eventually`)."""
     value = await awaitable
-    if value is None:
-        return None
-    result = check(value)
-    return value if result is True else (result or None)
+    return value if value is not None and check(value) else None
