@@ -224,6 +224,12 @@ def form_token(secret: str, link_token: str) -> str:
     ).hexdigest()
 
 
+def page_path(token: str) -> str:
+    """The ticket page's path. Its forms and links use it whole, because a page shown again
+    after a refused post sits at the form's own address, where a relative one would miss."""
+    return f"/t/{token}"
+
+
 def message_id_of(ticket_id: UUID, form: Mapping[str, str]) -> UUID:
     """The message's id, from the nonce its form was rendered with: the same form sent twice
     (a double tap, a reload of the post) is one message. A form without one is its own."""
@@ -345,7 +351,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             status=status,
             lang=lang,
             t=TEXT[lang],
-            token=token,
+            page=page_path(token),
             csrf=form_token(secret, token),
             nonce=uuid4().hex,
             ticket=ticket,
@@ -361,7 +367,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         """Post/Redirect/Get: reloading the page does not post again. The notice shows at the
         top of the page, next to the status it changed."""
         query = urlencode({"lang": lang, "notice": notice})
-        return RedirectResponse(f"../{token}?{query}", status_code=303, headers=HEADERS)
+        return RedirectResponse(f"{page_path(token)}?{query}", status_code=303, headers=HEADERS)
 
     async def read_post(request: Request, token: str) -> Mapping[str, str]:
         """The form's fields, once the post is shown to come from the portal's own page."""
@@ -393,6 +399,12 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
                 return gone(lang)
             language = choose_language(lang, ticket["language"])
             return await show(conn, ticket, token=token, lang=language, notice=notice)
+
+    @router.get("/t/{token}/messages", include_in_schema=False)
+    @router.get("/t/{token}/answer", include_in_schema=False)
+    async def to_the_page(token: str) -> RedirectResponse:
+        """A form's address opened (a bookmark, a reload after a refused post): the page."""
+        return RedirectResponse(page_path(token), status_code=303, headers=HEADERS)
 
     @router.post(
         "/t/{token}/messages",

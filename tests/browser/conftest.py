@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+from pydantic import SecretStr
 
 from services.desk import handlers
 from services.desk.app import create_app
@@ -27,7 +28,7 @@ from tests.integration.inprocess import environment, service_env
 from tests.support import RunningStack, eventually, fresh_groups, port, running_stack
 
 CHROMIUM = os.environ.get("CARELOOP_CHROMIUM", "/usr/bin/chromium")
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 LINK_SECRET = "portal-browser-test-link-secret-0123456789"
 
 
@@ -87,7 +88,7 @@ def links(desk_env: dict[str, str]) -> Links:
 async def tickets(desk_url: str, stack: RunningStack) -> AsyncIterator[Tickets]:
     settings = CommonSettings(
         kafka_bootstrap=stack.bootstrap,
-        pg_dsn=stack.dsn,  # type: ignore[arg-type]
+        pg_dsn=SecretStr(stack.dsn),
         redis_url=stack.redis_url,
     )
     async with httpx.AsyncClient(base_url=desk_url, timeout=30) as client:

@@ -88,6 +88,9 @@ async def test_a_message_added_on_the_phone_lands_on_the_ticket(
     made = await tickets.replied()
     await phone.goto(links.portal_url(made.ticket_id))
 
+    await phone.get_by_role("button", name="发送").tap()
+    await expect(phone.get_by_role("alert")).to_have_text("请写下留言内容，或添加一个附件。")
+    await shoot(phone, shots, "zh-empty")
     await phone.get_by_label("留言").fill("清除缓存后还是不行。\n用的是 iPhone 上的微信浏览器。")
     await phone.get_by_text("添加附件链接").tap()
     await phone.get_by_label("附件名称").fill("录屏.mp4")
