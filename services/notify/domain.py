@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -458,6 +458,7 @@ def email_message(
     own = message_id(delivery_key, ticket_id)
     thread = "" if own == root else f"In-Reply-To: {root}\nReferences: {root}\n"
     return (
+        f"Date: {formatdate(usegmt=True)}\n"  # RFC 5322 requires it; mail readers sort by it
         f"From: {sender}\n"
         f"Reply-To: {reply_to}\n"
         f"To: {to.mailbox}\n"
