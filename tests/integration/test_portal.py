@@ -93,7 +93,7 @@ async def test_a_forged_or_cut_link_opens_a_page_that_says_so_and_its_forms_stor
     made = await tickets.assigned()
     good = link_path(made.ticket_id)
 
-    for bad in (good[:-3], "/t/" + "A" * 400, f"/t/{made.ticket_id}"):
+    for bad in (good[:-3], "/t/" + "A" * 400, f"/t/{made.ticket_id}", "/t/你好%00"):
         page = await desk.get(bad)
         posted = await desk.post(bad + "/messages", data={"body": "hello"})
         assert page.status_code == 404 and "链接已过期或无效" in page.text
