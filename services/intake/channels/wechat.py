@@ -333,7 +333,7 @@ def routes(ctx: Context[IntakeSettings], settings: WeChatSettings | None = None)
             return PlainTextResponse(NOT_CONFIGURED, status_code=401)
         try:
             check_signature(token, signature, timestamp, nonce)
-        except InvalidSignatureException:
+        except (InvalidSignatureException, UnicodeError):  # a forged value may not even be text
             return PlainTextResponse("invalid signature", status_code=401)
         return PlainTextResponse(echostr)
 
@@ -420,7 +420,7 @@ def _opened(
     if encrypt_type == "raw":
         try:
             check_signature(token, signature, timestamp, nonce)
-        except InvalidSignatureException:
+        except (InvalidSignatureException, UnicodeError):  # a forged value may not even be text
             raise BadPush("invalid signature", status=401) from None
         return body
     if encrypt_type != "aes":

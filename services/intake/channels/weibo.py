@@ -101,6 +101,7 @@ def verify(secret: str, *, signature: str, timestamp: str, nonce: str) -> None:
     if (
         not timestamp
         or not nonce
+        or not (signature + timestamp + nonce).isascii()  # a forged value may not even be text
         or not hmac.compare_digest(signature_of(secret, timestamp, nonce), signature)
     ):
         raise BadPush("invalid signature", status=401)
