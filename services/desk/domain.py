@@ -1,11 +1,14 @@
 """desk's decisions: who may do what to a ticket, and what a learner's answer does."""
 
+import hashlib
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.agents import Role
 from shared.errors import PermanentError
+from shared.events import Channel, Learner, TicketSubmitted
 
 
 class Status(StrEnum):
@@ -83,3 +86,53 @@ def answer_outcome(status: Status, answer: Answer) -> Status:
     if status is not Status.RESOLVED:
         raise Conflict(f"the ticket is {status}; it was already answered")
     return Status.CLOSED if answer is Answer.SOLVED else Status.REOPENED
+
+
+# ---- where a learner's message goes ------------------------------------------------------
+
+
+def content_key(t: TicketSubmitted) -> str | None:
+    """Who and what, for a submission its sender gave no key for: the same learner's same
+    text, whatever the channel. None for an anonymous one (nobody to tell apart)."""
+    who = (
+        t.learner.learner_id
+        or t.learner.email
+        or t.learner.phone
+        or t.learner.wechat_openid
+        or t.learner.weibo_uid
+    )
+    if t.external_id is not None or who is None:
+        return None
+    text = " ".join(t.description.split())
+    return hashlib.sha256(f"{who}\x00{text}".encode()).hexdigest()[:32]
+
+
+def thread_contact(t: TicketSubmitted) -> str | None:
+    """The contact a channel without threads continues a ticket by."""
+    if not t.by_contact:
+        return None
+    learner = t.learner
+    if t.channel is Channel.WECHAT:
+        return learner.wechat_openid
+    if t.channel is Channel.WEIBO:
+        return learner.weibo_uid
+    return learner.phone or learner.email
+
+
+def same_learner(ticket_learner: dict[str, Any], sender: Learner) -> bool:
+    """Whether a follow-up comes from the ticket's learner: one contact in common."""
+    mine = {
+        ("learner_id", ticket_learner.get("learner_id")),
+        ("email", (ticket_learner.get("email") or "").lower() or None),
+        ("phone", ticket_learner.get("phone")),
+        ("wechat_openid", ticket_learner.get("wechat_openid")),
+        ("weibo_uid", ticket_learner.get("weibo_uid")),
+    }
+    theirs = {
+        ("learner_id", sender.learner_id),
+        ("email", sender.email.lower() if sender.email else None),
+        ("phone", sender.phone),
+        ("wechat_openid", sender.wechat_openid),
+        ("weibo_uid", sender.weibo_uid),
+    }
+    return any(value is not None for _, value in mine & theirs)

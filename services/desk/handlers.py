@@ -1,6 +1,5 @@
 """desk's use cases: the events it consumes, and what the agent API and the learner's pages do."""
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -23,7 +22,10 @@ from services.desk.domain import (
     answer_outcome,
     check_may_see,
     check_may_work,
+    content_key,
     low_score_outcome,
+    same_learner,
+    thread_contact,
 )
 from services.desk.links import Links
 from services.desk.settings import DeskSettings
@@ -75,53 +77,6 @@ def links_for(settings: DeskSettings) -> Links:
     return _links(
         settings.link_secret.get_secret_value(), settings.public_url, settings.link_max_age_days
     )
-
-
-def content_key(t: TicketSubmitted) -> str | None:
-    """Who and what, for a submission its sender gave no key for: the same learner's same
-    text, whatever the channel. None for an anonymous one (nobody to tell apart)."""
-    who = (
-        t.learner.learner_id
-        or t.learner.email
-        or t.learner.phone
-        or t.learner.wechat_openid
-        or t.learner.weibo_uid
-    )
-    if t.external_id is not None or who is None:
-        return None
-    text = " ".join(t.description.split())
-    return hashlib.sha256(f"{who}\x00{text}".encode()).hexdigest()[:32]
-
-
-def thread_contact(t: TicketSubmitted) -> str | None:
-    """The contact a channel without threads continues a ticket by."""
-    if not t.by_contact:
-        return None
-    learner = t.learner
-    if t.channel is Channel.WECHAT:
-        return learner.wechat_openid
-    if t.channel is Channel.WEIBO:
-        return learner.weibo_uid
-    return learner.phone or learner.email
-
-
-def same_learner(ticket_learner: dict[str, Any], sender: Learner) -> bool:
-    """Whether a follow-up comes from the ticket's learner: one contact in common."""
-    mine = {
-        ("learner_id", ticket_learner.get("learner_id")),
-        ("email", (ticket_learner.get("email") or "").lower() or None),
-        ("phone", ticket_learner.get("phone")),
-        ("wechat_openid", ticket_learner.get("wechat_openid")),
-        ("weibo_uid", ticket_learner.get("weibo_uid")),
-    }
-    theirs = {
-        ("learner_id", sender.learner_id),
-        ("email", sender.email.lower() if sender.email else None),
-        ("phone", sender.phone),
-        ("wechat_openid", sender.wechat_openid),
-        ("weibo_uid", sender.weibo_uid),
-    }
-    return any(value is not None for _, value in mine & theirs)
 
 
 def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
@@ -660,22 +615,21 @@ async def ticket_ref(conn: asyncpg.Connection, ref: str) -> UUID:
 
 
 async def confirm(conn: asyncpg.Connection, *, token: str, answer: Answer) -> Status:
-    """The learner's answer to "is it solved?": closes or reopens; NotFound, Conflict."""
+    """The learner's answer to "is it solved?" from the e-mailed link: closes or reopens;
+    NotFound, Conflict."""
     ticket = await repo.lock_by_confirm_token(conn, tokens.digest(token))
     if ticket is None:
         raise NotFound("this link is no longer valid")
-    outcome = answer_outcome(Status(ticket["status"]), answer)
-    if outcome is Status.REOPENED:
-        await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
-    else:
-        await _close(conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now())
-    return outcome
+    return await _answer(conn, ticket, answer)
 
 
 async def confirm_ticket(conn: asyncpg.Connection, *, ticket_id: UUID, answer: Answer) -> Status:
     """The learner's answer from the ticket's page (its signed link is the credential):
     closes or reopens a resolved ticket; NotFound, Conflict (not waiting for an answer)."""
-    ticket = await _locked(conn, ticket_id)
+    return await _answer(conn, await _locked(conn, ticket_id), answer)
+
+
+async def _answer(conn: asyncpg.Connection, ticket: asyncpg.Record, answer: Answer) -> Status:
     outcome = answer_outcome(Status(ticket["status"]), answer)
     if outcome is Status.REOPENED:
         await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
