@@ -8,7 +8,10 @@ phase starts behind what an earlier one left in the broker, the tables or the WA
    the raw relays (2 and 3 hops, with and without an INSERT per hop) and the SMTP sink alone;
 2. one burst per --bursts size: all tickets published to careloop.inbound.v1 at once, each
    followed to ticket.created, its assignment and its confirmation e-mail;
-3. with --rate, a paced stream of that many tickets a second for --duration seconds.
+3. e-mail in (--email-messages): that many learners' mails sent to intake's SMTP gateway over
+   a few SMTP connections, each followed like a burst's ticket, and set next to the Kafka
+   burst of the same size;
+4. with --rate, a paced stream of that many tickets a second for --duration seconds.
 
 Figures are wall-clock on whatever else the machine is doing: compare the ratios within one
 run, not absolute numbers across runs.
@@ -28,16 +31,17 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import anchors, loop
-from bench.report import full_report
+from bench import anchors, email, loop
+from bench.report import email_comparison, full_report
 from bench.stack import BenchStack, bench_stack, cpu_seconds
 
 NOTE = (
-    "Each burst and the paced run start on a fresh stack (broker, PostgreSQL, Redis, SMTP sink, "
-    "six services); the idle figure, the anchors and the SMTP sink's rate come from a first "
-    "stack of their own, the anchors with careloop's services stopped. Rates run from the first "
-    "submission to the last arrival; latencies from each submission (paced: from when it was "
-    "due) to the stage. CPU is user plus system time from /proc, per ticket."
+    "Each burst, the e-mail phase and the paced run start on a fresh stack (broker, "
+    "PostgreSQL, Redis, SMTP sink, six services); the idle figure, the anchors and the SMTP "
+    "sink's rate come from a first stack of their own, the anchors with careloop's services "
+    "stopped. Rates run from the first submission to the last arrival; latencies from each "
+    "submission (paced: from when it was due; e-mail: from when the mail went out) to the "
+    "stage. CPU is user plus system time from /proc, per ticket."
 )
 
 
@@ -130,6 +134,19 @@ def main() -> None:
         "--duration", type=float, default=30, help="seconds of the paced run (default 30)"
     )
     parser.add_argument(
+        "--email-messages",
+        type=int,
+        default=2000,
+        help="mails into intake's SMTP gateway, compared with the Kafka burst of that size "
+        "(default 2000; 0: no e-mail phase)",
+    )
+    parser.add_argument(
+        "--email-connections",
+        type=int,
+        default=email.CONNECTIONS,
+        help=f"SMTP connections the mails share (default {email.CONNECTIONS})",
+    )
+    parser.add_argument(
         "--paced-without-email",
         action="store_true",
         help="run the paced stream again with notify's senders off, on a fresh stack: the "
@@ -151,7 +168,11 @@ def main() -> None:
         "--smtp-messages", type=int, default=2000, help="messages into the SMTP sink alone"
     )
     parser.add_argument(
-        "--idle-seconds", type=float, default=15, help="how long idle CPU is measured"
+        "--idle-seconds",
+        type=float,
+        default=15,
+        help="how long idle CPU is measured (default 15; 0: not measured, and with "
+        "--anchor-messages 0 --smtp-messages 0 no floors phase at all)",
     )
     parser.add_argument(
         "--stall-seconds",
@@ -176,7 +197,8 @@ def main() -> None:
         return phase(console, figures, name, run)
 
     def floors_phase(stack: BenchStack) -> None:
-        figures["idle"] = idle(stack, seconds=args.idle_seconds)
+        if args.idle_seconds:
+            figures["idle"] = idle(stack, seconds=args.idle_seconds)
         stack.stop_services()
         if args.anchor_messages or args.smtp_messages:
             figures.update(
@@ -190,12 +212,23 @@ def main() -> None:
                 )
             )
 
-    on_stack("floors", floors_phase)
+    if args.idle_seconds or args.anchor_messages or args.smtp_messages:
+        on_stack("floors", floors_phase)
     for n in args.bursts:
         work = partial(loop.burst, n=n, stall_seconds=args.stall_seconds)
         result = on_stack(f"burst-{n}", with_progress(console, work))
         if result is not None:
             figures["bursts"].append(result)
+    if args.email_messages:
+        work = partial(
+            email.email_burst,
+            n=args.email_messages,
+            connections=args.email_connections,
+            stall_seconds=args.stall_seconds,
+        )
+        figures["email"] = on_stack(f"email-{args.email_messages}", with_progress(console, work))
+        if figures["email"] is not None:
+            figures["email_vs_kafka"] = email_comparison(figures)
     if args.rate:
         work = partial(
             loop.paced, rate=args.rate, duration=args.duration, stall_seconds=args.stall_seconds

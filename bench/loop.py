@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,10 @@ class Watcher:
 @dataclass
 class Tracking:
     """What a burst and a paced run share: the watcher reading, the submitter, a connection
-    for WAL positions, and the progress bars."""
+    for WAL positions, and the progress bars.
+
+    `counters` are counts the load keeps itself (the e-mails the gateway accepted), shown as
+    bars of their own."""
 
     submitted: dict[bytes, float]
     watcher: Watcher
@@ -129,6 +132,7 @@ class Tracking:
     conn: asyncpg.Connection
     progress: Progress
     tasks: dict[str, TaskID]
+    counters: dict[str, int]
 
     def submit_at(
         self, subs: Sequence[Submission], times: Sequence[float]
@@ -143,7 +147,7 @@ class Tracking:
         `stall_seconds` (what never arrived is then reported as missing)."""
         last, moved = None, time.monotonic()
         while True:
-            counts = self.watcher.counts() | {"submitted": len(self.submitted)}
+            counts = self.watcher.counts() | self.counters | {"submitted": len(self.submitted)}
             for name, task in self.tasks.items():
                 self.progress.update(task, completed=counts[name])
             if self.watcher.complete():
@@ -180,6 +184,7 @@ async def tracking(
     *,
     expected: int,
     stages: Sequence[str] = STAGES,
+    counters: Sequence[str] = (),
     fetch_max_wait_ms: int,
     label: str,
     progress: Progress,
@@ -208,23 +213,39 @@ async def tracking(
         exits.push_async_callback(_cancel, asyncio.create_task(watcher.run()))
         tasks = {
             name: progress.add_task(f"{label} {name}", total=expected)
-            for name in ("submitted", *stages)
+            for name in ("submitted", *counters, *stages)
         }
-        yield Tracking(submitted, watcher, submitter, conn, progress, tasks)
+        yield Tracking(
+            submitted, watcher, submitter, conn, progress, tasks, dict.fromkeys(counters, 0)
+        )
 
 
-async def burst(
-    stack: BenchStack, *, n: int, progress: Progress, stall_seconds: float
+# A burst's load: submits every ticket (noting when, in `Tracking.submitted`) and returns
+# figures of its own, `submit_seconds` among them.
+Load = Callable[[Tracking], Awaitable[dict[str, Any]]]
+
+
+async def measure(
+    stack: BenchStack,
+    *,
+    n: int,
+    load: Load,
+    label: str,
+    progress: Progress,
+    stall_seconds: float,
+    counters: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """n tickets submitted as fast as the submitter goes, then followed to their confirmation.
-
-    CPU and WAL are read when the last ticket is assigned, and again at the end."""
-    run = uuid.uuid4().hex[:8]
-    subs = [submission(run, i) for i in range(n)]
+    """n tickets put in by `load`, then followed to their confirmation: rates, latencies, and
+    CPU and WAL read when the last ticket is assigned and again at the end."""
     pids = stack.pids()
     # Bursts last seconds: 50 ms resolution, a quarter of the polling of the paced run's.
     async with tracking(
-        stack, expected=n, fetch_max_wait_ms=50, label=f"burst {n:,}", progress=progress
+        stack,
+        expected=n,
+        counters=counters,
+        fetch_max_wait_ms=50,
+        label=label,
+        progress=progress,
     ) as t:
         at_assigned: dict[str, Any] = {}
 
@@ -237,14 +258,7 @@ async def burst(
         lsn = await wal_lsn(t.conn)
         following = asyncio.create_task(t.follow(stall_seconds=stall_seconds))
         start = time.perf_counter()
-        acks: list[asyncio.Future[object]] = []
-        for first in range(0, n, CHUNK):
-            chunk = subs[first : first + CHUNK]
-            records = t.submit_at(chunk, [time.perf_counter()] * len(chunk))
-            acks += await t.submitter.send(topics.INBOUND, records)
-            await asyncio.sleep(0)  # let the watcher read while the burst goes out
-        await asyncio.gather(*acks)
-        submit_seconds = time.perf_counter() - start
+        own = await load(t)
         await following
         whole_cpu = cpu_since(pids, cpu_before, per=n)
         bench_cpu = time.process_time() - bench_before
@@ -255,8 +269,8 @@ async def burst(
         return {
             "tickets": n,
             "fresh_stack": True,
-            "submit_seconds": submit_seconds,
-            "stages": t.flows(start),
+            **own,
+            "stages": own.get("stages", {}) | t.flows(start),
             "cpu_ms_per_ticket": {"to_assigned": at_assigned.get("cpu"), "whole": whole_cpu},
             "wal_bytes_per_ticket": {
                 "to_assigned": None if wal_to_assigned is None else wal_to_assigned / n,
@@ -265,6 +279,35 @@ async def burst(
             "bench_cpu_ms_per_ticket": bench_cpu * 1000 / n,
             "bench_cpu_cores": bench_cpu / elapsed,
         }
+
+
+async def burst(
+    stack: BenchStack, *, n: int, progress: Progress, stall_seconds: float
+) -> dict[str, Any]:
+    """n tickets published to careloop.inbound.v1 as fast as the submitter goes, then
+    followed to their confirmation."""
+    run = uuid.uuid4().hex[:8]
+    subs = [submission(run, i) for i in range(n)]
+
+    async def publish(t: Tracking) -> dict[str, Any]:
+        start = time.perf_counter()
+        acks: list[asyncio.Future[object]] = []
+        for first in range(0, n, CHUNK):
+            chunk = subs[first : first + CHUNK]
+            records = t.submit_at(chunk, [time.perf_counter()] * len(chunk))
+            acks += await t.submitter.send(topics.INBOUND, records)
+            await asyncio.sleep(0)  # let the watcher read while the burst goes out
+        await asyncio.gather(*acks)
+        return {"submit_seconds": time.perf_counter() - start}
+
+    return await measure(
+        stack,
+        n=n,
+        load=publish,
+        label=f"burst {n:,}",
+        progress=progress,
+        stall_seconds=stall_seconds,
+    )
 
 
 async def paced(

@@ -5,8 +5,9 @@ unit-tested without a stack.
 """
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 STAGES = ("created", "assigned", "confirmed")
@@ -258,7 +259,14 @@ def burst_section(burst: dict[str, Any]) -> str:
         "",
         flows_markdown([(f"submitted → {STAGE_NAMES[s]}", stages[s]) for s in STAGES]),
         "",
+        *_cost_lines(burst),
     ]
+    return "\n".join(lines)
+
+
+def _cost_lines(burst: dict[str, Any]) -> list[str]:
+    """CPU and WAL per ticket, and the bench's own CPU, as list items."""
+    lines = []
     cpu = burst["cpu_ms_per_ticket"]
     if cpu.get("to_assigned") is not None:
         lines.append(f"- CPU per ticket up to assigned, {cpu_line(cpu['to_assigned'])}")
@@ -272,6 +280,142 @@ def burst_section(burst: dict[str, Any]) -> str:
         f"{burst['bench_cpu_ms_per_ticket']:.3f} ms CPU per ticket, "
         f"{burst['bench_cpu_cores']:.3f} core on average"
     )
+    return lines
+
+
+def kafka_burst_for(bursts: Sequence[dict[str, Any]], n: int) -> dict[str, Any] | None:
+    """The Kafka burst the e-mail phase is compared with: the one of its size, or the
+    nearest (the comparison names the size)."""
+    if not bursts:
+        return None
+    return min(bursts, key=lambda b: (abs(b["tickets"] - n), -b["tickets"]))
+
+
+def _accepted_per_second(burst: dict[str, Any]) -> float | None:
+    """E-mail: 250 answers from the gateway per second; Kafka: records the broker
+    acknowledged per second."""
+    if "accepted" in burst["stages"]:
+        rate: float = burst["stages"]["accepted"]["per_second"]
+        return rate
+    return burst["tickets"] / burst["submit_seconds"] if burst["submit_seconds"] else None
+
+
+def _stage(stage: str, key: str, burst: dict[str, Any]) -> float | None:
+    value: float | None = burst["stages"][stage].get(key)
+    return value
+
+
+def _cpu_total(span: str, burst: dict[str, Any]) -> float | None:
+    """CPU ms per ticket of all processes over `span` (to_assigned, whole)."""
+    per_process: dict[str, float] | None = burst["cpu_ms_per_ticket"].get(span)
+    return None if per_process is None else sum(per_process.values())
+
+
+def _cpu_of(span: str, process: str, burst: dict[str, Any]) -> float | None:
+    """CPU ms per ticket of one process over `span`."""
+    per_process: dict[str, float] | None = burst["cpu_ms_per_ticket"].get(span)
+    return None if per_process is None else per_process.get(process)
+
+
+def email_comparison(figures: dict[str, Any]) -> dict[str, Any] | None:
+    """The e-mail phase next to the Kafka burst of its size, figure by figure, with the ratio
+    e-mail ÷ Kafka (above 1: the e-mail path is faster in a rate, slower in a latency or
+    costlier in CPU). None when the run has no e-mail phase or no burst."""
+    email = figures.get("email")
+    kafka = kafka_burst_for(figures.get("bursts", []), email["tickets"]) if email else None
+    if email is None or kafka is None:
+        return None
+
+    to_assigned = email["cpu_ms_per_ticket"].get("to_assigned") or {}
+    figures_of: list[tuple[str, str, Callable[[dict[str, Any]], float | None]]] = [
+        (
+            "accepted/s (e-mail: 250 from the gateway; Kafka: acked by the broker)",
+            "per_s",
+            _accepted_per_second,
+        ),
+        ("created/s", "per_s", partial(_stage, "created", "per_second")),
+        ("assigned/s", "per_s", partial(_stage, "assigned", "per_second")),
+        ("confirmations/s", "per_s", partial(_stage, "confirmed", "per_second")),
+        ("p50 submission → created", "ms", partial(_stage, "created", "p50_ms")),
+        ("p99 submission → created", "ms", partial(_stage, "created", "p99_ms")),
+        ("CPU per ticket up to assigned, all processes", "ms", partial(_cpu_total, "to_assigned")),
+        ("CPU per ticket, whole burst, all processes", "ms", partial(_cpu_total, "whole")),
+    ]
+    figures_of += [
+        (f"CPU per ticket up to assigned: {name}", "ms", partial(_cpu_of, "to_assigned", name))
+        for name in sorted(to_assigned, key=lambda name: -to_assigned[name])
+    ]
+    rows = []
+    for name, unit, get in figures_of:
+        mine, theirs = get(email), get(kafka)
+        ratio = mine / theirs if mine is not None and theirs else None
+        rows.append({"figure": name, "unit": unit, "email": mine, "kafka": theirs, "ratio": ratio})
+    return {"email_tickets": email["tickets"], "kafka_tickets": kafka["tickets"], "rows": rows}
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "per_s":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _ratio(ratio: float) -> str:
+    """Two decimals, or two significant digits for a ratio under 0.1 (0.0040, not 0.00)."""
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+
+
+def comparison_markdown(comparison: dict[str, Any]) -> str:
+    """The e-mail path next to the Kafka path as a Markdown table with the ratio."""
+    lines = [
+        f"| figure | e-mail ({comparison['email_tickets']:,} mails) "
+        f"| Kafka ({comparison['kafka_tickets']:,} burst) | e-mail ÷ Kafka |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in comparison["rows"]:
+        unit = {"per_s": "", "ms": " (ms)"}[row["unit"]]
+        ratio = "–" if row["ratio"] is None else _ratio(row["ratio"])
+        lines.append(
+            f"| {row['figure']}{unit} | {_value(row['email'], row['unit'])} "
+            f"| {_value(row['kafka'], row['unit'])} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def email_section(email: dict[str, Any], comparison: dict[str, Any] | None) -> str:
+    n = email["tickets"]
+    refused = email.get("refused") or {}
+    kinds = ", ".join(f"{count:,} {kind}" for kind, count in email["kinds"].items())
+    lines = [
+        f"### E-mail in: {n:,} mails through intake's SMTP gateway (fresh stack)",
+        "",
+        f"Sent over {email['connections']} SMTP connections in {email['submit_seconds']:.2f} s "
+        f"({kinds}; {email['mail_bytes'] / n / 1024:.1f} KiB a mail on average). "
+        + (
+            "Answers other than 250: "
+            + ", ".join(f"{count:,} × {reply}" for reply, count in refused.items())
+            + "."
+            if refused
+            else "Every mail answered 250."
+        ),
+        "",
+        flows_markdown(
+            [("mail sent → 250 from the gateway", email["stages"]["accepted"])]
+            + [(f"mail sent → {STAGE_NAMES[s]}", email["stages"][s]) for s in STAGES]
+        ),
+        "",
+        *_cost_lines(email),
+    ]
+    if comparison is not None:
+        size = comparison["kafka_tickets"]
+        lines += [
+            "",
+            f"#### The e-mail path next to the Kafka burst of {size:,} (careloop.inbound.v1)"
+            + ("" if size == n else f" — no Kafka burst of {n:,} in this run"),
+            "",
+            comparison_markdown(comparison),
+        ]
     return "\n".join(lines)
 
 
@@ -317,6 +461,8 @@ def full_report(figures: dict[str, Any]) -> str:
     elif figures.get("smtp"):
         parts.append("### Floors\n\n" + smtp_line(figures["smtp"]))
     parts += [burst_section(b) for b in figures.get("bursts", [])]
+    if figures.get("email"):
+        parts.append(email_section(figures["email"], email_comparison(figures)))
     if figures.get("paced"):
         parts.append(paced_section(figures["paced"]))
     if figures.get("paced_without_email"):

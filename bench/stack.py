@@ -68,6 +68,11 @@ class BenchStack:
     def smtp_port(self) -> int:
         return self.stack.stack.smtp_port
 
+    @property
+    def mail_gateway_port(self) -> int:
+        """intake's inbound SMTP gateway."""
+        return self.stack.stack.mail_gateway_port
+
     def infra_pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.stack.processes.items()}
 
