@@ -205,12 +205,7 @@ async def _decide(
             )
             return
         # A stranger's reply, or a message on a closed ticket: a new ticket, linked.
-        assert t.message_id is not None or t.reply_to
-        linked_id = uuid.uuid5(LINKED_NAMESPACE, str(t.message_id or t.ticket_id))
-        new = repo.NewTicket(
-            t, thread_contact=contact, related_ticket_id=ticket["ticket_id"], ticket_id=linked_id
-        )
-        await _create(conn, [event], links, decided=[new])
+        await open_linked_ticket(conn, ticket, t, links, cause=event)
         return
     key = content_key(t)
     if key is not None:
@@ -225,6 +220,27 @@ async def _decide(
     await _create(
         conn, [event], links, decided=[repo.NewTicket(t, thread_contact=contact, content_key=key)]
     )
+
+
+async def open_linked_ticket(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    message: TicketSubmitted,
+    links: Links,
+    *,
+    cause: Envelope[Any] | None = None,
+) -> UUID:
+    """A message that cannot join `ticket` (a stranger's, or one on a closed ticket) opens a
+    new ticket linked to it, named by the message: delivered again, it opens that one once."""
+    linked_id = uuid.uuid5(LINKED_NAMESPACE, str(message.message_id or message.ticket_id))
+    new = repo.NewTicket(
+        message,
+        thread_contact=thread_contact(message),
+        related_ticket_id=ticket["ticket_id"],
+        ticket_id=linked_id,
+    )
+    await _create(conn, [cause or new_event(message, producer=PRODUCER)], links, decided=[new])
+    return linked_id
 
 
 async def add_learner_message(

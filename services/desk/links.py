@@ -7,12 +7,12 @@ from uuid import UUID
 
 from itsdangerous import BadSignature, TimestampSigner
 
-_SALT = "careloop.portal"
+SALT = "careloop.portal"
 
 
 class Links:
     def __init__(self, *, secret: str, public_url: str, max_age_days: float) -> None:
-        self._signer = TimestampSigner(secret, salt=_SALT)
+        self._signer = TimestampSigner(secret, salt=SALT)
         self._public_url = public_url
         self._max_age = int(max_age_days * 86400)
 

@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader
 from services.desk import handlers, repo
 from services.desk.domain import Answer, Conflict, Status
 from services.desk.settings import DeskSettings
-from shared.events import Attachment, Channel, Learner, now
+from shared.events import Attachment, Channel, Learner, TicketSubmitted, now
 from shared.forms import FormRefused, read_form
 from shared.problems import pages, problems
 from shared.service import Context
@@ -88,7 +88,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "closed": "问题已关闭",
         },
         "add_heading": "补充信息",
-        "closed_note": "这个问题已经关闭，不能再留言。如有新的问题，请回复我们最近发给您的消息，或重新提交一个问题。",
+        "closed_note": "这个问题已经关闭。在这里留言会为您新建一个问题，并关联到这个问题。",
         "resolved_note": "如果问题没有解决，也可以直接在这里留言，问题会重新打开。",
         "message": "留言",
         "message_hint": "请写下补充的情况或问题",
@@ -98,6 +98,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "send": "发送",
         "notices": {
             "sent": "您的留言已发送，客服会尽快回复。",
+            "opened": "原来的问题已经关闭，我们为您的留言新建了这个问题，客服会尽快回复。",
             "closed": "感谢您的确认，问题已关闭。",
             "reopened": "我们会继续处理，问题已重新打开。",
             "answered": "这个问题已经确认过了。",
@@ -152,7 +153,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "closed": "The request was closed",
         },
         "add_heading": "Add a message",
-        "closed_note": "This request is closed and takes no more messages. For anything new, reply to our latest message to you or send a new request.",
+        "closed_note": "This request is closed. A message here opens a new request, linked to this one.",
         "resolved_note": "If it is not solved, you can also write here and we will reopen it.",
         "message": "Message",
         "message_hint": "Anything to add, or a new question",
@@ -162,6 +163,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "send": "Send",
         "notices": {
             "sent": "Your message was sent; we will reply soon.",
+            "opened": "The earlier request was closed, so your message opened this new one; we will reply soon.",
             "closed": "Thank you for confirming; the request is closed.",
             "reopened": "We are on it again; your request is open.",
             "answered": "This request was already answered.",
@@ -429,14 +431,31 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
                 return await show(
                     conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
                 )
-            if ticket["status"] == Status.CLOSED:
-                return await show(conn, ticket, token=token, lang=lang, status=409, error="closed")
             try:
                 body, attachments = read_message(form)
             except MessageProblem as exc:
                 return await show(
                     conn, ticket, token=token, lang=lang, status=422, error=exc.key, draft=form
                 )
+            if ticket["status"] == Status.CLOSED:  # a new request, linked to this one
+                linked = await handlers.open_linked_ticket(
+                    conn,
+                    ticket,
+                    TicketSubmitted(
+                        ticket_id=ticket_id,
+                        channel=Channel.WEB,
+                        learner=msgspec.convert(ticket["learner"], Learner),
+                        subject=ticket["subject"],
+                        description=body,
+                        course_id=ticket["course_id"],
+                        language=ticket["language"],
+                        attachments=attachments,
+                        submitted_at=now(),
+                        message_id=message_id_of(ticket_id, form),
+                    ),
+                    links,
+                )
+                return back_to(links.portal_token(linked), lang, "opened")
             await handlers.add_learner_message(
                 conn,
                 ticket,

@@ -585,7 +585,8 @@ async def insert_message(
 
 async def conversation(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncpg.Record]:
     """Everything said on a ticket, oldest first: the learner's first message, later messages
-    on any channel, agents' replies, and the history's events (created, assigned, resolved…).
+    on any channel, agents' replies (by the agent's name), and the history's events (assigned,
+    resolved…).
 
     Each row: kind (description | message | reply | event), at, author, channel, body,
     attachments, detail (an event's kind is in `body`, its facts in `detail`).
@@ -599,8 +600,9 @@ async def conversation(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncp
         SELECT 'message', received_at, learner->>'name', channel, body, attachments, NULL
         FROM messages WHERE ticket_id = $1
         UNION ALL
-        SELECT 'reply', created_at, agent_id, NULL, body, '[]'::jsonb, NULL
-        FROM replies WHERE ticket_id = $1
+        SELECT 'reply', r.created_at, coalesce(a.name, r.agent_id), NULL, r.body, '[]'::jsonb,
+               NULL
+        FROM replies r LEFT JOIN agents a USING (agent_id) WHERE r.ticket_id = $1
         UNION ALL
         SELECT 'event', at, actor, NULL, kind, '[]'::jsonb, detail
         FROM history WHERE ticket_id = $1

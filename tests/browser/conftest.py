@@ -35,13 +35,13 @@ LINK_SECRET = "portal-browser-test-link-secret-0123456789"
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
     with running_stack(
-        kafka_port=port(24092),
-        pg_port=port(24432),
-        redis_port=port(24379),
-        smtp_port=port(24025),
-        mail_gateway_port=port(24525),
-        imap_port=port(24143),
-        providers_port=port(24090),
+        kafka_port=port(26092),
+        pg_port=port(26432),
+        redis_port=port(26379),
+        smtp_port=port(26025),
+        mail_gateway_port=port(26525),
+        imap_port=port(26143),
+        providers_port=port(26090),
     ) as s:
         yield s
 

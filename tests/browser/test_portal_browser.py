@@ -9,7 +9,7 @@ from pathlib import Path
 from itsdangerous import TimestampSigner
 from playwright.async_api import Page, expect
 
-from services.desk.links import _SALT, Links
+from services.desk.links import SALT, Links
 from shared import topics
 from tests.browser.conftest import LINK_SECRET, PHONE
 from tests.browser.tickets import Tickets
@@ -125,9 +125,17 @@ async def test_solved_on_a_resolved_ticket_closes_it(
 
     await expect(phone.get_by_role("status")).to_have_text("感谢您的确认，问题已关闭。")
     await expect(phone.locator(".status")).to_have_text("已关闭")
-    await expect(phone.get_by_role("button", name="发送")).to_have_count(0)
+    await expect(phone.locator("#add")).to_contain_text("新建一个问题")
     await tickets.in_state(made.ticket_id, status="closed")
     await shoot(phone, shots, "zh-closed")
+
+    # a message on the closed ticket opens a new one, linked, and the learner lands on it
+    await phone.get_by_label("留言").fill("同样的问题又出现了")
+    await phone.get_by_role("button", name="发送").tap()
+    await expect(phone.get_by_role("status")).to_contain_text("新建了这个问题")
+    await expect(phone.locator("ol.conversation")).to_contain_text("同样的问题又出现了")
+    await fits_a_phone(phone)
+    await shoot(phone, shots, "zh-linked")
 
 
 async def test_not_solved_on_a_resolved_ticket_reopens_it(
@@ -158,7 +166,7 @@ async def test_an_expired_link_opens_a_page_that_says_what_to_do(
         def get_timestamp(self) -> int:
             return int(time.time()) - YEAR
 
-    old = YearOld(LINK_SECRET, salt=_SALT).sign(made.ticket_id.hex).decode()
+    old = YearOld(LINK_SECRET, salt=SALT).sign(made.ticket_id.hex).decode()
     response = await phone.goto(
         links.portal_url(made.ticket_id).replace(links.portal_token(made.ticket_id), old)
     )

@@ -48,13 +48,16 @@ async def desk(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def submitted() -> Envelope[TicketSubmitted]:
+    """A keyless web submission; each with its own text, or desk would take the same
+    learner's same words again for the first ticket."""
+    ticket_id = uuid.uuid4()
     return new_event(
         TicketSubmitted(
-            ticket_id=uuid.uuid4(),
+            ticket_id=ticket_id,
             channel=Channel.WEB,
             learner=Learner(name="Li Lei", email="lilei@example.com"),
             subject="Cannot log in",
-            description="The login page spins forever",
+            description=f"The login page spins forever ({ticket_id.hex[:8]})",
             language="en",
             submitted_at=now(),
         ),

@@ -212,7 +212,28 @@ async def test_solved_on_the_page_closes_the_ticket_and_a_second_answer_is_told_
     await tickets.in_state(made.ticket_id, status="closed")
     assert again.status_code == 409 and "这个问题已经确认过了" in again.text
     closed = await desk.get(path)
-    assert "已关闭" in closed.text and 'action="' not in closed.text.split("add-h")[1]
+    assert "已关闭" in closed.text and "新建一个问题" in closed.text
+
+
+async def test_a_message_on_a_closed_ticket_opens_a_new_one_linked_to_it(
+    desk: httpx.AsyncClient, tickets: Tickets, link_path: LinkPath
+) -> None:
+    made = await tickets.resolved()
+    path = link_path(made.ticket_id)
+    form = await form_of(desk, path)
+    await desk.post(path + "/answer", data={"csrf": form["csrf"], "answer": "solved"})
+    await tickets.in_state(made.ticket_id, status="closed")
+    form = await form_of(desk, path)
+
+    sent = {**form, "body": "又出现了同样的问题"}
+    first = await desk.post(path + "/messages", data=sent)
+    again = await desk.post(path + "/messages", data=sent)  # the same form sent twice
+
+    assert first.status_code == 303 and "notice=opened" in first.headers["location"]
+    assert again.headers["location"] == first.headers["location"]  # one new ticket
+    page = await desk.get(first.headers["location"])
+    assert "又出现了同样的问题" in page.text and "新建了这个问题" in page.text
+    await tickets.in_state(made.ticket_id, status="closed")  # the first stays closed
 
 
 async def test_an_answer_that_is_neither_is_refused_with_the_choices(
@@ -250,7 +271,7 @@ async def test_a_learner_lists_and_reads_their_own_tickets_by_id_or_number(
         ("event", "careloop"),
         ("reply", "agent"),
     ]
-    assert detail["conversation"][2]["agent"] == "ana"
+    assert detail["conversation"][2]["agent"] == "Ana"  # the agent by name
 
 
 async def test_another_learners_ticket_is_not_found_and_a_bad_token_is_refused(
