@@ -326,7 +326,7 @@ def email_comparison(figures: dict[str, Any]) -> dict[str, Any] | None:
     if email is None or kafka is None:
         return None
 
-    to_assigned = email["cpu_ms_per_ticket"].get("to_assigned") or {}
+    whole = email["cpu_ms_per_ticket"]["whole"]
     figures_of: list[tuple[str, str, Callable[[dict[str, Any]], float | None]]] = [
         (
             "accepted/s (e-mail: 250 from the gateway; Kafka: acked by the broker)",
@@ -341,9 +341,12 @@ def email_comparison(figures: dict[str, Any]) -> dict[str, Any] | None:
         ("CPU per ticket up to assigned, all processes", "ms", partial(_cpu_total, "to_assigned")),
         ("CPU per ticket, whole burst, all processes", "ms", partial(_cpu_total, "whole")),
     ]
+    # By process over the whole run: mails trickle in at the gateway's pace, so their
+    # confirmations go out while tickets are still being assigned, and "up to assigned"
+    # would hold most of the e-mail path's sending but little of the burst's.
     figures_of += [
-        (f"CPU per ticket up to assigned: {name}", "ms", partial(_cpu_of, "to_assigned", name))
-        for name in sorted(to_assigned, key=lambda name: -to_assigned[name])
+        (f"CPU per ticket, whole burst: {name}", "ms", partial(_cpu_of, "whole", name))
+        for name in sorted(whole, key=lambda name: -whole[name])
     ]
     rows = []
     for name, unit, get in figures_of:

@@ -111,11 +111,12 @@ def test_the_email_path_is_set_next_to_the_kafka_burst_of_its_size() -> None:
         2.5 / 0.35
     )
     assert rows["CPU per ticket, whole burst, all processes"]["email"] == pytest.approx(5.0)
-    assert rows["CPU per ticket up to assigned: intake"]["ratio"] == pytest.approx(20)
+    assert rows["CPU per ticket, whole burst: intake"]["ratio"] == pytest.approx(20)
+    assert rows["CPU per ticket, whole burst: intake"]["email"] == pytest.approx(4.0)
     # Processes are listed by the e-mail path's CPU, largest first.
     assert [r["figure"] for r in got["rows"][-2:]] == [
-        "CPU per ticket up to assigned: intake",
-        "CPU per ticket up to assigned: desk",
+        "CPU per ticket, whole burst: intake",
+        "CPU per ticket, whole burst: desk",
     ]
 
 
