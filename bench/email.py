@@ -66,7 +66,8 @@ def _message_id(kind: str, run: str, i: int) -> str:
         "html_only": "SG2PR06MB1234.apcprd06.prod.outlook.com",
         "quoted_reply": "mail.gmail.com",
     }[kind]
-    return f"{kind[:2].upper()}{run}{i:07d}.{uuid.uuid5(uuid.NAMESPACE_OID, f'{run}{i}').hex[:12]}@{domain}"
+    unique = uuid.uuid5(uuid.NAMESPACE_OID, f"{run}:{i}").hex[:12]
+    return f"{kind[:2].upper()}{run}{i:07d}.{unique}@{domain}"
 
 
 def _utf8_plain(msg: EmailMessage, i: int, name: str) -> None:
