@@ -20,10 +20,11 @@ from services.routing.domain import (
     candidates,
     due_times,
     held_by_ordinary_agents,
-    triage,
 )
 from services.routing.load import AgentState, Claim, LiveLoad, Request
 from services.routing.settings import RoutingSettings
+from services.routing.triage import Ticket, Triager
+from services.routing.triage.store import load_or_train
 from shared.agents import Role, bearer_auth, load_agents
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
@@ -119,6 +120,7 @@ class Router:
         self._settings = ctx.settings
         self.agents: list[AgentSkills] = []
         self._load: LiveLoad | None = None
+        self._triager: Triager | None = None
         self.reconciler = Reconciler(
             pool=lambda: ctx.pool,
             load=lambda: self.load,
@@ -131,7 +133,15 @@ class Router:
             self._load = LiveLoad(self._ctx.redis)
         return self._load
 
+    @property
+    def triager(self) -> Triager:
+        if self._triager is None:
+            raise RuntimeError("routing triages only after start() loaded its model")
+        return self._triager
+
     async def start(self, ctx: Context[RoutingSettings]) -> None:
+        # Before any ticket is consumed; trains (seconds) when the corpus has no artifact yet.
+        self._triager = await asyncio.to_thread(load_or_train)
         async with ctx.pool.acquire() as conn:
             await repo.upsert_agents(conn, load_agents(self._settings).agents)
         await self.sync()
@@ -256,7 +266,12 @@ class Router:
         re-sent ticket.created finds its ticket stored and does nothing."""
         s = self._settings
         tickets: list[TicketCreated] = [e.data for e in events]
-        results = triage([(t.subject, t.description) for t in tickets])
+        results = self.triager.triage(
+            [
+                Ticket(t.subject, t.description, t.channel, t.learner_context, t.created_at)
+                for t in tickets
+            ]
+        )
         fresh = await repo.insert_tickets(
             conn,
             [

@@ -1,0 +1,36 @@
+"""`python -m services.routing.triage train|evaluate`: build the artifact of the current corpus,
+or score triage and write docs/triage-evaluation.md."""
+
+import argparse
+import time
+
+from services.routing.triage import corpus
+from services.routing.triage.evaluate import report
+from services.routing.triage.store import ROOT, TriageSettings, build
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.routing.triage")
+    parser.add_argument("command", choices=("train", "evaluate"))
+    parser.add_argument(
+        "--report", default=str(ROOT / "docs" / "triage-evaluation.md"), help="evaluate: where"
+    )
+    args = parser.parse_args()
+    settings = TriageSettings()
+    if args.command == "train":
+        started = time.monotonic()
+        triager, path = build(settings)
+        print(
+            f"trained on corpus {triager.digest[:16]}… in {time.monotonic() - started:.1f} s: {path}"
+        )
+        return
+    paths = corpus.files(settings.corpus_dir)
+    text = report(corpus.read(paths), corpus.digest(paths))
+    with open(args.report, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+    print(f"written to {args.report}")
+
+
+if __name__ == "__main__":
+    main()

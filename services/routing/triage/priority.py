@@ -1,0 +1,217 @@
+"""Priority: what the text says (the learned urgency model), then a table of policy rules over
+the category, the time to the learner's next class or exam, and the learner's tier (R3.2)."""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.events import Category, LearnerContext, Priority
+
+SOON = 120  # minutes: a blocked class or exam this close makes a ticket urgent
+TODAY = 1440  # minutes: this close, at least high
+
+_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+_BY_RANK = {r: p for p, r in _RANK.items()}
+
+# Whether a problem of the category keeps the learner from a class or exam by itself (yes:
+# a broken classroom, a locked account, a missing admission ticket, a class that must move),
+# or only when its text says so ("my payment failed and the class is locked").
+BLOCKS_BY_NATURE: dict[Category, bool] = {
+    Category.TECHNICAL: True,
+    Category.ACCOUNT_SECURITY: True,
+    Category.EXAM_CERTIFICATE: True,
+    Category.COURSE_CHANGE: True,
+    Category.PAYMENT_REFUND: False,
+    Category.COURSE_CONTENT: False,
+    Category.COMPLAINT: False,
+    Category.LEARNING_GUIDANCE: False,
+    Category.SUGGESTION: False,
+    Category.OTHER: False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What the rules weigh for one ticket."""
+
+    category: Category
+    said: Priority  # what the text alone says (learned: live compromise, a class in minutes...)
+    soon: int | None  # minutes to the next class or exam (context or text); None: none known
+    vip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """When `applies`, the priority becomes at least `floor` (or exactly it, when `exact`)."""
+
+    name: str
+    applies: Callable[[Situation], bool]
+    floor: Priority
+    exact: bool = False
+
+
+def _blocks(s: Situation) -> bool:
+    """The problem can keep the learner from the class or exam: by its category's nature, or
+    because its text is pressing; a question about information or prevention blocks nothing."""
+    if s.said is Priority.LOW:
+        return False
+    return BLOCKS_BY_NATURE[s.category] or _RANK[s.said] >= _RANK[Priority.HIGH]
+
+
+# In order; the first exact rule that applies ends the table, floors accumulate.
+RULES: tuple[Rule, ...] = (
+    Rule("suggestions are low", lambda s: s.category is Category.SUGGESTION, Priority.LOW, True),
+    Rule(
+        "blocks a class or exam within 2 h",
+        lambda s: s.soon is not None and s.soon <= SOON and _blocks(s),
+        Priority.URGENT,
+    ),
+    Rule(
+        "blocks a class or exam within 24 h",
+        lambda s: s.soon is not None and s.soon <= TODAY and _blocks(s),
+        Priority.HIGH,
+    ),
+    Rule("complaints are at least high", lambda s: s.category is Category.COMPLAINT, Priority.HIGH),
+)
+
+
+def decide(s: Situation) -> tuple[Priority, str]:
+    """The priority of `s` and the rule that set it ("text" when the text's own level stood)."""
+    level, why = s.said, "text"
+    for rule in RULES:
+        if not rule.applies(s):
+            continue
+        if rule.exact:
+            level, why = rule.floor, rule.name
+            break
+        if _RANK[rule.floor] > _RANK[level]:
+            level, why = rule.floor, rule.name
+    if s.vip and level in (Priority.LOW, Priority.MEDIUM):
+        # VIP raises one step, up to high at most: never to urgent by tier alone.
+        level, why = _BY_RANK[_RANK[level] + 1], f"{why}; VIP one step up"
+    return level, why
+
+
+def text_level(category: Category, priority: Priority, *, vip: bool) -> Priority | None:
+    """What a labelled example's text alone says of its priority, for training the urgency
+    model: the label without the VIP step (None when that is ambiguous: a VIP's high that is
+    no complaint may be a raised medium or a class within 24 h). Suggestions are left out:
+    the rule table sets them."""
+    if category is Category.SUGGESTION:
+        return None
+    if not vip or priority is Priority.URGENT:
+        return priority
+    if priority is Priority.MEDIUM:
+        return Priority.LOW
+    if priority is Priority.HIGH and category is Category.COMPLAINT:
+        return Priority.HIGH
+    return None
+
+
+def minutes_to_next(context: LearnerContext | None, at: datetime) -> int | None:
+    """Minutes from `at` to the learner's next class or exam; one that began up to an hour ago
+    counts as now (a learner locked out of a running class)."""
+    if context is None:
+        return None
+    times = [c.next_class_at for c in context.courses if c.next_class_at is not None]
+    times += [e.at for e in context.exams]
+    ahead = [(t - at).total_seconds() / 60 for t in times]
+    ahead = [m for m in ahead if m >= -60]
+    return max(0, int(min(ahead))) if ahead else None
+
+
+# ---- time phrases in the text --------------------------------------------------------------
+
+_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7}
+_ZH_DIGITS |= {"八": 8, "九": 9, "十": 10, "半": 0}
+
+
+def _number(word: str) -> float:
+    """An English or Chinese count: "20", "an", "half an", "十五", "一个半", "两"."""
+    w = word.strip().replace("个", "")
+    if w.replace(".", "", 1).isdigit():
+        return float(w)
+    if w in ("a", "an", "one"):
+        return 1
+    if w in ("half a", "half an", "半"):
+        return 0.5
+    words = {"two": 2, "three": 3, "four": 4, "five": 5, "ten": 10, "fifteen": 15}
+    words |= {"twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "few": 3, "couple": 2}
+    if w in words:
+        return words[w]
+    half = 0.5 if w.endswith("半") else 0.0
+    w = w.removesuffix("半")
+    if not w:
+        return half
+    if "十" in w:  # 十, 十五, 二十, 四十五
+        tens, _, units = w.partition("十")
+        return (_ZH_DIGITS.get(tens, 1) if tens else 1) * 10 + (_ZH_DIGITS.get(units, 0)) + half
+    return sum(_ZH_DIGITS.get(c, 0) for c in w) + half
+
+
+_COUNT_EN = r"(\d+(?:\.\d+)?|an?|one|two|three|four|five|ten|fifteen|twenty|thirty|forty(?:-five)?|half an?|a few|few|a couple of|couple of)"
+_COUNT_ZH = r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十]+个?半?|半)"
+_UNIT_MIN = {"min": 1, "minute": 1, "hour": 60, "hr": 60, "h": 60, "day": 1440}
+
+# (pattern, minutes from its match); Chinese first, then English.
+_PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], float]], ...] = (
+    (
+        re.compile(_COUNT_ZH + r"\s*(分钟|个?小时|个?钟头?|天)\s*(后|以后|之后|就|内|不到)"),
+        lambda m: _number(m[1]) * {"分": 1, "天": 1440}.get(m[2][0], 60),
+    ),
+    (
+        re.compile(r"(还有|不到)\s*" + _COUNT_ZH + r"\s*(分钟|个?小时|天)"),
+        lambda m: _number(m[2]) * {"分": 1, "天": 1440}.get(m[3][0], 60),
+    ),
+    (re.compile(r"(?<![个一二两三四五六七八九十\d])半个?(小时|钟)"), lambda m: 30),
+    (
+        re.compile(
+            r"马上就?要?(上课|考试|开始|开课)|快(上课|考试|开始)了|已经(上课|开课|开考|开始)了|正在上课|课已经开始"
+        ),
+        lambda m: 0,
+    ),
+    (re.compile(r"今[晚天早日]|今儿"), lambda m: 600),
+    (re.compile(r"明[天早晚]"), lambda m: TODAY),
+    (
+        re.compile(r"\bin (?:about |around |~)?" + _COUNT_EN + r" ?(min|minute|hour|hr|h|day)s?\b"),
+        lambda m: _number(m[1].replace(" of", "").removeprefix("a ")) * _UNIT_MIN[m[2]],
+    ),
+    (
+        re.compile(_COUNT_EN + r" ?(min|minute|hour|hr|h)s? (?:from now|left|away|to go)\b"),
+        lambda m: _number(m[1].removeprefix("a ")) * _UNIT_MIN[m[2]],
+    ),
+    (
+        re.compile(
+            r"\b(starts now|starting now|has started|already started|just started|is starting"
+            r"|about to start|started \d+ ?min|going on now|right now)\b"
+        ),
+        lambda m: 0,
+    ),
+    (re.compile(r"\b(today|tonight|this (morning|afternoon|evening))\b"), lambda m: 600),
+    (re.compile(r"\btomorrow\b"), lambda m: TODAY),
+)
+
+# A class, lesson or exam must be near the time phrase for it to count ("pay tomorrow" is no
+# class tomorrow).
+_EVENT = re.compile(
+    r"上课|课|考试|考|直播|开课|测验|模考|class|lesson|lecture|session|exam|test|quiz"
+)
+_CALM = re.compile(r"不急|不着急|不赶时间|no rush|not urgent|no hurry|whenever")
+
+
+def minutes_in_text(text: str) -> tuple[int | None, str | None]:
+    """The soonest class or exam the (normalised) text speaks of, in minutes, and the phrase
+    that said so; nothing when the text says there is no hurry."""
+    if _CALM.search(text):
+        return None, None
+    best: tuple[int | None, str | None] = (None, None)
+    for pattern, minutes in _PHRASES:
+        for m in pattern.finditer(text):
+            near = text[max(0, m.start() - 30) : m.end() + 30]
+            if not _EVENT.search(near):
+                continue
+            value = int(minutes(m))
+            if best[0] is None or value < best[0]:
+                best = (value, m[0])
+    return best

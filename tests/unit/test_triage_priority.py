@@ -1,0 +1,168 @@
+"""The priority rule table, the time phrases it reads in a ticket's text, and the learner's
+next class or exam from the LMS snapshot."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.routing.triage.model import normal
+from services.routing.triage.priority import (
+    Situation,
+    decide,
+    minutes_in_text,
+    minutes_to_next,
+    text_level,
+)
+from shared.events import Category, LearnerContext, LearnerCourse, LearnerExam, Priority
+
+C, P = Category, Priority
+
+
+@pytest.mark.parametrize(
+    ("case", "situation", "expected"),
+    [
+        # what the text says stands when nothing else applies
+        ("a plain problem", Situation(C.TECHNICAL, P.MEDIUM, None), P.MEDIUM),
+        ("live compromise", Situation(C.ACCOUNT_SECURITY, P.URGENT, None), P.URGENT),
+        (
+            "negated hack: forgot the password",
+            Situation(C.ACCOUNT_SECURITY, P.MEDIUM, None),
+            P.MEDIUM,
+        ),
+        ("prevention question", Situation(C.ACCOUNT_SECURITY, P.LOW, None), P.LOW),
+        # a class or exam the problem blocks
+        ("class in 90 min", Situation(C.TECHNICAL, P.MEDIUM, 90), P.URGENT),
+        ("class starting now", Situation(C.TECHNICAL, P.MEDIUM, 0), P.URGENT),
+        ("class in exactly 2 h", Situation(C.TECHNICAL, P.MEDIUM, 120), P.URGENT),
+        ("class in 20 h", Situation(C.TECHNICAL, P.MEDIUM, 20 * 60), P.HIGH),
+        ("class in exactly 24 h", Situation(C.COURSE_CHANGE, P.MEDIUM, 1440), P.HIGH),
+        ("class in 3 days", Situation(C.TECHNICAL, P.MEDIUM, 3 * 1440), P.MEDIUM),
+        ("exam in 45 min, admission ticket", Situation(C.EXAM_CERTIFICATE, P.MEDIUM, 45), P.URGENT),
+        ("locked out, class in 50 min", Situation(C.ACCOUNT_SECURITY, P.MEDIUM, 50), P.URGENT),
+        ("prevention question, class in 30 min", Situation(C.ACCOUNT_SECURITY, P.LOW, 30), P.LOW),
+        ("exam info question, exam in 1 h", Situation(C.EXAM_CERTIFICATE, P.LOW, 60), P.LOW),
+        ("invoice, class in 1 h: no block", Situation(C.PAYMENT_REFUND, P.MEDIUM, 60), P.MEDIUM),
+        ("payment locks the class in 40 min", Situation(C.PAYMENT_REFUND, P.HIGH, 40), P.URGENT),
+        ("study plan, class in 1 h", Situation(C.LEARNING_GUIDANCE, P.MEDIUM, 60), P.MEDIUM),
+        # complaints, suggestions, other
+        ("complaint", Situation(C.COMPLAINT, P.MEDIUM, None), P.HIGH),
+        ("complaint said high", Situation(C.COMPLAINT, P.HIGH, None), P.HIGH),
+        ("teacher absent, class running", Situation(C.COMPLAINT, P.URGENT, 0), P.URGENT),
+        ("complaint, class in 1 h it does not block", Situation(C.COMPLAINT, P.MEDIUM, 60), P.HIGH),
+        ("suggestion", Situation(C.SUGGESTION, P.MEDIUM, None), P.LOW),
+        ("suggestion said urgent", Situation(C.SUGGESTION, P.URGENT, 10), P.LOW),
+        ("greeting", Situation(C.OTHER, P.LOW, None), P.LOW),
+        # VIP: one step, up to high at most
+        ("vip low", Situation(C.PAYMENT_REFUND, P.LOW, None, vip=True), P.MEDIUM),
+        ("vip medium", Situation(C.PAYMENT_REFUND, P.MEDIUM, None, vip=True), P.HIGH),
+        ("vip high stays high", Situation(C.COMPLAINT, P.HIGH, None, vip=True), P.HIGH),
+        ("vip is never urgent by tier", Situation(C.TECHNICAL, P.HIGH, None, vip=True), P.HIGH),
+        ("vip urgent stays urgent", Situation(C.TECHNICAL, P.MEDIUM, 30, vip=True), P.URGENT),
+        ("vip suggestion", Situation(C.SUGGESTION, P.LOW, None, vip=True), P.MEDIUM),
+    ],
+)
+def test_the_rule_table(case: str, situation: Situation, expected: Priority) -> None:
+    level, rule = decide(situation)
+
+    assert level is expected, f"{case}: {rule}"
+
+
+def test_the_rule_that_set_the_priority_is_named() -> None:
+    assert decide(Situation(C.TECHNICAL, P.MEDIUM, 90)) == (
+        P.URGENT,
+        "blocks a class or exam within 2 h",
+    )
+    assert decide(Situation(C.PAYMENT_REFUND, P.MEDIUM, None, vip=True)) == (
+        P.HIGH,
+        "text; VIP one step up",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("Can't join, my class starts in 20 minutes", 20),
+        ("lesson in half an hour and the mic is dead", 30),
+        ("my exam is in 2 hours, no admission ticket", 120),
+        ("class in 3 days, can I move it?", 3 * 1440),
+        ("the class has started and I am stuck on the loading screen", 0),
+        ("半小时后就要上课了，摄像头用不了", 30),
+        ("一个半小时以后就考试了 准考证还没收到", 90),
+        ("二十分钟后就要上课了 怎么办", 20),
+        ("考试还有不到两小时", 120),
+        ("马上上课了进不去直播间", 0),
+        ("今晚七点的课进不去", 600),
+        ("明天上午的课能改到下午吗", 1440),
+        ("I need help with tonight's class recording", 600),
+    ],
+)
+def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int) -> None:
+    assert minutes_in_text(normal("", text))[0] == minutes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'll pay the invoice tomorrow, please resend it",  # no class near the time
+        "请在明天之前把发票开好",
+        "不急，下周的课能不能调一下",  # no hurry
+        "no rush — can my lesson in 20 minutes be recorded?",
+        "I started the course last year and love it",
+    ],
+)
+def test_a_time_without_a_class_or_with_no_hurry_counts_for_nothing(text: str) -> None:
+    assert minutes_in_text(normal("", text)) == (None, None)
+
+
+def test_the_soonest_of_several_times_counts() -> None:
+    assert minutes_in_text(normal("", "明天还有考试，但是20分钟后就上课了"))[0] == 20
+
+
+@pytest.mark.parametrize(
+    ("category", "label", "vip", "said"),
+    [
+        (C.TECHNICAL, P.MEDIUM, False, P.MEDIUM),
+        (C.TECHNICAL, P.URGENT, True, P.URGENT),
+        (C.PAYMENT_REFUND, P.MEDIUM, True, P.LOW),
+        (C.COMPLAINT, P.HIGH, True, P.HIGH),
+        (C.PAYMENT_REFUND, P.HIGH, True, None),  # a raised medium, or a class within 24 h
+        (C.SUGGESTION, P.LOW, False, None),  # the table sets suggestions
+    ],
+)
+def test_what_an_examples_text_says_without_the_vip_step(
+    category: Category, label: Priority, vip: bool, said: Priority | None
+) -> None:
+    assert text_level(category, label, vip=vip) is said
+
+
+AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def context(*, classes: tuple[int, ...] = (), exams: tuple[int, ...] = ()) -> LearnerContext:
+    return LearnerContext(
+        learner_id="L1",
+        courses=(
+            *(
+                LearnerCourse(course_id=f"c{m}", next_class_at=AT + timedelta(minutes=m))
+                for m in classes
+            ),
+            LearnerCourse(course_id="no-class"),
+        ),
+        exams=tuple(LearnerExam(exam_id=f"e{m}", at=AT + timedelta(minutes=m)) for m in exams),
+        updated_at=AT,
+    )
+
+
+def test_the_next_class_or_exam_is_the_soonest_ahead() -> None:
+    assert minutes_to_next(context(classes=(300, 90), exams=(2000,)), AT) == 90
+    assert minutes_to_next(context(classes=(3000,), exams=(45,)), AT) == 45
+
+
+def test_a_class_that_began_within_the_hour_counts_as_now() -> None:
+    assert minutes_to_next(context(classes=(-40, 500)), AT) == 0
+
+
+def test_a_class_long_past_or_no_context_counts_for_nothing() -> None:
+    assert minutes_to_next(context(classes=(-300,)), AT) is None
+    assert minutes_to_next(context(), AT) is None
+    assert minutes_to_next(None, AT) is None
