@@ -8,9 +8,11 @@ import pytest
 from services.routing.triage.model import normal
 from services.routing.triage.priority import (
     Situation,
+    blocked,
     decide,
     minutes_in_text,
     minutes_to_next,
+    no_hurry,
     text_level,
 )
 from shared.events import Category, LearnerContext, LearnerCourse, LearnerExam, Priority
@@ -36,24 +38,50 @@ C, P = Category, Priority
         ("class in exactly 2 h", Situation(C.TECHNICAL, P.MEDIUM, 120), P.URGENT),
         ("class in 20 h", Situation(C.TECHNICAL, P.MEDIUM, 20 * 60), P.HIGH),
         ("class in exactly 24 h", Situation(C.COURSE_CHANGE, P.MEDIUM, 1440), P.HIGH),
+        ("class in 25 h", Situation(C.TECHNICAL, P.MEDIUM, 25 * 60), P.MEDIUM),
         ("class in 3 days", Situation(C.TECHNICAL, P.MEDIUM, 3 * 1440), P.MEDIUM),
         ("exam in 45 min, admission ticket", Situation(C.EXAM_CERTIFICATE, P.MEDIUM, 45), P.URGENT),
         ("locked out, class in 50 min", Situation(C.ACCOUNT_SECURITY, P.MEDIUM, 50), P.URGENT),
         ("prevention question, class in 30 min", Situation(C.ACCOUNT_SECURITY, P.LOW, 30), P.LOW),
         ("exam info question, exam in 1 h", Situation(C.EXAM_CERTIFICATE, P.LOW, 60), P.LOW),
-        ("invoice, class in 1 h: no block", Situation(C.PAYMENT_REFUND, P.MEDIUM, 60), P.MEDIUM),
-        ("payment locks the class in 40 min", Situation(C.PAYMENT_REFUND, P.HIGH, 40), P.URGENT),
-        ("study plan, class in 1 h", Situation(C.LEARNING_GUIDANCE, P.MEDIUM, 60), P.MEDIUM),
+        (
+            "invoice, class in 1 h: no block",
+            Situation(C.PAYMENT_REFUND, P.MEDIUM, 60, False),
+            P.MEDIUM,
+        ),
+        ("payment locks the class in 40 min", Situation(C.PAYMENT_REFUND, P.MEDIUM, 40), P.URGENT),
+        ("study plan, class in 1 h", Situation(C.LEARNING_GUIDANCE, P.MEDIUM, 60, False), P.MEDIUM),
+        (
+            "move next month's classes, class in 20 min",
+            Situation(C.COURSE_CHANGE, P.MEDIUM, 20, False),
+            P.MEDIUM,
+        ),
+        (
+            "can't make the class in 45 min, move it",
+            Situation(C.COURSE_CHANGE, P.MEDIUM, 45),
+            P.URGENT,
+        ),
+        (
+            "crash, but joins on the phone: class in 1 h",
+            Situation(C.TECHNICAL, P.MEDIUM, 60, False),
+            P.MEDIUM,
+        ),
+        ("crash, no workaround, class in 20 h", Situation(C.TECHNICAL, P.MEDIUM, 1200), P.HIGH),
         # complaints, suggestions, other
         ("complaint", Situation(C.COMPLAINT, P.MEDIUM, None), P.HIGH),
         ("complaint said high", Situation(C.COMPLAINT, P.HIGH, None), P.HIGH),
         ("teacher absent, class running", Situation(C.COMPLAINT, P.URGENT, 0), P.URGENT),
-        ("complaint, class in 1 h it does not block", Situation(C.COMPLAINT, P.MEDIUM, 60), P.HIGH),
+        (
+            "complaint, class in 1 h it does not block",
+            Situation(C.COMPLAINT, P.HIGH, 60, False),
+            P.HIGH,
+        ),
         ("suggestion", Situation(C.SUGGESTION, P.MEDIUM, None), P.LOW),
         ("suggestion said urgent", Situation(C.SUGGESTION, P.URGENT, 10), P.LOW),
         ("greeting", Situation(C.OTHER, P.LOW, None), P.LOW),
         # VIP: one step, up to high at most
         ("vip low", Situation(C.PAYMENT_REFUND, P.LOW, None, vip=True), P.MEDIUM),
+        ("vip, class in 20 h", Situation(C.TECHNICAL, P.MEDIUM, 1200, vip=True), P.HIGH),
         ("vip medium", Situation(C.PAYMENT_REFUND, P.MEDIUM, None, vip=True), P.HIGH),
         ("vip high stays high", Situation(C.COMPLAINT, P.HIGH, None, vip=True), P.HIGH),
         ("vip is never urgent by tier", Situation(C.TECHNICAL, P.HIGH, None, vip=True), P.HIGH),
@@ -119,20 +147,62 @@ def test_the_soonest_of_several_times_counts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("category", "label", "vip", "said"),
+    ("category", "label", "vip", "soon", "said"),
     [
-        (C.TECHNICAL, P.MEDIUM, False, P.MEDIUM),
-        (C.TECHNICAL, P.URGENT, True, P.URGENT),
-        (C.PAYMENT_REFUND, P.MEDIUM, True, P.LOW),
-        (C.COMPLAINT, P.HIGH, True, P.HIGH),
-        (C.PAYMENT_REFUND, P.HIGH, True, None),  # a raised medium, or a class within 24 h
-        (C.SUGGESTION, P.LOW, False, None),  # the table sets suggestions
+        (C.TECHNICAL, P.MEDIUM, False, None, P.MEDIUM),
+        (C.ACCOUNT_SECURITY, P.URGENT, False, None, P.URGENT),
+        (C.TECHNICAL, P.URGENT, True, None, P.URGENT),
+        (C.PAYMENT_REFUND, P.MEDIUM, True, None, P.LOW),
+        (C.COMPLAINT, P.HIGH, True, None, P.HIGH),
+        (C.PAYMENT_REFUND, P.HIGH, True, None, None),  # a raised medium, or a class within 24 h
+        (C.TECHNICAL, P.URGENT, False, 30, None),  # the class may have raised it
+        (C.TECHNICAL, P.MEDIUM, False, 3 * 1440, P.MEDIUM),
+        (C.SUGGESTION, P.LOW, False, None, None),  # the table sets suggestions
     ],
 )
-def test_what_an_examples_text_says_without_the_vip_step(
-    category: Category, label: Priority, vip: bool, said: Priority | None
+def test_what_an_examples_text_says_without_the_vip_step_or_a_class_soon(
+    category: Category, label: Priority, vip: bool, soon: int | None, said: Priority | None
 ) -> None:
-    assert text_level(category, label, vip=vip) is said
+    assert text_level(category, label, vip=vip, soon=soon) is said
+
+
+@pytest.mark.parametrize(
+    ("category", "label", "vip", "soon", "blocks"),
+    [
+        (C.TECHNICAL, P.URGENT, False, 30, True),
+        (C.TECHNICAL, P.MEDIUM, False, 30, False),  # a class in 30 min left it medium
+        (C.COMPLAINT, P.HIGH, False, 90, False),
+        (C.TECHNICAL, P.HIGH, False, 600, True),
+        (C.TECHNICAL, P.MEDIUM, False, 600, False),
+        (C.COMPLAINT, P.HIGH, False, 600, None),  # high anyway
+        (C.TECHNICAL, P.HIGH, True, 600, None),  # a VIP's medium is high too
+        (C.TECHNICAL, P.MEDIUM, False, 2000, None),  # too far to tell
+        (C.TECHNICAL, P.MEDIUM, False, None, None),
+    ],
+)
+def test_whether_an_examples_problem_blocks_its_class_or_exam(
+    category: Category, label: Priority, vip: bool, soon: int | None, blocks: bool | None
+) -> None:
+    assert blocked(category, label, vip=vip, soon=soon) is blocks
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "不急，下周的课能不能调一下",
+        "一小时后有课，不过跟这个没关系：上学期的课件下载报404",
+        "class in 10 min so no need to reply now, but Q6 has a wrong answer",
+        "I have a class in about 90 minutes, no problem there. Separately...",
+        "the desktop app crashes, but it doesn't affect my class, I use the phone",
+        "下个月开始想换到周末班",
+    ],
+)
+def test_a_text_that_says_nothing_is_blocked_now_is_in_no_hurry(text: str) -> None:
+    assert no_hurry(normal("", text))
+
+
+def test_a_pressing_text_is_in_a_hurry() -> None:
+    assert not no_hurry(normal("", "课已经开始了，我进不去直播间，急急急"))
 
 
 AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)

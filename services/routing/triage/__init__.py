@@ -14,9 +14,11 @@ from services.routing.triage import priority
 from services.routing.triage.model import Models, Sample, normal
 from shared.events import LearnerContext
 
-# The text model calls a ticket urgent from this probability on: a missed urgent ticket costs
-# more than a false alarm (recall >= 99 % at precision >= 90 % in 5-fold cross-validation).
-URGENT_AT = 0.35
+# The text model calls a ticket urgent from this probability on, and the blocking model lets a
+# class or exam soon raise the priority from this one: a missed urgent ticket costs more than a
+# false alarm. Chosen by 5-fold cross-validation on the corpus (docs/triage-evaluation.md).
+URGENT_AT = 0.25
+BLOCKS_AT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +73,14 @@ class Triager:
         for sample, p, sit in zip(samples, predictions, situations, strict=True):
             said_in, phrase = priority.minutes_in_text(sample.text)
             known = [m for m in (sit.class_in, sit.exam_in, said_in) if m is not None]
+            if priority.no_hurry(sample.text):
+                known = []
             level, rule = priority.decide(
                 priority.Situation(
                     category=p.category,
                     said=p.said,
                     soon=min(known) if known else None,
+                    blocks=p.blocks_p >= BLOCKS_AT,
                     vip=sit.tier == "vip",
                 )
             )

@@ -85,15 +85,21 @@ class Prediction:
     confidence: float  # the category model's top probability
     said: Priority  # what the text alone says of the priority
     urgent_p: float  # the text model's probability of urgent
+    blocks_p: float  # the probability that the problem keeps the learner from a class or exam
 
 
 class Models:
-    """Both models over one feature matrix: a batch costs one transform and two predicts."""
+    """Three models over one feature matrix (a batch costs one transform and three predicts):
+    the category; what the text says of the priority without any class or exam in sight
+    (urgent for a live compromise, low for a prevention question); and whether the problem
+    blocks a class or exam close at hand ("the classroom won't load" does, "I have a class
+    soon, but by the way my old invoice..." does not)."""
 
-    def __init__(self, features: Features, category: Any, urgency: Any) -> None:
+    def __init__(self, features: Features, category: Any, urgency: Any, blocks: Any) -> None:
         self.features = features
         self.category = category
         self.urgency = urgency
+        self.blocks = blocks
 
     @classmethod
     def train(
@@ -101,15 +107,24 @@ class Models:
         samples: Sequence[Sample],
         categories: Sequence[Category],
         text_priority: Sequence[Priority | None],
+        blocks: Sequence[bool | None],
     ) -> "Models":
-        """Train on `samples`; the urgency model only on those whose `text_priority` is known
-        (see priority.text_level)."""
+        """Train on `samples`; the urgency model only on those whose `text_priority` is known,
+        the blocking model on those with a class or exam close enough to tell (see
+        priority.text_level and priority.blocked)."""
         features = Features().fit(samples)
         x = features.transform(samples)
         category = _classifier().fit(x, [c.value for c in categories])
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
         urgency = _classifier().fit(x[[i for i, _ in known]], [p for _, p in known])
-        return cls(features, category, urgency)
+        told = [(i, b) for i, b in enumerate(blocks) if b is not None]
+        if len({b for _, b in told}) < 2:
+            raise ValueError(
+                "the corpus needs examples with a class or exam soon that the problem blocks "
+                "and ones it does not"
+            )
+        blocking = _classifier().fit(x[[i for i, _ in told]], [b for _, b in told])
+        return cls(features, category, urgency, blocking)
 
     def predict(self, samples: Sequence[Sample], *, urgent_at: float) -> list[Prediction]:
         """Each sample's category with its confidence, and what its text says of the priority:
@@ -120,13 +135,14 @@ class Models:
         x = self.features.transform(samples)
         cat_p = self.category.predict_proba(x)
         urg_p = self.urgency.predict_proba(x)
+        blk_p = self.blocks.predict_proba(x)[:, list(self.blocks.classes_).index(True)]
         cats = [Category(c) for c in self.category.classes_]
         levels = [Priority(p) for p in self.urgency.classes_]
         u = levels.index(Priority.URGENT) if Priority.URGENT in levels else None
         out = []
-        for cp, up in zip(cat_p, urg_p, strict=True):
+        for cp, up, bp in zip(cat_p, urg_p, blk_p, strict=True):
             best = int(np.argmax(cp))
             urgent_p = float(up[u]) if u is not None else 0.0
             said = Priority.URGENT if urgent_p >= urgent_at else levels[int(np.argmax(up))]
-            out.append(Prediction(cats[best], float(cp[best]), said, urgent_p))
+            out.append(Prediction(cats[best], float(cp[best]), said, urgent_p, float(bp)))
         return out

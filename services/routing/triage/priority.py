@@ -14,22 +14,6 @@ TODAY = 1440  # minutes: this close, at least high
 _RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 _BY_RANK = {r: p for p, r in _RANK.items()}
 
-# Whether a problem of the category keeps the learner from a class or exam by itself (yes:
-# a broken classroom, a locked account, a missing admission ticket, a class that must move),
-# or only when its text says so ("my payment failed and the class is locked").
-BLOCKS_BY_NATURE: dict[Category, bool] = {
-    Category.TECHNICAL: True,
-    Category.ACCOUNT_SECURITY: True,
-    Category.EXAM_CERTIFICATE: True,
-    Category.COURSE_CHANGE: True,
-    Category.PAYMENT_REFUND: False,
-    Category.COURSE_CONTENT: False,
-    Category.COMPLAINT: False,
-    Category.LEARNING_GUIDANCE: False,
-    Category.SUGGESTION: False,
-    Category.OTHER: False,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Situation:
@@ -38,6 +22,7 @@ class Situation:
     category: Category
     said: Priority  # what the text alone says (learned: live compromise, a class in minutes...)
     soon: int | None  # minutes to the next class or exam (context or text); None: none known
+    blocks: bool = True  # the problem keeps the learner from that class or exam (learned)
     vip: bool = False
 
 
@@ -52,11 +37,9 @@ class Rule:
 
 
 def _blocks(s: Situation) -> bool:
-    """The problem can keep the learner from the class or exam: by its category's nature, or
-    because its text is pressing; a question about information or prevention blocks nothing."""
-    if s.said is Priority.LOW:
-        return False
-    return BLOCKS_BY_NATURE[s.category] or _RANK[s.said] >= _RANK[Priority.HIGH]
+    """The problem keeps the learner from the class or exam; a question about information or
+    prevention blocks nothing, whatever the model thinks."""
+    return s.blocks and s.said is not Priority.LOW
 
 
 # In order; the first exact rule that applies ends the table, floors accumulate.
@@ -93,12 +76,14 @@ def decide(s: Situation) -> tuple[Priority, str]:
     return level, why
 
 
-def text_level(category: Category, priority: Priority, *, vip: bool) -> Priority | None:
+def text_level(
+    category: Category, priority: Priority, *, vip: bool, soon: int | None
+) -> Priority | None:
     """What a labelled example's text alone says of its priority, for training the urgency
-    model: the label without the VIP step (None when that is ambiguous: a VIP's high that is
-    no complaint may be a raised medium or a class within 24 h). Suggestions are left out:
-    the rule table sets them."""
-    if category is Category.SUGGESTION:
+    model: the label without the VIP step, and only where no class or exam within 24 h may
+    have raised it (None: unknown; a VIP's high that is no complaint may be a raised medium).
+    Suggestions are left out: the rule table sets them."""
+    if category is Category.SUGGESTION or (soon is not None and soon <= TODAY):
         return None
     if not vip or priority is Priority.URGENT:
         return priority
@@ -107,6 +92,19 @@ def text_level(category: Category, priority: Priority, *, vip: bool) -> Priority
     if priority is Priority.HIGH and category is Category.COMPLAINT:
         return Priority.HIGH
     return None
+
+
+def blocked(category: Category, priority: Priority, *, vip: bool, soon: int | None) -> bool | None:
+    """Whether a labelled example's problem blocks the class or exam it has within 24 h, for
+    training the blocking model: within 2 h its label is urgent exactly when it does; within
+    24 h at least high (a complaint or a VIP is high anyway, so theirs tells nothing)."""
+    if soon is None or soon > TODAY or category is Category.SUGGESTION:
+        return None
+    if soon <= SOON:
+        return priority is Priority.URGENT
+    if category is Category.COMPLAINT or vip:
+        return None
+    return priority in (Priority.HIGH, Priority.URGENT)
 
 
 def minutes_to_next(context: LearnerContext | None, at: datetime) -> int | None:
@@ -157,7 +155,7 @@ _UNIT_MIN = {"min": 1, "minute": 1, "hour": 60, "hr": 60, "h": 60, "day": 1440}
 # (pattern, minutes from its match); Chinese first, then English.
 _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], float]], ...] = (
     (
-        re.compile(_COUNT_ZH + r"\s*(分钟|个?小时|个?钟头?|天)\s*(后|以后|之后|就|内|不到)"),
+        re.compile(_COUNT_ZH + r"\s*(分钟|个?小时|个?钟头?|天)\s*(后|以后|之后|就|不到)"),
         lambda m: _number(m[1]) * {"分": 1, "天": 1440}.get(m[2][0], 60),
     ),
     (
@@ -197,13 +195,26 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], float]], ...] =
 _EVENT = re.compile(
     r"上课|课|考试|考|直播|开课|测验|模考|class|lesson|lecture|session|exam|test|quiz"
 )
-_CALM = re.compile(r"不急|不着急|不赶时间|no rush|not urgent|no hurry|whenever")
+_CALM = re.compile(
+    r"不急|不着急|不赶时间|没那么急|有空再|不用马上回|不急着回|先不说这个|"
+    r"不影响(上课|考试|今天|今晚)|不耽误|(跟|和)这个没关系|与此无关|"
+    r"(考完试?|上完课|下课|考试后)再说|(下个月|下学期|下周)(开始|起)|"
+    r"no rush|not urgent|no hurry|whenever (you|convenient)|no need to reply now|"
+    r"no problem there|(does ?n[o']t|won'?t|will not|not) (affect|block|stop) (my |the |me )|"
+    r"(not related|unrelated) to (the |my |today)|from next (term|month|semester|week)"
+)
+
+
+def no_hurry(text: str) -> bool:
+    """The (normalised) text says its problem blocks nothing now ("不急", "doesn't affect my
+    class"): a class soon, in the text or the learner's calendar, then counts for nothing."""
+    return _CALM.search(text) is not None
 
 
 def minutes_in_text(text: str) -> tuple[int | None, str | None]:
     """The soonest class or exam the (normalised) text speaks of, in minutes, and the phrase
     that said so; nothing when the text says there is no hurry."""
-    if _CALM.search(text):
+    if no_hurry(text):
         return None, None
     best: tuple[int | None, str | None] = (None, None)
     for pattern, minutes in _PHRASES:

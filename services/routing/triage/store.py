@@ -33,17 +33,39 @@ class TriageSettings(BaseSettings):
 
 
 def train(examples: Sequence[corpus.Example]) -> Models:
-    """Both models on `examples` (deterministic: sorted input, deterministic solvers)."""
+    """The models on `examples` (deterministic: sorted input, deterministic solvers)."""
     examples = sorted(examples, key=lambda e: e.id)
+    samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
+    soon = [soonest(e, s.text) for e, s in zip(examples, samples, strict=True)]
     return Models.train(
-        [Sample(normal(e.subject, e.description), e.channel) for e in examples],
+        samples,
         [e.category for e in examples],
-        [priority.text_level(e.category, e.priority, vip=e.tier == "vip") for e in examples],
+        [
+            priority.text_level(e.category, e.priority, vip=e.tier == "vip", soon=m)
+            for e, m in zip(examples, soon, strict=True)
+        ],
+        [
+            priority.blocked(e.category, e.priority, vip=e.tier == "vip", soon=m)
+            for e, m in zip(examples, soon, strict=True)
+        ],
     )
 
 
+def soonest(e: corpus.Example, text: str) -> int | None:
+    """Minutes to an example's next class or exam, from its context or its text."""
+    known = [m for m in (e.class_in, e.exam_in, priority.minutes_in_text(text)[0]) if m is not None]
+    return min(known) if known else None
+
+
+# The code that shapes a trained artifact: a change to it must not load an older artifact.
+_TRAINING_CODE = ("model.py", "priority.py", "store.py")
+
+
 def artifact_path(settings: TriageSettings, digest: str) -> Path:
-    return settings.artifact_dir / f"{digest}.joblib"
+    """The artifact of the corpus `digest`, named also by the training code's hash."""
+    here = Path(__file__).parent
+    code = corpus.digest([here / name for name in _TRAINING_CODE])
+    return settings.artifact_dir / f"{digest}-{code[:12]}.joblib"
 
 
 def build(settings: TriageSettings) -> tuple[Triager, Path]:
