@@ -98,14 +98,7 @@ def bench_stack(
     CARELOOP_ variables for the services."""
     folder = logs / phase
     folder.mkdir(parents=True, exist_ok=True)
-    with running_stack(
-        kafka_port=port(24092),
-        pg_port=port(24432),
-        redis_port=port(24379),
-        smtp_port=port(24025),
-        mail_gateway_port=port(24525),
-        providers_port=port(24090),
-    ) as stack:
+    with running_stack(port(24000)) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),

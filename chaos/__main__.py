@@ -154,14 +154,7 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="careloop-chaos-logs-"))
     ports = dict(zip(SERVICES, range(port(25081), port(25087)), strict=True))
     started = time.monotonic()
-    with running_stack(
-        kafka_port=port(25092),
-        pg_port=port(25432),
-        redis_port=port(25379),
-        smtp_port=port(25025),
-        mail_gateway_port=port(25525),
-        providers_port=port(25090),
-    ) as stack:
+    with running_stack(port(25000)) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),

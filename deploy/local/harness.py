@@ -99,12 +99,26 @@ class RunningStack:
                 proc.kill()
 
 
+# A private stack's ports: its base (22000 for the integration tests, 23000 end-to-end, 24000
+# the benchmark, 25000 the fault suite, 26000 the browser tests) plus these.
+PORT_OFFSETS = {
+    "kafka_port": 92,
+    "pg_port": 432,
+    "redis_port": 379,
+    "smtp_port": 25,
+    "mail_gateway_port": 525,
+    "imap_port": 143,
+    "providers_port": 90,
+}
+
+
 @contextlib.contextmanager
-def running_stack(**ports: int) -> Iterator[RunningStack]:
-    """Start the four infrastructure processes on the given ports; stop and remove them after."""
+def running_stack(base: int) -> Iterator[RunningStack]:
+    """Start the infrastructure processes on ports `base` + PORT_OFFSETS; stop and remove
+    them after."""
     var = Path(tempfile.mkdtemp(prefix="careloop-test-"))
     os.chmod(var, 0o755)  # PostgreSQL runs as its own user when we are root
-    stack = Stack(var=var, **ports)
+    stack = Stack(var=var, **{name: base + offset for name, offset in PORT_OFFSETS.items()})
     stack.prepare()
     running = RunningStack(stack)
     try:

@@ -34,15 +34,7 @@ LINK_SECRET = "portal-browser-test-link-secret-0123456789"
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(
-        kafka_port=port(26092),
-        pg_port=port(26432),
-        redis_port=port(26379),
-        smtp_port=port(26025),
-        mail_gateway_port=port(26525),
-        imap_port=port(26143),
-        providers_port=port(26090),
-    ) as s:
+    with running_stack(port(26000)) as s:
         yield s
 
 

@@ -24,14 +24,7 @@ class Platform:
 @pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     logs = tmp_path_factory.mktemp("e2e-logs")
-    with running_stack(
-        kafka_port=port(23092),
-        pg_port=port(23432),
-        redis_port=port(23379),
-        smtp_port=port(23025),
-        mail_gateway_port=port(23525),
-        providers_port=port(23090),
-    ) as stack:
+    with running_stack(port(23000)) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),

@@ -14,14 +14,7 @@ from tests.support import RunningStack, port, running_stack
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(
-        kafka_port=port(22092),
-        pg_port=port(22432),
-        redis_port=port(22379),
-        smtp_port=port(22025),
-        mail_gateway_port=port(22525),
-        providers_port=port(22090),
-    ) as s:
+    with running_stack(port(22000)) as s:
         yield s
 
 
