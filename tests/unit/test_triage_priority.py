@@ -142,6 +142,31 @@ def test_a_time_without_a_class_or_with_no_hurry_counts_for_nothing(text: str) -
     assert minutes_in_text(normal("", text)) == (None, None)
 
 
+# 17:30 in Beijing
+WRITTEN = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("今晚七点的课进不去", 90),
+        ("今天晚上7点半的直播课 摄像头用不了", 120),
+        ("下午五点的考试还没收到准考证", 0),  # began half an hour ago: now
+        ("my class at 6pm won't load", 30),
+        ("exam at 19:00 and the page is blank", 90),
+        ("上午九点的课错过了", None),  # long past: another day's
+    ],
+)
+def test_a_clock_time_today_counts_from_when_the_ticket_was_written(
+    text: str, minutes: int | None
+) -> None:
+    assert minutes_in_text(normal("", text), WRITTEN)[0] == minutes
+
+
+def test_without_the_time_written_a_clock_time_tonight_is_within_the_day() -> None:
+    assert minutes_in_text(normal("", "今晚七点的课进不去"))[0] == 600
+
+
 def test_the_soonest_of_several_times_counts() -> None:
     assert minutes_in_text(normal("", "明天还有考试，但是20分钟后就上课了"))[0] == 20
 

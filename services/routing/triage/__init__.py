@@ -39,14 +39,15 @@ class Situation:
     tier: str = "standard"
     class_in: int | None = None
     exam_in: int | None = None
+    at: datetime | None = None  # when the ticket was written: clock times in its text count
 
 
 def situation_of(ticket: Ticket) -> Situation:
     ctx, at = ticket.context, ticket.at
     if ctx is None:
-        return Situation()
+        return Situation(at=at)
     soon = priority.minutes_to_next(ctx, at) if at is not None else None
-    return Situation(tier=ctx.tier, class_in=soon)
+    return Situation(tier=ctx.tier, class_in=soon, at=at)
 
 
 class Triager:
@@ -71,7 +72,7 @@ class Triager:
         predictions = self.models.predict(samples, urgent_at=URGENT_AT)
         out = []
         for sample, p, sit in zip(samples, predictions, situations, strict=True):
-            said_in, phrase = priority.minutes_in_text(sample.text)
+            said_in, phrase = priority.minutes_in_text(sample.text, sit.at)
             known = [m for m in (sit.class_in, sit.exam_in, said_in) if m is not None]
             if priority.no_hurry(sample.text):
                 known = []

@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from shared.events import Category, LearnerContext, Priority
 
@@ -211,9 +212,10 @@ def no_hurry(text: str) -> bool:
     return _CALM.search(text) is not None
 
 
-def minutes_in_text(text: str) -> tuple[int | None, str | None]:
+def minutes_in_text(text: str, at: datetime | None = None) -> tuple[int | None, str | None]:
     """The soonest class or exam the (normalised) text speaks of, in minutes, and the phrase
-    that said so; nothing when the text says there is no hurry."""
+    that said so; nothing when the text says there is no hurry. With `at` (when the ticket was
+    written), a clock time today ("今晚七点的课", "class at 7:30pm") counts from then."""
     if no_hurry(text):
         return None, None
     best: tuple[int | None, str | None] = (None, None)
@@ -225,4 +227,47 @@ def minutes_in_text(text: str) -> tuple[int | None, str | None]:
             value = int(minutes(m))
             if best[0] is None or value < best[0]:
                 best = (value, m[0])
+    if at is not None:
+        for m, value in _clock_times(text, at):
+            near = text[max(0, m.start() - 30) : m.end() + 30]
+            if _EVENT.search(near) and (best[0] is None or value < best[0]):
+                best = (value, m[0])
     return best
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+_CLOCK_ZH = re.compile(
+    r"(今晚|今天晚上|今天下午|今天上午|今早|今天|晚上|下午|上午)\s*"
+    r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:[点:：](半|\d{2})?)"
+)
+_CLOCK_EN = re.compile(r"\b(?:at |@ ?)?(\d{1,2})(?::(\d{2}))? ?(am|pm)\b|\b(\d{1,2}):(\d{2})\b")
+
+
+def _clock_times(text: str, at: datetime) -> list[tuple[re.Match[str], int]]:
+    """Clock times in the text, as minutes from `at` to that time today in Beijing (a time
+    up to an hour past counts as now; one longer past is another day's and counts for
+    nothing)."""
+    local = at.astimezone(BEIJING)
+    found = []
+    for m in _CLOCK_ZH.finditer(text):
+        hour = int(m[2]) if m[2].isdigit() else int(_number(m[2]))
+        if m[1] in ("今晚", "今天晚上", "今天下午", "晚上", "下午") and hour < 12:
+            hour += 12
+        minute = 30 if m[3] == "半" else int(m[3] or 0)
+        found.append((m, hour, minute))
+    for m in _CLOCK_EN.finditer(text):
+        if m[1]:
+            hour, minute = int(m[1]) % 12 + (12 if m[3] == "pm" else 0), int(m[2] or 0)
+        else:
+            hour, minute = int(m[4]), int(m[5])
+        found.append((m, hour, minute))
+    out = []
+    for m, hour, minute in found:
+        if hour > 23 or minute > 59:
+            continue
+        ahead = local.replace(hour=hour, minute=minute, second=0, microsecond=0) - local
+        minutes = ahead.total_seconds() / 60
+        if minutes >= -60:
+            out.append((m, max(0, int(minutes))))
+    return out
