@@ -15,6 +15,7 @@ import yaml
 from fastapi import Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.emails import EmailAddress
 from shared.settings import DEFAULT_AGENTS_FILE, CommonSettings, Environment
 
 
@@ -35,6 +36,9 @@ class AgentSeed(BaseModel):
     capacity: int = Field(5, ge=0, le=100_000)
     online: bool = True
     token: str = Field(min_length=8, description="Demo API token; production issues its own.")
+    email: EmailAddress | None = Field(
+        None, description="Where SLA warnings and escalations reach the agent."
+    )
 
     @property
     def token_sha256(self) -> str:

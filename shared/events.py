@@ -90,6 +90,9 @@ class NotificationKind(StrEnum):
     SURVEY = "survey"
     ASSIGNED = "assigned"  # progress: an agent has the ticket
     QUEUED = "queued"  # progress: waiting in a team's queue
+    SLA_WARNING = "sla_warning"  # to the assignee: a target is near
+    SLA_BREACHED = "sla_breached"  # to a supervisor (level 1) or management (level 2)
+    SLA_AT_RISK = "sla_at_risk"  # to a supervisor: a queued ticket will likely breach
 
 
 class _Struct(Struct, frozen=True, kw_only=True):
@@ -476,6 +479,109 @@ class SurveyLowScore(EventData, frozen=True, kw_only=True):
     answered_at: datetime
 
 
+# ---- SLA ----------------------------------------------------------------------------------
+
+
+class SlaTarget(StrEnum):
+    """Which R5.1 target a clock watches."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class SlaRecipient(_Struct, frozen=True, kw_only=True):
+    """An agent an SLA event is for, and where notify e-mails them (None: no address known)."""
+
+    agent_id: Id
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    role: Annotated[str, Meta(max_length=20)]
+    email: Email | None = None
+
+
+class TicketPendingLearner(EventData, frozen=True, kw_only=True):
+    """The agent waits on the learner (information, a test): the SLA clocks pause (R5.3)."""
+
+    TYPE = "ticket.pending_learner"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    agent_id: str
+    paused_at: datetime
+
+
+class TicketResumed(EventData, frozen=True, kw_only=True):
+    """The learner answered a ticket pending on them: it is the assignee's again, and the SLA
+    clocks run on from where they paused."""
+
+    TYPE = "ticket.resumed"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    message_id: UUID | None = None
+    resumed_at: datetime
+
+
+class SlaWarning(EventData, frozen=True, kw_only=True):
+    """`share` of a target has passed (CARELOOP_ROUTING_SLA_WARN_SHARE): the assignee (or,
+    while nobody holds the ticket, the team's supervisors) is told before it breaches."""
+
+    TYPE = "sla.warning"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    target: SlaTarget
+    due_at: datetime
+    priority: Priority
+    team: str
+    category: Category | None = None
+    assignee_id: str | None = None
+    recipients: tuple[SlaRecipient, ...] = ()
+    share: float
+    warned_at: datetime
+
+
+class SlaBreached(EventData, frozen=True, kw_only=True):
+    """A target passed: level 1 escalates to the team's supervisors; level 2 (urgent and
+    complaint tickets, at CARELOOP_ROUTING_SLA_MANAGEMENT_SHARE of the target) to management."""
+
+    TYPE = "sla.breached"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    target: SlaTarget
+    level: Annotated[int, Meta(ge=1, le=2)]
+    due_at: datetime
+    priority: Priority
+    team: str
+    category: Category | None = None
+    assignee_id: str | None = None
+    recipients: tuple[SlaRecipient, ...] = ()
+    breached_at: datetime
+
+
+class SlaAtRisk(EventData, frozen=True, kw_only=True):
+    """A queued ticket's predicted first response (queue position over the team's recent
+    throughput) falls after its due time; raised once, before the breach. `overflow_team`:
+    the ticket moved to that team's queue (CARELOOP_ROUTING_SLA_OVERFLOW)."""
+
+    TYPE = "sla.at_risk"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID
+    target: SlaTarget = SlaTarget.FIRST_RESPONSE
+    due_at: datetime
+    predicted_at: datetime | None  # None: the team assigned nothing lately
+    queue_position: int
+    priority: Priority
+    team: str
+    assignee_id: str | None = None
+    recipients: tuple[SlaRecipient, ...] = ()
+    overflow_team: str | None = None
+    raised_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -496,6 +602,12 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         SurveyRequested,
         SurveyAnswered,
         SurveyLowScore,
+        # ---- SLA ----
+        TicketPendingLearner,
+        TicketResumed,
+        SlaWarning,
+        SlaBreached,
+        SlaAtRisk,
     )
 }
 
