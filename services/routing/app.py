@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.routing import handlers
+from services.routing import handlers, sla
 from services.routing.settings import RoutingSettings
 from shared import http, topics
 from shared.events import TicketCreated
@@ -12,18 +12,19 @@ from shared.service import build_app, consume, new_context
 def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
     router = handlers.Router(ctx)
+    clocks = sla.SlaClocks(ctx)
     # A ticket.created is placed once per ticket id (handlers.Router.on_created): no inbox row.
     consume(
         ctx,
         topic_names=[topics.TICKETS],
-        handlers=router.handlers(),
+        handlers=sla.chain(router.handlers(), clocks.handlers()),
         idempotent=[TicketCreated.TYPE],
     )
     app = build_app(
         ctx,
         uses_redis=True,
-        on_start=router.start,
-        background=(router.sweep, router.reconcile),
+        on_start=sla.starting(router.start, clocks.seed_emails),
+        background=(router.sweep, router.reconcile, clocks.run, clocks.predict),
         title="careloop routing",
     )
     http.install(app, max_body_bytes=settings.http_max_body_bytes)

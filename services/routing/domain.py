@@ -49,8 +49,8 @@ def due_times(
     priority: Priority,
     start: datetime,
     *,
-    first_response_minutes: Mapping[str, int],
-    resolution_minutes: Mapping[str, int],
+    first_response_minutes: Mapping[str, float],
+    resolution_minutes: Mapping[str, float],
 ) -> tuple[datetime, datetime]:
     """First-response and resolution deadlines from the per-priority targets (R5.1)."""
     return (
