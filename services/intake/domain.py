@@ -89,7 +89,10 @@ def normalise(
             channel=channel, digest=content_digest(submission), window=derived_window
         )
     else:
-        ticket_id = ticket_id_for(channel=channel, source=source, external_id=external_id)
+        # Another service's key names its ticket whatever channel it says it relayed: the same
+        # external_id sent with and without `channel` is one ticket.
+        keyed_by = Channel.SERVICE if source is not None else channel
+        ticket_id = ticket_id_for(channel=keyed_by, source=source, external_id=external_id)
     return TicketSubmitted(
         ticket_id=ticket_id,
         channel=channel,

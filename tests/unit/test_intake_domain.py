@@ -263,6 +263,14 @@ def test_normalise_names_an_inbound_ticket_by_its_source_and_external_id() -> No
     )
 
 
+def test_an_inbound_ticket_is_named_by_its_source_and_key_whatever_channel_it_relayed() -> None:
+    relayed = normalise(_inbound(), channel=Channel.APP, received_at=RECEIVED_AT)
+    plain = normalise(_inbound(), channel=Channel.SERVICE, received_at=RECEIVED_AT)
+
+    assert relayed.channel is Channel.APP
+    assert relayed.ticket_id == plain.ticket_id
+
+
 def test_normalise_stamps_the_channel_and_the_receive_time() -> None:
     ticket = normalise(_submission(), channel=Channel.HOTLINE, received_at=RECEIVED_AT)
 
