@@ -1,21 +1,25 @@
 """The agents seed file (teams, skills, capacity, tokens) that desk and routing load.
 
 The demo agents in deploy/local/agents.yaml load only in a local run (CARELOOP_ENV=local):
-their tokens are in the repository, so anywhere else they would let anyone in.
+their tokens are in the repository, so anywhere else they would let anyone in. routing seeds
+its tables from the file only while they are empty; after that its admin API owns the agents.
 """
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import yaml
 from fastapi import Header, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.emails import EmailAddress
+from shared.events import Category, Channel, Priority
 from shared.settings import DEFAULT_AGENTS_FILE, CommonSettings, Environment
 
 
@@ -25,14 +29,95 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-class AgentSeed(BaseModel):
+AGENT_ID_PATTERN = r"^[a-z][a-z0-9_-]{1,49}$"
+TEAM_PATTERN = r"^[a-z][a-z0-9_]{1,49}$"
+LANGUAGES = ("zh", "en")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Clock = Annotated[str, Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+
+
+def _known(kind: str, given: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    """`given` without repeats, or a ValueError naming every value not in `known`."""
+    if unknown := [v for v in dict.fromkeys(given) if v not in known]:
+        raise ValueError(f"unknown {kind}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return tuple(dict.fromkeys(given))
+
+
+class WeeklySchedule(BaseModel):
+    """When an agent works, per weekday, in local time of `timezone`: [start, end) spans such as
+    ["09:00", "18:00"] ("24:00" ends at midnight). A day left out is a day off."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,49}$")
+    timezone: str = "Asia/Shanghai"
+    weekly: dict[Day, tuple[tuple[Clock, Clock], ...]]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone: {value}") from None
+        return value
+
+    @field_validator("weekly")
+    @classmethod
+    def _spans(
+        cls, value: dict[str, tuple[tuple[str, str], ...]]
+    ) -> dict[str, tuple[tuple[str, str], ...]]:
+        for day, spans in value.items():
+            for start, end in spans:
+                if start == "24:00" or (
+                    end != "24:00" and time.fromisoformat(end) <= time.fromisoformat(start)
+                ):
+                    raise ValueError(f"{day}: {start}-{end} does not end after it starts")
+        return value
+
+
+class Skills(BaseModel):
+    """What an agent may take, besides their teams. Empty lists mean any; `senior` agents get
+    VIP and urgent tickets first; `vip` agents are preferred for VIP learners."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    languages: tuple[str, ...] = LANGUAGES
+    categories: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    course_lines: tuple[Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_]{0,31}$")], ...] = Field(
+        (), description="Course ids (PY-101) or their prefix before a dash (PY)."
+    )
+    priorities: tuple[str, ...] = ()
+    vip: bool = False
+    senior: bool = False
+    schedule: WeeklySchedule | None = Field(None, description="None: always on shift.")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("languages", value, LANGUAGES)
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("categories", value, tuple(Category))
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("channels", value, tuple(Channel))
+
+    @field_validator("priorities")
+    @classmethod
+    def _priorities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("priorities", value, tuple(Priority))
+
+
+class AgentSeed(Skills):
+    id: str = Field(pattern=AGENT_ID_PATTERN)
     name: str
     role: Role = Role.AGENT
-    teams: tuple[str, ...]
-    languages: tuple[str, ...] = ("zh", "en")
+    teams: tuple[Annotated[str, Field(pattern=TEAM_PATTERN)], ...]
     capacity: int = Field(5, ge=0, le=100_000)
     online: bool = True
     token: str = Field(min_length=8, description="Demo API token; production issues its own.")

@@ -1,8 +1,9 @@
-"""routing's wiring: the ticket consumer, presence API, Redis live load, sweep and reconciliation."""
+"""routing's wiring: the ticket consumer, presence and admin APIs, Redis live load, sweep and
+reconciliation."""
 
 from fastapi import FastAPI
 
-from services.routing import handlers, sla
+from services.routing import api, handlers, sla
 from services.routing.settings import RoutingSettings
 from shared import http, topics
 from shared.events import TicketCreated
@@ -29,4 +30,5 @@ def create_app(settings: RoutingSettings) -> FastAPI:
     )
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     app.include_router(handlers.http_routes(ctx, router))
+    app.include_router(api.admin_routes(ctx, router))
     return app

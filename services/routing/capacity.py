@@ -44,6 +44,11 @@ open assignments; `lock_timeout` bounds the wait, and a round that cannot get it
 What a reconciliation corrects is counted in `careloop_routing_capacity_corrections_total`
 (`direction`: `freed`, `restored`); agents over capacity (only possible when their capacity
 was lowered below their open tickets) in `careloop_routing_agents_over_capacity`.
+
+Capacity is weighted: each assignment takes its channel's weight (`channel_weights`, chat 1,
+e-mail 0.5), recorded with the assignment (`weight_milli`) and restored with it, so a rebuild
+counts the same load whatever the weights are changed to meanwhile. Redis keeps the sum per
+agent (`used`) in the same script as every change of the agent's load set.
 """
 
 from collections.abc import Callable
@@ -113,9 +118,9 @@ class Reconciler:
         snap = await live.snapshot(sorted(capacity))
         if only_if_empty and snap.ready:
             return None
-        committed = [
-            (str(r["ticket_id"]), r["agent_id"]) for r in await repo.active_assignments(conn)
-        ]
+        active = await repo.active_assignments(conn)
+        committed = [(str(r["ticket_id"]), r["agent_id"]) for r in active]
+        weights = {str(r["ticket_id"]): r["weight_milli"] for r in active}
         found = drift(
             counted=snap.counted,
             indexed=snap.indexed,
@@ -124,11 +129,15 @@ class Reconciler:
             suspects=self._suspects,
             rebuild=not snap.ready,
         )
-        done = await live.correct(free=found.free, restore=found.restore, rebuild=not snap.ready)
+        done = await live.correct(
+            free=found.free,
+            restore=[(t, a, weights[t]) for t, a in found.restore],
+            rebuild=not snap.ready,
+        )
         if done is None:
             return None  # flushed since the snapshot: the next sync rebuilds
         self._suspects = found.suspects
-        over = over_capacity(committed, capacity)
+        over = over_capacity(committed, capacity, weights)
         OVER_CAPACITY.set(len(over))
         outcome = Outcome(not snap.ready, *done, over)
         if outcome.rebuilt:

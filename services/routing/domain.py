@@ -1,7 +1,7 @@
 """routing's decisions: what a triage says, SLA due times, who may take a ticket (the triage
 itself is services.routing.triage)."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -59,41 +59,6 @@ def due_times(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AgentSkills:
-    agent_id: str
-    role: Role
-    teams: frozenset[str]
-    languages: frozenset[str]
-
-
-def candidates(
-    agents: Sequence[AgentSkills],
-    *,
-    team: str,
-    language: str,
-    supervisor: bool = False,
-    preferred: str | None = None,
-) -> list[str]:
-    """Agents who may take the ticket, `preferred` first.
-
-    Skill is team plus language; when nobody in the team speaks the language the team still
-    takes it rather than leave it unowned. A supervisor ticket goes to supervisors (or admins)
-    of the team, else to any supervisor.
-    """
-    pool = [a for a in agents if team in a.teams]
-    if supervisor:
-        pool = [a for a in pool if a.role is not Role.AGENT] or [
-            a for a in agents if a.role is not Role.AGENT
-        ]
-    speakers = [a for a in pool if language in a.languages]
-    ids = [a.agent_id for a in (speakers or pool)]
-    if preferred in ids:
-        ids.remove(preferred)
-        ids.insert(0, preferred)
-    return ids
-
-
 def held_by_ordinary_agents(held: Mapping[T, str], roles: Mapping[str, Role]) -> list[T]:
     """Of the tickets `held` (ticket -> agent), those an escalation must move to a supervisor:
     held by an agent, or by someone routing no longer knows."""
@@ -143,9 +108,16 @@ def drift(
     )
 
 
-def over_capacity(committed: Iterable[Pair], capacity: Mapping[str, int]) -> dict[str, int]:
-    """Agents holding more committed assignments than their capacity, with how many."""
+def over_capacity(
+    committed: Iterable[Pair],
+    capacity: Mapping[str, int],
+    weights: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Agents whose committed assignments take more than their capacity, with how many
+    tickets they hold; `weights` gives each ticket's share in thousandths (1 unit when absent)."""
     held: dict[str, int] = {}
-    for _, agent in committed:
+    used: dict[str, int] = {}
+    for ticket, agent in committed:
         held[agent] = held.get(agent, 0) + 1
-    return {a: n for a, n in held.items() if n > capacity.get(a, 0)}
+        used[agent] = used.get(agent, 0) + (weights or {}).get(ticket, 1000)
+    return {a: n for a, n in held.items() if used[a] > capacity.get(a, 0) * 1000}

@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,16 +16,25 @@ from services.routing import repo
 from services.routing.capacity import Reconciler
 from services.routing.domain import (
     PRIORITY_RANK,
-    AgentSkills,
-    candidates,
+    TEAM_OF,
     due_times,
     held_by_ordinary_agents,
 )
 from services.routing.load import AgentState, Claim, LiveLoad, Request
 from services.routing.settings import RoutingSettings
+from services.routing.skills import (
+    MILLI,
+    Need,
+    Profile,
+    Roster,
+    Schedule,
+    available,
+    parse_schedule,
+    weight_milli,
+)
 from services.routing.triage import Ticket, Triager
 from services.routing.triage.store import load_or_train
-from shared.agents import Role, bearer_auth, load_agents
+from shared.agents import AGENT_ID_PATTERN, Role, bearer_auth, load_agents
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Category,
@@ -73,10 +82,45 @@ class Route:
     language: str
     priority: Priority
     since: datetime  # age in the queue counts from here: creation, or the reopening
+    channel: str = Channel.WEB
+    category: str = Category.OTHER
+    course_id: str | None = None
+    vip: bool = False
     preferred: str | None = None
     supervisor: bool = False
     cause: Envelope[Any] | None = None
     new: NewTicket | None = None  # a new ticket, announced by ticket.routed
+
+    @property
+    def need(self) -> Need:
+        return Need(
+            team=self.team,
+            language=self.language,
+            category=self.category,
+            channel=self.channel,
+            priority=self.priority,
+            course_id=self.course_id,
+            vip=self.vip,
+            supervisor=self.supervisor,
+        )
+
+
+def route_of(row: asyncpg.Record, *, since: datetime, **overrides: Any) -> Route:
+    """A stored ticket (or queue row joined with its ticket) as a route."""
+    fields: dict[str, Any] = {
+        "channel": row["channel"] or Channel.WEB,
+        "category": row["category"] or Category.OTHER,
+        "course_id": row["course_id"],
+        "vip": row["vip"],
+    }
+    return Route(
+        row["ticket_id"],
+        row["team"],
+        row["language"],
+        Priority(row["priority"]),
+        since,
+        **{**fields, **overrides},
+    )
 
 
 def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
@@ -118,7 +162,9 @@ class Router:
     def __init__(self, ctx: Context[RoutingSettings]) -> None:
         self._ctx = ctx
         self._settings = ctx.settings
-        self.agents: list[AgentSkills] = []
+        self.roster = Roster()
+        self.weights: dict[str, float] = {}
+        self._schedules: dict[str, tuple[object, Schedule | None]] = {}
         self._load: LiveLoad | None = None
         self._triager: Triager | None = None
         self.reconciler = Reconciler(
@@ -142,25 +188,48 @@ class Router:
     async def start(self, ctx: Context[RoutingSettings]) -> None:
         # Before any ticket is consumed; trains (seconds) when the corpus has no artifact yet.
         self._triager = await asyncio.to_thread(load_or_train)
-        async with ctx.pool.acquire() as conn:
-            await repo.upsert_agents(conn, load_agents(self._settings).agents)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            seeded = await repo.seed(
+                conn, load_agents(self._settings).agents, sorted(set(TEAM_OF.values()))
+            )
+        if seeded:
+            log.info("agents seeded into empty tables", agents=seeded)
         await self.sync()
 
     async def sync(self) -> None:
-        """Rebuild load if Redis lost it, reload agents, push capacity and presence to Redis."""
+        """Rebuild load if Redis lost it, reload agents and weights, push capacity and
+        availability (online, seen within the presence TTL, on shift) to Redis."""
         if await self.load.needs_rebuild():
             await self.reconciler.run(only_if_empty=True)
         async with self._ctx.pool.acquire() as conn:
             rows = await repo.load_agents(conn)
-        self.agents = [
-            AgentSkills(
-                r["agent_id"], Role(r["role"]), frozenset(r["teams"]), frozenset(r["languages"])
-            )
-            for r in rows
-        ]
+            self.weights = await repo.channel_weights(conn)
+        self.roster.replace([profile(r) for r in rows])
+        at = now()
         await self.load.sync_agents(
-            [AgentState(r["agent_id"], r["capacity"], r["online"]) for r in rows]
+            self.roster.version,
+            [AgentState(r["agent_id"], r["capacity"] * MILLI, self.available(r, at)) for r in rows],
         )
+
+    def available(self, row: asyncpg.Record, at: datetime) -> bool:
+        return available(
+            online=row["online"],
+            last_seen_at=row["last_seen_at"],
+            schedule=self._schedule(row["agent_id"], row["schedule"]),
+            at=at,
+            presence_ttl=timedelta(seconds=self._settings.presence_ttl_seconds),
+        )
+
+    def _schedule(self, agent_id: str, raw: Any) -> Schedule | None:
+        """Parsed once per agent and stored schedule, not on every sync."""
+        cached = self._schedules.get(agent_id)
+        if cached is None or cached[0] != raw:
+            cached = self._schedules[agent_id] = (raw, parse_schedule(raw))
+        return cached[1]
+
+    async def push_agent(self, row: asyncpg.Record) -> None:
+        """One agent's committed presence to Redis at once, without waiting for the sweep."""
+        await self.load.set_available(row["agent_id"], self.available(row, now()))
 
     async def place(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
         """Place tickets routed before (reopened): see `_place`."""
@@ -183,16 +252,13 @@ class Router:
     async def drain(self, conn: asyncpg.Connection, per_team: int = 100) -> int:
         """Give queued tickets, most urgent and oldest first, to agents with free capacity;
         returns how many were assigned."""
-        teams = {team for agent in self.agents for team in agent.teams}
+        teams = {team for agent in self.roster.agents for team in agent.teams}
         await repo.lock_drain(conn)
         rows = await repo.take_queued(conn, sorted(teams), per_team)
         routes = [
-            Route(
-                r["ticket_id"],
-                r["team"],
-                r["language"],
-                Priority(r["priority"]),
-                r["enqueued_at"],
+            route_of(
+                r,
+                since=r["enqueued_at"],
                 preferred=r["preferred_agent"],
                 supervisor=r["supervisor"],
             )
@@ -210,25 +276,23 @@ class Router:
 
     async def _pick(self, routes: Sequence[Route]) -> list[str | None]:
         """Redis picks an agent for each route atomically (None: nobody can take it now). The
-        caller holds the load lock shared, and records what was picked in its transaction."""
-        return await self.load.assign(
-            [
+        caller holds the load lock shared, and records what was picked in its transaction.
+        The pools to look in come from the roster's cached plans: no work per agent here."""
+        requests = []
+        for r in routes:
+            plan = self.roster.plan(r.need)
+            requests.append(
                 Request(
                     r.ticket_id,
-                    tuple(
-                        candidates(
-                            self.agents,
-                            team=r.team,
-                            language=r.language,
-                            supervisor=r.supervisor,
-                            preferred=r.preferred,
-                        )
-                    ),
-                    prefer_first=r.preferred is not None,
+                    plan.pools,
+                    weight=self.weight(r),
+                    preferred=r.preferred if r.preferred in plan.members else None,
                 )
-                for r in routes
-            ]
-        )
+            )
+        return await self.load.assign(requests)
+
+    def weight(self, route: Route) -> int:
+        return weight_milli(self.weights, route.channel)
 
     async def _record(
         self, conn: asyncpg.Connection, placed: Sequence[tuple[Route, str | None]]
@@ -240,7 +304,7 @@ class Router:
         at = now()
         await repo.record_placements(
             conn,
-            assigned=[(r.ticket_id, a) for r, a in placed if a is not None],
+            assigned=[(r.ticket_id, a, self.weight(r)) for r, a in placed if a is not None],
             queued=[
                 repo.Waiting(
                     r.ticket_id,
@@ -275,7 +339,16 @@ class Router:
         fresh = await repo.insert_tickets(
             conn,
             [
-                repo.NewRow(t.ticket_id, t.channel, r.category, r.priority, r.team, t.language)
+                repo.NewRow(
+                    t.ticket_id,
+                    t.channel,
+                    r.category,
+                    r.priority,
+                    r.team,
+                    t.language,
+                    course_of(t),
+                    vip_of(t),
+                )
                 for t, r in zip(tickets, results, strict=True)
             ],
         )
@@ -299,6 +372,10 @@ class Router:
                     t.language,
                     result.priority,
                     t.created_at,
+                    channel=t.channel,
+                    category=result.category,
+                    course_id=course_of(t),
+                    vip=vip_of(t),
                     cause=event,
                     new=new,
                 )
@@ -317,12 +394,9 @@ class Router:
             if ticket is None:
                 raise LookupError(f"reopened ticket {reopened.ticket_id} was never triaged here")
             routes.append(
-                Route(
-                    reopened.ticket_id,
-                    ticket["team"],
-                    ticket["language"],
-                    Priority(ticket["priority"]),
-                    reopened.reopened_at,
+                route_of(
+                    ticket,
+                    since=reopened.reopened_at,
                     preferred=None if reopened.needs_supervisor else reopened.previous_agent_id,
                     supervisor=reopened.needs_supervisor,
                     cause=event,
@@ -341,21 +415,13 @@ class Router:
         if unknown := [t for t in latest if t not in known]:
             raise LookupError(f"escalated tickets {unknown} were never triaged here")
         await repo.share_load(conn)
-        roles = {a.agent_id: a.role for a in self.agents}
+        roles = {a.agent_id: a.role for a in self.roster.agents}
         moving = held_by_ordinary_agents(await repo.holders(conn, list(latest)), roles)
         claims = await self.load.claims(moving)
         await repo.queue_for_supervisors(conn, list(latest))
         await repo.release(conn, moving)
         routes = [
-            Route(
-                t,
-                known[t]["team"],
-                known[t]["language"],
-                Priority(known[t]["priority"]),
-                latest[t].data.escalated_at,
-                supervisor=True,
-                cause=latest[t],
-            )
+            route_of(known[t], since=latest[t].data.escalated_at, supervisor=True, cause=latest[t])
             for t in moving
         ]
         await self._record(conn, [(r, None) for r in routes])
@@ -440,13 +506,56 @@ class AgentView(BaseModel):
     role: Role
     teams: list[str]
     languages: list[str]
+    categories: list[str]
+    channels: list[str]
+    course_lines: list[str]
+    priorities: list[str]
+    vip: bool
+    senior: bool
+    schedule: dict[str, Any] | None
     capacity: int
     online: bool
-    load: int
+    last_seen_at: datetime
+    available: bool  # online, seen within the presence TTL, on shift: may be given tickets
+    load: int  # tickets held
+    used: float  # the capacity they take (channel weights)
+
+
+class Heartbeat(BaseModel):
+    agent_id: str
+    online: bool
+    available: bool
+    expires_at: datetime  # presence lapses then without another heartbeat
+
+
+def agent_view(row: asyncpg.Record, *, available: bool, load: tuple[int, int]) -> AgentView:
+    return AgentView(**dict(row), available=available, load=load[0], used=load[1] / MILLI)
+
+
+def profile(row: asyncpg.Record) -> Profile:
+    return Profile(
+        agent_id=row["agent_id"],
+        role=Role(row["role"]),
+        teams=frozenset(row["teams"]),
+        languages=frozenset(row["languages"]),
+        categories=frozenset(row["categories"]),
+        channels=frozenset(row["channels"]),
+        course_lines=frozenset(row["course_lines"]),
+        priorities=frozenset(row["priorities"]),
+        vip=row["vip"],
+        senior=row["senior"],
+    )
+
+
+def course_of(ticket: TicketCreated) -> str | None:
+    return ticket.course_id
+
+
+def vip_of(ticket: TicketCreated) -> bool:
+    return ticket.learner_context is not None and ticket.learner_context.tier == "vip"
 
 
 # Agent ids as the agents file allows them (AgentSeed.id): anything else is no agent.
-AGENT_ID_PATTERN = r"^[a-z][a-z0-9_-]{1,49}$"
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's id.")]
 
 
@@ -465,7 +574,11 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         async with ctx.pool.acquire() as conn:
             rows = await repo.load_agents(conn)
         loads = await router.load.loads([r["agent_id"] for r in rows])
-        return [AgentView(**dict(r), load=loads[r["agent_id"]]) for r in rows]
+        at = now()
+        return [
+            agent_view(r, available=router.available(r, at), load=loads[r["agent_id"]])
+            for r in rows
+        ]
 
     @api.put(
         "/v1/agents/{agent_id}/presence",
@@ -476,12 +589,40 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
             raise HTTPException(403, "agents set only their own presence")
         async with ctx.pool.acquire() as conn, conn.transaction():
-            if not await repo.set_online(conn, agent_id, body.online):
+            row = await repo.set_online(conn, agent_id, body.online)
+            if row is None:
                 raise HTTPException(404, "no such agent")
         # Only what committed reaches Redis; a newly online agent then takes from the queue.
-        await router.load.set_online(agent_id, body.online)
+        await router.push_agent(row)
         assigned = await router.drain_now() if body.online else 0
         return PresenceChanged(agent_id=agent_id, online=body.online, assigned_from_queue=assigned)
+
+    @api.post(
+        "/v1/agents/{agent_id}/heartbeat",
+        summary="Keep an agent's presence alive",
+        description="Presence lapses CARELOOP_ROUTING_PRESENCE_TTL_SECONDS after the last "
+        "heartbeat or presence change; a heartbeat does not bring an agent who went offline "
+        "back online.",
+        responses=problems(401, 403, 404, 422, 503),
+    )
+    async def heartbeat(agent_id: AgentId, who: Caller) -> Heartbeat:
+        if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
+            raise HTTPException(403, "agents send only their own heartbeat")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await repo.heartbeat(conn, agent_id)
+            if row is None:
+                raise HTTPException(404, "no such agent")
+        await router.push_agent(row)
+        ready = router.available(row, now())
+        if ready:
+            await router.drain_now()  # an agent whose presence had lapsed takes from the queue
+        ttl = timedelta(seconds=ctx.settings.presence_ttl_seconds)
+        return Heartbeat(
+            agent_id=agent_id,
+            online=row["online"],
+            available=ready,
+            expires_at=row["last_seen_at"] + ttl,
+        )
 
     @api.get("/v1/queues", summary="Tickets waiting per team", responses=problems(401, 503))
     async def queues(_: Caller) -> dict[str, int]:

@@ -5,9 +5,15 @@ All keys share one hash tag so the scripts stay valid on a Redis Cluster slot:
 
 - `load:<agent>`: set of the tickets holding one of the agent's slots (its size is the load);
 - `ticket`: hash ticket -> agent, the same facts indexed by ticket;
+- `weight`: hash ticket -> the capacity it takes in thousandths (its channel's weight);
+  `used`: hash agent -> the sum of their tickets' weights, kept with every change of `load:`;
 - `claim`: hash ticket -> a counter bumped by every assignment that lands on (or re-uses) the
   ticket's slot, so a release decided before a commit frees only the claim it saw;
-- `cap`, `online`: capacity and presence, pushed from Postgres;
+- `cap`, `online`: capacity (thousandths) and availability (online, seen lately, on shift),
+  pushed from Postgres;
+- `pool:<id>`: sorted set of a pool's available agents with free capacity, scored by it;
+  `poolm:<id>`: the pool's members; `pools:<agent>`: the pools an agent is in; `pools`: every
+  pool; `roster`: the roster version the pools were defined for (see `skills.py`);
 - `ready`: set once the load was restored from Postgres; without it nothing is assigned;
 - `rebuilding`: the id of the rebuild under way, so that its steps know no flush came between.
 """
@@ -18,66 +24,142 @@ from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
 
+from services.routing.skills import Pool
+
 PREFIX = "careloop:{routing}:"
 CHUNK = 2000  # pairs per correction call: a long Lua script would stall every other client
+DEFAULT_WEIGHT = 1000  # a ticket's share of capacity when none was recorded (thousandths)
 
-# ARGV: prefix, ticket, prefer_first ("1"/"0"), candidate agents...
-# Idempotent per ticket: a ticket already holding a slot gets the same agent back, so a
-# redelivered event never takes a second slot; its claim is bumped either way. A slot held by
-# someone who may no longer take the ticket (it went to supervisors) gives nothing: the ticket
-# waits until that slot, released in Postgres, is freed after the commit or by reconciliation.
-_ASSIGN = """
-local p, ticket = ARGV[1], ARGV[2]
+# Shared by the scripts below: an agent's free capacity, and putting the agent where it
+# belongs in each pool it is a member of (available agents with free capacity, scored by it).
+_COMMON = """
+local p = ARGV[1]
+local function free(a)
+  return tonumber(redis.call('HGET', p .. 'cap', a) or '0')
+    - tonumber(redis.call('HGET', p .. 'used', a) or '0')
+end
+local function refresh(a)
+  local f = free(a)
+  local on = redis.call('SISMEMBER', p .. 'online', a) == 1
+  for _, id in ipairs(redis.call('SMEMBERS', p .. 'pools:' .. a)) do
+    if on and f > 0 then redis.call('ZADD', p .. 'pool:' .. id, f, a)
+    else redis.call('ZREM', p .. 'pool:' .. id, a) end
+  end
+end
+local function hold(t, a, w)
+  if redis.call('SADD', p .. 'load:' .. a, t) == 1 then
+    redis.call('HINCRBY', p .. 'used', a, w)
+  end
+end
+local function recount(a)
+  local used = 0
+  for _, t in ipairs(redis.call('SMEMBERS', p .. 'load:' .. a)) do
+    used = used + tonumber(redis.call('HGET', p .. 'weight', t) or 'DEFAULT_WEIGHT')
+  end
+  redis.call('HSET', p .. 'used', a, used)
+end
+local function unhold(t, a)
+  if redis.call('SREM', p .. 'load:' .. a, t) == 1 then
+    local w = tonumber(redis.call('HGET', p .. 'weight', t) or 'DEFAULT_WEIGHT')
+    redis.call('HINCRBY', p .. 'used', a, -w)
+    return 1
+  end
+  return 0
+end
+""".replace("DEFAULT_WEIGHT", str(DEFAULT_WEIGHT))
+
+# ARGV: prefix, ticket, weight, preferred agent ('' for none), pool ids to try in order.
+# A pool Redis does not know (never defined, or dropped when the roster changed) answers
+# '?<pool id>': the caller defines it and asks again. Idempotent per ticket: a ticket already
+# holding a slot gets the same agent back, so a redelivered event never takes a second slot;
+# its claim is bumped either way. A slot held by someone who may no longer take the ticket (it
+# went to supervisors) gives nothing: the ticket waits until that slot, released in Postgres,
+# is freed after the commit or by reconciliation. Otherwise the preferred agent if they have
+# room, else the agent with the most free capacity in the first pool that has room: the top of
+# a sorted set, however many agents there are.
+_ASSIGN = (
+    _COMMON
+    + """
+local ticket, w, preferred = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+for i = 5, #ARGV do
+  if redis.call('EXISTS', p .. 'poolm:' .. ARGV[i]) == 0 then return '?' .. ARGV[i] end
+end
 local existing = redis.call('HGET', p .. 'ticket', ticket)
 if existing then
-  for i = 4, #ARGV do
-    if ARGV[i] == existing then
-      redis.call('HINCRBY', p .. 'claim', ticket, 1)
-      return existing
-    end
+  if #ARGV >= 5 and redis.call('SISMEMBER', p .. 'poolm:' .. ARGV[#ARGV], existing) == 1 then
+    redis.call('HINCRBY', p .. 'claim', ticket, 1)
+    return existing
   end
   return false
 end
-local best, best_load = nil, nil
-for i = 4, #ARGV do
-  local agent = ARGV[i]
-  if redis.call('SISMEMBER', p .. 'online', agent) == 1 then
-    local cap = tonumber(redis.call('HGET', p .. 'cap', agent) or '0')
-    local load = redis.call('SCARD', p .. 'load:' .. agent)
-    if load < cap then
-      if ARGV[3] == '1' and i == 4 then best = agent; break end
-      if best == nil or load < best_load then best, best_load = agent, load end
-    end
+local best = nil
+if preferred ~= '' and redis.call('SISMEMBER', p .. 'online', preferred) == 1
+    and free(preferred) >= w then
+  best = preferred
+end
+if not best then
+  for i = 5, #ARGV do
+    local top = redis.call('ZREVRANGE', p .. 'pool:' .. ARGV[i], 0, 0, 'WITHSCORES')
+    if top[1] and tonumber(top[2]) >= w then best = top[1]; break end
   end
 end
 if best then
-  redis.call('SADD', p .. 'load:' .. best, ticket)
+  redis.call('HSET', p .. 'weight', ticket, w)
+  hold(ticket, best, w)
   redis.call('HSET', p .. 'ticket', ticket, best)
   redis.call('HINCRBY', p .. 'claim', ticket, 1)
+  refresh(best)
 end
 return best
 """
+)
+
+# ARGV: prefix, pool id, members... Defines a pool once; its sorted set starts from the
+# members' current presence and free capacity, and `refresh` keeps it so from then on.
+_DEFINE = (
+    _COMMON
+    + """
+local id = ARGV[2]
+if redis.call('EXISTS', p .. 'poolm:' .. id) == 1 then return 0 end
+for i = 3, #ARGV do
+  redis.call('SADD', p .. 'poolm:' .. id, ARGV[i])
+  redis.call('SADD', p .. 'pools:' .. ARGV[i], id)
+  refresh(ARGV[i])
+end
+redis.call('SADD', p .. 'pools', id)
+return 1
+"""
+)
 
 # ARGV: prefix, ticket, claim. Frees the slot only if no assignment re-used it since the
 # release read `claim` (a reopening in the same batch keeps the slot it inherits).
-_RELEASE = """
-local p, ticket, seen = ARGV[1], ARGV[2], ARGV[3]
+_RELEASE = (
+    _COMMON
+    + """
+local ticket, seen = ARGV[2], ARGV[3]
 if redis.call('HGET', p .. 'claim', ticket) ~= seen then return false end
 local agent = redis.call('HGET', p .. 'ticket', ticket)
-if agent then redis.call('SREM', p .. 'load:' .. agent, ticket) end
+if agent then
+  unhold(ticket, agent)
+  refresh(agent)
+end
 redis.call('HDEL', p .. 'ticket', ticket)
 redis.call('HDEL', p .. 'claim', ticket)
+redis.call('HDEL', p .. 'weight', ticket)
 return agent
 """
+)
 
 # ARGV: prefix, mode, rebuild id, number of pairs to free, then (ticket, agent) pairs to free,
-# then pairs to restore. 'check' (a reconciliation) refuses to touch a Redis that lost `ready`
-# (flushed since the snapshot: the next sync rebuilds). A rebuild goes 'begin', 'more'...,
-# 'finish'; each step after the first refuses unless `rebuilding` still holds its id, so a
-# flush in the middle can never leave `ready` next to half a load.
+# then (ticket, agent, weight) triples to restore. 'check' (a reconciliation) refuses to touch
+# a Redis that lost `ready` (flushed since the snapshot: the next sync rebuilds). A rebuild goes
+# 'begin', 'more'..., 'finish'; each step after the first refuses unless `rebuilding` still
+# holds its id, so a flush in the middle can never leave `ready` next to half a load.
 # Returns {freed, restored}: the pairs that actually changed; {-1, -1} when refused.
-_CORRECT = """
-local p, mode, id = ARGV[1], ARGV[2], ARGV[3]
+_CORRECT = (
+    _COMMON
+    + """
+local mode, id = ARGV[2], ARGV[3]
 if mode == 'check' then
   if redis.call('EXISTS', p .. 'ready') == 0 then return {-1, -1} end
 elseif mode == 'begin' then
@@ -87,72 +169,112 @@ elseif redis.call('GET', p .. 'rebuilding') ~= id then
 end
 local n_free = tonumber(ARGV[4])
 local freed, restored = 0, 0
+local touched = {}
 local i = 5
 for _ = 1, n_free do
   local t, a = ARGV[i], ARGV[i + 1]
   i = i + 2
-  local changed = redis.call('SREM', p .. 'load:' .. a, t)
+  local changed = unhold(t, a)
   if redis.call('HGET', p .. 'ticket', t) == a then
     redis.call('HDEL', p .. 'ticket', t)
     redis.call('HDEL', p .. 'claim', t)
+    redis.call('HDEL', p .. 'weight', t)
     changed = 1
   end
+  touched[a] = true
   freed = freed + changed
 end
 while i <= #ARGV do
-  local t, a = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  local changed = redis.call('SADD', p .. 'load:' .. a, t)
+  local t, a, w = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
   local current = redis.call('HGET', p .. 'ticket', t)
+  local changed = 0
+  if current and current ~= a then
+    unhold(t, current)
+    touched[current] = true
+  end
+  redis.call('HSET', p .. 'weight', t, w)
+  if redis.call('SISMEMBER', p .. 'load:' .. a, t) == 0 then
+    hold(t, a, w)
+    changed = 1
+  end
   if current ~= a then
-    if current then redis.call('SREM', p .. 'load:' .. current, t) end
     redis.call('HSET', p .. 'ticket', t, a)
     changed = 1
   end
   redis.call('HINCRBY', p .. 'claim', t, 1)
+  touched[a] = true
   restored = restored + changed
 end
+-- Drift may have come from outside the scripts, so the sums are counted again, not adjusted.
+for a, _ in pairs(touched) do recount(a); refresh(a) end
 if mode == 'finish' then
   redis.call('SET', p .. 'ready', '1')
   redis.call('DEL', p .. 'rebuilding')
 end
 return {freed, restored}
 """
+)
 
+# ARGV: prefix, roster version, then (agent, capacity in thousandths, available) triples.
 # Presence and capacity only ever land next to a complete load: after a flush, no agent looks
-# online (so nothing is assigned) until the load was restored and `ready` set.
-_SYNC_AGENTS = """
-local p = ARGV[1]
+# online (so nothing is assigned) until the load was restored and `ready` set. A new roster
+# drops every pool (their members may have changed); they are defined again as tickets ask.
+_SYNC_AGENTS = (
+    _COMMON
+    + """
 if redis.call('EXISTS', p .. 'ready') == 0 then return 0 end
-redis.call('DEL', p .. 'cap', p .. 'online')
-for i = 2, #ARGV, 3 do
-  redis.call('HSET', p .. 'cap', ARGV[i], ARGV[i + 1])
-  if ARGV[i + 2] == '1' then redis.call('SADD', p .. 'online', ARGV[i]) end
+if redis.call('GET', p .. 'roster') ~= ARGV[2] then
+  for _, id in ipairs(redis.call('SMEMBERS', p .. 'pools')) do
+    for _, a in ipairs(redis.call('SMEMBERS', p .. 'poolm:' .. id)) do
+      redis.call('DEL', p .. 'pools:' .. a)
+    end
+    redis.call('DEL', p .. 'pool:' .. id, p .. 'poolm:' .. id)
+  end
+  redis.call('DEL', p .. 'pools')
+  redis.call('SET', p .. 'roster', ARGV[2])
+end
+for i = 3, #ARGV, 3 do
+  local a, cap, on = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
+  local was = redis.call('SISMEMBER', p .. 'online', a) == 1
+  if redis.call('HGET', p .. 'cap', a) ~= cap or was ~= on then
+    redis.call('HSET', p .. 'cap', a, cap)
+    if on then redis.call('SADD', p .. 'online', a) else redis.call('SREM', p .. 'online', a) end
+    refresh(a)
+  end
 end
 return 1
 """
+)
 
-_PRESENCE = """
-local p, agent = ARGV[1], ARGV[2]
+_PRESENCE = (
+    _COMMON
+    + """
+local agent = ARGV[2]
 if redis.call('EXISTS', p .. 'ready') == 0 then return 0 end
 if ARGV[3] == '1' then redis.call('SADD', p .. 'online', agent)
 else redis.call('SREM', p .. 'online', agent) end
+refresh(agent)
 return 1
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A ticket looking for a slot: the pools to try in order, and whom to prefer."""
+
     ticket_id: UUID
-    candidates: tuple[str, ...]
-    prefer_first: bool = False
+    pools: tuple[Pool, ...]
+    weight: int = DEFAULT_WEIGHT  # thousandths of a capacity unit
+    preferred: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AgentState:
     agent_id: str
-    capacity: int
-    online: bool
+    capacity: int  # thousandths of a capacity unit
+    available: bool  # online, seen within the presence TTL, and on shift
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +305,7 @@ class LiveLoad:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._assign = redis.register_script(_ASSIGN)
+        self._define = redis.register_script(_DEFINE)
         self._release = redis.register_script(_RELEASE)
         self._correct = redis.register_script(_CORRECT)
         self._sync_agents = redis.register_script(_SYNC_AGENTS)
@@ -195,10 +318,23 @@ class LiveLoad:
         # the middle, where a younger ticket late in the batch would take it from an older one.
         async with self._redis.pipeline(transaction=True) as pipe:
             for r in requests:
-                args = [PREFIX, str(r.ticket_id), "1" if r.prefer_first else "0", *r.candidates]
-                await self._assign(keys=[], args=args, client=pipe)
-            results = await pipe.execute()
-        return [_text(x) for x in results]
+                await self._assign(keys=[], args=self._args(r), client=pipe)
+            results = [_text(x) for x in await pipe.execute()]
+        # A pool Redis did not know (first use since a flush or a roster change): define it,
+        # then ask again for those tickets, in order. Rare, so a round trip each is fine.
+        for i, (r, answer) in enumerate(zip(requests, results, strict=True)):
+            while answer is not None and answer.startswith("?"):
+                await self._define_pool(next(p for p in r.pools if p.id == answer[1:]))
+                answer = _text(await self._assign(keys=[], args=self._args(r)))
+            results[i] = answer
+        return results
+
+    @staticmethod
+    def _args(r: Request) -> list[str | int]:
+        return [PREFIX, str(r.ticket_id), r.weight, r.preferred or "", *(p.id for p in r.pools)]
+
+    async def _define_pool(self, pool: Pool) -> None:
+        await self._define(keys=[], args=[PREFIX, pool.id, *pool.members])
 
     async def claims(self, ticket_ids: Sequence[UUID]) -> list[Claim]:
         """The current claim of each ticket that holds a slot (read before a release commits)."""
@@ -238,12 +374,14 @@ class LiveLoad:
         self,
         *,
         free: Sequence[tuple[str, str]],
-        restore: Sequence[tuple[str, str]],
+        restore: Sequence[tuple[str, str, int]],
         rebuild: bool,
     ) -> tuple[int, int] | None:
-        """Free and restore (ticket, agent) pairs; a rebuild sets `ready` last. Returns the
-        pairs freed and restored, or None when Redis was flushed since the snapshot."""
-        work = [(True, p) for p in free] + [(False, p) for p in restore]
+        """Free (ticket, agent) pairs and restore (ticket, agent, weight) triples; a rebuild
+        sets `ready` last. Returns the pairs freed and restored, or None when Redis was
+        flushed since the snapshot."""
+        work: list[tuple[bool, tuple[str | int, ...]]] = [(True, p) for p in free]
+        work += [(False, p) for p in restore]
         chunks = [work[i : i + CHUNK] for i in range(0, len(work), CHUNK)]
         if rebuild:
             steps = ["begin"] + ["more"] * (len(chunks) - 1) + ["finish"]
@@ -255,29 +393,34 @@ class LiveLoad:
         for mode, chunk in zip(steps, chunks, strict=True):
             frees = [x for f, p in chunk if f for x in p]
             restores = [x for f, p in chunk if not f for x in p]
-            args: list[str | int] = [PREFIX, mode, rebuild_id, len(frees) // 2, *frees, *restores]
+            args = [PREFIX, mode, rebuild_id, len(frees) // 2, *frees, *restores]
             f, r = await self._correct(keys=[], args=args)
             if f < 0:
                 return None
             freed, restored = freed + f, restored + r
         return freed, restored
 
-    async def sync_agents(self, agents: Sequence[AgentState]) -> None:
-        """Make capacity and presence in Redis what Postgres says (once the load is rebuilt)."""
-        args: list[str | int] = [PREFIX]
+    async def sync_agents(self, roster: str, agents: Sequence[AgentState]) -> None:
+        """Make capacity and availability in Redis what Postgres says (once the load is
+        rebuilt); a new `roster` version drops the pools, defined again on demand."""
+        args: list[str | int] = [PREFIX, roster]
         for a in agents:
-            args += [a.agent_id, a.capacity, "1" if a.online else "0"]
+            args += [a.agent_id, a.capacity, "1" if a.available else "0"]
         await self._sync_agents(keys=[], args=args)
 
-    async def set_online(self, agent_id: str, online: bool) -> None:
-        await self._presence(keys=[], args=[PREFIX, agent_id, "1" if online else "0"])
+    async def set_available(self, agent_id: str, available: bool) -> None:
+        await self._presence(keys=[], args=[PREFIX, agent_id, "1" if available else "0"])
 
     async def needs_rebuild(self) -> bool:
         return not await self._redis.exists(PREFIX + "ready")
 
-    async def loads(self, agent_ids: Sequence[str]) -> dict[str, int]:
+    async def loads(self, agent_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per agent: the tickets held, and the capacity they take in thousandths."""
+        if not agent_ids:
+            return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for a in agent_ids:
                 pipe.scard(f"{PREFIX}load:{a}")
-            counts = await pipe.execute()
-        return dict(zip(agent_ids, counts, strict=True))
+            pipe.hmget(PREFIX + "used", list(agent_ids))
+            *counts, used = await pipe.execute()
+        return {a: (n, int(u or 0)) for a, n, u in zip(agent_ids, counts, used, strict=True)}

@@ -11,16 +11,28 @@ from shared import outbox
 from shared.agents import AgentSeed
 from shared.events import Envelope
 
+AGENT_COLUMNS = (
+    "agent_id, name, role, teams, languages, capacity, online, senior, categories, channels, "
+    "course_lines, priorities, vip, schedule, last_seen_at"
+)
 
-async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -> None:
-    """Skills and capacity follow the seed; presence survives restarts."""
+
+async def seed(conn: asyncpg.Connection, agents: Sequence[AgentSeed], teams: Sequence[str]) -> int:
+    """Seed the agents only into an empty table (the admin API owns them from then on), and
+    add the teams not known yet; returns how many agents were seeded. Twins starting together
+    may both find it empty: the conflicts make the second one's rows no-ops."""
+    await conn.executemany(
+        "INSERT INTO teams (team, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+        [(t,) for t in sorted({*teams, *(t for a in agents for t in a.teams)})],
+    )
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM agents)"):
+        return 0
     await conn.executemany(
         """
-        INSERT INTO agents (agent_id, name, role, teams, languages, capacity, online, token_sha256)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        ON CONFLICT (agent_id) DO UPDATE SET name = excluded.name, role = excluded.role,
-            teams = excluded.teams, languages = excluded.languages, capacity = excluded.capacity,
-            token_sha256 = excluded.token_sha256
+        INSERT INTO agents (agent_id, name, role, teams, languages, capacity, online, token_sha256,
+                            senior, categories, channels, course_lines, priorities, vip, schedule)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        ON CONFLICT DO NOTHING
         """,
         [
             (
@@ -32,15 +44,27 @@ async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -
                 a.capacity,
                 a.online,
                 a.token_sha256,
+                a.senior,
+                list(a.categories),
+                list(a.channels),
+                list(a.course_lines),
+                list(a.priorities),
+                a.vip,
+                None if a.schedule is None else a.schedule.model_dump(mode="json"),
             )
             for a in agents
         ],
     )
+    return len(agents)
 
 
 async def load_agents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT agent_id, name, role, teams, languages, capacity, online FROM agents ORDER BY agent_id"
+    return await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY agent_id")
+
+
+async def get_agent(conn: asyncpg.Connection, agent_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {AGENT_COLUMNS} FROM agents WHERE agent_id = $1 FOR UPDATE", agent_id
     )
 
 
@@ -50,11 +74,134 @@ async def agent_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg
     )
 
 
-async def set_online(conn: asyncpg.Connection, agent_id: str, online: bool) -> bool:
-    status = await conn.execute(
-        "UPDATE agents SET online = $2 WHERE agent_id = $1", agent_id, online
+async def set_online(
+    conn: asyncpg.Connection, agent_id: str, online: bool
+) -> asyncpg.Record | None:
+    """Going online (or offline) counts as being seen; the agent's row after it, or None."""
+    return await conn.fetchrow(
+        f"UPDATE agents SET online = $2, last_seen_at = now() WHERE agent_id = $1 "
+        f"RETURNING {AGENT_COLUMNS}",
+        agent_id,
+        online,
     )
-    return status.endswith(" 1")
+
+
+async def heartbeat(conn: asyncpg.Connection, agent_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"UPDATE agents SET last_seen_at = now() WHERE agent_id = $1 RETURNING {AGENT_COLUMNS}",
+        agent_id,
+    )
+
+
+async def insert_agent(
+    conn: asyncpg.Connection, fields: dict[str, Any], token_sha256: str
+) -> asyncpg.Record | None:
+    """A new agent, or None when the id (or the token) is taken."""
+    columns = [*fields, "token_sha256"]
+    return await conn.fetchrow(
+        f"INSERT INTO agents ({', '.join(columns)}, online) "
+        f"VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))}, false) "
+        f"ON CONFLICT DO NOTHING RETURNING {AGENT_COLUMNS}",
+        *fields.values(),
+        token_sha256,
+    )
+
+
+async def update_agent(
+    conn: asyncpg.Connection, agent_id: str, fields: dict[str, Any]
+) -> asyncpg.Record:
+    """Change the named columns of an agent (their names come from the API's model)."""
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(fields))
+    return await conn.fetchrow(
+        f"UPDATE agents SET {sets} WHERE agent_id = $1 RETURNING {AGENT_COLUMNS}",
+        agent_id,
+        *fields.values(),
+    )
+
+
+async def team_schedules(conn: asyncpg.Connection, teams: Sequence[str]) -> list[asyncpg.Record]:
+    """Each member of `teams` with their teams and schedule, locked until the transaction ends,
+    so that two changes cannot each leave the other to keep a team's hours."""
+    return await conn.fetch(
+        "SELECT agent_id, teams, schedule FROM agents WHERE teams && $1::text[] "
+        "ORDER BY agent_id FOR UPDATE",
+        list(teams),
+    )
+
+
+async def list_teams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT t.team, t.name, count(a.agent_id) AS agents
+        FROM teams t LEFT JOIN agents a ON t.team = ANY(a.teams)
+        GROUP BY t.team, t.name ORDER BY t.team
+        """
+    )
+
+
+async def known_teams(conn: asyncpg.Connection, wanted: Sequence[str]) -> set[str]:
+    rows = await conn.fetch("SELECT team FROM teams WHERE team = ANY($1::text[])", list(wanted))
+    return {r["team"] for r in rows}
+
+
+async def upsert_team(conn: asyncpg.Connection, team: str, name: str) -> asyncpg.Record | None:
+    """The team's row before the change (None: it is new)."""
+    before = await conn.fetchrow("SELECT team, name FROM teams WHERE team = $1 FOR UPDATE", team)
+    await conn.execute(
+        "INSERT INTO teams (team, name) VALUES ($1, $2) "
+        "ON CONFLICT (team) DO UPDATE SET name = excluded.name",
+        team,
+        name,
+    )
+    return before
+
+
+async def channel_weights(conn: asyncpg.Connection) -> dict[str, float]:
+    rows = await conn.fetch("SELECT channel, weight FROM channel_weights ORDER BY channel")
+    return {r["channel"]: float(r["weight"]) for r in rows}
+
+
+async def set_channel_weights(conn: asyncpg.Connection, weights: dict[str, float]) -> None:
+    await conn.executemany(
+        "INSERT INTO channel_weights (channel, weight) VALUES ($1, $2) "
+        "ON CONFLICT (channel) DO UPDATE SET weight = excluded.weight",
+        list(weights.items()),
+    )
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    before: Any,
+    after: Any,
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit (actor, action, subject, before, after) VALUES ($1, $2, $3, $4, $5)",
+        actor,
+        action,
+        subject,
+        before,
+        after,
+    )
+
+
+async def audit_log(
+    conn: asyncpg.Connection, *, subject: str | None, before_id: int | None, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first; `before_id` pages back."""
+    return await conn.fetch(
+        """
+        SELECT id, at, actor, action, subject, before, after FROM audit
+        WHERE ($1::text IS NULL OR subject = $1) AND ($2::bigint IS NULL OR id < $2)
+        ORDER BY id DESC LIMIT $3
+        """,
+        subject,
+        before_id,
+        limit,
+    )
 
 
 class NewRow(NamedTuple):
@@ -66,6 +213,8 @@ class NewRow(NamedTuple):
     priority: str
     team: str
     language: str
+    course_id: str | None
+    vip: bool
 
 
 async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> dict[UUID, bool]:
@@ -76,18 +225,19 @@ async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> di
     records = await conn.fetch(
         """
         WITH fresh AS (
-            INSERT INTO tickets (ticket_id, channel, category, priority, team, language)
+            INSERT INTO tickets (ticket_id, channel, category, priority, team, language, course_id,
+                                 vip)
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[])
+                                 $6::text[], $7::text[], $8::boolean[])
             ON CONFLICT (ticket_id) DO NOTHING
             RETURNING ticket_id, team
         ), load AS (
-            SELECT pg_advisory_xact_lock_shared(hashtext($7))
+            SELECT pg_advisory_xact_lock_shared(hashtext($9))
         )
         SELECT fresh.ticket_id, EXISTS (SELECT 1 FROM queue WHERE queue.team = fresh.team) AS behind
         FROM fresh, load
         """,
-        *_columns(rows, 6),
+        *_columns(rows, 8),
         LOAD_LOCK,
     )
     return {r["ticket_id"]: r["behind"] for r in records}
@@ -100,7 +250,8 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 async def get_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT ticket_id, team, language, priority FROM tickets WHERE ticket_id = ANY($1::uuid[])",
+        "SELECT ticket_id, team, language, priority, channel, category, course_id, vip "
+        "FROM tickets WHERE ticket_id = ANY($1::uuid[])",
         list(ticket_ids),
     )
 
@@ -121,7 +272,7 @@ class Waiting(NamedTuple):
 async def record_placements(
     conn: asyncpg.Connection,
     *,
-    assigned: Sequence[tuple[UUID, str]],
+    assigned: Sequence[tuple[UUID, str, int]],
     queued: Sequence[Waiting],
     events: Sequence[Envelope[Any]],
 ) -> None:
@@ -130,8 +281,8 @@ async def record_placements(
     await conn.execute(
         f"""
         WITH assigned AS (
-            INSERT INTO assignments (ticket_id, agent_id)
-            SELECT * FROM unnest($1::uuid[], $2::text[])
+            INSERT INTO assignments (ticket_id, agent_id, weight_milli)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $16::int[])
             ON CONFLICT (ticket_id) WHERE released_at IS NULL DO NOTHING
         ), dequeued AS (
             DELETE FROM queue WHERE ticket_id = ANY($1::uuid[])
@@ -148,6 +299,7 @@ async def record_placements(
         *_columns(assigned, 2),
         *_columns(queued, 8),
         *_columns([outbox.row(e) for e in events], 5),
+        [w for _, _, w in assigned],
     )
 
 
@@ -216,12 +368,13 @@ async def take_queued(
     return await conn.fetch(
         """
         SELECT q.ticket_id, q.team, q.language, q.priority, q.preferred_agent, q.supervisor,
-               q.enqueued_at
+               q.enqueued_at, k.channel, k.category, k.course_id, coalesce(k.vip, false) AS vip
         FROM unnest($1::text[]) AS t(team)
         CROSS JOIN LATERAL (
             SELECT * FROM queue WHERE queue.team = t.team
             ORDER BY priority_rank, enqueued_at LIMIT $2
         ) q
+        LEFT JOIN tickets k ON k.ticket_id = q.ticket_id
         ORDER BY q.priority_rank, q.enqueued_at
         """,
         sorted(set(teams)),
@@ -230,7 +383,9 @@ async def take_queued(
 
 
 async def active_assignments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT ticket_id, agent_id FROM assignments WHERE released_at IS NULL")
+    return await conn.fetch(
+        "SELECT ticket_id, agent_id, weight_milli FROM assignments WHERE released_at IS NULL"
+    )
 
 
 # Every transaction that changes Redis load or the assignments holds this lock shared until it

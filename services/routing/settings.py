@@ -44,6 +44,13 @@ class RoutingSettings(CommonSettings):
         "Longest a reconciliation or rebuild waits for routing's transactions in flight (new "
         "ones wait behind it meanwhile); past it, that round is skipped.",
     )
+    presence_ttl_seconds: float = own(
+        "routing",
+        "presence_ttl_seconds",
+        900.0,
+        "An agent's presence lapses this long after their last heartbeat or presence change "
+        "(POST /v1/agents/{id}/heartbeat): they get no new tickets until the next one.",
+    )
     first_response_minutes: dict[str, float] = own(
         "routing",
         "first_response_minutes",

@@ -107,3 +107,11 @@ def test_an_escalation_moves_only_tickets_held_by_ordinary_or_unknown_agents() -
     roles = {"ana": Role.AGENT, "sue": Role.SUPERVISOR}
 
     assert held_by_ordinary_agents(held, roles) == ["t1", "t3"]
+
+
+def test_over_capacity_weighs_each_ticket_by_its_channel() -> None:
+    committed = [("t1", "ana"), ("t2", "ana"), ("t3", "ana"), ("t4", "ben"), ("t5", "ben")]
+    weights = {"t1": 500, "t2": 500, "t3": 1000, "t4": 1000, "t5": 1000}
+
+    assert over_capacity(committed, {"ana": 2, "ben": 2}, weights) == {}
+    assert over_capacity(committed, {"ana": 1, "ben": 2}, weights) == {"ana": 3}

@@ -1,0 +1,337 @@
+"""routing's admin API: agents, teams, skills, capacity, schedules and channel weights, audited.
+
+Admins change; supervisors read; agents get 403. A change commits with its audit row (who,
+what, before and after), then this replica reloads its roster at once and the others within
+CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS: no restart, no file.
+"""
+
+import secrets
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.routing import repo
+from services.routing.handlers import AgentView, Router, agent_view
+from services.routing.settings import RoutingSettings
+from services.routing.skills import Schedule, parse_schedule, team_hours_lost
+from shared.agents import (
+    AGENT_ID_PATTERN,
+    TEAM_PATTERN,
+    Role,
+    Skills,
+    bearer_auth,
+    token_hash,
+)
+from shared.events import Channel, now
+from shared.http import Utf8JsonRoute
+from shared.problems import problems
+from shared.service import Context
+
+AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's id.")]
+TeamId = Annotated[str, Path(pattern=TEAM_PATTERN, description="A team's id.")]
+Team = Annotated[str, Field(pattern=TEAM_PATTERN)]
+# What an audit row keeps of an agent: their configuration, not presence or the token.
+CONFIG = (
+    "name",
+    "role",
+    "teams",
+    "capacity",
+    "languages",
+    "categories",
+    "channels",
+    "course_lines",
+    "priorities",
+    "vip",
+    "senior",
+    "schedule",
+)
+
+
+class AgentSpec(Skills):
+    """An agent as the admin API takes it (every skill field is optional: empty means any)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = Role.AGENT
+    teams: tuple[Team, ...] = Field(min_length=1)
+    capacity: int = Field(5, ge=0, le=100_000, description="In units of channel weight.")
+
+
+class NewAgent(AgentSpec):
+    id: str = Field(pattern=AGENT_ID_PATTERN)
+    token: str | None = Field(
+        None, min_length=16, max_length=200, description="Left out: one is generated."
+    )
+
+
+class AgentChange(BaseModel):
+    """The fields to change; the others stay. `schedule: null` means always on shift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    role: Role | None = None
+    teams: tuple[str, ...] | None = None
+    capacity: int | None = None
+    languages: tuple[str, ...] | None = None
+    categories: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    course_lines: tuple[str, ...] | None = None
+    priorities: tuple[str, ...] | None = None
+    vip: bool | None = None
+    senior: bool | None = None
+    schedule: dict[str, Any] | None = None
+
+
+class CreatedAgent(BaseModel):
+    agent: AgentView
+    token: str | None  # the generated token, shown once; None when the caller gave one
+
+
+class TeamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TeamView(BaseModel):
+    team: str
+    name: str
+    agents: int
+
+
+class Weights(BaseModel):
+    """Channel -> the share of capacity one open ticket takes (chat 1, e-mail 0.5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, Annotated[float, Field(gt=0, le=100)]]
+
+    @field_validator("weights")
+    @classmethod
+    def _channels(cls, value: dict[str, float]) -> dict[str, float]:
+        if unknown := [c for c in value if c not in tuple(Channel)]:
+            raise ValueError(
+                f"unknown channels: {', '.join(unknown)} (known: {', '.join(Channel)})"
+            )
+        return value
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: Any
+    actor: str
+    action: str
+    subject: str
+    before: Any
+    after: Any
+
+
+def field_error(field: str, message: str) -> RequestValidationError:
+    """A 422 in the same shape as the model's own, naming `field`."""
+    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
+
+
+def config(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(row[k]) if isinstance(row[k], tuple | list) else row[k] for k in CONFIG}
+
+
+def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
+    api = APIRouter(
+        prefix="/v1/admin",
+        route_class=Utf8JsonRoute,
+        max_body_size=ctx.settings.http_max_body_bytes,
+    )
+    caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+
+    def role_at_least(*roles: Role) -> Callable[..., Coroutine[Any, Any, asyncpg.Record]]:
+        async def check(who: Annotated[asyncpg.Record, Depends(caller)]) -> asyncpg.Record:
+            if Role(who["role"]) not in roles:
+                raise HTTPException(403, f"only {' or '.join(roles)} may do this")
+            return who
+
+        return check
+
+    Reader = Annotated[asyncpg.Record, Depends(role_at_least(Role.SUPERVISOR, Role.ADMIN))]
+    Admin = Annotated[asyncpg.Record, Depends(role_at_least(Role.ADMIN))]
+
+    async def applied() -> None:
+        """This replica takes the change at once; queued tickets may now find an agent."""
+        await router.sync()
+        await router.drain_now()
+
+    async def view(row: asyncpg.Record) -> AgentView:
+        loads = await router.load.loads([row["agent_id"]])
+        return agent_view(row, available=router.available(row, now()), load=loads[row["agent_id"]])
+
+    async def check_teams(conn: asyncpg.Connection, teams: Sequence[str]) -> None:
+        if unknown := sorted(set(teams) - await repo.known_teams(conn, teams)):
+            raise field_error(
+                "teams",
+                f"unknown teams: {', '.join(unknown)} (create them with PUT /v1/admin/teams/{{team}})",
+            )
+
+    @api.post(
+        "/agents",
+        status_code=201,
+        summary="Add an agent",
+        responses=problems(400, 401, 403, 409, 413, 422, 503),
+    )
+    async def create(body: NewAgent, who: Admin) -> CreatedAgent:
+        token = body.token or secrets.token_urlsafe(24)
+        fields = {"agent_id": body.id, **config(body.model_dump(mode="json"))}
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await check_teams(conn, body.teams)
+            row = await repo.insert_agent(conn, fields, token_hash(token))
+            if row is None:
+                raise HTTPException(409, f"agent {body.id} exists, or the token is taken")
+            await repo.audit(
+                conn,
+                actor=who["agent_id"],
+                action="agent.created",
+                subject=f"agent:{body.id}",
+                before=None,
+                after=config(row),
+            )
+        await applied()
+        return CreatedAgent(agent=await view(row), token=None if body.token else token)
+
+    @api.patch(
+        "/agents/{agent_id}",
+        summary="Change an agent's teams, skills, capacity or schedule",
+        responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
+    )
+    async def change(agent_id: AgentId, body: AgentChange, who: Admin) -> AgentView:
+        given = body.model_dump(exclude_unset=True)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            current = await repo.get_agent(conn, agent_id)
+            if current is None:
+                raise HTTPException(404, "no such agent")
+            before = config(current)
+            try:
+                spec = AgentSpec.model_validate({**before, **given})
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [
+                        {**e, "loc": ("body", *e["loc"])}
+                        for e in exc.errors(include_url=False, include_context=False)
+                    ]
+                ) from None
+            await check_teams(conn, spec.teams)
+            after = config(spec.model_dump(mode="json"))
+            await refuse_teams_without_hours(conn, agent_id, current, after)
+            row = current
+            if changed := {k: after[k] for k in given if after[k] != before[k]}:
+                row = await repo.update_agent(conn, agent_id, changed)
+                await repo.audit(
+                    conn,
+                    actor=who["agent_id"],
+                    action="agent.changed",
+                    subject=f"agent:{agent_id}",
+                    before=before,
+                    after=config(row),
+                )
+        await applied()
+        return await view(row)
+
+    async def refuse_teams_without_hours(
+        conn: asyncpg.Connection,
+        agent_id: str,
+        current: asyncpg.Record,
+        after: Mapping[str, Any],
+    ) -> None:
+        """409 when the change leaves a team the agent was in with nobody on any shift."""
+        members = await repo.team_schedules(conn, current["teams"])
+
+        def schedules(changed: bool) -> dict[str, list[Schedule | None]]:
+            out: dict[str, list[Schedule | None]] = {t: [] for t in current["teams"]}
+            for m in members:
+                teams, raw = m["teams"], m["schedule"]
+                if changed and m["agent_id"] == agent_id:
+                    teams, raw = after["teams"], after["schedule"]
+                for t in teams:
+                    if t in out:
+                        out[t].append(parse_schedule(raw))
+            return out
+
+        if lost := team_hours_lost(schedules(False), schedules(True)):
+            raise HTTPException(
+                409,
+                f"refused: team {', '.join(lost)} would have no working hours at all (no member "
+                "on any shift); give someone else hours first",
+            )
+
+    @api.get(
+        "/teams", summary="Teams and how many agents each has", responses=problems(401, 403, 503)
+    )
+    async def teams(_: Reader) -> list[TeamView]:
+        async with ctx.pool.acquire() as conn:
+            return [TeamView(**dict(r)) for r in await repo.list_teams(conn)]
+
+    @api.put(
+        "/teams/{team}",
+        summary="Add a team or rename it",
+        responses=problems(400, 401, 403, 413, 422, 503),
+    )
+    async def put_team(team: TeamId, body: TeamIn, who: Admin) -> TeamView:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            before = await repo.upsert_team(conn, team, body.name)
+            await repo.audit(
+                conn,
+                actor=who["agent_id"],
+                action="team.created" if before is None else "team.changed",
+                subject=f"team:{team}",
+                before=None if before is None else dict(before),
+                after={"team": team, "name": body.name},
+            )
+            (row,) = [r for r in await repo.list_teams(conn) if r["team"] == team]
+        return TeamView(**dict(row))
+
+    @api.get(
+        "/channel-weights",
+        summary="Capacity each channel's ticket takes",
+        responses=problems(401, 403, 503),
+    )
+    async def weights(_: Reader) -> Weights:
+        async with ctx.pool.acquire() as conn:
+            return Weights(weights=await repo.channel_weights(conn))
+
+    @api.put(
+        "/channel-weights",
+        summary="Change channel weights (the channels named; the others stay)",
+        description="New assignments take the new weight; open ones keep the one they took.",
+        responses=problems(400, 401, 403, 413, 422, 503),
+    )
+    async def put_weights(body: Weights, who: Admin) -> Weights:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            before = await repo.channel_weights(conn)
+            await repo.set_channel_weights(conn, body.weights)
+            after = await repo.channel_weights(conn)
+            await repo.audit(
+                conn,
+                actor=who["agent_id"],
+                action="weights.changed",
+                subject="channel_weights",
+                before=before,
+                after=after,
+            )
+        await applied()
+        return Weights(weights=after)
+
+    @api.get(
+        "/audit", summary="Who changed what, newest first", responses=problems(401, 403, 422, 503)
+    )
+    async def audit(
+        _: Reader,
+        subject: Annotated[str | None, Query(max_length=100, description="e.g. agent:ana")] = None,
+        before: Annotated[int | None, Query(ge=1, description="Entries older than this id")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[AuditEntry]:
+        async with ctx.pool.acquire() as conn:
+            rows = await repo.audit_log(conn, subject=subject, before_id=before, limit=limit)
+        return [AuditEntry(**dict(r)) for r in rows]
+
+    return api

@@ -1,0 +1,296 @@
+"""routing's admin API against the real stack: agents, teams, skills, schedules and weights
+change without a restart, audited, bad input refused naming it; skills and seniority decide
+where a ticket goes; presence lapses without a heartbeat."""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from services.routing.load import PREFIX
+from shared.events import Channel, Learner, LearnerContext, TicketCreated, new_event, now
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+from tests import support
+from tests.integration.test_routing_capacity import AGENTS, Scene
+from tests.support import RunningStack, ServiceProcess, eventually
+
+ADA = {"Authorization": "Bearer test-ada-token"}  # an admin
+SUE = {"Authorization": "Bearer test-sue-token"}  # a supervisor
+ANA = {"Authorization": "Bearer test-ana-token"}  # an agent
+# What the seed gives the tech_support agents; every test that changes them puts this back.
+SEEDED = {"senior": False, "vip": False, "channels": [], "categories": [], "schedule": None}
+
+
+def start(stack: RunningStack, log: Path, port: int, **settings: str) -> ServiceProcess:
+    process = ServiceProcess(
+        "routing",
+        port,
+        {
+            **stack.env,
+            **support.fresh_groups(),
+            "CARELOOP_AGENTS_FILE": str(AGENTS),
+            "CARELOOP_ROUTING_HTTP_PORT": str(port),
+            "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",
+            **settings,
+        },
+        log,
+    )
+    process.start()
+    process.wait_healthy()
+    return process
+
+
+@pytest.fixture(scope="module")
+def api(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    port = support.port(22088)
+    process = start(stack, tmp_path_factory.mktemp("routing-admin") / "routing.log", port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def team(api: httpx.Client) -> str:
+    """A team of the test's own, so that no other test's tickets meet its agents."""
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    assert (
+        api.put(f"/v1/admin/teams/{name}", json={"name": "Night"}, headers=ADA).status_code == 200
+    )
+    return name
+
+
+def new_agent(api: httpx.Client, team: str, **fields: Any) -> httpx.Response:
+    agent_id = f"a{uuid.uuid4().hex[:8]}"
+    body = {"id": agent_id, "name": "New", "teams": [team], **fields}
+    return api.post("/v1/admin/agents", json=body, headers=ADA)
+
+
+def agents(api: httpx.Client) -> dict[str, dict[str, Any]]:
+    return {a["agent_id"]: a for a in api.get("/v1/agents", headers=SUE).json()}
+
+
+# ---- who may do what ----------------------------------------------------------------------
+
+
+def test_an_agent_may_not_use_the_admin_api(api: httpx.Client, team: str) -> None:
+    assert api.get("/v1/admin/teams", headers=ANA).status_code == 403
+    answer = api.post(
+        "/v1/admin/agents", json={"id": "zz", "name": "Z", "teams": [team]}, headers=ANA
+    )
+    assert answer.status_code == 403
+
+
+def test_a_supervisor_reads_but_does_not_change(api: httpx.Client, team: str) -> None:
+    assert api.get("/v1/admin/teams", headers=SUE).status_code == 200
+    assert api.get("/v1/admin/channel-weights", headers=SUE).status_code == 200
+    assert api.get("/v1/admin/audit", headers=SUE).status_code == 200
+    assert api.patch("/v1/admin/agents/ana", json={"capacity": 9}, headers=SUE).status_code == 403
+
+
+# ---- agents: created, changed, audited, without a restart ----------------------------------
+
+
+def test_an_admin_adds_an_agent_who_gets_a_token_and_shows_at_once(
+    api: httpx.Client, team: str
+) -> None:
+    answer = new_agent(api, team, languages=["zh"], channels=["chat", "email"], capacity=3)
+
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert len(made["token"]) >= 16
+    agent_id = made["agent"]["agent_id"]
+    assert agents(api)[agent_id]["channels"] == ["chat", "email"]
+    me = api.post(
+        f"/v1/agents/{agent_id}/heartbeat", headers={"Authorization": f"Bearer {made['token']}"}
+    )
+    assert me.status_code == 200, "the generated token logs the agent in"
+
+
+def test_an_agent_id_taken_is_409(api: httpx.Client, team: str) -> None:
+    answer = api.post(
+        "/v1/admin/agents", json={"id": "ana", "name": "Ana 2", "teams": [team]}, headers=ADA
+    )
+
+    assert answer.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"categories": ["technical", "bogus"]}, "unknown categories: bogus"),
+        ({"channels": ["fax"]}, "unknown channels: fax"),
+        ({"priorities": ["asap"]}, "unknown priorities: asap"),
+        ({"languages": ["fr"]}, "unknown languages: fr"),
+        ({"skills": ["x"]}, "skills"),
+        ({"id": "Not An Id"}, "id"),
+        ({"teams": ["no_such_team"]}, "unknown teams: no_such_team"),
+        ({"schedule": {"weekly": {"mon": [["18:00", "09:00"]]}}}, "does not end after it starts"),
+    ],
+    ids=["category", "channel", "priority", "language", "skill", "id", "team", "schedule"],
+)
+def test_bad_input_is_422_naming_it(
+    api: httpx.Client, team: str, fields: dict[str, Any], named: str
+) -> None:
+    answer = new_agent(api, team, **fields)
+
+    assert answer.status_code == 422, answer.text
+    assert named in answer.text
+
+
+def test_a_change_is_audited_with_who_before_and_after(api: httpx.Client, team: str) -> None:
+    agent_id = new_agent(api, team, capacity=2).json()["agent"]["agent_id"]
+
+    answer = api.patch(
+        f"/v1/admin/agents/{agent_id}", json={"capacity": 6, "senior": True}, headers=ADA
+    )
+
+    assert answer.status_code == 200 and answer.json()["capacity"] == 6
+    (last, first) = api.get(
+        "/v1/admin/audit", params={"subject": f"agent:{agent_id}"}, headers=SUE
+    ).json()
+    assert first["action"] == "agent.created" and first["actor"] == "ada"
+    assert last["action"] == "agent.changed" and last["actor"] == "ada"
+    assert (last["before"]["capacity"], last["after"]["capacity"]) == (2, 6)
+    assert (last["before"]["senior"], last["after"]["senior"]) == (False, True)
+
+
+def test_a_patch_of_an_unknown_agent_is_404_and_of_an_impossible_id_422(api: httpx.Client) -> None:
+    assert (
+        api.patch("/v1/admin/agents/nobody", json={"capacity": 1}, headers=ADA).status_code == 404
+    )
+    assert api.patch("/v1/admin/agents/No%00", json={"capacity": 1}, headers=ADA).status_code == 422
+
+
+def test_a_schedule_that_leaves_a_team_with_no_hours_is_refused(
+    api: httpx.Client, team: str
+) -> None:
+    nine_to_six = {"weekly": {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed")}}
+    agent_id = new_agent(api, team, schedule=nine_to_six).json()["agent"]["agent_id"]
+
+    answer = api.patch(
+        f"/v1/admin/agents/{agent_id}", json={"schedule": {"weekly": {}}}, headers=ADA
+    )
+
+    assert answer.status_code == 409
+    assert team in answer.json()["detail"] and "no working hours" in answer.json()["detail"]
+    other = new_agent(api, team).json()["agent"]["agent_id"]  # always on shift
+    assert other
+    again = api.patch(
+        f"/v1/admin/agents/{agent_id}", json={"schedule": {"weekly": {}}}, headers=ADA
+    )
+    assert again.status_code == 200, "the team keeps the newcomer's hours"
+
+
+def test_channel_weights_change_audited_and_unknown_channels_are_named(api: httpx.Client) -> None:
+    bad = api.put("/v1/admin/channel-weights", json={"weights": {"fax": 1}}, headers=ADA)
+    assert bad.status_code == 422 and "unknown channels: fax" in bad.text
+
+    answer = api.put("/v1/admin/channel-weights", json={"weights": {"email": 0.5}}, headers=ADA)
+
+    assert answer.status_code == 200 and answer.json()["weights"]["email"] == 0.5
+    (entry,) = api.get(
+        "/v1/admin/audit", params={"subject": "channel_weights", "limit": 1}, headers=SUE
+    ).json()
+    assert entry["action"] == "weights.changed" and entry["after"]["email"] == 0.5
+
+
+# ---- placement by skill and seniority -----------------------------------------------------
+
+
+def vip_ticket(ticket_id: uuid.UUID, n: int, *, channel: Channel = Channel.CHAT) -> Any:
+    return new_event(
+        TicketCreated(
+            ticket_id=ticket_id,
+            number=f"CL-9{n:05d}",
+            channel=channel,
+            learner=Learner(name="Learner", email=f"vip{n}@example.com"),
+            subject="The video player crashes",
+            description="Playback freezes in the browser",
+            language="en",
+            created_at=now(),
+            learner_context=LearnerContext(learner_id=f"L{n}", tier="vip", updated_at=now()),
+        ),
+        producer="test",
+    )
+
+
+async def test_vip_tickets_go_to_the_senior_agent_first_and_skills_keep_others_away(
+    stack: RunningStack, settings: CommonSettings, api: httpx.Client
+) -> None:
+    await ensure_topics(settings)
+    patch = {"cai": {"senior": True}, "ben": {"channels": ["email"]}}
+    http = httpx.AsyncClient(base_url=api.base_url, timeout=10)
+    for agent_id, fields in patch.items():
+        changed = await http.patch(f"/v1/admin/agents/{agent_id}", json=fields, headers=ADA)
+        assert changed.status_code == 200, changed.text
+    try:
+        async with Scene(stack, settings, 6) as scene:
+            await scene.clear_leftovers()
+            await scene.send([vip_ticket(t, i) for i, t in enumerate(scene.ids)])
+            await eventually(lambda: scene.placed(6), timeout=60)
+            holders = [e.data.agent_id for e in scene.assignments()]
+        # Cai (senior, capacity 4) takes the first four; then the others who may: never Ben,
+        # who takes only e-mail.
+        assert holders.count("cai") == 4, holders
+        assert "ben" not in holders, holders
+    finally:
+        for agent_id in patch:
+            await http.patch(f"/v1/admin/agents/{agent_id}", json=SEEDED, headers=ADA)
+        await http.aclose()
+
+
+async def test_an_off_shift_agent_is_not_available(stack: RunningStack, api: httpx.Client) -> None:
+    never = {"schedule": {"weekly": {}}}
+    redis = Redis.from_url(stack.redis_url)
+    http = httpx.AsyncClient(base_url=api.base_url, timeout=10)
+    try:
+        answer = await http.patch("/v1/admin/agents/ana", json=never, headers=ADA)
+        assert answer.status_code == 200, answer.text
+        assert agents(api)["ana"]["available"] is False
+        assert not await redis.sismember(PREFIX + "online", "ana"), "Redis hands ana nothing"
+    finally:
+        await redis.aclose()
+        await http.patch("/v1/admin/agents/ana", json=SEEDED, headers=ADA)
+        await http.aclose()
+    assert agents(api)["ana"]["available"] is True
+
+
+# ---- presence lapses without a heartbeat --------------------------------------------------
+
+
+def test_heartbeats_are_the_agents_own(api: httpx.Client) -> None:
+    assert api.post("/v1/agents/ben/heartbeat", headers=ANA).status_code == 403
+    assert api.post("/v1/agents/nobody/heartbeat", headers=SUE).status_code == 404
+    assert api.post("/v1/agents/Bad%00/heartbeat", headers=SUE).status_code == 422
+
+
+async def test_presence_lapses_after_the_ttl_and_a_heartbeat_brings_it_back(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # Its own router with a short TTL; the module's router (default TTL) runs meanwhile, so
+    # what this one says over HTTP is checked, not the Redis they both write.
+    port = support.port(22089)
+    process = start(
+        stack, tmp_path / "routing.log", port, CARELOOP_ROUTING_PRESENCE_TTL_SECONDS="2"
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            beat = await client.post("/v1/agents/ana/heartbeat", headers=ANA)
+            assert beat.status_code == 200 and beat.json()["available"] is True
+
+            async def lapsed() -> bool:
+                listed = (await client.get("/v1/agents", headers=SUE)).json()
+                return [a["available"] for a in listed if a["agent_id"] == "ana"] == [False]
+
+            await eventually(lapsed, timeout=15)
+            again = await client.post("/v1/agents/ana/heartbeat", headers=ANA)
+            assert again.json()["available"] is True
+    finally:
+        process.stop()
