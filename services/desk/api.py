@@ -256,6 +256,21 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
         return ResolveOut(ticket_id=tid, status=Status.RESOLVED)
 
     @router.post(
+        "/v1/tickets/{ticket_id}/pending",
+        summary="Wait on the learner: the SLA clocks pause until the learner writes",
+        description="The assignee or a supervisor sets an assigned ticket to `pending_learner` "
+        "(R5.3); the learner's next message, on any channel or the portal, sets it back to "
+        "`assigned` and the clocks run on without the wait. 409 unless the ticket is assigned.",
+        responses=problems(401, 403, 404, 409, 503),
+    )
+    async def pending(ticket_id: TicketRef, agent: CurrentAgent) -> ResolveOut:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                await handlers.set_pending(conn, ticket_id=tid, agent=agent)
+        return ResolveOut(ticket_id=tid, status=Status.PENDING_LEARNER)
+
+    @router.post(
         "/v1/confirmations/{token}",
         summary="The learner's answer: solved or not",
         responses=problems(400, 404, 409, 413, 503),

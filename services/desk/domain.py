@@ -18,6 +18,7 @@ class Status(StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     REOPENED = "reopened"
+    PENDING_LEARNER = "pending_learner"  # waiting on the learner: the SLA clocks pause (R5.3)
 
 
 class Answer(StrEnum):
@@ -47,7 +48,7 @@ class NotFound(PermanentError):
     """No such ticket, or no ticket behind this link."""
 
 
-WORKABLE = frozenset({Status.ASSIGNED})
+WORKABLE = frozenset({Status.ASSIGNED, Status.PENDING_LEARNER})
 REOPENABLE = frozenset({Status.RESOLVED, Status.CLOSED})
 
 

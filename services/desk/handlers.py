@@ -16,6 +16,7 @@ from services.desk import repo
 from services.desk.domain import (
     Answer,
     Caller,
+    Conflict,
     LowScore,
     NotFound,
     Status,
@@ -39,6 +40,9 @@ from shared.events import (
     Learner,
     LearnerContext,
     ReopenReason,
+    SlaAtRisk,
+    SlaBreached,
+    SlaWarning,
     SurveyLowScore,
     SurveyRequested,
     TicketAssigned,
@@ -46,10 +50,12 @@ from shared.events import (
     TicketCreated,
     TicketEscalated,
     TicketMessageReceived,
+    TicketPendingLearner,
     TicketQueued,
     TicketReopened,
     TicketReplied,
     TicketResolved,
+    TicketResumed,
     TicketRouted,
     TicketSubmitted,
     TicketTriaged,
@@ -111,6 +117,9 @@ def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
         TicketAssigned.TYPE: on_assigned,
         SurveyLowScore.TYPE: on_low_score,
         SurveyRequested.TYPE: on_survey_requested,
+        SlaWarning.TYPE: on_sla,
+        SlaBreached.TYPE: on_sla,
+        SlaAtRisk.TYPE: on_sla,
     }
 
 
@@ -276,6 +285,8 @@ async def add_learner_message(
         conn,
         [(ticket["ticket_id"], "message_received", "learner", {"message_id": str(message_id)})],
     )
+    if ticket["status"] == Status.PENDING_LEARNER:
+        await _resume(conn, ticket, message_id=message_id, at=received_at, cause=cause)
     if reopened:
         await _reopen(
             conn, ticket, reason=ReopenReason.LEARNER_MESSAGE, actor="learner", cause=cause
@@ -303,6 +314,87 @@ async def add_learner_message(
         ],
     )
     return True
+
+
+async def _resume(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    *,
+    message_id: UUID,
+    at: datetime,
+    cause: Envelope[Any] | None,
+) -> None:
+    """The learner answered a ticket pending on them: it is the assignee's again, and routing
+    runs its SLA clocks on (`ticket.resumed`)."""
+    await repo.set_status(conn, ticket["ticket_id"], Status.ASSIGNED)
+    await repo.add_history(
+        conn, [(ticket["ticket_id"], "resumed", "learner", {"message_id": str(message_id)})]
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketResumed(
+                    ticket_id=ticket["ticket_id"],
+                    number=ticket["number"],
+                    message_id=message_id,
+                    resumed_at=at,
+                ),
+                producer=PRODUCER,
+                cause=cause,
+            )
+        ],
+    )
+
+
+async def set_pending(conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller) -> None:
+    """The assignee (or a supervisor) waits on the learner: the ticket is pending_learner and
+    its SLA clocks pause until the learner writes (R5.3); NotFound, NotAllowed, Conflict."""
+    ticket = await _locked(conn, ticket_id)
+    _check_work(agent, ticket)
+    if ticket["status"] != Status.ASSIGNED:
+        raise Conflict(f"a ticket that is {ticket['status']} cannot wait on the learner")
+    paused_at = now()
+    await repo.set_status(conn, ticket_id, Status.PENDING_LEARNER)
+    await repo.add_history(conn, [(ticket_id, "pending_learner", agent.agent_id, {})])
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketPendingLearner(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    agent_id=agent.agent_id,
+                    paused_at=paused_at,
+                ),
+                producer=PRODUCER,
+            )
+        ],
+    )
+
+
+async def on_sla(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """routing's SLA warnings, breaches and predictions go into the ticket's history (who
+    was told, the target and its due time), once each (the inbox)."""
+    await repo.add_history(conn, [sla_history(e) for e in events])
+
+
+def sla_history(event: Envelope[Any]) -> repo.History:
+    data = event.data
+    detail: dict[str, Any] = {
+        "target": data.target,
+        "due_at": data.due_at.isoformat(),
+        "priority": data.priority,
+        "team": data.team,
+        "assignee_id": data.assignee_id,
+        "recipients": [r.agent_id for r in data.recipients],
+    }
+    if isinstance(data, SlaBreached):
+        detail["level"] = data.level
+    if isinstance(data, SlaAtRisk):
+        detail["predicted_at"] = data.predicted_at.isoformat() if data.predicted_at else None
+        detail["overflow_team"] = data.overflow_team
+    return (data.ticket_id, event.type.replace(".", "_"), "routing", detail)
 
 
 async def on_routed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:

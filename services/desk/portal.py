@@ -62,6 +62,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "resolved": "已解决，待确认",
             "closed": "已关闭",
             "reopened": "已重新打开",
+            "pending_learner": "等待您的回复",
         },
         "explain": {
             "new": "我们已收到您的问题，正在为您安排客服。",
@@ -70,6 +71,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "resolved": "客服认为问题已经解决，请告诉我们是否真的解决了。",
             "closed": "这个问题已经关闭。",
             "reopened": "问题已重新打开，我们会继续跟进。",
+            "pending_learner": "客服需要您补充一些信息，请在下面留言回复。",
         },
         "ask_solved": "您的问题解决了吗？",
         "solved": "已解决",
@@ -127,6 +129,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "resolved": "Resolved — please confirm",
             "closed": "Closed",
             "reopened": "Reopened",
+            "pending_learner": "Waiting for your answer",
         },
         "explain": {
             "new": "We have your request and are finding someone to help.",
@@ -135,6 +138,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "resolved": "Our agent believes this is solved. Please tell us whether it is.",
             "closed": "This request is closed.",
             "reopened": "Your request is open again; we will follow up.",
+            "pending_learner": "Our agent needs something from you; please answer below.",
         },
         "ask_solved": "Is your problem solved?",
         "solved": "Yes, solved",

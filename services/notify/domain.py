@@ -190,6 +190,26 @@ def message_context(
     return context
 
 
+SLA_KINDS = frozenset({"sla_warning", "sla_breached", "sla_at_risk"})
+TARGET_WORDS = {
+    "zh": {"first_response": "首次响应", "resolution": "解决"},
+    "en": {"first_response": "first response", "resolution": "resolution"},
+}
+
+
+def agent_message_context(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What an agent's SLA e-mail says, in the ticket's language: the target, its due time
+    in Beijing time, the priority word, and the escalation level."""
+    lang = _lang(values["language"])
+    context = dict(values)
+    context["priority"] = PRIORITY_WORDS[lang].get(values.get("priority") or "", "")
+    context["target"] = TARGET_WORDS[lang].get(values.get("target") or "", "")
+    context["due"] = beijing_time(datetime.fromisoformat(values["due_at"]), lang)
+    context["management"] = values.get("level") == 2
+    context["portal_url"] = ""
+    return context
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: 2 s, 4 s, 8 s… capped at 10 minutes."""
     return timedelta(seconds=min(600, 2**attempts))

@@ -1,9 +1,10 @@
 """notify's event handlers: ticket events become deliveries (`senders` and `http_senders`
 work them off).
 
-ticket.created, ticket.routed, replied, resolved and survey.requested are idempotent by the
-event's own key (a contact and its confirmation per ticket, the first triage per ticket, a
-delivery per delivery key), so none of them costs an inbox row: `IDEMPOTENT` lists them.
+ticket.created, ticket.routed, replied, resolved, survey.requested and routing's SLA events
+are idempotent by the event's own key (a contact and its confirmation per ticket, the first
+triage per ticket, a delivery per delivery key, an SLA e-mail per event and agent), so none of
+them costs an inbox row: `IDEMPOTENT` lists them.
 ticket.assigned and ticket.queued are not: whether they become a message depends on when the
 confirmation went, so a late redelivery could decide differently; the inbox applies them once.
 """
@@ -18,6 +19,9 @@ from services.notify.settings import NotifySettings
 from shared.events import (
     Envelope,
     NotificationKind,
+    SlaAtRisk,
+    SlaBreached,
+    SlaWarning,
     SurveyRequested,
     TicketAssigned,
     TicketCreated,
@@ -145,6 +149,50 @@ async def on_survey(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
     )
 
 
+SLA_KINDS = {
+    SlaWarning.TYPE: NotificationKind.SLA_WARNING,
+    SlaBreached.TYPE: NotificationKind.SLA_BREACHED,
+    SlaAtRisk.TYPE: NotificationKind.SLA_AT_RISK,
+}
+
+
+async def on_sla(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """routing's SLA warnings (to the assignee), escalations (to supervisors, to management)
+    and at-risk predictions (to supervisors): an e-mail to each recipient with an address,
+    keyed by the event and the agent."""
+    await repo.add_agent_deliveries(
+        conn,
+        [
+            repo.AgentDelivery(
+                delivery_key=f"{kind}:{e.event_id}:{r.agent_id}",
+                ticket_id=e.data.ticket_id,
+                kind=kind,
+                payload=sla_payload(e, name=r.name or r.agent_id),
+                address=r.email,
+            )
+            for e in events
+            for kind in [SLA_KINDS[e.type]]
+            for r in e.data.recipients
+            if r.email
+        ],
+    )
+
+
+def sla_payload(e: Envelope[Any], *, name: str) -> dict[str, Any]:
+    """What an agent's SLA e-mail says: the template values beside the ticket's own."""
+    data = e.data
+    return {
+        "name": name,
+        "target": str(data.target),
+        "due_at": data.due_at.isoformat(),
+        "priority": str(data.priority),
+        "team": data.team,
+        "assignee_id": data.assignee_id or "",
+        "level": getattr(data, "level", 0),
+        "overflow_team": getattr(data, "overflow_team", None) or "",
+    }
+
+
 def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
     """Every consumed event type's handler, with the channels this deployment answers on
     and the window within which a progress message is merged into the confirmation."""
@@ -186,6 +234,9 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         TicketReplied.TYPE: on_replied,
         TicketResolved.TYPE: on_resolved,
         SurveyRequested.TYPE: on_survey,
+        SlaWarning.TYPE: on_sla,
+        SlaBreached.TYPE: on_sla,
+        SlaAtRisk.TYPE: on_sla,
     }
 
 
@@ -197,5 +248,6 @@ IDEMPOTENT = frozenset(
         TicketReplied.TYPE,
         TicketResolved.TYPE,
         SurveyRequested.TYPE,
+        *SLA_KINDS,
     }
 )

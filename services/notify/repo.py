@@ -150,6 +150,33 @@ async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AgentDelivery:
+    """An e-mail to an agent about a ticket (an SLA warning or escalation) at `address`."""
+
+    delivery_key: str
+    ticket_id: UUID
+    kind: str
+    payload: dict[str, Any]
+    address: str
+
+
+async def add_agent_deliveries(conn: asyncpg.Connection, rows: Sequence[AgentDelivery]) -> None:
+    """Queue each agent e-mail once (by its key), whether or not careloop can reach the
+    ticket's learner; it goes once the ticket's recipient (its number) is known."""
+    await conn.execute(
+        """
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload, channel, address)
+        SELECT n.key, n.ticket_id, n.kind, n.payload, 'email', n.address
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[])
+             AS n(key, ticket_id, kind, payload, address)
+        ORDER BY n.key
+        ON CONFLICT (delivery_key) DO NOTHING
+        """,
+        *_columns(rows, "delivery_key", "ticket_id", "kind", "payload", "address"),
+    )
+
+
 async def add_progress(
     conn: asyncpg.Connection, rows: Sequence[Progress], *, merge_seconds: float
 ) -> None:
@@ -233,11 +260,13 @@ async def claim(
         SET claimed_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
             claim_token = $4
         FROM (
-            SELECT d.id, r.number, r.name, r.email, r.language, r.subject, r.created_at,
-                   r.priority, r.first_response_due_at, r.agent_id, r.portal_url
+            SELECT d.id, r.number, r.name, coalesce(d.address, r.email) AS email, r.language,
+                   r.subject, r.created_at, r.priority, r.first_response_due_at, r.agent_id,
+                   r.portal_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
-              AND coalesce(d.channel, r.reply_channel) = 'email' AND r.email IS NOT NULL
+              AND coalesce(d.channel, r.reply_channel) = 'email'
+              AND coalesce(d.address, r.email) IS NOT NULL
               AND r.number IS NOT NULL AND {_TRIAGE_KNOWN} AND d.id <> ALL($5::bigint[])
             ORDER BY d.id
             LIMIT (SELECT greatest(1, ceil(count(*) / $6::numeric))::bigint FROM (

@@ -26,7 +26,9 @@ from services.notify import repo
 from services.notify.channels import EMAIL
 from services.notify.channels.email import Failure, SmtpConnection, classify
 from services.notify.domain import (
+    SLA_KINDS,
     Address,
+    agent_message_context,
     email_message,
     from_header,
     gives_up,
@@ -381,11 +383,16 @@ class Senders:
         return True, self._sent(d=d, kind=kind)
 
     def _compose(self, kind: NotificationKind, d: asyncpg.Record, to: Address) -> bytes:
-        context = message_context(
-            {**dict(d), **d["payload"]},
-            kind=kind,
-            now=now(),
-            fallback_minutes=self._s.fallback_first_response_minutes,
+        values = {**dict(d), **d["payload"]}
+        context = (
+            agent_message_context(values)
+            if kind in SLA_KINDS
+            else message_context(
+                values,
+                kind=kind,
+                now=now(),
+                fallback_minutes=self._s.fallback_first_response_minutes,
+            )
         )
         return email_message(
             sender=self._from,

@@ -32,6 +32,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "CARELOOP_SURVEY_POLL_SECONDS": "0.3",
             "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
             "CARELOOP_NOTIFY_CLAIM_SECONDS": "5",
+            # SLA clocks in seconds for low priority (suggestions: test_sla), around the clock;
+            # the other priorities keep their targets, which the ticket loop's e-mails promise.
+            "CARELOOP_ROUTING_FIRST_RESPONSE_MINUTES": (
+                '{"urgent": 30, "high": 120, "medium": 480, "low": 0.25}'
+            ),
+            "CARELOOP_ROUTING_RESOLUTION_MINUTES": (
+                '{"urgent": 240, "high": 1440, "medium": 4320, "low": 0.5}'
+            ),
+            "CARELOOP_ROUTING_SLA_CALENDARS": '{"default": "24x7"}',
+            "CARELOOP_ROUTING_SLA_WARN_SHARE": "0.5",
             **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
             # intake asks desk for a new ticket's number (WeChat's instant reply, the page
             # after a suggestion)
