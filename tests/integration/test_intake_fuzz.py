@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from tests.support import RunningStack
+from tests.support import RunningStack, fresh_groups
 
 URL = "/v1/tickets"
 FIELDS = (
@@ -86,6 +86,7 @@ plausible = st.fixed_dictionaries(
 def client(stack: RunningStack) -> Iterator[TestClient]:
     settings_ = IntakeSettings(
         kafka_bootstrap=stack.bootstrap,
+        kafka_group_prefix=fresh_groups()["CARELOOP_KAFKA_GROUP_PREFIX"],
         redis_url=stack.redis_url,
         CARELOOP_INTAKE_RATE_PER_ADDRESS=0,
         CARELOOP_INTAKE_RATE_PER_EMAIL=0,

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from tests.support import RunningStack
+from tests.support import RunningStack, fresh_groups
 
 URL = "/v1/tickets"
 
@@ -19,6 +19,7 @@ def _settings(stack: RunningStack, **overrides: Any) -> IntakeSettings:
     own: dict[str, Any] = {"rate_per_address": 0, "rate_per_source": 0, **overrides}
     return IntakeSettings(
         kafka_bootstrap=stack.bootstrap,
+        kafka_group_prefix=fresh_groups()["CARELOOP_KAFKA_GROUP_PREFIX"],
         redis_url=stack.redis_url,
         **{f"CARELOOP_INTAKE_{k.upper()}": v for k, v in own.items()},
     )

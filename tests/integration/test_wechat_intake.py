@@ -52,7 +52,11 @@ def desk(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def _app(stack: RunningStack, desk_url: str, **own: Any) -> FastAPI:
     """intake as app.py builds it, with the two channels' routes."""
-    settings = IntakeSettings(kafka_bootstrap=stack.bootstrap, redis_url=stack.redis_url)
+    settings = IntakeSettings(
+        kafka_bootstrap=stack.bootstrap,
+        redis_url=stack.redis_url,
+        kafka_group_prefix=fresh_groups()["CARELOOP_KAFKA_GROUP_PREFIX"],
+    )
     ctx = new_context("intake", settings)
     handlers.subscribe(ctx)
     app = build_app(ctx, uses_postgres=False, uses_redis=True, title="intake")
