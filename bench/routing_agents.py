@@ -1,6 +1,6 @@
 """Routing's cost per assignment with 10, 100 and 1,000 agents: does it stay flat?
 
-`python -m bench.routing_agents [--agents 10 100 1000] [--tickets 5000]` starts a private
+`python -m bench.routing_agents [--agents 10 100 1000] [--tickets 5000] [--profiles 24]` starts a private
 redis-server (port 24379, shifted by CARELOOP_TEST_PORT_SHIFT), gives it a roster of N agents
 with mixed teams, languages, channels, course lines, VIP and seniority, and places tickets
 through routing's own code: `Roster.plan` (the pools a need looks in, cached per distinct need)
@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
 
@@ -39,27 +39,34 @@ WEIGHTS = {"email": 0.5, "web": 0.5}
 BATCH = 100
 
 
-def roster(n: int, rng: random.Random) -> list[Profile]:
-    """N agents: each in one or two teams, most bilingual, some channel or course-line
-    specialists, a tenth senior and a tenth VIP-trained; a supervisor per 20."""
-    agents = []
-    for i in range(n):
-        teams = {TEAMS[i % len(TEAMS)]}
-        if rng.random() < 0.3:
-            teams.add(rng.choice(TEAMS))
-        agents.append(
-            Profile(
-                agent_id=f"a{i:05d}",
-                role=Role.SUPERVISOR if i % 20 == 19 else Role.AGENT,
-                teams=frozenset(teams),
-                languages=frozenset(rng.choice([("zh", "en"), ("zh", "en"), ("zh",), ("en",)])),
-                channels=frozenset(rng.choice([(), (), ("email", "web"), ("chat", "wechat")])),
-                course_lines=frozenset(rng.sample(LINES, 1) if rng.random() < 0.3 else ()),
-                vip=rng.random() < 0.1,
-                senior=rng.random() < 0.1,
-            )
-        )
-    return agents
+def roster(n: int, rng: random.Random, profiles: int) -> list[Profile]:
+    """N agents, each in one or two teams, most bilingual, some channel or course-line
+    specialists, a tenth senior and a tenth VIP-trained, a supervisor per 20. With `profiles`,
+    agents are cut from that many skill profiles (as a contact centre configures skill groups);
+    with 0, every agent's skills are drawn on their own (as varied as skills can be)."""
+    kinds = [random_profile(f"p{i}", i, rng) for i in range(profiles)]
+    return [
+        replace(kinds[i % profiles], agent_id=f"a{i:05d}")
+        if profiles
+        else random_profile(f"a{i:05d}", i, rng)
+        for i in range(n)
+    ]
+
+
+def random_profile(agent_id: str, i: int, rng: random.Random) -> Profile:
+    teams = {TEAMS[i % len(TEAMS)]}
+    if rng.random() < 0.3:
+        teams.add(rng.choice(TEAMS))
+    return Profile(
+        agent_id=agent_id,
+        role=Role.SUPERVISOR if i % 20 == 19 else Role.AGENT,
+        teams=frozenset(teams),
+        languages=frozenset(rng.choice([("zh", "en"), ("zh", "en"), ("zh",), ("en",)])),
+        channels=frozenset(rng.choice([(), (), ("email", "web"), ("chat", "wechat")])),
+        course_lines=frozenset(rng.sample(LINES, 1) if rng.random() < 0.3 else ()),
+        vip=rng.random() < 0.1,
+        senior=rng.random() < 0.1,
+    )
 
 
 def needs(count: int, rng: random.Random) -> list[Need]:
@@ -95,13 +102,13 @@ async def redis_cpu(redis: Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-async def measure(redis: Redis, n: int, tickets: int) -> Figures:
+async def measure(redis: Redis, n: int, tickets: int, profiles: int) -> Figures:
     rng = random.Random(n)
     await redis.flushall()
     load = LiveLoad(redis)
     await load.correct(free=[], restore=[], rebuild=True)  # an empty load, `ready`
     people = Roster()
-    people.replace(roster(n, rng))
+    people.replace(roster(n, rng, profiles))
     # Capacity so that one batch always fits, whatever N: the same work for every N.
     capacity = max(5, -(-2 * BATCH // n)) * MILLI
     await load.sync_agents(
@@ -131,7 +138,7 @@ async def place(load: LiveLoad, people: Roster, work: Sequence[Need]) -> int:
         for need in batch:
             plan = people.plan(need)
             requests.append(
-                Request(uuid.uuid4(), plan.pools, weight=weight_milli(WEIGHTS, need.channel))
+                Request(uuid.uuid4(), plan.tiers, weight=weight_milli(WEIGHTS, need.channel))
             )
         picked = await load.assign(requests)
         assigned += sum(p is not None for p in picked)
@@ -154,18 +161,20 @@ def redis_server(redis_port: int) -> Iterator[None]:
             server.wait(10)
 
 
-async def measure_all(redis_port: int, agent_counts: Sequence[int], tickets: int) -> list[Figures]:
+async def measure_all(
+    redis_port: int, agent_counts: Sequence[int], tickets: int, profiles: int
+) -> list[Figures]:
     redis = Redis(port=redis_port)
     try:
-        return [await measure(redis, n, tickets) for n in agent_counts]
+        return [await measure(redis, n, tickets, profiles) for n in agent_counts]
     finally:
         await redis.aclose()
 
 
-def main(agent_counts: Sequence[int], tickets: int) -> None:
+def main(agent_counts: Sequence[int], tickets: int, profiles: int) -> None:
     redis_port = 24379 + int(os.environ.get("CARELOOP_TEST_PORT_SHIFT", "0"))
     with redis_server(redis_port):
-        results = asyncio.run(measure_all(redis_port, agent_counts, tickets))
+        results = asyncio.run(measure_all(redis_port, agent_counts, tickets, profiles))
     base = results[0].routing_us + results[0].redis_us
     print(
         f"{'agents':>7} {'assigned':>9} {'routing µs':>11} {'redis µs':>9} {'total µs':>9} {'ratio':>6}"
@@ -176,12 +185,18 @@ def main(agent_counts: Sequence[int], tickets: int) -> None:
             f"{r.agents:>7} {r.assigned:>9} {r.routing_us:>11.1f} {r.redis_us:>9.1f} "
             f"{total:>9.1f} {total / base:>6.2f}"
         )
-    print(f"(CPU per assignment, its release included; {tickets} tickets, batches of {BATCH})")
+    kind = f"{profiles} skill profiles" if profiles else "every agent's skills drawn apart"
+    print(
+        f"(CPU per assignment, its release included; {tickets} tickets, batches of {BATCH}, {kind})"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--tickets", type=int, default=5000)
+    parser.add_argument(
+        "--profiles", type=int, default=24, help="skill profiles agents share (0: each their own)"
+    )
     args = parser.parse_args()
-    main(args.agents, args.tickets)
+    main(args.agents, args.tickets, args.profiles)

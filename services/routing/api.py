@@ -26,6 +26,7 @@ from shared.agents import (
     bearer_auth,
     token_hash,
 )
+from shared.emails import EmailAddress
 from shared.events import Channel, now
 from shared.http import Utf8JsonRoute
 from shared.problems import problems
@@ -37,6 +38,7 @@ Team = Annotated[str, Field(pattern=TEAM_PATTERN)]
 # What an audit row keeps of an agent: their configuration, not presence or the token.
 CONFIG = (
     "name",
+    "email",
     "role",
     "teams",
     "capacity",
@@ -55,6 +57,7 @@ class AgentSpec(Skills):
     """An agent as the admin API takes it (every skill field is optional: empty means any)."""
 
     name: str = Field(min_length=1, max_length=100)
+    email: EmailAddress | None = Field(None, description="Where SLA warnings reach the agent.")
     role: Role = Role.AGENT
     teams: tuple[Team, ...] = Field(min_length=1)
     capacity: int = Field(5, ge=0, le=100_000, description="In units of channel weight.")
@@ -73,6 +76,7 @@ class AgentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
+    email: str | None = None
     role: Role | None = None
     teams: tuple[str, ...] | None = None
     capacity: int | None = None

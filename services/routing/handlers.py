@@ -189,11 +189,13 @@ class Router:
         # Before any ticket is consumed; trains (seconds) when the corpus has no artifact yet.
         self._triager = await asyncio.to_thread(load_or_train)
         async with ctx.pool.acquire() as conn, conn.transaction():
-            seeded = await repo.seed(
-                conn, load_agents(self._settings).agents, sorted(set(TEAM_OF.values()))
-            )
-        if seeded:
-            log.info("agents seeded into empty tables", agents=seeded)
+            # The agents file is read only while routing has no agents: after that the admin
+            # API owns them, and a production start needs no file of routing's own.
+            empty = not await repo.has_agents(conn)
+            seed = load_agents(self._settings).agents if empty else ()
+            await repo.seed(conn, seed, sorted(set(TEAM_OF.values())))
+        if seed:
+            log.info("agents seeded into empty tables", agents=len(seed))
         await self.sync()
 
     async def sync(self) -> None:
@@ -284,7 +286,7 @@ class Router:
             requests.append(
                 Request(
                     r.ticket_id,
-                    plan.pools,
+                    plan.tiers,
                     weight=self.weight(r),
                     preferred=r.preferred if r.preferred in plan.members else None,
                 )
@@ -503,6 +505,7 @@ class PresenceChanged(BaseModel):
 class AgentView(BaseModel):
     agent_id: str
     name: str
+    email: str | None
     role: Role
     teams: list[str]
     languages: list[str]

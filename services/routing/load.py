@@ -68,27 +68,37 @@ local function unhold(t, a)
 end
 """.replace("DEFAULT_WEIGHT", str(DEFAULT_WEIGHT))
 
-# ARGV: prefix, ticket, weight, preferred agent ('' for none), pool ids to try in order.
-# A pool Redis does not know (never defined, or dropped when the roster changed) answers
-# '?<pool id>': the caller defines it and asks again. Idempotent per ticket: a ticket already
-# holding a slot gets the same agent back, so a redelivered event never takes a second slot;
-# its claim is bumped either way. A slot held by someone who may no longer take the ticket (it
-# went to supervisors) gives nothing: the ticket waits until that slot, released in Postgres,
-# is freed after the commit or by reconciliation. Otherwise the preferred agent if they have
-# room, else the agent with the most free capacity in the first pool that has room: the top of
-# a sorted set, however many agents there are.
+# ARGV: prefix, ticket, weight, preferred agent ('' for none), then tiers of pools, each as
+# its number of pools and their ids. A pool Redis does not know (never defined, or dropped when
+# the roster changed) answers '?<pool id>': the caller defines it and asks again. Idempotent
+# per ticket: a ticket already holding a slot gets the same agent back, so a redelivered event
+# never takes a second slot; its claim is bumped either way. A slot held by someone who may no
+# longer take the ticket (it went to supervisors) gives nothing: the ticket waits until that
+# slot, released in Postgres, is freed after the commit or by reconciliation. Otherwise the
+# preferred agent if they have room, else, tier by tier, the agent with the most free capacity
+# at the top of the tier's pools: one sorted-set read per pool, however many agents there are.
 _ASSIGN = (
     _COMMON
     + """
 local ticket, w, preferred = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-for i = 5, #ARGV do
-  if redis.call('EXISTS', p .. 'poolm:' .. ARGV[i]) == 0 then return '?' .. ARGV[i] end
+local tiers, i = {}, 5
+while i <= #ARGV do
+  local n, tier = tonumber(ARGV[i]), {}
+  for j = 1, n do
+    local id = ARGV[i + j]
+    if redis.call('EXISTS', p .. 'poolm:' .. id) == 0 then return '?' .. id end
+    tier[j] = id
+  end
+  tiers[#tiers + 1] = tier
+  i = i + n + 1
 end
 local existing = redis.call('HGET', p .. 'ticket', ticket)
 if existing then
-  if #ARGV >= 5 and redis.call('SISMEMBER', p .. 'poolm:' .. ARGV[#ARGV], existing) == 1 then
-    redis.call('HINCRBY', p .. 'claim', ticket, 1)
-    return existing
+  for _, id in ipairs(tiers[#tiers] or {}) do
+    if redis.call('SISMEMBER', p .. 'poolm:' .. id, existing) == 1 then
+      redis.call('HINCRBY', p .. 'claim', ticket, 1)
+      return existing
+    end
   end
   return false
 end
@@ -97,10 +107,12 @@ if preferred ~= '' and redis.call('SISMEMBER', p .. 'online', preferred) == 1
     and free(preferred) >= w then
   best = preferred
 end
-if not best then
-  for i = 5, #ARGV do
-    local top = redis.call('ZREVRANGE', p .. 'pool:' .. ARGV[i], 0, 0, 'WITHSCORES')
-    if top[1] and tonumber(top[2]) >= w then best = top[1]; break end
+for _, tier in ipairs(tiers) do
+  if best then break end
+  local most = w - 1
+  for _, id in ipairs(tier) do
+    local top = redis.call('ZREVRANGE', p .. 'pool:' .. id, 0, 0, 'WITHSCORES')
+    if top[1] and tonumber(top[2]) > most then best, most = top[1], tonumber(top[2]) end
   end
 end
 if best then
@@ -262,10 +274,10 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A ticket looking for a slot: the pools to try in order, and whom to prefer."""
+    """A ticket looking for a slot: the tiers of pools to try in order, and whom to prefer."""
 
     ticket_id: UUID
-    pools: tuple[Pool, ...]
+    tiers: tuple[tuple[Pool, ...], ...]
     weight: int = DEFAULT_WEIGHT  # thousandths of a capacity unit
     preferred: str | None = None
 
@@ -324,14 +336,18 @@ class LiveLoad:
         # then ask again for those tickets, in order. Rare, so a round trip each is fine.
         for i, (r, answer) in enumerate(zip(requests, results, strict=True)):
             while answer is not None and answer.startswith("?"):
-                await self._define_pool(next(p for p in r.pools if p.id == answer[1:]))
+                pools = (p for tier in r.tiers for p in tier)
+                await self._define_pool(next(p for p in pools if p.id == answer[1:]))
                 answer = _text(await self._assign(keys=[], args=self._args(r)))
             results[i] = answer
         return results
 
     @staticmethod
     def _args(r: Request) -> list[str | int]:
-        return [PREFIX, str(r.ticket_id), r.weight, r.preferred or "", *(p.id for p in r.pools)]
+        args: list[str | int] = [PREFIX, str(r.ticket_id), r.weight, r.preferred or ""]
+        for tier in r.tiers:
+            args += [len(tier), *(p.id for p in tier)]
+        return args
 
     async def _define_pool(self, pool: Pool) -> None:
         await self._define(keys=[], args=[PREFIX, pool.id, *pool.members])

@@ -12,21 +12,25 @@ from shared.agents import AgentSeed
 from shared.events import Envelope
 
 AGENT_COLUMNS = (
-    "agent_id, name, role, teams, languages, capacity, online, senior, categories, channels, "
-    "course_lines, priorities, vip, schedule, last_seen_at"
+    "agent_id, name, email, role, teams, languages, capacity, online, senior, categories, "
+    "channels, course_lines, priorities, vip, schedule, last_seen_at"
 )
 
 
-async def seed(conn: asyncpg.Connection, agents: Sequence[AgentSeed], teams: Sequence[str]) -> int:
-    """Seed the agents only into an empty table (the admin API owns them from then on), and
-    add the teams not known yet; returns how many agents were seeded. Twins starting together
-    may both find it empty: the conflicts make the second one's rows no-ops."""
+async def has_agents(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM agents)"))
+
+
+async def seed(conn: asyncpg.Connection, agents: Sequence[AgentSeed], teams: Sequence[str]) -> None:
+    """Seed the agents, only into an empty table (the admin API owns them from then on), and
+    add the teams not known yet. Twins starting together may both find it empty: the
+    conflicts make the second one's rows no-ops."""
     await conn.executemany(
         "INSERT INTO teams (team, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
         [(t,) for t in sorted({*teams, *(t for a in agents for t in a.teams)})],
     )
-    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM agents)"):
-        return 0
+    if not agents or await has_agents(conn):
+        return
     await conn.executemany(
         """
         INSERT INTO agents (agent_id, name, role, teams, languages, capacity, online, token_sha256,
@@ -55,7 +59,6 @@ async def seed(conn: asyncpg.Connection, agents: Sequence[AgentSeed], teams: Seq
             for a in agents
         ],
     )
-    return len(agents)
 
 
 async def load_agents(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -1,16 +1,17 @@
 """Who may take a ticket: agents' skills, seniority and weekly schedules, as pure decisions.
 
-The hot path must not cost more with more agents. A ticket's needs (team, language, category,
-channel, course line, VIP, priority, supervisor) have few distinct values, so the agents that
-may take a ticket are worked out once per distinct need and roster (`Roster.plan`), named by a
-hash of their ids (a *pool*), and Redis keeps each pool's available agents sorted by free
-capacity (`load.py`): an assignment reads the top of one or two sorted sets, however many
-agents there are.
+The hot path must not cost more with more agents. Agents with the same skills (teams, role,
+languages, categories, channels, course lines, priorities, VIP, seniority) form one *pool*,
+named by a hash of their ids, so each agent is in exactly one; Redis keeps each pool's
+available agents in a sorted set by free capacity (`load.py`). The pools a ticket's need may
+look in are worked out once per distinct need and roster (`Roster.plan`); an assignment then
+reads the top of those pools' sorted sets and updates one sorted set, however many agents
+there are: its cost grows with how varied the skills are, not with the headcount.
 """
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -101,19 +102,33 @@ class Pool:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Where to look for an agent, in order (seniors first for VIP and urgent tickets); the
-    last pool holds everyone who may take the ticket."""
+    """Where to look for an agent: tiers of pools, tried in order (seniors first for VIP and
+    urgent tickets), the most free capacity within a tier winning; the last tier holds
+    everyone who may take the ticket."""
 
-    pools: tuple[Pool, ...]
+    tiers: tuple[tuple[Pool, ...], ...]
 
     @property
     def members(self) -> frozenset[str]:
-        return frozenset(self.pools[-1].members) if self.pools else frozenset()
+        return (
+            frozenset(m for p in self.tiers[-1] for m in p.members) if self.tiers else frozenset()
+        )
 
 
 def pool(agent_ids: Iterable[str]) -> Pool:
     members = tuple(sorted(agent_ids))
     return Pool(hashlib.sha1("\n".join(members).encode()).hexdigest()[:16], members)
+
+
+Groups = Mapping[Profile, Pool]  # a skill profile (agent_id "") -> the pool of its agents
+
+
+def group(agents: Iterable[Profile]) -> Groups:
+    """`agents` grouped by identical skills, one pool per group."""
+    found: dict[Profile, list[str]] = {}
+    for a in agents:
+        found.setdefault(replace(a, agent_id=""), []).append(a.agent_id)
+    return {profile: pool(ids) for profile, ids in found.items()}
 
 
 def course_line_matches(line: str, course_id: str) -> bool:
@@ -151,15 +166,16 @@ def eligible(agents: Sequence[Profile], need: Need) -> list[Profile]:
     return chosen
 
 
-def plan(agents: Sequence[Profile], need: Need) -> Plan:
-    """The pools to try for `need`: for a VIP or urgent ticket its seniors first."""
-    chosen = eligible(agents, need)
+def plan(groups: Groups, need: Need) -> Plan:
+    """The pools to try for `need`: for a VIP or urgent ticket its seniors first. Decided on
+    the skill profiles, not on each agent: agents of one profile are all eligible or none."""
+    chosen = eligible(list(groups), need)
     if not chosen:
         return Plan(())
-    everyone = pool(a.agent_id for a in chosen)
-    seniors = [a.agent_id for a in chosen if a.senior]
-    if (need.vip or need.priority is Priority.URGENT) and 0 < len(seniors) < len(chosen):
-        return Plan((pool(seniors), everyone))
+    everyone = tuple(sorted((groups[p] for p in chosen), key=lambda x: x.id))
+    seniors = tuple(sorted((groups[p] for p in chosen if p.senior), key=lambda x: x.id))
+    if (need.vip or need.priority is Priority.URGENT) and 0 < len(seniors) < len(everyone):
+        return Plan((seniors, everyone))
     return Plan((everyone,))
 
 
@@ -168,6 +184,7 @@ class Roster:
     """The agents as last loaded, with each distinct need's plan worked out once."""
 
     agents: tuple[Profile, ...] = ()
+    _groups: Groups = field(default_factory=dict)
     _plans: dict[tuple[object, ...], Plan] = field(default_factory=dict)
     _lines: frozenset[str] = frozenset()
 
@@ -177,6 +194,7 @@ class Roster:
         if fresh == self.agents:
             return False
         self.agents = fresh
+        self._groups = group(fresh)
         self._plans = {}
         self._lines = frozenset(line for a in fresh for line in a.course_lines)
         return True
@@ -206,7 +224,7 @@ class Roster:
         )
         found = self._plans.get(key)
         if found is None:
-            found = self._plans[key] = plan(self.agents, need)
+            found = self._plans[key] = plan(self._groups, need)
         return found
 
 

@@ -100,13 +100,16 @@ def test_a_supervisor_reads_but_does_not_change(api: httpx.Client, team: str) ->
 def test_an_admin_adds_an_agent_who_gets_a_token_and_shows_at_once(
     api: httpx.Client, team: str
 ) -> None:
-    answer = new_agent(api, team, languages=["zh"], channels=["chat", "email"], capacity=3)
+    answer = new_agent(
+        api, team, languages=["zh"], channels=["chat", "email"], capacity=3, email="n@example.com"
+    )
 
     assert answer.status_code == 201, answer.text
     made = answer.json()
     assert len(made["token"]) >= 16
     agent_id = made["agent"]["agent_id"]
-    assert agents(api)[agent_id]["channels"] == ["chat", "email"]
+    shown = agents(api)[agent_id]
+    assert shown["channels"] == ["chat", "email"] and shown["email"] == "n@example.com"
     me = api.post(
         f"/v1/agents/{agent_id}/heartbeat", headers={"Authorization": f"Bearer {made['token']}"}
     )
@@ -130,10 +133,11 @@ def test_an_agent_id_taken_is_409(api: httpx.Client, team: str) -> None:
         ({"languages": ["fr"]}, "unknown languages: fr"),
         ({"skills": ["x"]}, "skills"),
         ({"id": "Not An Id"}, "id"),
+        ({"email": "not-an-address"}, "email"),
         ({"teams": ["no_such_team"]}, "unknown teams: no_such_team"),
         ({"schedule": {"weekly": {"mon": [["18:00", "09:00"]]}}}, "does not end after it starts"),
     ],
-    ids=["category", "channel", "priority", "language", "skill", "id", "team", "schedule"],
+    ids=["category", "channel", "priority", "language", "skill", "id", "email", "team", "schedule"],
 )
 def test_bad_input_is_422_naming_it(
     api: httpx.Client, team: str, fields: dict[str, Any], named: str

@@ -12,6 +12,7 @@ from services.routing.skills import (
     Roster,
     available,
     eligible,
+    group,
     parse_schedule,
     plan,
     pool,
@@ -115,7 +116,7 @@ def test_a_supervisor_ticket_goes_to_the_teams_supervisors_else_any_supervisor()
 
 
 def test_nobody_in_the_team_means_no_pools() -> None:
-    assert plan([agent("zhao", teams={"finance"})], need()).pools == ()
+    assert plan(group([agent("zhao", teams={"finance"})]), need()).tiers == ()
 
 
 # ---- plan: seniors first ------------------------------------------------------------------
@@ -129,15 +130,27 @@ def test_nobody_in_the_team_means_no_pools() -> None:
 def test_urgent_and_vip_tickets_look_among_seniors_first(ticket: dict[str, object]) -> None:
     agents = [agent("li"), agent("old", senior=True)]
 
-    found = plan(agents, need(**ticket))
+    found = plan(group(agents), need(**ticket))
 
-    assert [p.members for p in found.pools] == [("old",), ("li", "old")]
+    assert [[p.members for p in tier] for tier in found.tiers] == [
+        [("old",)],
+        sorted([("li",), ("old",)], key=lambda m: pool(m).id),
+    ]
 
 
-def test_ordinary_tickets_look_in_one_pool_of_everyone() -> None:
+def test_ordinary_tickets_look_in_one_tier_of_everyone() -> None:
     agents = [agent("li"), agent("old", senior=True)]
 
-    assert [p.members for p in plan(agents, need()).pools] == [("li", "old")]
+    assert plan(group(agents), need()).members == {"li", "old"}
+    assert len(plan(group(agents), need()).tiers) == 1
+
+
+def test_agents_with_the_same_skills_share_one_pool_and_each_agent_is_in_one() -> None:
+    agents = [agent("li"), agent("wang"), agent("en", languages={"en"}), agent("old", senior=True)]
+
+    (tier,) = plan(group(agents), need(language="en")).tiers
+
+    assert sorted(p.members for p in tier) == [("en",), ("li", "wang"), ("old",)]
 
 
 def test_a_pool_is_named_by_its_members_alone() -> None:
@@ -150,7 +163,7 @@ def test_the_roster_plans_each_distinct_need_once_and_again_after_a_change() -> 
 
     first = roster.plan(need(course_id="PY-1"))
     assert roster.plan(need(course_id="PY-2")) is first  # same course line: same plan
-    assert [p.members for p in first.pools] == [("li", "py")]
+    assert first.members == {"li", "py"}
     assert not roster.replace([agent("py", course_lines={"PY"}), agent("li")])  # same roster
     assert roster.replace([agent("li")])
     assert roster.plan(need(course_id="PY-1")) is not first
