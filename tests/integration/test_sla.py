@@ -1,5 +1,6 @@
 """SLA timers as real routing processes fire them: once each across two replicas, after a
-SIGKILL of every replica, and never while a ticket waits on the learner."""
+SIGKILL of every replica, and never while a ticket waits on the learner; queued tickets the
+team will not reach in time are raised at risk once, and overflow to the backup team."""
 
 import asyncio
 import json
@@ -17,7 +18,8 @@ from shared.events import Envelope, TicketPendingLearner, TicketResumed, decode,
 from shared.kafka import make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests import support
-from tests.integration.test_routing_capacity import created, routers_running
+from tests.integration.test_routing_capacity import created, resolved, routers_running
+from tests.integration.test_routing_reconcile import free_every_slot
 from tests.support import RunningStack, ServiceProcess, eventually
 
 # Seconds, not hours: 3 s to the first response, 6 s to the resolution, every day all day.
@@ -235,3 +237,77 @@ async def test_a_ticket_pending_on_the_learner_does_not_breach(
     finally:
         await conn.close()
         await timeline.consumer.stop()
+
+
+@pytest.fixture
+def predicting_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    """Routers that predict every half second from the last 3 seconds' assignments, with a
+    minute to each first response, and tech_support's backup team customer_service."""
+    with routers_running(
+        stack,
+        tmp_path,
+        (support.port(22085), support.port(22095)),
+        **{
+            **SHORT,
+            "CARELOOP_ROUTING_FIRST_RESPONSE_MINUTES": json.dumps(
+                dict.fromkeys(("urgent", "high", "medium", "low"), 1)
+            ),
+            "CARELOOP_ROUTING_RESOLUTION_MINUTES": json.dumps(
+                dict.fromkeys(("urgent", "high", "medium", "low"), 10)
+            ),
+            "CARELOOP_ROUTING_SLA_PREDICT_INTERVAL_SECONDS": "0.5",
+            "CARELOOP_ROUTING_SLA_THROUGHPUT_WINDOW_MINUTES": "0.05",
+            "CARELOOP_ROUTING_SLA_OVERFLOW": json.dumps({"tech_support": "customer_service"}),
+        },
+    ) as routers:
+        yield routers
+
+
+async def test_queued_tickets_the_team_will_not_reach_in_time_are_at_risk_and_overflow(
+    stack: RunningStack,
+    settings: CommonSettings,
+    predicting_routers: list[ServiceProcess],
+    publisher: Any,
+) -> None:
+    await free_every_slot(stack, settings)
+    ids = [uuid.uuid4() for _ in range(20)]  # the team's capacity is 14: some must wait
+    routing = AIOKafkaConsumer(
+        topics.ROUTING, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
+    )
+    seen: dict[uuid.UUID, Envelope[Any]] = {}
+    await routing.start()
+    try:
+        await publisher([created(t, 930_000 + n) for n, t in enumerate(ids)])
+
+        def of(kind: str) -> list[Envelope[Any]]:
+            return [e for e in seen.values() if e.type == kind]
+
+        async def all_queued_at_risk() -> bool:
+            for records in (await routing.getmany(timeout_ms=300)).values():
+                for r in records:
+                    e = decode(r.value)
+                    if e.data.ticket_id in ids:
+                        seen[e.event_id] = e
+            waiting = {e.data.ticket_id for e in of("ticket.routed") if e.data.agent_id is None}
+            return (
+                len(of("ticket.routed")) == len(ids)
+                and bool(waiting)
+                and waiting <= {e.data.ticket_id for e in of("sla.at_risk")}
+            )
+
+        await eventually(all_queued_at_risk, timeout=60)
+        await asyncio.sleep(1)  # two more looks by each replica: nothing is raised twice
+        await all_queued_at_risk()
+        waiting = {e.data.ticket_id for e in of("ticket.routed") if e.data.agent_id is None}
+        risks = of("sla.at_risk")
+        assert sorted(e.data.ticket_id for e in risks) == sorted(waiting), "raised twice"
+        for e in risks:
+            assert e.data.overflow_team == "customer_service" and e.data.team == "tech_support"
+            assert e.data.predicted_at is None  # the team took nobody in the last 3 s
+            assert [r.agent_id for r in e.data.recipients] == ["sue"]
+        moved = {e.data.ticket_id for e in of("ticket.queued") if e.data.team == "customer_service"}
+        assert moved == waiting
+    finally:
+        await routing.stop()
+        await publisher([resolved(t) for t in ids])  # leave no queue behind for other tests
+        await free_every_slot(stack, settings)
