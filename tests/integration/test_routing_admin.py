@@ -298,3 +298,40 @@ async def test_presence_lapses_after_the_ttl_and_a_heartbeat_brings_it_back(
             assert again.json()["available"] is True
     finally:
         process.stop()
+
+
+async def test_an_email_takes_half_a_slot_so_one_unit_of_capacity_holds_two(
+    stack: RunningStack, settings: CommonSettings, api: httpx.Client
+) -> None:
+    await ensure_topics(settings)
+    http = httpx.AsyncClient(base_url=api.base_url, timeout=10)
+    others = ("ben", "cai", "sue")
+    try:
+        for agent_id in others:
+            off = await http.put(
+                f"/v1/agents/{agent_id}/presence", json={"online": False}, headers=SUE
+            )
+            assert off.status_code == 200
+        assert (
+            await http.patch("/v1/admin/agents/ana", json={"capacity": 1}, headers=ADA)
+        ).is_success
+        async with Scene(stack, settings, 3) as scene:
+            await scene.clear_leftovers()
+            mails = [
+                vip_ticket(t, 50 + i, channel=Channel.EMAIL) for i, t in enumerate(scene.ids[:2])
+            ]
+            await scene.send(mails)
+            await eventually(lambda: scene.placed(2), timeout=60)
+            await scene.send([vip_ticket(scene.ids[2], 52)])  # a chat: a whole unit
+            await eventually(lambda: scene.placed(3), timeout=60)
+            holders = {e.data.ticket_id: e.data.agent_id for e in scene.assignments()}
+        assert [holders.get(t) for t in scene.ids] == ["ana", "ana", None]
+        (ana,) = [
+            a for a in (await http.get("/v1/agents", headers=SUE)).json() if a["agent_id"] == "ana"
+        ]
+        assert (ana["load"], ana["used"]) == (2, 1.0)
+    finally:
+        await http.patch("/v1/admin/agents/ana", json={"capacity": 4}, headers=ADA)
+        for agent_id in others:
+            await http.put(f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=SUE)
+        await http.aclose()
