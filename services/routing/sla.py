@@ -17,6 +17,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from prometheus_client import Counter, Histogram
 
 from services.routing import sla_repo
 from services.routing.settings import RoutingSettings
@@ -64,6 +65,18 @@ from shared.inbox import AfterCommit, Handler
 from shared.service import Context, Task, every
 
 log = structlog.get_logger(__name__)
+FIRED = Counter(
+    "careloop_sla_fired_total",
+    "SLA thresholds fired by this replica (warning, breach, management) and queued tickets "
+    "found at risk (at_risk), by target.",
+    ["threshold", "target"],
+)
+LATENESS = Histogram(
+    "careloop_sla_timer_lateness_seconds",
+    "How long after its fire_at a timer fired: the SLA loop's health (a replica down, the "
+    "database slow, a backlog after a restart).",
+    buckets=(0.1, 0.5, 1, 2, 5, 15, 60, 300, 1800),
+)
 PRODUCER = "routing"
 IDLE_LOOK_SECONDS = 60.0  # a safety net: every timer set wakes the loop by NOTIFY
 TIMED = [Threshold.WARNING.value, Threshold.BREACH.value, Threshold.MANAGEMENT.value]
@@ -307,12 +320,16 @@ class SlaClocks:
             events = [self._event(r, people) for r in due_rows]
             await sla_repo.mark_fired(conn, due_rows)
             await outbox.add(conn, events)
+        fired_at = now()
         for r in due_rows:
+            FIRED.labels(r["threshold"], r["target"]).inc()
+            LATENESS.observe(max(0.0, (fired_at - r["fire_at"]).total_seconds()))
             log.info(
                 "SLA threshold fired",
                 ticket_id=str(r["ticket_id"]),
                 target=r["target"],
                 threshold=r["threshold"],
+                fire_at=r["fire_at"].isoformat(),
             )
         return len(due_rows)
 
@@ -422,6 +439,7 @@ class SlaClocks:
                         )
                     )
             await outbox.add(conn, events)
+        FIRED.labels(Threshold.AT_RISK.value, SlaTarget.FIRST_RESPONSE.value).inc(len(risky))
         log.info("SLA at risk", tickets=len(risky), overflowed=len(moves))
         return False
 
