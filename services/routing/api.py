@@ -31,6 +31,7 @@ from shared.events import Channel, now
 from shared.http import Utf8JsonRoute
 from shared.problems import problems
 from shared.service import Context
+from shared.text import Line
 
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's id.")]
 TeamId = Annotated[str, Path(pattern=TEAM_PATTERN, description="A team's id.")]
@@ -56,7 +57,7 @@ CONFIG = (
 class AgentSpec(Skills):
     """An agent as the admin API takes it (every skill field is optional: empty means any)."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     email: EmailAddress | None = Field(None, description="Where SLA warnings reach the agent.")
     role: Role = Role.AGENT
     teams: tuple[Team, ...] = Field(min_length=1)
@@ -65,7 +66,7 @@ class AgentSpec(Skills):
 
 class NewAgent(AgentSpec):
     id: str = Field(pattern=AGENT_ID_PATTERN)
-    token: str | None = Field(
+    token: Line | None = Field(
         None, min_length=16, max_length=200, description="Left out: one is generated."
     )
 
@@ -98,7 +99,7 @@ class CreatedAgent(BaseModel):
 class TeamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
 
 
 class TeamView(BaseModel):
@@ -330,7 +331,7 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     )
     async def audit(
         _: Reader,
-        subject: Annotated[str | None, Query(max_length=100, description="e.g. agent:ana")] = None,
+        subject: Annotated[Line | None, Query(max_length=100, description="e.g. agent:ana")] = None,
         before: Annotated[int | None, Query(ge=1, description="Entries older than this id")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[AuditEntry]:

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from services.routing.load import PREFIX
@@ -335,3 +337,52 @@ async def test_an_email_takes_half_a_slot_so_one_unit_of_capacity_holds_two(
         for agent_id in others:
             await http.put(f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=SUE)
         await http.aclose()
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from(
+        [
+            "name",
+            "email",
+            "teams",
+            "capacity",
+            "languages",
+            "categories",
+            "channels",
+            "course_lines",
+            "priorities",
+            "vip",
+            "senior",
+            "schedule",
+            "role",
+            "token",
+        ]
+    ),
+    value=st.one_of(
+        st.text(max_size=40),
+        st.integers(),
+        st.lists(st.text(max_size=12), max_size=3),
+        st.dictionaries(st.text(max_size=8), st.lists(st.lists(st.text(max_size=6)))),
+        st.none(),
+    ),
+)
+def test_no_admin_body_makes_routing_answer_5xx(
+    api: httpx.Client, team: str, field: str, value: object
+) -> None:
+    # In a team of the test's own: whatever the bodies make of its agents, no ticket meets them.
+    agent_id = f"f{uuid.uuid4().hex[:8]}"
+    created = api.post(
+        "/v1/admin/agents",
+        json={"id": agent_id, "name": "F", "teams": [team], field: value},
+        headers=ADA,
+    )
+    target = agent_id if created.status_code == 201 else "ada"
+    changed = api.patch(f"/v1/admin/agents/{target}", json={field: value}, headers=ADA)
+    audit = api.get("/v1/admin/audit", params={"subject": str(value)}, headers=SUE)
+
+    assert created.status_code < 500, (field, value, created.text)
+    assert changed.status_code < 500, (field, value, changed.text)
+    assert audit.status_code < 500, (value, audit.text)
