@@ -82,8 +82,8 @@ class Route:
     language: str
     priority: Priority
     since: datetime  # age in the queue counts from here: creation, or the reopening
-    channel: str = Channel.WEB
-    category: str = Category.OTHER
+    channel: str
+    category: str
     course_id: str | None = None
     vip: bool = False
     preferred: str | None = None
