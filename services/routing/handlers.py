@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -219,7 +219,7 @@ class Router:
             last_seen_at=row["last_seen_at"],
             schedule=self._schedule(row["agent_id"], row["schedule"]),
             at=at,
-            presence_ttl=timedelta(seconds=self._settings.presence_ttl_seconds),
+            presence_ttl=self._settings.presence_ttl,
         )
 
     def _schedule(self, agent_id: str, raw: Any) -> Schedule | None:
@@ -528,7 +528,7 @@ class Heartbeat(BaseModel):
     agent_id: str
     online: bool
     available: bool
-    expires_at: datetime  # presence lapses then without another heartbeat
+    expires_at: datetime | None  # presence lapses then without another heartbeat (None: never)
 
 
 def agent_view(row: asyncpg.Record, *, available: bool, load: tuple[int, int]) -> AgentView:
@@ -619,12 +619,12 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         ready = router.available(row, now())
         if ready:
             await router.drain_now()  # an agent whose presence had lapsed takes from the queue
-        ttl = timedelta(seconds=ctx.settings.presence_ttl_seconds)
+        ttl = ctx.settings.presence_ttl
         return Heartbeat(
             agent_id=agent_id,
             online=row["online"],
             available=ready,
-            expires_at=row["last_seen_at"] + ttl,
+            expires_at=None if ttl is None else row["last_seen_at"] + ttl,
         )
 
     @api.get("/v1/queues", summary="Tickets waiting per team", responses=problems(401, 503))

@@ -1,5 +1,6 @@
 """routing's settings on top of the shared ones."""
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import field_validator
@@ -44,13 +45,20 @@ class RoutingSettings(CommonSettings):
         "Longest a reconciliation or rebuild waits for routing's transactions in flight (new "
         "ones wait behind it meanwhile); past it, that round is skipped.",
     )
-    presence_ttl_seconds: float = own(
+    presence_ttl_seconds: float | None = own(
         "routing",
         "presence_ttl_seconds",
-        900.0,
+        None,
         "An agent's presence lapses this long after their last heartbeat or presence change "
-        "(POST /v1/agents/{id}/heartbeat): they get no new tickets until the next one.",
+        "(POST /v1/agents/{id}/heartbeat): they get no new tickets until the next one. Unset: "
+        "presence lasts until changed; set it (e.g. 900) once agents' clients send heartbeats.",
     )
+
+    @property
+    def presence_ttl(self) -> timedelta | None:
+        seconds = self.presence_ttl_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
     first_response_minutes: dict[str, float] = own(
         "routing",
         "first_response_minutes",

@@ -256,10 +256,9 @@ def available(
     last_seen_at: datetime,
     schedule: Schedule | None,
     at: datetime,
-    presence_ttl: timedelta,
+    presence_ttl: timedelta | None,
 ) -> bool:
     """Whether an agent may be given tickets now: online, seen within the presence TTL (a
-    heartbeat or a presence change), and on shift."""
-    return (
-        online and at - last_seen_at <= presence_ttl and (schedule is None or schedule.on_shift(at))
-    )
+    heartbeat or a presence change; None: presence does not lapse), and on shift."""
+    seen = presence_ttl is None or at - last_seen_at <= presence_ttl
+    return online and seen and (schedule is None or schedule.on_shift(at))

@@ -217,6 +217,16 @@ def test_only_an_online_agent_seen_lately_and_on_shift_is_available(
     )
 
 
+def test_without_a_presence_ttl_an_online_agent_never_lapses() -> None:
+    assert available(
+        online=True,
+        last_seen_at=MONDAY_10 - timedelta(days=30),
+        schedule=None,
+        at=MONDAY_10,
+        presence_ttl=None,
+    )
+
+
 def test_a_change_that_leaves_a_team_without_hours_is_found() -> None:
     nine_to_six = parse_schedule({"weekly": {"mon": [["09:00", "18:00"]]}})
     none = parse_schedule({"weekly": {}})
