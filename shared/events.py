@@ -392,6 +392,11 @@ class TicketRouted(EventData, frozen=True, kw_only=True):
     resolution_due_at: datetime
     agent_id: str | None = None
     routed_at: datetime
+    # How sure triage was of the category (the model's top probability; None from routing
+    # before the learned classifier), and whether that is below the review threshold.
+    confidence: Annotated[float, Meta(ge=0, le=1)] | None = None
+    needs_review: bool = False
+    reason: str | None = None  # triage's one-line why
 
 
 class TicketAssigned(EventData, frozen=True, kw_only=True):

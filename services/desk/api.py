@@ -163,6 +163,9 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
             QueryBool, Query(description="`true`: every agent's tickets (supervisors, admins)")
         ] = False,
         limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 100,
+        needs_review: Annotated[
+            QueryBool, Query(description="`true`: only tickets triage was unsure of")
+        ] = False,
     ) -> list[dict[str, Any]]:
         if everyone and agent.role is Role.AGENT:
             raise HTTPException(403, "only supervisors and admins see everyone's tickets")
@@ -172,6 +175,7 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                 assignee_id=None if everyone else agent.agent_id,
                 statuses=[s.value for s in (status or [Status.ASSIGNED])],
                 limit=limit,
+                needs_review=needs_review,
             )
         return [dict(r) for r in rows]
 

@@ -163,6 +163,9 @@ async def apply_routed(conn: asyncpg.Connection, items: Sequence[TicketRouted]) 
             t.first_response_due_at,
             t.resolution_due_at,
             t.agent_id,
+            t.confidence,
+            t.reason,
+            t.needs_review,
         )
         for t in last_per_key(items, lambda t: t.ticket_id)
     ]
@@ -174,18 +177,22 @@ async def apply_routed(conn: asyncpg.Connection, items: Sequence[TicketRouted]) 
                 first_response_due_at = r.first_response_due_at,
                 resolution_due_at = r.resolution_due_at,
                 status = CASE WHEN r.agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
-                assignee_id = r.agent_id, updated_at = now()
+                assignee_id = r.agent_id, triage_confidence = r.confidence,
+                triage_reason = r.reason, needs_review = r.needs_review, updated_at = now()
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                        $6::timestamptz[], $7::text[])
+                        $6::timestamptz[], $7::text[], $8::real[], $9::text[], $10::bool[])
                 AS r(ticket_id, category, priority, team, first_response_due_at,
-                     resolution_due_at, agent_id)
+                     resolution_due_at, agent_id, confidence, reason, needs_review)
             WHERE t.ticket_id = r.ticket_id AND t.status = 'new'
-            RETURNING t.ticket_id, r.category, r.priority, r.team, r.agent_id
+            RETURNING t.ticket_id, r.category, r.priority, r.team, r.agent_id, r.confidence,
+                      r.reason, r.needs_review
         )
         INSERT INTO history (ticket_id, kind, actor, detail)
         SELECT ticket_id, h.kind, 'routing', h.detail
         FROM routed, LATERAL (VALUES
-            (1, 'triaged', jsonb_build_object('category', category, 'priority', priority)),
+            (1, 'triaged', jsonb_strip_nulls(jsonb_build_object(
+                'category', category, 'priority', priority, 'confidence', confidence,
+                'reason', reason, 'needs_review', CASE WHEN needs_review THEN true END))),
             (2, CASE WHEN agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
                 CASE WHEN agent_id IS NULL THEN jsonb_build_object('team', team)
                      ELSE jsonb_build_object('agent_id', agent_id) END)
@@ -328,22 +335,30 @@ async def ticket_history(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyn
 
 
 async def list_tickets(
-    conn: asyncpg.Connection, *, assignee_id: str | None, statuses: Sequence[str], limit: int
+    conn: asyncpg.Connection,
+    *,
+    assignee_id: str | None,
+    statuses: Sequence[str],
+    limit: int,
+    needs_review: bool = False,
 ) -> list[asyncpg.Record]:
     """Tickets in `statuses`, most urgent then oldest first; the assignee's only unless
-    `assignee_id` is None."""
+    `assignee_id` is None; with `needs_review`, only those triage was unsure of."""
     return await conn.fetch(
         """
         SELECT ticket_id, number, status, subject, category, priority, team, assignee_id,
-               channel, language, created_at, first_response_due_at, needs_supervisor
+               channel, language, created_at, first_response_due_at, needs_supervisor,
+               triage_confidence, needs_review
         FROM tickets
         WHERE ($1::text IS NULL OR assignee_id = $1) AND status = ANY($2::text[])
+            AND (NOT $4 OR needs_review)
         ORDER BY array_position(ARRAY['urgent', 'high', 'medium', 'low'], priority), created_at
         LIMIT $3
         """,
         assignee_id,
         list(statuses),
         limit,
+        needs_review,
     )
 
 

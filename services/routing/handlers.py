@@ -71,6 +71,9 @@ class NewTicket:
     matched: tuple[str, ...]
     first_response_due_at: datetime
     resolution_due_at: datetime
+    confidence: float
+    needs_review: bool
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,9 @@ def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
             resolution_due_at=route.new.resolution_due_at,
             agent_id=agent_id,
             routed_at=at,
+            confidence=round(route.new.confidence, 4),
+            needs_review=route.new.needs_review,
+            reason=route.new.reason,
         )
     elif agent_id is None:
         data = TicketQueued(
@@ -366,7 +372,16 @@ class Router:
                 first_response_minutes=s.first_response_minutes,
                 resolution_minutes=s.resolution_minutes,
             )
-            new = NewTicket(t.channel, result.category, result.matched, first_due, resolve_due)
+            new = NewTicket(
+                t.channel,
+                result.category,
+                result.matched,
+                first_due,
+                resolve_due,
+                confidence=result.confidence,
+                needs_review=result.confidence < s.review_below,
+                reason=result.reason,
+            )
             routes.append(
                 Route(
                     t.ticket_id,

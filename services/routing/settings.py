@@ -45,6 +45,12 @@ class RoutingSettings(CommonSettings):
         "Longest a reconciliation or rebuild waits for routing's transactions in flight (new "
         "ones wait behind it meanwhile); past it, that round is skipped.",
     )
+    review_below: float = own(
+        "routing",
+        "review_below",
+        0.6,
+        "A new ticket whose triage confidence is below this still routes, flagged for review.",
+    )
     presence_ttl_seconds: float | None = own(
         "routing",
         "presence_ttl_seconds",

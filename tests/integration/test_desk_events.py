@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from services.desk import handlers
+from services.desk import handlers, repo
 from services.desk.domain import Caller
 from services.desk.settings import DeskSettings
 from shared.agents import Role
@@ -356,3 +357,28 @@ async def test_a_stale_assignment_after_a_newer_one_is_skipped_by_its_inbox_row(
         "sue",
     ]
     assert await inbox_rows(desk_pool, to_ben) == 1
+
+
+async def test_a_ticket_triage_was_unsure_of_is_flagged_for_review(
+    deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    s = submitted()
+    ticket_id = s.data.ticket_id
+    await deliver(s)
+    unsure = msgspec.structs.replace(
+        routed(ticket_id, "ana").data, confidence=0.41, needs_review=True, reason="退款 or 投诉?"
+    )
+    await deliver(new_event(unsure, producer="routing"))
+
+    t = await ticket(desk_pool, ticket_id)
+    assert (t["needs_review"], round(t["triage_confidence"], 2), t["triage_reason"]) == (
+        True,
+        0.41,
+        "退款 or 投诉?",
+    )
+    async with desk_pool.acquire() as conn:
+        flagged = await repo.list_tickets(
+            conn, assignee_id=None, statuses=["assigned"], limit=500, needs_review=True
+        )
+    assert ticket_id in {r["ticket_id"] for r in flagged}
+    assert all(r["needs_review"] for r in flagged)
