@@ -171,7 +171,7 @@ async def test_a_ticket_travels_the_whole_loop(platform: Platform) -> None:
             )
             return text if all(w in text for w in wanted) else None
 
-        await eventually(metrics, timeout=30)
+        await eventually(metrics, timeout=90)
 
         # every service exports its plumbing too
         desk_metrics = (await client.get(f"{platform.url('desk')}/metrics")).text

@@ -103,7 +103,7 @@ async def test_after_a_broker_restart_that_lost_everything_services_rejoin_and_n
         await eventually(lambda: _async(_health("desk").status_code == 503), timeout=15)
         broker.append(_start_broker(stack))  # the local broker comes back empty
 
-        await eventually(lambda: _async(_health("desk").status_code == 200), timeout=30)
+        await eventually(lambda: _async(_health("desk").status_code == 200), timeout=90)
         health = _health("desk").json()["checks"]
         assert health["kafka_topics"] and health["kafka_consumers"]
         after = _submit(20, f"after-{time.time_ns()}")
