@@ -332,6 +332,24 @@ class TicketClosed(EventData, frozen=True, kw_only=True):
     closed_at: datetime
 
 
+class TicketRetriaged(EventData, frozen=True, kw_only=True):
+    """A person corrected a ticket's triage (R3; audited in desk's history). Routing moves it
+    to the new category's team when that differs, and its SLA clocks take the new priority."""
+
+    TYPE = "ticket.retriaged"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    category: Category
+    priority: Priority
+    previous_category: Category | None = None
+    previous_priority: Priority | None = None
+    by: str  # the agent or supervisor who corrected it
+    reason: str
+    retriaged_at: datetime
+
+
 class TicketEscalated(EventData, frozen=True, kw_only=True):
     """An open ticket (queued, assigned or reopened) must go to a supervisor.
 
@@ -598,6 +616,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         TicketReopened,
         TicketClosed,
         TicketEscalated,
+        TicketRetriaged,
         TicketTriaged,
         TicketRouted,
         TicketAssigned,

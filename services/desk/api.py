@@ -8,14 +8,22 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from uuid6 import uuid7
 
 from services.desk import handlers, repo
 from services.desk.domain import Answer, Caller, Conflict, NotAllowed, NotFound, Status
 from services.desk.settings import DeskSettings
 from shared.agents import Role, bearer_auth
-from shared.events import Call, Channel, Learner, TicketSubmitted, now
+from shared.events import (
+    Call,
+    Category,
+    Channel,
+    Learner,
+    Priority,
+    TicketSubmitted,
+    now,
+)
 from shared.http import Utf8JsonRoute
 from shared.params import DIGITS, QueryBool
 from shared.phones import normal_phone
@@ -73,6 +81,26 @@ TicketRef = Annotated[
         r"|[Cc][Ll]-[0-9]{6,18})$",
     ),
 ]
+
+
+class RetriageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    category: Category | None = None
+    priority: Priority | None = None
+    reason: Line = Field(min_length=1, max_length=500, description="Why: kept in the history.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "RetriageIn":
+        if self.category is None and self.priority is None:
+            raise ValueError("give a category, a priority or both")
+        return self
+
+
+class Triaged(BaseModel):
+    ticket_id: UUID
+    category: Category
+    priority: Priority
 
 
 class Receipt(BaseModel):
@@ -273,6 +301,29 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                 tid = await handlers.ticket_ref(conn, ticket_id)
                 await handlers.set_pending(conn, ticket_id=tid, agent=agent)
         return ResolveOut(ticket_id=tid, status=Status.PENDING_LEARNER)
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/retriage",
+        summary="Correct the triage: category and/or priority, with a reason (audited)",
+        description="The assignee or a supervisor. routing moves the ticket to the new "
+        "category's team when it differs, and its SLA clocks take the new priority. 409 for a "
+        "closed ticket, one not yet triaged, or nothing that changes; 422 naming an unknown "
+        "category or priority.",
+        responses=problems(400, 401, 403, 404, 409, 413, 503),
+    )
+    async def retriage(ticket_id: TicketRef, body: RetriageIn, agent: CurrentAgent) -> Triaged:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                row = await handlers.retriage(
+                    conn,
+                    ticket_id=tid,
+                    agent=agent,
+                    category=body.category,
+                    priority=body.priority,
+                    reason=body.reason,
+                )
+        return Triaged(ticket_id=tid, category=row["category"], priority=row["priority"])
 
     @router.post(
         "/v1/confirmations/{token}",

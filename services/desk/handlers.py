@@ -33,12 +33,14 @@ from services.desk.settings import DeskSettings
 from shared import outbox, tokens
 from shared.events import (
     Attachment,
+    Category,
     Channel,
     CloseReason,
     Envelope,
     EscalationReason,
     Learner,
     LearnerContext,
+    Priority,
     ReopenReason,
     SlaAtRisk,
     SlaBreached,
@@ -56,6 +58,7 @@ from shared.events import (
     TicketReplied,
     TicketResolved,
     TicketResumed,
+    TicketRetriaged,
     TicketRouted,
     TicketSubmitted,
     TicketTriaged,
@@ -371,6 +374,57 @@ async def set_pending(conn: asyncpg.Connection, *, ticket_id: UUID, agent: Calle
             )
         ],
     )
+
+
+async def retriage(
+    conn: asyncpg.Connection,
+    *,
+    ticket_id: UUID,
+    agent: Caller,
+    category: Category | None,
+    priority: Priority | None,
+    reason: str,
+) -> asyncpg.Record:
+    """A person corrects the triage (R3): the ticket takes the new category or priority, the
+    review flag clears, the history keeps who, what before and after, and why; routing moves
+    the ticket and its SLA follows `ticket.retriaged`. NotFound, NotAllowed, Conflict (closed,
+    or nothing changes)."""
+    ticket = await _locked(conn, ticket_id)
+    check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
+    if ticket["status"] in (Status.CLOSED, Status.NEW):
+        raise Conflict(f"a ticket that is {ticket['status']} cannot be re-triaged")
+    before = (ticket["category"], ticket["priority"])
+    after = (category or before[0], priority or before[1])
+    if after == before:
+        raise Conflict("the ticket already has this category and priority")
+    at = now()
+    row = await repo.set_triage(conn, ticket_id, category=after[0], priority=after[1])
+    detail = {
+        "from": {"category": before[0], "priority": before[1]},
+        "to": {"category": after[0], "priority": after[1]},
+        "reason": reason,
+    }
+    await repo.add_history(conn, [(ticket_id, "retriaged", agent.agent_id, detail)])
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketRetriaged(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    category=Category(after[0]),
+                    priority=Priority(after[1]),
+                    previous_category=before[0],
+                    previous_priority=before[1],
+                    by=agent.agent_id,
+                    reason=reason,
+                    retriaged_at=at,
+                ),
+                producer=PRODUCER,
+            )
+        ],
+    )
+    return row
 
 
 async def on_sla(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:

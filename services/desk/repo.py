@@ -386,6 +386,21 @@ async def insert_reply(
     return row["created_at"], row["first"]
 
 
+async def set_triage(
+    conn: asyncpg.Connection, ticket_id: UUID, *, category: str, priority: str
+) -> asyncpg.Record:
+    """A person's triage replaces routing's; it needs no review."""
+    row = await conn.fetchrow(
+        "UPDATE tickets SET category = $2, priority = $3, needs_review = false, "
+        "updated_at = now() WHERE ticket_id = $1 RETURNING *",
+        ticket_id,
+        category,
+        priority,
+    )
+    assert row is not None
+    return row
+
+
 async def set_status(
     conn: asyncpg.Connection, ticket_id: UUID, status: str, **fields: Any
 ) -> asyncpg.Record:

@@ -1,7 +1,7 @@
 """routing's edges: triage and place new tickets, re-place reopened ones, drain queues, presence."""
 
 import asyncio
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -49,6 +49,7 @@ from shared.events import (
     TicketQueued,
     TicketReopened,
     TicketResolved,
+    TicketRetriaged,
     TicketRouted,
     new_event,
     now,
@@ -108,7 +109,7 @@ class Route:
         )
 
 
-def route_of(row: asyncpg.Record, *, since: datetime, **overrides: Any) -> Route:
+def route_of(row: Mapping[str, Any], *, since: datetime, **overrides: Any) -> Route:
     """A stored ticket (or queue row joined with its ticket) as a route."""
     fields: dict[str, Any] = {
         "channel": row["channel"] or Channel.WEB,
@@ -448,6 +449,47 @@ class Router:
 
         return after_commit
 
+    async def on_retriaged(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """A person corrected the triage: routing's ticket takes the new category, priority
+        and team. A ticket that must change team leaves its agent (the slot freed after the
+        commit) or its old queue, and waits in the new team's queue, which is then drained;
+        one that keeps its team keeps its place (its priority is re-ranked when it waits)."""
+        latest = {e.data.ticket_id: e for e in events}
+        known = {r["ticket_id"]: r for r in await repo.get_tickets(conn, list(latest))}
+        if unknown := [t for t in latest if t not in known]:
+            raise LookupError(f"re-triaged tickets {unknown} were never triaged here")
+        changes = {
+            t: (e.data.category, e.data.priority, TEAM_OF[e.data.category])
+            for t, e in latest.items()
+        }
+        await repo.set_triage(conn, changes)
+        moving = [t for t, (_, _, team) in changes.items() if team != known[t]["team"]]
+        await repo.share_load(conn)
+        holding = list(await repo.holders(conn, moving))
+        claims = await self.load.claims(holding)
+        await repo.release(conn, moving)  # off the old agent or the old team's queue
+        routes = [
+            route_of(
+                {
+                    **dict(known[t]),
+                    "category": changes[t][0],
+                    "priority": changes[t][1],
+                    "team": changes[t][2],
+                },
+                since=latest[t].data.retriaged_at,
+                cause=latest[t],
+            )
+            for t in moving
+        ]
+        await self._record(conn, [(r, None) for r in routes])
+
+        async def after_commit() -> None:
+            await self.freed(claims)
+
+        return after_commit
+
     async def on_released(
         self, conn: asyncpg.Connection, events: list[Envelope[Any]]
     ) -> AfterCommit:
@@ -476,6 +518,7 @@ class Router:
             TicketCreated.TYPE: self.on_created,
             TicketReopened.TYPE: self.on_reopened,
             TicketEscalated.TYPE: self.on_escalated,
+            TicketRetriaged.TYPE: self.on_retriaged,
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
         }

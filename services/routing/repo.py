@@ -1,15 +1,16 @@
 """SQL for routing's schema. Nothing here commits: the caller owns the transaction."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
+from services.routing.domain import PRIORITY_RANK
 from shared import outbox
 from shared.agents import AgentSeed
-from shared.events import Envelope
+from shared.events import Envelope, Priority
 
 AGENT_COLUMNS = (
     "agent_id, name, email, role, teams, languages, capacity, online, senior, categories, "
@@ -303,6 +304,28 @@ async def record_placements(
         *_columns(queued, 8),
         *_columns([outbox.row(e) for e in events], 5),
         [w for _, _, w in assigned],
+    )
+
+
+async def set_triage(
+    conn: asyncpg.Connection, changes: Mapping[UUID, tuple[str, str, str]]
+) -> None:
+    """A person's triage: each ticket's (category, priority, team); a waiting one keeps its
+    place in its queue at the new priority's rank."""
+    rows = [(t, c, p, team, PRIORITY_RANK[Priority(p)]) for t, (c, p, team) in changes.items()]
+    await conn.execute(
+        """
+        WITH changed AS (
+            UPDATE tickets t SET category = r.category, priority = r.priority, team = r.team
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::smallint[])
+                AS r(ticket_id, category, priority, team, rank)
+            WHERE t.ticket_id = r.ticket_id
+            RETURNING r.ticket_id, r.priority, r.rank
+        )
+        UPDATE queue q SET priority = c.priority, priority_rank = c.rank
+        FROM changed c WHERE q.ticket_id = c.ticket_id
+        """,
+        *_columns(rows, 5),
     )
 
 

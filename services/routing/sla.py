@@ -58,6 +58,7 @@ from shared.events import (
     TicketReplied,
     TicketResolved,
     TicketResumed,
+    TicketRetriaged,
     new_event,
     now,
 )
@@ -219,6 +220,13 @@ class SlaClocks:
 
             await self._change(conn, resumed.ticket_id, running)
 
+    async def on_retriaged(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """A person changed the priority: the running clocks take its targets."""
+        for event in events:
+            retriaged: TicketRetriaged = event.data
+            if retriaged.priority != retriaged.previous_priority:
+                await self.recompute(conn, retriaged.ticket_id, Priority(retriaged.priority))
+
     async def recompute(
         self, conn: asyncpg.Connection, ticket_id: UUID, priority: Priority
     ) -> None:
@@ -269,6 +277,7 @@ class SlaClocks:
             TicketReopened.TYPE: self.on_reopened,
             TicketPendingLearner.TYPE: self.on_pending,
             TicketResumed.TYPE: self.on_resumed,
+            TicketRetriaged.TYPE: self.on_retriaged,
         }
 
     # ---- start: where agents are reached -----------------------------------------------
