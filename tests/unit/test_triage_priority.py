@@ -52,6 +52,11 @@ C, P = Category, Priority
         ("payment locks the class in 40 min", Situation(C.PAYMENT_REFUND, P.MEDIUM, 40), P.URGENT),
         ("study plan, class in 1 h", Situation(C.LEARNING_GUIDANCE, P.MEDIUM, 60, False), P.MEDIUM),
         (
+            "exam in 1 h, any last tips: advice blocks nothing, whatever the model says",
+            Situation(C.LEARNING_GUIDANCE, P.MEDIUM, 60, True),
+            P.MEDIUM,
+        ),
+        (
             "move next month's classes, class in 20 min",
             Situation(C.COURSE_CHANGE, P.MEDIUM, 20, False),
             P.MEDIUM,
@@ -118,6 +123,8 @@ def test_the_rule_that_set_the_priority_is_named() -> None:
         ("一个半小时以后就考试了 准考证还没收到", 90),
         ("二十分钟后就要上课了 怎么办", 20),
         ("考试还有不到两小时", 120),
+        ("已在考点门口，考试十点开始（还有约40分钟）", 40),
+        ("还有大约一个小时上课 教室进不去", 60),
         ("马上上课了进不去直播间", 0),
         ("今晚七点的课进不去", 600),
         ("明天上午的课能改到下午吗", 1440),

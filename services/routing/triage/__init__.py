@@ -17,8 +17,8 @@ from shared.events import LearnerContext
 # The text model calls a ticket urgent from this probability on, and the blocking model lets a
 # class or exam soon raise the priority from this one: a missed urgent ticket costs more than a
 # false alarm. Chosen by 5-fold cross-validation on the corpus (docs/triage-evaluation.md).
-URGENT_AT = 0.25
-BLOCKS_AT = 0.5
+URGENT_AT = 0.35
+BLOCKS_AT = 0.4
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,12 @@ CATEGORIES = [c.value for c in Category]
 PRIORITIES = [p.value for p in Priority]
 LANGUAGES = ("zh", "en", "mixed")
 FOLDS = 5
+# The five writers' files the corpus began with (data/triage/corpus-*.jsonl). Files added later
+# (tuner-*.jsonl) were written by someone else: scoring only the first writers' examples, with
+# the later files always in training, measures what the additions bring to text they did not
+# write, as a hidden test set written apart would (a little kindly: the additions were written
+# after reading the first writers' mistakes, though never copying their text).
+FIRST_WRITERS = "corpus-"
 
 
 def triage_examples(triager: Triager, examples: Sequence[corpus.Example]) -> list[Triage]:
@@ -89,9 +95,12 @@ def _confusion(truth: list[str], said: list[str], labels: list[str]) -> list[str
     )
 
 
-def cross_validate(examples: Sequence[corpus.Example]) -> dict[str, list[float]]:
-    """Category accuracy per language and urgent recall/precision in each of 5 folds,
-    stratified by category and language."""
+def cross_validate(
+    examples: Sequence[corpus.Example], always_trained: Sequence[corpus.Example] = ()
+) -> dict[str, list[float]]:
+    """Category accuracy per language and urgent recall/precision in each of 5 folds of
+    `examples`, stratified by category and language; `always_trained` is in every fold's
+    training set and never scored."""
     strata = [f"{e.category}|{e.language}" for e in examples]
     counts = Counter(strata)
     # A stratum smaller than the folds cannot be spread over them: fold it into its category.
@@ -99,7 +108,7 @@ def cross_validate(examples: Sequence[corpus.Example]) -> dict[str, list[float]]
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=corpus.SEED)
     out: dict[str, list[float]] = {k: [] for k in ("all", *LANGUAGES, "urgent_r", "urgent_p")}
     for train_idx, test_idx in folds.split(examples, strata):
-        triager = Triager(train([examples[i] for i in train_idx]), "cv")
+        triager = Triager(train([examples[i] for i in train_idx] + list(always_trained)), "cv")
         test = [examples[i] for i in test_idx]
         s = Scores(test, triage_examples(triager, test))
         out["all"].append(s.accuracy())
@@ -131,11 +140,17 @@ def report(examples: list[corpus.Example], digest: str) -> str:
     train_cpu = time.process_time() - started
     scores = Scores(held, triage_examples(triager, held))
     cv = cross_validate(examples)
+    first = [e for e in examples if e.id.startswith(FIRST_WRITERS)]
+    later = [e for e in examples if not e.id.startswith(FIRST_WRITERS)]
+    apart = cross_validate(first, later) if first and later else None
     cpu = cpu_per_ticket(triager, held)
     found, labelled, predicted = scores.urgent()
 
     def mean(xs: list[float]) -> str:
         return f"{statistics.mean(xs):.1%} (min {min(xs):.1%}, max {max(xs):.1%})"
+
+    def both(key: str) -> tuple[str, str]:
+        return mean(cv[key]), mean(apart[key]) if apart else "n/a"
 
     langs = Counter(e.language for e in examples)
     cats = Counter(e.category.value for e in examples)
@@ -161,19 +176,27 @@ def report(examples: list[corpus.Example], digest: str) -> str:
                 "measure",
                 "held-out split",
                 f"{FOLDS}-fold cross-validation (mean, min, max)",
+                f"{FOLDS}-fold CV scored on the first writers' examples only",
                 "target",
             ],
             [
-                ["category accuracy, zh", _ratio_lang(scores, "zh"), mean(cv["zh"]), "≥ 95 %"],
-                ["category accuracy, en", _ratio_lang(scores, "en"), mean(cv["en"]), "≥ 95 %"],
-                ["category accuracy, mixed", _ratio_lang(scores, "mixed"), mean(cv["mixed"]), ""],
-                ["category accuracy, all", f"{scores.accuracy():.1%}", mean(cv["all"]), ""],
-                ["urgent recall", _ratio(found, labelled), mean(cv["urgent_r"]), "≥ 99 %"],
-                ["urgent precision", _ratio(found, predicted), mean(cv["urgent_p"]), "≥ 90 %"],
-                ["priority accuracy (4 levels)", f"{scores.priority_accuracy():.1%}", "", ""],
-                ["triage CPU per ticket, batch of 500", f"{cpu:.3f} ms", "", "< 0.3 ms"],
+                ["category accuracy, zh", _ratio_lang(scores, "zh"), *both("zh"), "≥ 95 %"],
+                ["category accuracy, en", _ratio_lang(scores, "en"), *both("en"), "≥ 95 %"],
+                ["category accuracy, mixed", _ratio_lang(scores, "mixed"), *both("mixed"), ""],
+                ["category accuracy, all", f"{scores.accuracy():.1%}", *both("all"), ""],
+                ["urgent recall", _ratio(found, labelled), *both("urgent_r"), "≥ 99 %"],
+                ["urgent precision", _ratio(found, predicted), *both("urgent_p"), "≥ 90 %"],
+                ["priority accuracy (4 levels)", f"{scores.priority_accuracy():.1%}", "", "", ""],
+                ["triage CPU per ticket, batch of 500", f"{cpu:.3f} ms", "", "", "< 0.3 ms"],
             ],
         ),
+        "",
+        f"The last cross-validation scores only the examples of the five writers the corpus began "
+        f"with (`{FIRST_WRITERS}*.jsonl`, {len(first)} examples); the {len(later)} examples added "
+        "later by others are in every fold's training set and never scored. It tells how the "
+        "model does on text written apart from the additions, as on a hidden test set (a little "
+        "kindly: the additions were written after reading these examples' mistakes, though never "
+        "copying their text).",
         "",
         "## Category, per category (held-out split, all languages)",
         "",

@@ -39,8 +39,9 @@ class Rule:
 
 def _blocks(s: Situation) -> bool:
     """The problem keeps the learner from the class or exam; a question about information or
-    prevention blocks nothing, whatever the model thinks."""
-    return s.blocks and s.said is not Priority.LOW
+    prevention blocks nothing, whatever the model thinks, and neither does a request for study
+    advice ("exam in an hour, any last tips?"): the learner can attend without the answer."""
+    return s.blocks and s.said is not Priority.LOW and s.category is not Category.LEARNING_GUIDANCE
 
 
 # In order; the first exact rule that applies ends the table, floors accumulate.
@@ -160,7 +161,9 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], float]], ...] =
         lambda m: _number(m[1]) * {"分": 1, "天": 1440}.get(m[2][0], 60),
     ),
     (
-        re.compile(r"(还有|不到)\s*" + _COUNT_ZH + r"\s*(分钟|个?小时|天)"),
+        re.compile(
+            r"(还有|不到)\s*(?:约|大约|大概|差不多)?\s*" + _COUNT_ZH + r"\s*(分钟|个?小时|天)"
+        ),
         lambda m: _number(m[2]) * {"分": 1, "天": 1440}.get(m[3][0], 60),
     ),
     (re.compile(r"(?<![个一二两三四五六七八九十\d])半个?(小时|钟)"), lambda m: 30),
