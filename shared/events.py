@@ -415,6 +415,7 @@ class TicketRouted(EventData, frozen=True, kw_only=True):
     confidence: Annotated[float, Meta(ge=0, le=1)] | None = None
     needs_review: bool = False
     reason: str | None = None  # triage's one-line why
+    collaborators: tuple[str, ...] = ()  # other teams the ticket needs too (R3.3)
 
 
 class TicketAssigned(EventData, frozen=True, kw_only=True):

@@ -166,6 +166,7 @@ async def apply_routed(conn: asyncpg.Connection, items: Sequence[TicketRouted]) 
             t.confidence,
             t.reason,
             t.needs_review,
+            "\x1f".join(t.collaborators),
         )
         for t in last_per_key(items, lambda t: t.ticket_id)
     ]
@@ -178,21 +179,27 @@ async def apply_routed(conn: asyncpg.Connection, items: Sequence[TicketRouted]) 
                 resolution_due_at = r.resolution_due_at,
                 status = CASE WHEN r.agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
                 assignee_id = r.agent_id, triage_confidence = r.confidence,
-                triage_reason = r.reason, needs_review = r.needs_review, updated_at = now()
+                triage_reason = r.reason, needs_review = r.needs_review,
+                collaborators = coalesce(string_to_array(nullif(r.collaborators, ''), chr(31)), '{}'),
+                updated_at = now()
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                        $6::timestamptz[], $7::text[], $8::real[], $9::text[], $10::bool[])
+                        $6::timestamptz[], $7::text[], $8::real[], $9::text[], $10::bool[],
+                        $11::text[])
                 AS r(ticket_id, category, priority, team, first_response_due_at,
-                     resolution_due_at, agent_id, confidence, reason, needs_review)
+                     resolution_due_at, agent_id, confidence, reason, needs_review,
+                     collaborators)
             WHERE t.ticket_id = r.ticket_id AND t.status = 'new'
             RETURNING t.ticket_id, r.category, r.priority, r.team, r.agent_id, r.confidence,
-                      r.reason, r.needs_review
+                      r.reason, r.needs_review, t.collaborators
         )
         INSERT INTO history (ticket_id, kind, actor, detail)
         SELECT ticket_id, h.kind, 'routing', h.detail
         FROM routed, LATERAL (VALUES
             (1, 'triaged', jsonb_strip_nulls(jsonb_build_object(
                 'category', category, 'priority', priority, 'confidence', confidence,
-                'reason', reason, 'needs_review', CASE WHEN needs_review THEN true END))),
+                'reason', reason, 'needs_review', CASE WHEN needs_review THEN true END,
+                'collaborators', CASE WHEN cardinality(collaborators) > 0
+                                      THEN to_jsonb(collaborators) END))),
             (2, CASE WHEN agent_id IS NULL THEN 'queued' ELSE 'assigned' END,
                 CASE WHEN agent_id IS NULL THEN jsonb_build_object('team', team)
                      ELSE jsonb_build_object('agent_id', agent_id) END)

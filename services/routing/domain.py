@@ -43,6 +43,9 @@ class Triage:
     matched: tuple[str, ...]  # the text's time phrase the priority rules used, if any
     confidence: float  # the category model's top probability, 0..1
     reason: str  # one line: the category's probability and the priority rule
+    # Other teams the ticket needs too (R3.3): a second category's team, when the model gives
+    # that category nearly as much weight.
+    collaborators: tuple[str, ...] = ()
 
 
 def due_times(

@@ -75,6 +75,7 @@ class NewTicket:
     confidence: float
     needs_review: bool
     reason: str
+    collaborators: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,7 @@ def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
             confidence=round(route.new.confidence, 4),
             needs_review=route.new.needs_review,
             reason=route.new.reason,
+            collaborators=route.new.collaborators,
         )
     elif agent_id is None:
         data = TicketQueued(
@@ -382,6 +384,7 @@ class Router:
                 confidence=result.confidence,
                 needs_review=result.confidence < s.review_below,
                 reason=result.reason,
+                collaborators=result.collaborators,
             )
             routes.append(
                 Route(

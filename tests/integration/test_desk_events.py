@@ -366,7 +366,11 @@ async def test_a_ticket_triage_was_unsure_of_is_flagged_for_review(
     ticket_id = s.data.ticket_id
     await deliver(s)
     unsure = msgspec.structs.replace(
-        routed(ticket_id, "ana").data, confidence=0.41, needs_review=True, reason="退款 or 投诉?"
+        routed(ticket_id, "ana").data,
+        confidence=0.41,
+        needs_review=True,
+        reason="退款 or 投诉?",
+        collaborators=("finance",),
     )
     await deliver(new_event(unsure, producer="routing"))
 
@@ -382,3 +386,6 @@ async def test_a_ticket_triage_was_unsure_of_is_flagged_for_review(
         )
     assert ticket_id in {r["ticket_id"] for r in flagged}
     assert all(r["needs_review"] for r in flagged)
+    assert t["collaborators"] == ["finance"]
+    [triaged] = [d for k, d in await history(desk_pool, ticket_id) if k == "triaged"]
+    assert triaged["collaborators"] == ["finance"] and triaged["needs_review"] is True

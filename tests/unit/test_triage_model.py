@@ -215,3 +215,16 @@ def test_routing_trains_the_missing_artifact_once_then_loads_it(
 def test_training_without_a_corpus_is_an_error_naming_the_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         build(TriageSettings(corpus_dir=tmp_path, artifact_dir=tmp_path / "a"))
+
+
+def test_a_second_category_nearly_as_likely_brings_its_team_in() -> None:
+    from services.routing.triage import collaborators
+    from services.routing.triage.model import Prediction
+    from shared.events import Category, Priority
+
+    def prediction(second: Category, second_p: float) -> Prediction:
+        return Prediction(Category.COMPLAINT, 0.5, Priority.HIGH, 0.0, 0.0, second, second_p)
+
+    assert collaborators(prediction(Category.PAYMENT_REFUND, 0.4)) == ("finance",)
+    assert collaborators(prediction(Category.PAYMENT_REFUND, 0.1)) == ()
+    assert collaborators(prediction(Category.COMPLAINT, 0.4)) == ()  # its own team

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from services.routing.domain import TEAM_OF, Triage
 from services.routing.triage import priority
-from services.routing.triage.model import Models, Sample, normal
+from services.routing.triage.model import Models, Prediction, Sample, normal
 from shared.events import LearnerContext
 
 # The text model calls a ticket urgent from this probability on, and the blocking model lets a
@@ -19,6 +19,9 @@ from shared.events import LearnerContext
 # false alarm. Chosen by 5-fold cross-validation on the corpus (docs/triage-evaluation.md).
 URGENT_AT = 0.35
 BLOCKS_AT = 0.4
+# A second category at least this probable, handled by another team, makes that team a
+# collaborator (a ticket that needs several departments, R3.3).
+ALSO_AT = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,15 @@ class Triager:
                     matched=(phrase,) if phrase else (),
                     confidence=round(p.confidence, 4),
                     reason=f"{p.category} at {p.confidence:.0%}; {level}: {rule}",
+                    collaborators=collaborators(p),
                 )
             )
         return out
+
+
+def collaborators(p: Prediction) -> tuple[str, ...]:
+    """The other team a ticket needs, when its second category is nearly as likely."""
+    other = TEAM_OF[p.second]
+    if p.second_p >= ALSO_AT and other != TEAM_OF[p.category]:
+        return (other,)
+    return ()

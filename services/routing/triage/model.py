@@ -86,6 +86,8 @@ class Prediction:
     said: Priority  # what the text alone says of the priority
     urgent_p: float  # the text model's probability of urgent
     blocks_p: float  # the probability that the problem keeps the learner from a class or exam
+    second: Category  # the next most probable category
+    second_p: float
 
 
 class Models:
@@ -141,8 +143,18 @@ class Models:
         u = levels.index(Priority.URGENT) if Priority.URGENT in levels else None
         out = []
         for cp, up, bp in zip(cat_p, urg_p, blk_p, strict=True):
-            best = int(np.argmax(cp))
+            second, best = (int(i) for i in np.argsort(cp)[-2:])
             urgent_p = float(up[u]) if u is not None else 0.0
             said = Priority.URGENT if urgent_p >= urgent_at else levels[int(np.argmax(up))]
-            out.append(Prediction(cats[best], float(cp[best]), said, urgent_p, float(bp)))
+            out.append(
+                Prediction(
+                    cats[best],
+                    float(cp[best]),
+                    said,
+                    urgent_p,
+                    float(bp),
+                    cats[second],
+                    float(cp[second]),
+                )
+            )
         return out
