@@ -3,10 +3,11 @@ itself is services.routing.triage)."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from shared.agents import Role
+from shared.business_hours import Calendar, due_at
 from shared.events import Category, Priority
 
 T = TypeVar("T")
@@ -54,11 +55,14 @@ def due_times(
     *,
     first_response_minutes: Mapping[str, float],
     resolution_minutes: Mapping[str, float],
+    calendar: Calendar,
 ) -> tuple[datetime, datetime]:
-    """First-response and resolution deadlines from the per-priority targets (R5.1)."""
+    """First-response and resolution deadlines from the per-priority targets (R5.1), counted
+    in the team's business hours as the SLA clocks count them, so what the learner is
+    promised is what is enforced."""
     return (
-        start + timedelta(minutes=first_response_minutes[priority]),
-        start + timedelta(minutes=resolution_minutes[priority]),
+        due_at(start, first_response_minutes[priority], calendar),
+        due_at(start, resolution_minutes[priority], calendar),
     )
 
 

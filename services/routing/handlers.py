@@ -32,6 +32,7 @@ from services.routing.skills import (
     parse_schedule,
     weight_milli,
 )
+from services.routing.sla_rules import Hours
 from services.routing.triage import Ticket, Triager
 from services.routing.triage.store import load_or_train
 from shared.agents import AGENT_ID_PATTERN, Role, bearer_auth, load_agents
@@ -172,6 +173,7 @@ class Router:
         self._ctx = ctx
         self._settings = ctx.settings
         self.roster = Roster()
+        self.hours = Hours.of(ctx.settings.sla_calendars)
         self.weights: dict[str, float] = {}
         self._schedules: dict[str, tuple[object, Schedule | None]] = {}
         self._load: LiveLoad | None = None
@@ -374,6 +376,7 @@ class Router:
                 t.created_at,
                 first_response_minutes=s.first_response_minutes,
                 resolution_minutes=s.resolution_minutes,
+                calendar=self.hours.calendar(result.priority, result.team),
             )
             new = NewTicket(
                 t.channel,

@@ -23,10 +23,10 @@ from services.routing import sla_repo
 from services.routing.settings import RoutingSettings
 from services.routing.sla_rules import (
     Clock,
+    Hours,
     Policy,
     Threshold,
     at_risk,
-    calendar_for,
     due,
     fire_times,
     pause,
@@ -38,7 +38,7 @@ from services.routing.sla_rules import (
 )
 from shared import outbox
 from shared.agents import Role, load_agents
-from shared.business_hours import Calendar, always, parse_calendar
+from shared.business_hours import Calendar
 from shared.errors import is_transient
 from shared.events import (
     Category,
@@ -91,10 +91,7 @@ class SlaClocks:
         s = ctx.settings
         self._ctx = ctx
         self._settings = s
-        self.calendars: dict[str, Calendar] = {
-            team: parse_calendar(spec) for team, spec in s.sla_calendars.items()
-        }
-        self.around_the_clock = always(self.calendars["default"].tz.key)
+        self.hours = Hours.of(s.sla_calendars)
         self.policy = Policy(warn_share=s.sla_warn_share, management_share=s.sla_management_share)
         self.minutes: dict[SlaTarget, Mapping[str, float]] = {
             SlaTarget.FIRST_RESPONSE: s.first_response_minutes,
@@ -105,7 +102,7 @@ class SlaClocks:
     # ---- clock arithmetic on stored rows ------------------------------------------------
 
     def calendar(self, priority: str, team: str) -> Calendar:
-        return calendar_for(Priority(priority), team, self.calendars, self.around_the_clock)
+        return self.hours.calendar(Priority(priority), team)
 
     def timers(
         self, ticket_id: UUID, target: str, cycle: int, clock: Clock, facts: Any

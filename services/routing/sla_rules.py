@@ -8,8 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from shared.business_hours import Calendar, due_at, elapsed_business_minutes
+from shared.business_hours import (
+    Calendar,
+    always,
+    due_at,
+    elapsed_business_minutes,
+    parse_calendar,
+)
 from shared.events import Category, Priority
 
 
@@ -50,6 +57,23 @@ def calendar_for(
     if priority is Priority.URGENT:
         return around_the_clock
     return calendars.get(team) or calendars["default"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hours:
+    """Every team's business hours, as the settings give them (a bad calendar raises
+    CalendarError naming it, so routing does not start with it)."""
+
+    calendars: Mapping[str, Calendar]
+    around_the_clock: Calendar
+
+    @classmethod
+    def of(cls, specs: Mapping[str, Any]) -> "Hours":
+        calendars = {team: parse_calendar(spec) for team, spec in specs.items()}
+        return cls(calendars, always(calendars["default"].tz.key))
+
+    def calendar(self, priority: Priority, team: str) -> Calendar:
+        return calendar_for(priority, team, self.calendars, self.around_the_clock)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,12 @@
 test_routing_skills; triage: test_triage*)."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.routing.domain import due_times
+from shared.business_hours import always, parse_calendar
 from shared.events import Priority
 
 # ---- due_times ----------------------------------------------------------------------------
@@ -28,7 +30,29 @@ def test_due_times_add_the_targets_of_the_priority_to_the_start(
     priority: Priority, first_response: timedelta, resolution: timedelta
 ) -> None:
     due = due_times(
-        priority, START, first_response_minutes=FIRST_RESPONSE, resolution_minutes=RESOLUTION
+        priority,
+        START,
+        first_response_minutes=FIRST_RESPONSE,
+        resolution_minutes=RESOLUTION,
+        calendar=always(),
     )
 
     assert due == (START + first_response, START + resolution)
+
+
+def test_due_times_count_only_the_teams_business_hours() -> None:
+    office = parse_calendar(
+        {"timezone": "Asia/Shanghai", "week": {d: ["09:00-18:00"] for d in ("mon", "tue")}}
+    )
+    friday_evening = datetime(2026, 11, 27, 17, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+    first, _ = due_times(
+        Priority.HIGH,
+        friday_evening,
+        first_response_minutes=FIRST_RESPONSE,
+        resolution_minutes=RESOLUTION,
+        calendar=office,
+    )
+
+    # 60 minutes, but Friday is closed in this calendar: Monday 09:00 + 60 minutes
+    assert first == datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
