@@ -138,8 +138,15 @@ async def test_a_resolved_ticket_is_reopened_by_a_wechat_message(platform: Platf
         later = await asyncio.to_thread(wechat_push, platform, openid=openid, text="还是打不开")
         assert number[0] in later  # the follow-up is answered with the same ticket's number
 
+        # reopened, then placed again at once: the history shows it, whatever the status now
         reopened = await eventually(
-            lambda: _when(ticket(client, platform, number[0]), lambda t: t["status"] == "reopened"),
+            lambda: _when(
+                ticket(client, platform, number[0]),
+                lambda t: any(
+                    h["kind"] == "reopened" and h["detail"] == {"reason": "learner_message"}
+                    for h in t["history"]
+                ),
+            ),
             timeout=60,
         )
         assert reopened["ticket_id"] == placed["ticket_id"]
