@@ -224,9 +224,8 @@ async def _decide(
         since = now() - timedelta(seconds=settings.duplicate_window_seconds)
         earlier = await repo.recent_with_content(conn, key, since)
         if earlier is not None:
-            detail = {"channel": t.channel, "submission": str(t.ticket_id)}
-            await repo.add_history(
-                conn, [(earlier["ticket_id"], "also_received", "learner", detail)]
+            await repo.note_also_received(
+                conn, earlier["ticket_id"], submission=t.ticket_id, channel=t.channel
             )
             return
     await _create(

@@ -584,6 +584,27 @@ async def recent_with_content(
     )
 
 
+async def note_also_received(
+    conn: asyncpg.Connection, ticket_id: UUID, *, submission: UUID, channel: str
+) -> None:
+    """The ticket's history notes the same text received again on `channel`, once per
+    submission however often it is delivered."""
+    await conn.execute(
+        """
+        INSERT INTO history (ticket_id, kind, actor, detail)
+        SELECT $1, 'also_received', 'learner',
+               jsonb_build_object('channel', $3::text, 'submission', $2::text)
+        WHERE NOT EXISTS (
+            SELECT FROM history WHERE ticket_id = $1 AND kind = 'also_received'
+                AND detail->>'submission' = $2::text
+        )
+        """,
+        ticket_id,
+        str(submission),
+        channel,
+    )
+
+
 async def insert_message(
     conn: asyncpg.Connection,
     *,

@@ -247,6 +247,7 @@ async def test_the_same_text_on_two_channels_is_one_ticket(
 
     await deliver(by_mail)
     await deliver(by_form)
+    await deliver(by_form)  # redelivered: noted once
 
     assert await repo.get_ticket(desk_pool, by_form.data.ticket_id) is None
     rows = await desk_pool.fetch(
