@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: generated into provisioned JSON, checked against Prometheus."""
