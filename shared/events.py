@@ -606,6 +606,68 @@ class SlaAtRisk(EventData, frozen=True, kw_only=True):
     raised_at: datetime
 
 
+# ---- careloop.knowledge.v1 ----------------------------------------------------------------
+
+
+class SuggestedArticle(_Struct, frozen=True, kw_only=True):
+    """A published article offered for a ticket: its learner-facing page and how well it fits
+    (text match weighed by category and the learners' helpful / not helpful votes)."""
+
+    article_id: UUID
+    title: Annotated[str, Meta(max_length=200)]
+    url: Annotated[str, Meta(max_length=2000)]
+    score: Annotated[float, Meta(ge=0)]
+
+
+class ArticlesSuggested(EventData, frozen=True, kw_only=True):
+    """The articles that may answer a new ticket, best first, so that the confirmation and the
+    learner portal can offer them without asking knowledge. Sent for every `ticket.created`,
+    with no articles when none fits (a consumer waiting for it knows it is not coming)."""
+
+    TYPE = "articles.suggested"
+    TOPIC = topics.KNOWLEDGE
+
+    ticket_id: UUID
+    language: Annotated[str, Meta(pattern="^(zh|en)$")]
+    articles: tuple[SuggestedArticle, ...] = ()
+    suggested_at: datetime
+
+
+class ArticlePublished(EventData, frozen=True, kw_only=True):
+    """An article's version is live for learners: first published, or edited while published.
+
+    Article events are about an article, not a ticket: their Kafka key is the article's id,
+    and `ticket_id` is the ticket whose reply the article was written from, when it was.
+    """
+
+    TYPE = "article.published"
+    TOPIC = topics.KNOWLEDGE
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    article_id: UUID
+    version: Annotated[int, Meta(ge=1)]
+    language: Annotated[str, Meta(pattern="^(zh|en)$")]
+    category: Category
+    tags: tuple[str, ...] = ()
+    title: Annotated[str, Meta(max_length=200)]
+    url: Annotated[str, Meta(max_length=2000)]
+    by: str  # the editor who published it
+    published_at: datetime
+
+
+class ArticleArchived(EventData, frozen=True, kw_only=True):
+    """An article is no longer offered or shown to learners (its page says so)."""
+
+    TYPE = "article.archived"
+    TOPIC = topics.KNOWLEDGE
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    article_id: UUID
+    version: Annotated[int, Meta(ge=1)]
+    by: str
+    archived_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -633,6 +695,10 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         SlaWarning,
         SlaBreached,
         SlaAtRisk,
+        # ---- knowledge ----
+        ArticlesSuggested,
+        ArticlePublished,
+        ArticleArchived,
     )
 }
 

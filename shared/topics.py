@@ -8,8 +8,9 @@ ROUTING = "careloop.routing.v1"
 NOTIFY = "careloop.notify.v1"
 SURVEY = "careloop.survey.v1"
 ALERTS = "careloop.alerts.v1"
+KNOWLEDGE = "careloop.knowledge.v1"
 
-ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS)
+ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS, KNOWLEDGE)
 
 
 def dlq(topic: str) -> str:

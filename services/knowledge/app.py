@@ -1,0 +1,31 @@
+"""knowledge's wiring: the ticket consumer, the articles API, the learners' article page."""
+
+from fastapi import FastAPI
+
+from services.knowledge import api, handlers, pages, repo
+from services.knowledge.settings import KnowledgeSettings
+from shared import http, topics
+from shared.agents import load_agents
+from shared.service import Context, build_app, consume, new_context
+
+
+def create_app(settings: KnowledgeSettings) -> FastAPI:
+    ctx = new_context("knowledge", settings)
+    knowledge = handlers.Knowledge(ctx)
+    consume(
+        ctx,
+        topic_names=[topics.TICKETS],
+        handlers=knowledge.handlers(),
+        idempotent=handlers.IDEMPOTENT,
+    )
+
+    async def start(ctx: Context[KnowledgeSettings]) -> None:
+        async with ctx.pool.acquire() as conn:
+            await repo.upsert_agents(conn, load_agents(settings).agents)
+        await knowledge.start(ctx)
+
+    app = build_app(ctx, on_start=start, title="careloop knowledge")
+    app.include_router(api.http_routes(ctx, knowledge))
+    app.include_router(pages.page_routes(ctx, knowledge))
+    http.install(app, max_body_bytes=settings.http_max_body_bytes)
+    return app

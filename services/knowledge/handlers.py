@@ -1,0 +1,369 @@
+"""knowledge's use cases: writing articles (each change a version, published ones announced),
+suggesting them for a ticket's text, counting learners' votes, and the ticket events it follows.
+"""
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+import jieba
+import msgspec
+import structlog
+from prometheus_client import Counter
+from uuid6 import uuid7
+
+from services.knowledge import repo
+from services.knowledge.domain import (
+    ArticleEdit,
+    ArticleIn,
+    Candidate,
+    Language,
+    NotFound,
+    Ranked,
+    Status,
+    check_archivable,
+    check_editable,
+    check_publishable,
+    check_version,
+    query,
+    rank,
+    ticket_text,
+)
+from services.knowledge.settings import KnowledgeSettings
+from shared import outbox
+from shared.agents import Role
+from shared.events import (
+    ArticleArchived,
+    ArticlePublished,
+    ArticlesSuggested,
+    Category,
+    Envelope,
+    EventData,
+    SuggestedArticle,
+    TicketCreated,
+    TicketResolved,
+    new_event,
+    now,
+)
+from shared.inbox import AfterCommit, Handler
+from shared.service import Context
+
+log = structlog.get_logger(__name__)
+PRODUCER = "knowledge"
+SELF_SERVED = "self_served"
+# How many matches per ticket the search hands to the ranking, which keeps the best few.
+CANDIDATES = 20
+
+E = TypeVar("E", bound=EventData)
+
+OFFERS = Counter(
+    "careloop_knowledge_self_service_offers_total",
+    "New tickets for which articles were offered to the learner, by channel.",
+    ["channel"],
+)
+DEFLECTIONS = Counter(
+    "careloop_knowledge_deflections_total",
+    "Tickets the learner closed as solved by an offered article (resolution_code self_served).",
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, by bearer token: agents read, supervisors and admins edit."""
+
+    agent_id: str
+    name: str
+    role: Role
+
+    @property
+    def editor(self) -> bool:
+        return self.role in (Role.SUPERVISOR, Role.ADMIN)
+
+
+def may_read(row: asyncpg.Record, caller: Caller) -> bool:
+    """Editors read everything; agents read what is published, and the drafts they own."""
+    return (
+        caller.editor
+        or row["status"] == Status.PUBLISHED
+        or (row["status"] == Status.DRAFT and row["owner_id"] == caller.agent_id)
+    )
+
+
+def keyed_by_article(data: E, article_id: UUID) -> Envelope[E]:
+    """An article event, keyed by its article: an article's events stay in order."""
+    return msgspec.structs.replace(new_event(data, producer=PRODUCER), key=str(article_id))
+
+
+def published_event(
+    row: asyncpg.Record, *, by: str, settings: KnowledgeSettings
+) -> Envelope[ArticlePublished]:
+    """`article.published` for the version in `row` (an article as repo returns it)."""
+    published = ArticlePublished(
+        ticket_id=row["source_ticket_id"],
+        article_id=row["article_id"],
+        version=row["version"],
+        language=row["language"],
+        category=Category(row["category"]),
+        tags=tuple(row["tags"]),
+        title=row["title"],
+        url=settings.article_url(row["article_id"], row["language"]),
+        by=by,
+        published_at=row["updated_at"],
+    )
+    return keyed_by_article(published, row["article_id"])
+
+
+class Knowledge:
+    def __init__(self, ctx: Context[KnowledgeSettings]) -> None:
+        self._ctx = ctx
+        self._s = ctx.settings
+
+    async def start(self, ctx: Context[KnowledgeSettings]) -> None:
+        """jieba loads its dictionary (about a second) before the first request needs it."""
+        await asyncio.to_thread(jieba.initialize)
+
+    # ---- articles ----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        article: ArticleIn,
+        *,
+        by: Caller,
+        source_ticket_id: UUID | None = None,
+        change: str = "created",
+    ) -> asyncpg.Record:
+        """A draft, owned by whoever wrote it; publishing it is an editor's step."""
+        async with self._ctx.pool.acquire() as conn:
+            row = await repo.create(
+                conn,
+                article_id=uuid7(),
+                article=article,
+                status=Status.DRAFT,
+                owner_id=by.agent_id,
+                source_ticket_id=source_ticket_id,
+                change=change,
+            )
+        assert row is not None  # a new uuid7 exists nowhere yet
+        return row
+
+    async def read(self, article_id: UUID, caller: Caller) -> asyncpg.Record:
+        async with self._ctx.pool.acquire() as conn:
+            row = await repo.get(conn, article_id)
+        if row is None or not may_read(row, caller):
+            raise NotFound(f"no article {article_id}")
+        return row
+
+    async def history(self, article_id: UUID, caller: Caller) -> list[asyncpg.Record]:
+        await self.read(article_id, caller)
+        async with self._ctx.pool.acquire() as conn:
+            return await repo.versions(conn, article_id)
+
+    async def edit(self, article_id: UUID, edit: ArticleEdit, *, by: Caller) -> asyncpg.Record:
+        """A new version from the one the editor read; a published article stays live, with
+        its new version announced."""
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            current = await self._locked(conn, article_id)
+            check_version(current["version"], edit.version)
+            check_editable(Status(current["status"]))
+            row = await repo.edit(conn, article_id=article_id, article=edit, by=by.agent_id)
+            if row["status"] == Status.PUBLISHED:
+                await outbox.add(conn, [published_event(row, by=by.agent_id, settings=self._s)])
+        return row
+
+    async def publish(self, article_id: UUID, version: int, *, by: Caller) -> asyncpg.Record:
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            current = await self._locked(conn, article_id)
+            check_version(current["version"], version)
+            check_publishable(Status(current["status"]))
+            row = await repo.set_status(
+                conn, article_id=article_id, status=Status.PUBLISHED, by=by.agent_id
+            )
+            await outbox.add(conn, [published_event(row, by=by.agent_id, settings=self._s)])
+        return row
+
+    async def archive(self, article_id: UUID, version: int, *, by: Caller) -> asyncpg.Record:
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            current = await self._locked(conn, article_id)
+            check_version(current["version"], version)
+            check_archivable(Status(current["status"]))
+            row = await repo.set_status(
+                conn, article_id=article_id, status=Status.ARCHIVED, by=by.agent_id
+            )
+            archived = ArticleArchived(
+                article_id=article_id,
+                version=row["version"],
+                by=by.agent_id,
+                archived_at=row["updated_at"],
+            )
+            await outbox.add(conn, [keyed_by_article(archived, article_id)])
+        return row
+
+    async def _locked(self, conn: asyncpg.Connection, article_id: UUID) -> asyncpg.Record:
+        row = await repo.lock(conn, article_id)
+        if row is None:
+            raise NotFound(f"no article {article_id}")
+        return row
+
+    async def search(
+        self,
+        *,
+        text: str | None,
+        caller: Caller,
+        status: Status | None,
+        language: Language | None,
+        category: str | None,
+        tag: str | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        """Agents find published articles (and their own drafts); editors any status."""
+        if caller.editor:
+            statuses, own_drafts = ([status] if status else list(Status)), False
+        else:
+            statuses = [Status.PUBLISHED] if status in (None, Status.PUBLISHED) else []
+            own_drafts = status in (None, Status.DRAFT)
+        async with self._ctx.pool.acquire() as conn:
+            return await repo.search(
+                conn,
+                tsquery=query(text) if text else None,
+                statuses=statuses,
+                owner_id=caller.agent_id if own_drafts else None,
+                language=language,
+                category=category,
+                tag=tag,
+                limit=limit,
+            )
+
+    # ---- suggestions -------------------------------------------------------------------------
+
+    async def suggest(
+        self,
+        conn: asyncpg.Connection,
+        wanted: list[tuple[str, Language, str, str | None]],
+        *,
+        limit: int,
+    ) -> dict[str, list[Ranked]]:
+        """For each (key, language, text, category), the best published articles in that
+        language, ranked by text, category and learners' votes."""
+        queries = [(key, lang, q) for key, lang, text, _ in wanted if (q := query(text))]
+        found: dict[str, list[Candidate]] = defaultdict(list)
+        if queries:
+            for r in await repo.candidates(conn, queries, per_query=CANDIDATES):
+                found[r["key"]].append(
+                    Candidate(
+                        article_id=r["article_id"],
+                        title=r["title"],
+                        category=r["category"],
+                        text_rank=r["text_rank"],
+                        helpful=r["helpful"],
+                        not_helpful=r["not_helpful"],
+                    )
+                )
+        return {
+            key: rank(found[key], category=category, limit=limit, min_score=self._s.min_score)
+            for key, _, _, category in wanted
+        }
+
+    async def suggestions(
+        self, *, text: str, language: Language, category: str | None, limit: int
+    ) -> list[SuggestedArticle]:
+        async with self._ctx.pool.acquire() as conn:
+            ranked = await self.suggest(conn, [("", language, text, category)], limit=limit)
+        return [self._suggested(r, language) for r in ranked[""]]
+
+    def _suggested(self, r: Ranked, language: str) -> SuggestedArticle:
+        return SuggestedArticle(
+            article_id=r.article_id,
+            title=r.title,
+            url=self._s.article_url(r.article_id, language),
+            score=r.score,
+        )
+
+    async def on_created(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """Every new ticket gets `articles.suggested`, once (a redelivery finds its offer)."""
+        tickets: dict[UUID, tuple[Envelope[Any], Language]] = {}
+        for e in events:
+            created: TicketCreated = e.data
+            tickets[created.ticket_id] = (e, "zh" if created.language == "zh" else "en")
+        ranked = await self.suggest(
+            conn,
+            [
+                (str(t), lang, ticket_text(e.data.subject, e.data.description), None)
+                for t, (e, lang) in tickets.items()
+            ],
+            limit=self._s.suggestions,
+        )
+        offers = {
+            t: [self._suggested(r, lang) for r in ranked[str(t)]]
+            for t, (_, lang) in tickets.items()
+        }
+        new = await repo.record_offers(
+            conn,
+            [
+                {
+                    "ticket_id": str(t),
+                    "channel": e.data.channel.value,
+                    "language": lang,
+                    "article_ids": [str(a.article_id) for a in offers[t]],
+                }
+                for t, (e, lang) in tickets.items()
+            ],
+        )
+        at = now()
+        await outbox.add(
+            conn,
+            [
+                new_event(
+                    ArticlesSuggested(
+                        ticket_id=t,
+                        language=lang,
+                        articles=tuple(offers[t]),
+                        suggested_at=at,
+                    ),
+                    producer=PRODUCER,
+                    cause=e,
+                )
+                for t, (e, lang) in tickets.items()
+                if t in new
+            ],
+        )
+        channels = [e.data.channel.value for t, (e, _) in tickets.items() if t in new and offers[t]]
+
+        def count() -> None:
+            for channel in channels:
+                OFFERS.labels(channel).inc()
+
+        return count
+
+    async def on_resolved(self, _: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+        """A ticket the learner closed with "this solved it" is one deflected from an agent."""
+        resolved: list[TicketResolved] = [e.data for e in events]
+        # TicketResolved gains `resolution_code` with desk's self-service (issue 9); until
+        # then no resolution carries it.
+        deflected = sum(getattr(r, "resolution_code", None) == SELF_SERVED for r in resolved)
+
+        def count() -> None:
+            DEFLECTIONS.inc(deflected)
+
+        return count
+
+    def handlers(self) -> dict[str, Handler]:
+        return {TicketCreated.TYPE: self.on_created, TicketResolved.TYPE: self.on_resolved}
+
+    # ---- learners' votes ---------------------------------------------------------------------
+
+    async def vote(self, article_id: UUID, *, voter_sha256: str, helpful: bool) -> None:
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            row = await repo.lock(conn, article_id)
+            if row is None or row["status"] != Status.PUBLISHED:
+                raise NotFound(f"no published article {article_id}")
+            await repo.vote(conn, article_id=article_id, voter_sha256=voter_sha256, helpful=helpful)
+
+
+# Keyed by the ticket: a new ticket's offer is recorded once (repo.record_offers), so a
+# redelivered `ticket.created` needs no inbox row. Resolutions are counted, so claimed.
+IDEMPOTENT = frozenset({TicketCreated.TYPE})

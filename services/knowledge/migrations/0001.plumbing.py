@@ -1,0 +1,5 @@
+"""knowledge's schema, outbox and inbox."""
+
+from shared.plumbing import plumbing_steps
+
+steps = plumbing_steps("knowledge")
