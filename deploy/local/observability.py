@@ -39,9 +39,13 @@ def seconds(duration: str) -> float:
     return sum(int(n) * _SECONDS[u] for n, u in parts)
 
 
+PROCFILE = ROOT / "deploy" / "local" / "Procfile"
+
+
 def services() -> list[str]:
-    """Every careloop service: each folder of services/ that runs as `python -m`."""
-    return sorted(p.parent.name for p in (ROOT / "services").glob("*/__main__.py"))
+    """The careloop services the local run starts (`python -m services.<name>` in the
+    Procfile), so that Prometheus expects exactly those."""
+    return sorted(re.findall(r"^\w+: python -m services\.(\w+)$", PROCFILE.read_text(), re.M))
 
 
 def service_ports() -> dict[str, int]:
