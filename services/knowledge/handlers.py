@@ -3,6 +3,7 @@ suggesting them for a ticket's text, counting learners' votes, and the ticket ev
 """
 
 import asyncio
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -122,7 +123,9 @@ class Knowledge:
         self._s = ctx.settings
 
     async def start(self, ctx: Context[KnowledgeSettings]) -> None:
-        """jieba loads its dictionary (about a second) before the first request needs it."""
+        """jieba loads its dictionary (about a second) before the first request needs it, and
+        keeps its progress lines (plain text on stderr) to itself."""
+        jieba.setLogLevel(logging.WARNING)
         await asyncio.to_thread(jieba.initialize)
 
     # ---- articles ----------------------------------------------------------------------------

@@ -37,6 +37,12 @@ ArticleId = Annotated[UUID, Path(description="The article's id.")]
 PageLanguage = Annotated[
     Literal["zh", "en"] | None, Query(description="The page's language; else the article's")
 ]
+GONE: dict[int | str, dict[str, Any]] = {
+    410: {
+        "content": {"text/html": {"schema": {"type": "string"}}},
+        "description": "The article was archived: the page says it was withdrawn",
+    }
+}
 FORM_BODY = {
     "required": True,
     "content": {
@@ -114,7 +120,7 @@ def page_routes(ctx: Context[KnowledgeSettings], knowledge: Knowledge) -> APIRou
         "/kb/{article_id}",
         response_class=HTMLResponse,
         summary="An article, for learners (phones first; zh or en)",
-        responses={**pages(404, 410), **problems(422, 503)},
+        responses={**pages(404), **GONE, **problems(422, 503)},
     )
     async def article_page(
         article_id: ArticleId, request: Request, lang: PageLanguage = None
@@ -130,7 +136,8 @@ def page_routes(ctx: Context[KnowledgeSettings], knowledge: Knowledge) -> APIRou
         response_class=HTMLResponse,
         summary="The article page's form: was it helpful? (`helpful` yes or no)",
         responses={
-            **pages(400, 403, 404, 410, 415, 422),
+            **pages(400, 403, 404, 415, 422),
+            **GONE,
             **problems(413, 503),
         },
         openapi_extra={"requestBody": FORM_BODY},
