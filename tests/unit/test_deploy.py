@@ -306,3 +306,24 @@ def test_the_idempotent_producer_is_on_for_apache_kafka() -> None:
     assert config["CARELOOP_KAFKA_IDEMPOTENT"] == "true"
     for service in SERVICES:
         assert compose_env(service)["CARELOOP_KAFKA_IDEMPOTENT"] == "true"
+
+
+def test_the_grafana_stage_builds_the_dashboards_it_copies(tmp_path: Path) -> None:
+    """The Dockerfile's dashboards stage, run here: the generator takes its arguments and writes
+    what the grafana stage copies, with the provider pointing where the dashboards land."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (run,) = re.findall(r"^RUN python -m deploy\.grafana build (.*)$", dockerfile, re.M)
+    out, *options = run.split()
+    built = subprocess.run(
+        [sys.executable, "-m", "deploy.grafana", "build", str(tmp_path), *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    copies = dict(re.findall(rf"^COPY --from=dashboards {out}/(\S+) (\S+)$", dockerfile, re.M))
+    assert set(copies) == {"provisioning", "dashboards"}
+    assert list((tmp_path / "dashboards").glob("*.json"))
+    (provider_file,) = (tmp_path / "provisioning" / "dashboards").glob("*.yaml")
+    (provider,) = yaml.safe_load(provider_file.read_text())["providers"]
+    assert provider["options"]["path"] == copies["dashboards"]
