@@ -147,6 +147,8 @@ async def test_every_change_is_a_version_and_an_edit_from_an_old_one_is_refused(
     again = await knowledge.post(f"{path}/publish", json={"version": 3}, headers=SUE)
     assert again.status_code == 409
     assert (await knowledge.get(path, headers=ANA)).json()["title"] == "如何申请电子发票"
+    tagged = await knowledge.get("/v1/articles", params={"tag": "发票"}, headers=ANA)
+    assert [a["article_id"] for a in tagged.json()] == [created["article_id"]]
 
     history = (await knowledge.get(f"{path}/versions", headers=ANA)).json()
     assert [(v["version"], v["change"], v["edited_by"], v["title"]) for v in history] == [
