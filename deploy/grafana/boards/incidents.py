@@ -97,7 +97,7 @@ def incidents() -> Dashboard:
                         description="Complaints as a share of all tickets over the day before "
                         "each point. Read its trend: rising while volume is flat means "
                         "service got worse.",
-                        queries=[Query("careloop:complaint_rate:ratio_1d", "complaints")],
+                        queries=[Query("careloop:complaint_rate:ratio1d", "complaints")],
                         steps=[(None, GREEN), (0.05, AMBER), (0.1, RED)],
                     ),
                     graph(

@@ -14,15 +14,16 @@ from deploy.grafana.panels import (
 )
 
 CREATED = 'careloop_tickets_created_total{channel=~"$channel"}'
-OPEN = 'careloop_tickets_open{team=~"$team"}'
+# Every metrics replica reads the same tables into its gauges: `max` them, never `sum`.
+OPEN = 'max by (team, status) (careloop_tickets_open{team=~"$team"})'
 
 
 def overview() -> Dashboard:
     return board(
         uid="careloop-overview",
         title="careloop / Service overview",
-        description="Ticket volume by channel and category, the backlog, SLA attainment and "
-        "satisfaction: the page a service manager opens first.",
+        description="Ticket volume by channel and category, the backlog, SLA attainment, "
+        "resolution and satisfaction: the page a service manager opens first.",
         variables=[
             label_variable(
                 "channel",
@@ -49,24 +50,37 @@ def overview() -> Dashboard:
                         "number that only grows means intake outpaces the agents.",
                         query=Query(f"sum({OPEN})"),
                         steps=[(None, "blue")],
+                        span=4,
                     ),
                     single(
-                        "First-response SLA attainment",
+                        "First-response SLA",
                         unit="percentunit",
                         description="Share of first replies sent within their due time over "
-                        "the last day. Good: 95 % or more; below 90 % learners wait "
-                        "longer than they were promised.",
-                        query=Query("careloop:sla_first_response_attainment:ratio_1d"),
+                        "the last day. Good: 95 % or more; below 90 % learners wait longer "
+                        "than they were promised.",
+                        query=Query("careloop:first_response_sla_attainment:ratio1d"),
                         steps=[(None, RED), (0.9, AMBER), (0.95, GREEN)],
+                        span=4,
                     ),
                     single(
                         "Resolution rate",
                         unit="percentunit",
-                        description="Tickets resolved for every ticket created over the last "
-                        "day. The target moves from 80 % to 95 %; below 80 % the backlog "
-                        "is growing.",
-                        query=Query("careloop:resolution_rate:ratio_1d"),
+                        description="Tickets closed as solved for every ticket created over "
+                        "the last day. The target moves from 80 % to 95 %; below 80 % the "
+                        "backlog grows.",
+                        query=Query("careloop:resolution_rate:ratio1d"),
                         steps=[(None, RED), (0.8, AMBER), (0.95, GREEN)],
+                        span=4,
+                    ),
+                    single(
+                        "First-contact resolution",
+                        unit="percentunit",
+                        description="Closed tickets over the last day that were never "
+                        "reopened: solved by the first answer. Higher is better; a fall "
+                        "means answers that do not hold.",
+                        query=Query("careloop:first_contact_resolution:ratio1d"),
+                        steps=[(None, RED), (0.7, AMBER), (0.85, GREEN)],
+                        span=4,
                     ),
                     single(
                         "Satisfaction (CSAT)",
@@ -74,10 +88,20 @@ def overview() -> Dashboard:
                         description="Share of overall survey scores of 4 or 5 over the last "
                         "day. The target is above 90 %; below 80 % read the low-score "
                         "comments.",
-                        query=Query(
-                            'careloop:csat:ratio_1d{dimension="overall"}',
-                        ),
+                        query=Query('dimension:careloop_csat:ratio1d{dimension="overall"}'),
                         steps=[(None, RED), (0.8, AMBER), (0.9, GREEN)],
+                        span=4,
+                    ),
+                    single(
+                        "Self-service deflection",
+                        unit="percentunit",
+                        description="Learners offered knowledge articles who solved the "
+                        "problem themselves, over the last day (the knowledge service). At "
+                        "peak the aim is most requests answered this way; no data means "
+                        "the knowledge service is not running.",
+                        query=Query("careloop:deflection_rate:ratio1d"),
+                        steps=[(None, AMBER), (0.5, GREEN)],
+                        span=4,
                     ),
                 ],
             ),
@@ -133,17 +157,28 @@ def overview() -> Dashboard:
                         "Good: within the resolution target of its priority; a line that "
                         "only rises is a ticket everyone has forgotten.",
                         queries=[
-                            Query(
-                                'max by (team) (careloop_backlog_oldest_seconds{team=~"$team"})',
-                                "{{team}}",
-                            )
+                            Query('team:careloop_backlog_oldest:seconds{team=~"$team"}', "{{team}}")
                         ],
                     ),
                 ],
             ),
             (
-                "Satisfaction",
+                "Outcomes",
                 [
+                    graph(
+                        "Resolution, first contact and reopens",
+                        unit="percentunit",
+                        description="Over the day before each point: tickets closed per "
+                        "ticket created (resolution rate, target 95 %), closed tickets never "
+                        "reopened (first-contact resolution) and reopens per resolution "
+                        "(lower is better).",
+                        queries=[
+                            Query("careloop:resolution_rate:ratio1d", "resolution rate"),
+                            Query("careloop:first_contact_resolution:ratio1d", "first contact"),
+                            Query("careloop:reopen_rate:ratio1d", "reopen rate"),
+                        ],
+                        span=8,
+                    ),
                     graph(
                         "CSAT by dimension",
                         unit="percentunit",
@@ -151,8 +186,9 @@ def overview() -> Dashboard:
                         "each point, for the overall score and each dimension (speed, "
                         "ability, attitude). Good: above 90 %; the lowest dimension is "
                         "where to improve first.",
-                        queries=[Query("careloop:csat:ratio_1d", "{{dimension}}")],
+                        queries=[Query("dimension:careloop_csat:ratio1d", "{{dimension}}")],
                         steps=[(None, RED), (0.8, AMBER), (0.9, GREEN)],
+                        span=8,
                     ),
                     graph(
                         "Low scores",
@@ -167,6 +203,7 @@ def overview() -> Dashboard:
                                 "low scores",
                             )
                         ],
+                        span=8,
                     ),
                 ],
             ),

@@ -75,7 +75,7 @@ def pipeline() -> Dashboard:
                         "summed over partitions. Good: near 0 and falling after a burst; a "
                         "line that keeps rising is a consumer that stopped or cannot keep "
                         "up.",
-                        queries=[Query("sum by (group) (careloop_consumer_lag)", "{{group}}")],
+                        queries=[Query("group:careloop_consumer_lag:sum", "{{group}}")],
                         steps=[(None, GREEN), (1000, AMBER), (10000, RED)],
                     ),
                     graph(

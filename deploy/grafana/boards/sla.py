@@ -5,6 +5,9 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from deploy.grafana.panels import AMBER, GREEN, RED, Query, board, graph, single
 
 ATTAINMENT_STEPS = [(None, RED), (0.9, AMBER), (0.95, GREEN)]
+# Every metrics replica reads the same tables into its gauges: `max` them, never `sum`.
+FIRST_OVERDUE = "max by (priority) (careloop_tickets_first_response_overdue)"
+RESOLUTION_OVERDUE = "max by (priority) (careloop_tickets_resolution_overdue)"
 
 
 def quantiles(histogram: str) -> list[Query]:
@@ -35,7 +38,7 @@ def sla() -> Dashboard:
                         description="Share of first replies sent within their due time over "
                         "the last day. Good: 95 % or more; below 90 % learners wait longer "
                         "than they were promised.",
-                        query=Query("careloop:sla_first_response_attainment:ratio_1d"),
+                        query=Query("careloop:first_response_sla_attainment:ratio1d"),
                         steps=ATTAINMENT_STEPS,
                     ),
                     single(
@@ -44,7 +47,7 @@ def sla() -> Dashboard:
                         description="Share of tickets resolved within their resolution "
                         "target over the last day. Good: 95 % or more; below 90 % see which "
                         "priority falls behind below.",
-                        query=Query("careloop:sla_resolution_attainment:ratio_1d"),
+                        query=Query("careloop:resolution_sla_attainment:ratio1d"),
                         steps=ATTAINMENT_STEPS,
                     ),
                     single(
@@ -52,7 +55,7 @@ def sla() -> Dashboard:
                         unit="short",
                         description="Open tickets past their first-response due time with no "
                         "reply yet. Good: 0; any urgent one is a learner blocked right now.",
-                        query=Query("sum(careloop_tickets_first_response_overdue)"),
+                        query=Query(f"sum({FIRST_OVERDUE})"),
                         steps=[(None, GREEN), (1, AMBER), (10, RED)],
                     ),
                     single(
@@ -60,21 +63,18 @@ def sla() -> Dashboard:
                         unit="short",
                         description="Open tickets past their resolution due time. Good: 0; "
                         "a growing number means tickets are answered but not solved.",
-                        query=Query("sum(careloop_tickets_resolution_overdue)"),
+                        query=Query(f"sum({RESOLUTION_OVERDUE})"),
                         steps=[(None, GREEN), (1, AMBER), (10, RED)],
                     ),
                     graph(
                         "First-response SLA attainment by priority",
                         unit="percentunit",
                         description="Share of first replies within their due time, per "
-                        "priority, over the day before each point. Good: every line at 95 % "
+                        "priority, over the hour before each point. Good: every line at 95 % "
                         "or more; urgent below target first is the worst case.",
                         queries=[
                             Query(
-                                "1 - sum by (priority) "
-                                "(increase(careloop_sla_first_response_breaches_total[1d]))"
-                                " / sum by (priority) "
-                                "(increase(careloop_ticket_first_response_seconds_count[1d]))",
+                                "priority:careloop_first_response_sla_attainment:ratio1h",
                                 "{{priority}}",
                             )
                         ],
@@ -84,13 +84,10 @@ def sla() -> Dashboard:
                         "Resolution SLA attainment by priority",
                         unit="percentunit",
                         description="Share of resolutions within their target, per priority, "
-                        "over the day before each point. Good: 95 % or more.",
+                        "over the hour before each point. Good: 95 % or more.",
                         queries=[
                             Query(
-                                "1 - sum by (priority) "
-                                "(increase(careloop_sla_resolution_breaches_total[1d]))"
-                                " / sum by (priority) "
-                                "(increase(careloop_ticket_resolution_seconds_count[1d]))",
+                                "priority:careloop_resolution_sla_attainment:ratio1h",
                                 "{{priority}}",
                             )
                         ],
@@ -130,11 +127,11 @@ def sla() -> Dashboard:
                         "that cannot keep up.",
                         queries=[
                             Query(
-                                "sum by (priority) (careloop_tickets_first_response_overdue)",
+                                FIRST_OVERDUE,
                                 "first response {{priority}}",
                             ),
                             Query(
-                                "sum by (priority) (careloop_tickets_resolution_overdue)",
+                                RESOLUTION_OVERDUE,
                                 "resolution {{priority}}",
                             ),
                         ],

@@ -4,8 +4,9 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from deploy.grafana.panels import GREEN, RED, Query, board, graph, label_variable, listing, single
 
-QUEUE = 'careloop_routing_queue_depth{team=~"$team"}'
-ONLINE = 'careloop_routing_agents_online{team=~"$team"}'
+# Every routing replica reads the same tables into these gauges: `max` them, never `sum`.
+QUEUE = 'max by (team, priority) (careloop_routing_queue_depth{team=~"$team"})'
+ONLINE = 'max by (team) (careloop_routing_agents_online{team=~"$team"})'
 
 
 def teams() -> Dashboard:
@@ -59,8 +60,8 @@ def teams() -> Dashboard:
                         description="Teams with tickets waiting and no agent online to take "
                         "them: those tickets will breach. Good: 0.",
                         query=Query(
-                            f"count((sum by (team) ({QUEUE}) > 0) "
-                            f"and on (team) (sum by (team) ({ONLINE}) == 0)) or vector(0)"
+                            f"count((sum by (team) ({QUEUE}) > 0) and on (team) ({ONLINE} == 0))"
+                            " or vector(0)"
                         ),
                         steps=[(None, GREEN), (1, RED)],
                     ),
@@ -69,9 +70,7 @@ def teams() -> Dashboard:
                         unit="short",
                         description="Tickets waiting in each team's queue by priority. Good: "
                         "near 0; urgent tickets waiting at all deserve a look.",
-                        queries=[
-                            Query(f"sum by (team, priority) ({QUEUE})", "{{team}} {{priority}}")
-                        ],
+                        queries=[Query(QUEUE, "{{team}} {{priority}}")],
                         stacked=True,
                     ),
                     graph(
@@ -79,7 +78,7 @@ def teams() -> Dashboard:
                         unit="short",
                         description="Agents available per team. Bad: a team at 0 while its "
                         "queue above holds tickets.",
-                        queries=[Query(f"sum by (team) ({ONLINE})", "{{team}}")],
+                        queries=[Query(ONLINE, "{{team}}")],
                     ),
                     graph(
                         "Open tickets by team and status",
@@ -90,7 +89,8 @@ def teams() -> Dashboard:
                         "work.",
                         queries=[
                             Query(
-                                'sum by (team, status) (careloop_tickets_open{team=~"$team"})',
+                                "sum by (team, status) (max by (team, status) "
+                                '(careloop_tickets_open{team=~"$team"}))',
                                 "{{team}} {{status}}",
                             )
                         ],
@@ -135,7 +135,7 @@ def teams() -> Dashboard:
                         "coach.",
                         query=Query(
                             "1 - sum by (agent, dimension) (increase("
-                            'careloop_agent_survey_score_bucket{le="3"}[$__range]))'
+                            'careloop_agent_survey_score_bucket{le="3.0"}[$__range]))'
                             " / sum by (agent, dimension) (increase("
                             "careloop_agent_survey_score_count[$__range]))"
                         ),
