@@ -1,4 +1,5 @@
-"""metrics' wiring: the all-topics consumer, in large batches, and the gauge refresher."""
+"""metrics' wiring: the all-topics consumer, in large batches, the gauge refresher, the
+consumer-lag reader, and the reports (their facts, schedule and API)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -6,9 +7,12 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 
-from services.metrics import handlers
+from services.metrics import handlers, lag
+from services.metrics.reports import api as reports_api
+from services.metrics.reports import facts as report_facts
+from services.metrics.reports import schedule as report_schedule
 from services.metrics.settings import MetricsSettings
-from shared import topics
+from shared import http, topics
 from shared.kafka import type_of
 from shared.service import Context, build_app, consume, new_context
 
@@ -19,7 +23,14 @@ _RANK = {event_type: rank for rank, event_type in enumerate(handlers.EVENT_HANDL
 def create_app(settings: MetricsSettings) -> FastAPI:
     ctx = new_context("metrics", settings)
     _consume_in_bulk(ctx)
-    return build_app(ctx, background=(handlers.refresh_gauges,), title="careloop metrics")
+    app = build_app(
+        ctx,
+        background=(handlers.refresh_gauges, lag.export_lag, report_schedule.run_schedule),
+        title="careloop metrics",
+    )
+    app.include_router(reports_api.routes(ctx))
+    http.install(app, max_body_bytes=settings.http_max_body_bytes)
+    return app
 
 
 def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
@@ -33,7 +44,7 @@ def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
     consume(
         ctx,
         topic_names=TOPICS,
-        handlers=handlers.EVENT_HANDLERS,
+        handlers=report_facts.with_facts(handlers.EVENT_HANDLERS),
         idempotent=handlers.IDEMPOTENT,
         options={
             "max_records": settings.batch_max_records,

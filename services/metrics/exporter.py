@@ -44,3 +44,9 @@ SURVEY_LOW = Counter("careloop_survey_low_scores_total", "Surveys answered with 
 NOTIFICATIONS = Counter(
     "careloop_notifications_total", "Notifications by kind and outcome.", ["kind", "outcome"]
 )
+CONSUMER_LAG = Gauge(
+    "careloop_consumer_lag",
+    "Messages past a consumer group's committed offset, by group, topic and partition "
+    "(read from the broker every CARELOOP_METRICS_LAG_SECONDS).",
+    ["group", "topic", "partition"],
+)

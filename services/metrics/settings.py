@@ -11,6 +11,12 @@ class MetricsSettings(CommonSettings):
         5,
         "How often the backlog and overdue gauges are recomputed from the view.",
     )
+    lag_seconds: float = own(
+        "metrics",
+        "lag_seconds",
+        15,
+        "How often every consumer group's lag is read from the broker (one request per group).",
+    )
     batch_max_records: int = own(
         "metrics",
         "batch_max_records",
