@@ -104,7 +104,8 @@ def columns(
         ax = fig.add_subplot()
         labels = [label for label, _ in items]
         values = [value for _, value in items]
-        drawn = ax.bar(labels, values, color=list(colors) or BLUE)
+        drawn = ax.bar(range(len(items)), values, color=list(colors) or BLUE)
+        ax.set_xticks(range(len(items)), labels)
         ax.bar_label(drawn, labels=[f"{v:.0f}" for v in values], padding=2, fontsize=8)
         ax.set_ylim(0, max([1.0, *values]) * 1.25)
         ax.set_title(title, loc="left")

@@ -151,7 +151,7 @@ def stories(*, until: datetime, days: int, per_day: int, seed: int) -> list[Stor
     """`days` of tickets before `until`, about `per_day` a day (fewer at weekends), with what
     happened to each by `until`."""
     rng = random.Random(seed)
-    learners = [f"demo-{n:04d}" for n in range(max(50, per_day * 12))]
+    learners = [f"demo-{n:05d}" for n in range(max(100, per_day * 60))]
     first_day = (until.astimezone(ZONE) - timedelta(days=days)).date()
     found: list[Story] = []
     for d in range(days + 1):
@@ -164,10 +164,9 @@ def stories(*, until: datetime, days: int, per_day: int, seed: int) -> list[Stor
             at = at.astimezone(UTC)
             if at >= until:
                 continue
-            # The same learners come back: a few write often (repeat problems).
-            learner_id = learners[min(int(rng.paretovariate(1.2)) - 1, len(learners) - 1)]
-            if rng.random() < 0.7:
-                learner_id = rng.choice(learners)
+            # Most learners write once in a while; a few, stuck, write again and again.
+            frequent = learners[: max(5, per_day // 2)]
+            learner_id = rng.choice(frequent if rng.random() < 0.15 else learners)
             story = _story(rng, at=at, until=until, learner_id=learner_id, progress=progress)
             story.later.sort(key=lambda event: event[0])  # a survey may come after the close
             found.append(story)
@@ -184,7 +183,7 @@ def _story(
     subject, description = rng.choice(english if use_en else chinese)
     channel = _pick(rng, CHANNELS)
     course = rng.choice(COURSES)
-    vip = int(learner_id[-4:]) % 7 == 0
+    vip = int(learner_id[-5:]) % 4 == 0
     ticket_id = uuid4()
     number = f"CL-8{rng.randrange(10**6):06d}"
     created = TicketCreated(
@@ -193,7 +192,7 @@ def _story(
         channel=channel,
         source=PRODUCER,
         learner=Learner(
-            name=f"Demo {learner_id[-4:]}",
+            name=f"Demo {learner_id[-5:]}",
             email=f"{learner_id}@example.com",
             learner_id=learner_id,
         ),
@@ -306,9 +305,10 @@ def _answer(
     answered = resolved + _hours(rng, 3)
     if rng.random() > 0.5 or answered >= until:
         return
-    base = rng.choices((1, 2, 3, 4, 5), weights=(4, 4, 10 - 5 * progress, 34, 48 + 10 * progress))[
-        0
-    ]
+    base = rng.choices(
+        (1, 2, 3, 4, 5),
+        weights=(5 - 3 * progress, 5 - 3 * progress, 10 - 6 * progress, 34, 46 + 14 * progress),
+    )[0]
 
     def near() -> int:
         return max(1, min(5, base + rng.choice((-1, 0, 0, 0, 1))))

@@ -1,6 +1,7 @@
 """A gathered report as HTML (a Jinja2 template, charts as SVG images) and as PDF (WeasyPrint)."""
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def chart_images(report: Report, word: Any) -> dict[str, str]:
         ),
         "groups": charts.bars(
             [
-                (f"{word(d)}: {word(r['value'])}", r["satisfied_share"] or 0.0)
+                (word(r["value"]), r["satisfied_share"] or 0.0)
                 for d in ("tier", "channel")
                 for r in report.satisfaction.get(d, [])
             ],
@@ -162,8 +163,13 @@ def html(report: Report, *, language: str) -> str:
 
 
 def pdf(page: str) -> bytes:
-    """The HTML as a PDF; WeasyPrint is imported here, by what prints, not by the service."""
+    """The HTML as a PDF. WeasyPrint (and the Pango it loads) is imported when a PDF is made,
+    so a process that never prints one does not need it; its step-by-step INFO lines and
+    fontTools' would drown the service's own log."""
     from weasyprint import HTML
+
+    for chatty in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     document: bytes = HTML(string=page, base_url=str(TEMPLATES)).write_pdf()
     return document
