@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.routing.triage import Ticket, Triager, corpus
+from services.routing.triage.model import denied, zh_words
 from services.routing.triage.store import TriageSettings, artifact_path, build, load_or_train, train
 from shared.events import Category, LearnerContext, LearnerCourse, Priority
 
@@ -228,3 +229,27 @@ def test_a_second_category_nearly_as_likely_brings_its_team_in() -> None:
     assert collaborators(prediction(Category.PAYMENT_REFUND, 0.4)) == ("finance",)
     assert collaborators(prediction(Category.PAYMENT_REFUND, 0.1)) == ()
     assert collaborators(prediction(Category.COMPLAINT, 0.4)) == ()  # its own team
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "gone"),
+    [
+        ("not a complaint, just saying hi", "not a , just saying hi", "complaint"),
+        (
+            "i don't want a refund, i want to know why",
+            "i don't want a , i want to know why",
+            "refund",
+        ),
+        ("我不是被盗号 只是扫码登录后一直转圈", "我不是扫码登录后一直转圈", "被盗号 只是"),
+        # A negation that states the problem is the problem: nothing is taken out.
+        ("i can't log in", "i can't log in", ""),
+        ("视频打不开", "视频打不开", ""),
+        ("是不是被盗了", "是不是被盗了", ""),
+    ],
+)
+def test_the_words_a_negation_denies_are_read_apart(text: str, kept: str, gone: str) -> None:
+    assert denied(text) == (kept, gone)
+
+
+def test_chinese_words_keep_a_refund_apart_from_logging_out() -> None:
+    assert zh_words("退款 退出登录 refund") == ["退款", "退出", "登录"]

@@ -143,6 +143,7 @@ def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int)
         "不急，下周的课能不能调一下",  # no hurry
         "no rush — can my lesson in 20 minutes be recorded?",
         "I started the course last year and love it",
+        "my classes were moved to a centre 1.5 hours away",  # a distance, not a time
     ],
 )
 def test_a_time_without_a_class_or_with_no_hurry_counts_for_nothing(text: str) -> None:

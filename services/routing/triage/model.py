@@ -1,11 +1,13 @@
 """The learned part of triage: features of a ticket's text and channel, the category model and
 the text-urgency model, trained together and stored as one artifact."""
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jieba
 import numpy as np
 import opencc
 import scipy.sparse as sp
@@ -16,8 +18,47 @@ from shared.events import Category, Channel, Priority
 
 _T2S = opencc.OpenCC("t2s")
 
-# Latin words, digits with units ("20min"), and pinyin; CJK is left to the character n-grams.
+# Latin words, digits with units ("20min"), and pinyin; CJK is left to the character n-grams
+# and to jieba's words.
 _WORD = r"(?u)\b[a-z0-9][a-z0-9']+\b"
+_CJK = re.compile(r"[\u3400-\u9fff]+")
+jieba.setLogLevel(60)  # its dictionary-loading chatter is not ours to log
+
+# A negation that denies a category rather than stating the problem: "not a complaint", "I'm not
+# asking for a refund", "don't want to switch", "不是投诉", "没被盗", "不想退款". The words it
+# denies are taken out of the text the models read and given features of their own, so that
+# "not a complaint" stops counting as a complaint. A negation that states the problem ("can't
+# log in", "打不开") is left alone: it is the problem.
+_DENIED_EN = re.compile(
+    r"\b(?:not|no|nor)\s+(?:(?:really|just|even|about|asking\s+(?:for|about)|looking\s+for"
+    r"|related\s+to|an?|the|my|any)\s+)*((?:[a-z0-9'-]+\s*){1,3})"
+    r"|\b(?:do|did)\s*n[o']t\s+(?:want|need|mean)\s+(?:to\s+)?(?:(?:an?|any|my)\s+)?"
+    r"((?:[a-z0-9'-]+\s*){1,3})"
+)
+_DENIED_ZH = re.compile(
+    r"(?<!是)(?:不是|并非|不算|不想|没有?被|不需要|不用|不要|无需)(?:要|说|想|来)?"
+    r"([\u3400-\u9fffa-z ]{1,6})"
+)
+
+
+def denied(text: str) -> tuple[str, str]:
+    """(the text without the words a negation denies, those words)."""
+    words: list[str] = []
+
+    def cut(m: re.Match[str]) -> str:
+        span = next((g for g in m.groups() if g), "")
+        words.append(span.strip())
+        return m[0][: m[0].rfind(span)]
+
+    kept = _DENIED_ZH.sub(cut, _DENIED_EN.sub(cut, text))
+    return kept, " ".join(words)
+
+
+def zh_words(text: str) -> list[str]:
+    """jieba's words of the Chinese runs of `text` (dictionary only, no HMM guesses: the same
+    text always splits the same way). "退款" and "退出" are words apart where the character
+    n-grams share "退"."""
+    return [w for run in _CJK.findall(text) for w in jieba.lcut(run, HMM=False)]
 
 
 def normal(subject: str, description: str) -> str:
@@ -36,41 +77,41 @@ class Sample:
     channel: str
 
 
+def _tfidf(**kwargs: Any) -> TfidfVectorizer:
+    return TfidfVectorizer(min_df=2, sublinear_tf=True, dtype=np.float32, **kwargs)
+
+
 class Features:
-    """Character 1–3-grams (within word boundaries, so Chinese runs and Latin words alike),
-    Latin word uni- and bigrams, and the channel (a suggestion box holds suggestions)."""
+    """Of the text less its denied words: character 1–3-grams (within word boundaries, so
+    Chinese runs and Latin words alike), Latin word uni- and bigrams, jieba's Chinese words; the
+    denied words' character n-grams apart; and the channel (a suggestion box holds
+    suggestions)."""
 
     def __init__(self) -> None:
-        self.chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True, dtype=np.float32
-        )
-        self.words = TfidfVectorizer(
-            analyzer="word",
-            token_pattern=_WORD,
-            ngram_range=(1, 2),
-            min_df=2,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
+        self.chars = _tfidf(analyzer="char_wb", ngram_range=(1, 3))
+        self.words = _tfidf(analyzer="word", token_pattern=_WORD, ngram_range=(1, 2))
+        self.zh = _tfidf(analyzer=zh_words)
+        self.denied = _tfidf(analyzer="char_wb", ngram_range=(1, 3))
         self.channels = {c.value: i for i, c in enumerate(sorted(Channel))}
 
     def fit(self, samples: Sequence[Sample]) -> "Features":
-        texts = [s.text for s in samples]
-        self.chars.fit(texts)
-        self.words.fit(texts)
+        kept = [denied(s.text)[0] for s in samples]
+        for v in (self.chars, self.words, self.zh):
+            v.fit(kept)
+        # The denied words' n-grams are those of whole texts: a corpus may deny nothing twice.
+        self.denied.fit([s.text for s in samples])
         return self
 
     def transform(self, samples: Sequence[Sample]) -> sp.csr_matrix:
-        texts = [s.text for s in samples]
+        kept, gone = zip(*(denied(s.text) for s in samples), strict=True)
         rows = np.arange(len(samples))
         cols = [self.channels.get(s.channel, self.channels["service"]) for s in samples]
         channel = sp.csr_matrix(
             (np.ones(len(samples), dtype=np.float32), (rows, cols)),
             shape=(len(samples), len(self.channels)),
         )
-        return sp.hstack(
-            [self.chars.transform(texts), self.words.transform(texts), channel], format="csr"
-        )
+        parts = [v.transform(kept) for v in (self.chars, self.words, self.zh)]
+        return sp.hstack([*parts, self.denied.transform(gone), channel], format="csr")
 
 
 def _classifier() -> LogisticRegression:

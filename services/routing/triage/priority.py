@@ -209,6 +209,13 @@ _CALM = re.compile(
 )
 
 
+# A place just before a time is a distance, not a time: "moved to a centre 1.5 hours away".
+_PLACE_BEFORE = re.compile(
+    r"\b(centre|center|campus|branch|school|office|drive|ride|walk|commute|trip)"
+    r"\s+(?:(?:that|which)\s+is\s+|is\s+)?$"
+)
+
+
 def no_hurry(text: str) -> bool:
     """The (normalised) text says its problem blocks nothing now ("不急", "doesn't affect my
     class"): a class soon, in the text or the learner's calendar, then counts for nothing."""
@@ -225,7 +232,7 @@ def minutes_in_text(text: str, at: datetime | None = None) -> tuple[int | None, 
     for pattern, minutes in _PHRASES:
         for m in pattern.finditer(text):
             near = text[max(0, m.start() - 30) : m.end() + 30]
-            if not _EVENT.search(near):
+            if not _EVENT.search(near) or _PLACE_BEFORE.search(text[: m.start()]):
                 continue
             value = int(minutes(m))
             if best[0] is None or value < best[0]:
