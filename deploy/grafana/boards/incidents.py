@@ -51,8 +51,8 @@ def incidents() -> Dashboard:
                         "Firing alerts",
                         unit="short",
                         description="Every alert firing now with its labels (severity, team, "
-                        "service). Empty is good; open the runbook named by the alert "
-                        "(docs/runbooks.md) for what to do.",
+                        "service). Empty is good; each alert's runbook is the section of "
+                        "docs/runbooks.md named after it (what it means, what to do).",
                         query=Query('ALERTS{alertstate="firing"}'),
                         span=18,
                     ),

@@ -58,9 +58,11 @@ def teams() -> Dashboard:
                         "Teams with a queue and no one online",
                         unit="short",
                         description="Teams with tickets waiting and no agent online to take "
-                        "them: those tickets will breach. Good: 0.",
+                        "them: those tickets will breach (after 5 minutes the alert "
+                        "CareloopTeamQueueUnattended fires). Good: 0.",
                         query=Query(
-                            f"count((sum by (team) ({QUEUE}) > 0) and on (team) ({ONLINE} == 0))"
+                            'count(team:careloop_routing_queue_depth:max{team=~"$team"} > 0'
+                            " and on (team) team:careloop_routing_agents_online:max == 0)"
                             " or vector(0)"
                         ),
                         steps=[(None, GREEN), (1, RED)],
