@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.typing import RcKeyType
 
 matplotlib.use("Agg")  # never a GUI backend: reports are made in services and commands
@@ -67,6 +68,8 @@ def volume(
         handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
         ax.legend(handles, legend, loc="upper left", frameon=False, ncols=2)
         ax.set_ylim(top=max(1, *tickets) * 1.25)
+        for counted in (ax.yaxis, ax2.yaxis):  # counts: no 0.2 of a complaint
+            counted.set_major_locator(MaxNLocator(integer=True))
         return _svg(fig, "volume")
 
 
