@@ -66,14 +66,29 @@ def always(tz: str = "Asia/Shanghai") -> Calendar:
 
 def due_at(start: datetime, minutes: float, calendar: Calendar) -> datetime:
     """When `minutes` of open time have passed since `start` (`start` itself when zero)."""
-    if minutes <= 0:
-        return start
-    left = timedelta(minutes=minutes)
-    for a, b in calendar.open_spans(start):
-        if b - a >= left:
-            return a + left
-        left -= b - a
-    raise CalendarError("unreachable: open_spans never ends")  # pragma: no cover
+    return due_times(start, [minutes], calendar)[0]
+
+
+def due_times(start: datetime, minutes: Sequence[float], calendar: Calendar) -> list[datetime]:
+    """`due_at` of each of `minutes` from one `start`, walking the open hours once: a clock's
+    thresholds and a ticket's two deadlines are placed on every new ticket, and each walk
+    builds a few datetimes per day it crosses."""
+    due = [start] * len(minutes)
+    spans = calendar.open_spans(start)
+    used = timedelta()  # open time in the spans walked past
+    span: Span | None = None
+    for i in sorted(range(len(minutes)), key=minutes.__getitem__):
+        target = timedelta(minutes=minutes[i])
+        if target <= timedelta():
+            continue
+        while True:
+            a, b = span = span or next(spans)
+            if used + (b - a) >= target:
+                due[i] = a + (target - used)
+                break
+            used += b - a
+            span = None
+    return due
 
 
 def elapsed_business_minutes(

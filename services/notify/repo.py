@@ -265,6 +265,7 @@ async def claim(
                    r.portal_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
+              AND (d.channel = 'email' OR d.channel IS NULL)
               AND coalesce(d.channel, r.reply_channel) = 'email'
               AND coalesce(d.address, r.email) IS NOT NULL
               AND r.number IS NOT NULL AND {_TRIAGE_KNOWN} AND d.id <> ALL($5::bigint[])
@@ -316,6 +317,7 @@ async def claim_http(
                    r.first_response_due_at, r.agent_id, r.portal_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
+              AND (d.channel = ANY($5::text[]) OR d.channel IS NULL)
               AND coalesce(d.channel, r.reply_channel) = ANY($5::text[])
               AND r.number IS NOT NULL AND {_TRIAGE_KNOWN}
             ORDER BY d.id
@@ -356,7 +358,8 @@ async def seconds_to_next(
             CASE WHEN d.kind = 'confirmation' AND r.priority IS NULL
                  THEN d.created_at + make_interval(secs => $2) END)) - now())::float8
         FROM deliveries d JOIN recipients r USING (ticket_id)
-        WHERE d.status = 'pending' AND coalesce(d.channel, r.reply_channel) = ANY($4::text[])
+        WHERE d.status = 'pending' AND (d.channel = ANY($4::text[]) OR d.channel IS NULL)
+          AND coalesce(d.channel, r.reply_channel) = ANY($4::text[])
           AND r.number IS NOT NULL AND d.id <> ALL($3::bigint[])
         """,
         lease_seconds,

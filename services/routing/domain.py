@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from shared import business_hours
 from shared.agents import Role
-from shared.business_hours import Calendar, due_at
+from shared.business_hours import Calendar
 from shared.events import Category, Priority
 
 T = TypeVar("T")
@@ -60,10 +61,10 @@ def due_times(
     """First-response and resolution deadlines from the per-priority targets (R5.1), counted
     in the team's business hours as the SLA clocks count them, so what the learner is
     promised is what is enforced."""
-    return (
-        due_at(start, first_response_minutes[priority], calendar),
-        due_at(start, resolution_minutes[priority], calendar),
+    first, resolution = business_hours.due_times(
+        start, [first_response_minutes[priority], resolution_minutes[priority]], calendar
     )
+    return first, resolution
 
 
 def held_by_ordinary_agents(held: Mapping[T, str], roles: Mapping[str, Role]) -> list[T]:

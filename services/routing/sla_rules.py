@@ -14,6 +14,7 @@ from shared.business_hours import (
     Calendar,
     always,
     due_at,
+    due_times,
     elapsed_business_minutes,
     parse_calendar,
 )
@@ -108,14 +109,9 @@ def fire_times(
     falls due at once); a paused clock has none."""
     if clock.running_since is None:
         return {}
-    return {
-        threshold: due_at(
-            clock.running_since,
-            max(0.0, share * clock.target_minutes - clock.consumed_minutes),
-            calendar,
-        )
-        for threshold, share in table
-    }
+    left = [max(0.0, share * clock.target_minutes - clock.consumed_minutes) for _, share in table]
+    times = due_times(clock.running_since, left, calendar)
+    return {threshold: at for (threshold, _), at in zip(table, times, strict=True)}
 
 
 def pause(clock: Clock, at: datetime, calendar: Calendar) -> Clock:

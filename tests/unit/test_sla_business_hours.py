@@ -10,6 +10,7 @@ from shared.business_hours import (
     CalendarError,
     always,
     due_at,
+    due_times,
     elapsed_business_minutes,
     parse_calendar,
 )
@@ -58,6 +59,21 @@ def test_due_skips_holidays() -> None:
     # Wednesday 30 Sep 17:00 + 2 h: 1 h that day, 1 Oct and 2 Oct are holidays,
     # Saturday 3 Oct opens 09:00.
     assert due_at(sh(2026, 9, 30, 17, 0), 120, OFFICE) == sh(2026, 10, 3, 10, 0)
+
+
+def test_several_due_times_in_one_walk_in_any_order() -> None:
+    # Friday 27 Nov 17:00: 1 h left that day, Saturday 09:00-12:00, Monday from 09:00.
+    start = sh(2026, 11, 27, 17, 0)
+    assert due_times(start, [600, 30, 0, 120, 240, 30], OFFICE) == [
+        sh(2026, 11, 30, 16, 0),  # 60 + 180 + 180 on Monday morning + 180 after lunch
+        sh(2026, 11, 27, 17, 30),
+        start,
+        sh(2026, 11, 28, 10, 0),
+        sh(2026, 11, 28, 12, 0),  # used up as Saturday closes, not when Monday opens
+        sh(2026, 11, 27, 17, 30),
+    ]
+    for minutes in (600, 30, 0, 120, 240):
+        assert due_at(start, minutes, OFFICE) == due_times(start, [minutes], OFFICE)[0]
 
 
 def test_zero_minutes_is_due_at_once() -> None:
