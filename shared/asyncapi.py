@@ -24,6 +24,8 @@ DESCRIPTIONS = {
     topics.ROUTING: "routing: triage, assignment and queueing.",
     topics.NOTIFY: "notify: what reached learners and what did not.",
     topics.SURVEY: "survey: requests, answers and low scores.",
+    topics.KNOWLEDGE: "knowledge: articles suggested for new tickets (key = ticket id), articles "
+    "published and archived (key = article id).",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

@@ -307,6 +307,9 @@ class TicketResolved(EventData, frozen=True, kw_only=True):
     created_at: datetime
     resolved_at: datetime
     portal_url: str | None = None
+    # How it was resolved, when that is more than an agent's answer: "self_served" when the
+    # learner said an offered article solved it (knowledge counts those as deflected).
+    resolution_code: str | None = None
 
 
 class TicketReopened(EventData, frozen=True, kw_only=True):

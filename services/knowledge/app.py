@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.knowledge import api, handlers, pages, repo
+from services.knowledge import api, handlers, pages, repo, seed
 from services.knowledge.settings import KnowledgeSettings
 from shared import http, topics
 from shared.agents import load_agents
@@ -20,8 +20,10 @@ def create_app(settings: KnowledgeSettings) -> FastAPI:
     )
 
     async def start(ctx: Context[KnowledgeSettings]) -> None:
-        async with ctx.pool.acquire() as conn:
+        async with ctx.pool.acquire() as conn, conn.transaction():
             await repo.upsert_agents(conn, load_agents(settings).agents)
+            if settings.demo_articles:
+                await seed.add_missing(conn, ctx.settings, seed.load(seed.DEMO))
         await knowledge.start(ctx)
 
     app = build_app(ctx, on_start=start, title="careloop knowledge")

@@ -345,9 +345,7 @@ class Knowledge:
     async def on_resolved(self, _: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
         """A ticket the learner closed with "this solved it" is one deflected from an agent."""
         resolved: list[TicketResolved] = [e.data for e in events]
-        # TicketResolved gains `resolution_code` with desk's self-service (issue 9); until
-        # then no resolution carries it.
-        deflected = sum(getattr(r, "resolution_code", None) == SELF_SERVED for r in resolved)
+        deflected = sum(r.resolution_code == SELF_SERVED for r in resolved)
 
         def count() -> None:
             DEFLECTIONS.inc(deflected)

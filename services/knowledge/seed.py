@@ -1,8 +1,8 @@
 """`python -m services.knowledge.seed`: add the demo articles that are missing (idempotent).
 
-The local run calls it once the stack is up. It applies knowledge's migrations first, so it may
-run before the service ever started; the articles' `article.published` events wait in the
-outbox until the service relays them.
+It applies knowledge's migrations first, so it may run before the service ever started; the
+articles' `article.published` events wait in the outbox until the service relays them. The local
+run has the service add them as it starts instead (CARELOOP_KNOWLEDGE_DEMO_ARTICLES).
 """
 
 import argparse
@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import asyncpg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,23 +50,30 @@ async def seed(settings: KnowledgeSettings, articles: tuple[DemoArticle, ...]) -
     dsn = settings.for_service("knowledge").pg_dsn.get_secret_value()
     await asyncio.to_thread(migrate, dsn, "knowledge")
     pool = await create_pool(dsn, schema="knowledge", max_size=1)
-    added = 0
     try:
         async with pool.acquire() as conn, conn.transaction():
-            for a in articles:
-                row = await repo.create(
-                    conn,
-                    article_id=a.article_id,
-                    article=a,
-                    status=Status.PUBLISHED,
-                    owner_id=OWNER,
-                    change="seeded",
-                )
-                if row is not None:
-                    await outbox.add(conn, [published_event(row, by=OWNER, settings=settings)])
-                    added += 1
+            return await add_missing(conn, settings, articles)
     finally:
         await pool.close()
+
+
+async def add_missing(
+    conn: asyncpg.Connection, settings: KnowledgeSettings, articles: tuple[DemoArticle, ...]
+) -> int:
+    """In the caller's transaction: the articles not there yet, published and announced."""
+    added = 0
+    for a in articles:
+        row = await repo.create(
+            conn,
+            article_id=a.article_id,
+            article=a,
+            status=Status.PUBLISHED,
+            owner_id=OWNER,
+            change="seeded",
+        )
+        if row is not None:
+            await outbox.add(conn, [published_event(row, by=OWNER, settings=settings)])
+            added += 1
     return added
 
 

@@ -27,6 +27,12 @@ class KnowledgeSettings(CommonSettings):
         "x 1.5 in the ticket's category x helpfulness, 0 to 2) are not offered: a match on one "
         "common word is not an answer. Good matches of the demo articles score 0.035 to 0.12.",
     )
+    demo_articles: bool = own(
+        "knowledge",
+        "demo_articles",
+        False,
+        "Add the demo articles that are missing as the service starts (the local run sets it).",
+    )
     secure_cookie: bool = own(
         "knowledge",
         "secure_cookie",

@@ -3,7 +3,7 @@ reconciliation."""
 
 from fastapi import FastAPI
 
-from services.routing import api, handlers, sla
+from services.routing import api, gauges, handlers, sla
 from services.routing.settings import RoutingSettings
 from shared import http, topics
 from shared.events import TicketCreated
@@ -25,7 +25,13 @@ def create_app(settings: RoutingSettings) -> FastAPI:
         ctx,
         uses_redis=True,
         on_start=sla.starting(router.start, clocks.seed_emails),
-        background=(router.sweep, router.reconcile, clocks.run, clocks.predict),
+        background=(
+            router.sweep,
+            router.reconcile,
+            clocks.run,
+            clocks.predict,
+            gauges.refresh_gauges,
+        ),
         title="careloop routing",
     )
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
