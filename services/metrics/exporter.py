@@ -50,3 +50,42 @@ CONSUMER_LAG = Gauge(
     "(read from the broker every CARELOOP_METRICS_LAG_SECONDS).",
     ["group", "topic", "partition"],
 )
+RESOLVED = Counter(
+    "careloop_tickets_resolved_total",
+    "Resolutions (a ticket reopened and resolved again counts again), by category, priority "
+    "and the team that held it.",
+    ["category", "priority", "team"],
+)
+RESOLUTION_BREACHES = Counter(
+    "careloop_sla_resolution_breaches_total",
+    "Resolutions that came after routing raised a resolution breach (level 1) for the ticket "
+    "since it was last opened.",
+    ["priority"],
+)
+CLOSED_BY_CATEGORY = Counter(
+    "careloop_tickets_closed_by_category_total",
+    "Tickets closed, by category and whether they were never reopened (first_contact).",
+    ["category", "first_contact"],
+)
+RESOLUTION_OVERDUE = Gauge(
+    "careloop_tickets_resolution_overdue",
+    "Open tickets (not resolved or closed) past the resolution due time routing first gave.",
+    ["priority"],
+)
+BACKLOG_OLDEST = Gauge(
+    "careloop_backlog_oldest_seconds",
+    "Age of the oldest ticket still open (not resolved or closed), by the team holding it.",
+    ["team"],
+)
+AGENT_RESOLVED = Counter(
+    "careloop_agent_tickets_resolved_total",
+    "Resolutions by the agent who resolved the ticket and the team that held it.",
+    ["agent", "team"],
+)
+AGENT_SURVEY_SCORE = Histogram(
+    "careloop_agent_survey_score",
+    "Survey scores, 1 to 5, by the agent who last resolved the ticket and dimension; the "
+    "le=3 bucket counts the unsatisfied (CSAT is 1 - it / count).",
+    ["agent", "dimension"],
+    buckets=(3,),
+)

@@ -11,15 +11,23 @@ from typing import Any
 
 import asyncpg
 import structlog
-from prometheus_client import Counter
 
 from services.metrics import exporter, repo
-from services.metrics.domain import STATUS_OF, breached, placed
+from services.metrics.domain import (
+    STATUS_OF,
+    SURVEY_DIMENSIONS,
+    breached,
+    first_contact,
+    placed,
+    reopenings,
+)
 from services.metrics.settings import MetricsSettings
 from shared.events import (
     Envelope,
     NotificationFailed,
     NotificationSent,
+    SlaBreached,
+    SlaTarget,
     SurveyAnswered,
     SurveyLowScore,
     TicketAssigned,
@@ -76,6 +84,7 @@ def _triage(
         t.priority,
         t.team,
         t.first_response_due_at,
+        t.resolution_due_at,
         status,
         status_at,
     )
@@ -126,45 +135,79 @@ async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> A
 
 
 async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    """Each resolution counted by category, priority, team and agent, and as a breach when
+    routing had raised a resolution breach for the ticket since it was last opened."""
     await _statuses(conn, events)
     items: list[TicketResolved] = [e.data for e in events]
-    priority = await repo.priorities(conn, [t.ticket_id for t in items])
+    known = await repo.record_resolutions(
+        conn, [(t.ticket_id, t.agent_id, t.resolved_at) for t in items]
+    )
 
     def observe() -> None:
         for t in items:
+            row = known[t.ticket_id]
+            priority = row["priority"]
             elapsed = (t.resolved_at - t.created_at).total_seconds()
-            exporter.RESOLUTION.labels(priority.get(t.ticket_id) or "unknown").observe(elapsed)
+            exporter.RESOLUTION.labels(priority).observe(elapsed)
+            exporter.RESOLVED.labels(row["category"], priority, row["team"]).inc()
+            exporter.AGENT_RESOLVED.labels(t.agent_id, row["team"]).inc()
+            if row["breached"]:
+                exporter.RESOLUTION_BREACHES.labels(priority).inc()
 
     return observe
 
 
-def _counted_by_reason(counter: Counter) -> Handler:
-    """A status change that also counts the tickets by the event's reason."""
+async def on_reopened(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    await _statuses(conn, events)
+    items: list[TicketReopened] = [e.data for e in events]
+    await repo.record_reopens(conn, reopenings([(t.ticket_id, t.reopened_at) for t in items]))
 
-    async def handle(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
-        await _statuses(conn, events)
-        reasons = [e.data.reason for e in events]
+    def count() -> None:
+        for t in items:
+            exporter.REOPENED.labels(t.reason).inc()
 
-        def count() -> None:
-            for r in reasons:
-                counter.labels(r).inc()
-
-        return count
-
-    return handle
+    return count
 
 
-on_reopened = _counted_by_reason(exporter.REOPENED)
-on_closed = _counted_by_reason(exporter.CLOSED)
+async def on_closed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    """Each closing by reason, and by category and whether the ticket was never reopened."""
+    await _statuses(conn, events)
+    items: list[TicketClosed] = [e.data for e in events]
+    known = await repo.closures(conn, [t.ticket_id for t in items])
+
+    def count() -> None:
+        for t in items:
+            exporter.CLOSED.labels(t.reason).inc()
+            row = known[t.ticket_id]
+            exporter.CLOSED_BY_CATEGORY.labels(row["category"], first_contact(row["reopens"])).inc()
+
+    return count
 
 
-async def on_answered(_: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+async def on_sla_breached(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """A resolution breach raised to a supervisor marks the ticket's resolution as late."""
+    breaches: list[SlaBreached] = [
+        e.data for e in events if e.data.target is SlaTarget.RESOLUTION and e.data.level == 1
+    ]
+    if breaches:
+        await repo.record_resolution_breaches(
+            conn, [(b.ticket_id, b.breached_at) for b in breaches]
+        )
+
+
+async def on_answered(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    """Scores by dimension, and by the agent who resolved the ticket where metrics knows them."""
     answers: list[SurveyAnswered] = [e.data for e in events]
+    agents = await repo.resolvers(conn, [a.ticket_id for a in answers])
 
     def observe() -> None:
         for a in answers:
-            for dimension in ("overall", "response_speed", "problem_solving", "attitude"):
-                exporter.SURVEY_SCORE.labels(dimension).observe(getattr(a, dimension))
+            agent = agents.get(a.ticket_id)
+            for dimension in SURVEY_DIMENSIONS:
+                score = getattr(a, dimension)
+                exporter.SURVEY_SCORE.labels(dimension).observe(score)
+                if agent is not None:
+                    exporter.AGENT_SURVEY_SCORE.labels(agent, dimension).observe(score)
 
     return observe
 
@@ -195,6 +238,7 @@ EVENT_HANDLERS: dict[str, Handler] = {
     TicketQueued.TYPE: on_placed,
     TicketAssigned.TYPE: on_placed,
     TicketReplied.TYPE: on_replied,
+    SlaBreached.TYPE: on_sla_breached,  # before resolutions: a breach in the same batch counts
     TicketResolved.TYPE: on_resolved,
     TicketReopened.TYPE: on_reopened,
     TicketClosed.TYPE: on_closed,
@@ -215,23 +259,35 @@ IDEMPOTENT = frozenset(
         TicketQueued.TYPE,
         TicketAssigned.TYPE,
         TicketReplied.TYPE,
+        SlaBreached.TYPE,
     }
 )
 
 
 async def refresh_gauges(ctx: Context[MetricsSettings]) -> None:
-    """Backlog and overdue gauges are state, recomputed from the view rather than counted."""
+    """Backlog, its oldest ticket and overdue gauges are state, recomputed from the view
+    rather than counted."""
 
     async def step() -> bool:
         async with ctx.pool.acquire() as conn:
-            backlog = await repo.open_backlog(conn)
-            overdue = await repo.overdue_first_responses(conn)
-        exporter.OPEN.clear()
-        for r in backlog:
-            exporter.OPEN.labels(r["status"], r["team"]).set(r["n"])
-        exporter.FIRST_RESPONSE_OVERDUE.clear()
-        for r in overdue:
-            exporter.FIRST_RESPONSE_OVERDUE.labels(r["priority"]).set(r["n"])
+            await refresh_once(conn)
         return False
 
     await every(ctx.settings.refresh_seconds, step, what="gauge refresh")
+
+
+async def refresh_once(conn: asyncpg.Connection) -> None:
+    backlog = await repo.open_backlog(conn)
+    overdue = await repo.overdue(conn)
+    oldest = await repo.oldest_open(conn)
+    exporter.OPEN.clear()
+    for r in backlog:
+        exporter.OPEN.labels(r["status"], r["team"]).set(r["n"])
+    exporter.FIRST_RESPONSE_OVERDUE.clear()
+    exporter.RESOLUTION_OVERDUE.clear()
+    for r in overdue:
+        exporter.FIRST_RESPONSE_OVERDUE.labels(r["priority"]).set(r["first_response"])
+        exporter.RESOLUTION_OVERDUE.labels(r["priority"]).set(r["resolution"])
+    exporter.BACKLOG_OLDEST.clear()
+    for r in oldest:
+        exporter.BACKLOG_OLDEST.labels(r["team"]).set(r["seconds"])

@@ -46,10 +46,11 @@ async def record_created(
 
 async def record_triage(
     conn: asyncpg.Connection,
-    rows: Sequence[tuple[UUID, str, str, str, str, datetime, str, datetime | None]],
+    rows: Sequence[tuple[UUID, str, str, str, str, datetime, datetime, str, datetime | None]],
 ) -> set[UUID]:
-    """(ticket_id, channel, category, priority, team, first_response_due_at, status,
-    status_at) of tickets triaged for the first time; returns those that were.
+    """(ticket_id, channel, category, priority, team, first_response_due_at,
+    resolution_due_at, status, status_at) of tickets triaged for the first time; returns those
+    that were.
 
     A ticket already triaged is left alone, so it is counted once however often its triage
     comes. A triage without a placement (`ticket.triaged`) passes no status_at: its status
@@ -58,17 +59,19 @@ async def record_triage(
     found = await conn.fetch(
         """
         INSERT INTO tickets AS t (ticket_id, channel, category, priority, team,
-                                  first_response_due_at, status, status_at)
-        SELECT r.ticket_id, r.channel, r.category, r.priority, r.team, r.due, r.status,
-               coalesce(r.status_at, '-infinity')
+                                  first_response_due_at, resolution_due_at, status, status_at)
+        SELECT r.ticket_id, r.channel, r.category, r.priority, r.team, r.due, r.resolution_due,
+               r.status, coalesce(r.status_at, '-infinity')
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                    $6::timestamptz[], $7::text[], $8::timestamptz[])
-             AS r(ticket_id, channel, category, priority, team, due, status, status_at)
+                    $6::timestamptz[], $7::timestamptz[], $8::text[], $9::timestamptz[])
+             AS r(ticket_id, channel, category, priority, team, due, resolution_due, status,
+                  status_at)
         ON CONFLICT (ticket_id) DO UPDATE SET
             channel = coalesce(t.channel, excluded.channel),
             category = excluded.category,
             priority = excluded.priority,
             first_response_due_at = excluded.first_response_due_at,
+            resolution_due_at = excluded.resolution_due_at,
             team = CASE WHEN t.status_at < excluded.status_at
                         THEN excluded.team ELSE coalesce(t.team, excluded.team) END,
             status = CASE WHEN t.status_at < excluded.status_at
@@ -77,7 +80,7 @@ async def record_triage(
         WHERE t.category IS NULL
         RETURNING ticket_id
         """,
-        *_columns(rows, 8),
+        *_columns(rows, 9),
     )
     return {r["ticket_id"] for r in found}
 
@@ -118,12 +121,86 @@ async def record_first_responses(
     )
 
 
-async def priorities(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> dict[UUID, str]:
-    rows = await conn.fetch(
-        "SELECT ticket_id, priority FROM tickets WHERE ticket_id = ANY($1::uuid[])",
+async def record_resolutions(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, datetime]]
+) -> dict[UUID, asyncpg.Record]:
+    """(ticket_id, agent_id, resolved_at): who resolved each ticket last and when; returns each
+    ticket's category, priority and team ('unknown' where its triage has not arrived) and
+    whether routing raised a resolution breach since the ticket was last opened."""
+    found = await conn.fetch(
+        """
+        INSERT INTO tickets AS t (ticket_id, resolved_by, resolved_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            resolved_by = excluded.resolved_by, resolved_at = excluded.resolved_at
+        RETURNING ticket_id,
+                  coalesce(category, 'unknown') AS category,
+                  coalesce(priority, 'unknown') AS priority,
+                  coalesce(team, 'unknown') AS team,
+                  coalesce(resolution_breached_at > coalesce(reopened_at, '-infinity')
+                           AND resolution_breached_at <= resolved_at, false) AS breached
+        """,
+        *_columns(rows, 3),
+    )
+    return {r["ticket_id"]: r for r in found}
+
+
+async def record_reopens(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, int, datetime]]
+) -> None:
+    """(ticket_id, reopenings, last reopened_at), one row per ticket; each reopening is
+    applied once (the inbox), so the count adds up."""
+    await conn.execute(
+        """
+        INSERT INTO tickets AS t (ticket_id, reopens, reopened_at)
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[])
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            reopens = t.reopens + excluded.reopens,
+            reopened_at = greatest(t.reopened_at, excluded.reopened_at)
+        """,
+        *_columns(rows, 3),
+    )
+
+
+async def closures(
+    conn: asyncpg.Connection, ticket_ids: Sequence[UUID]
+) -> dict[UUID, asyncpg.Record]:
+    """Each closed ticket's category ('unknown' before its triage arrives) and reopenings."""
+    found = await conn.fetch(
+        """
+        SELECT ticket_id, coalesce(category, 'unknown') AS category, reopens FROM tickets
+        WHERE ticket_id = ANY($1::uuid[])
+        """,
         list(ticket_ids),
     )
-    return {r["ticket_id"]: r["priority"] for r in rows}
+    return {r["ticket_id"]: r for r in found}
+
+
+async def record_resolution_breaches(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, datetime]]
+) -> None:
+    """(ticket_id, breached_at) of resolution breaches; the latest is kept, so a repeat or a
+    stale copy changes nothing."""
+    await conn.execute(
+        """
+        INSERT INTO tickets AS t (ticket_id, resolution_breached_at)
+        SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+        ON CONFLICT (ticket_id) DO UPDATE SET resolution_breached_at = excluded.resolution_breached_at
+        WHERE t.resolution_breached_at IS NULL
+           OR t.resolution_breached_at < excluded.resolution_breached_at
+        """,
+        *_columns(rows, 2),
+    )
+
+
+async def resolvers(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Who last resolved each of the tickets, where known."""
+    rows = await conn.fetch(
+        "SELECT ticket_id, resolved_by FROM tickets "
+        "WHERE ticket_id = ANY($1::uuid[]) AND resolved_by IS NOT NULL",
+        list(ticket_ids),
+    )
+    return {r["ticket_id"]: r["resolved_by"] for r in rows}
 
 
 async def open_backlog(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -135,12 +212,28 @@ async def open_backlog(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def overdue_first_responses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Per priority, open tickets past their first-response due time with no reply yet, and
+    past their resolution due time; every priority with an open ticket has a row."""
     return await conn.fetch(
         """
-        SELECT coalesce(priority, 'unknown') AS priority, count(*) AS n FROM tickets
-        WHERE status NOT IN ('closed', 'resolved') AND first_responded_at IS NULL
-          AND first_response_due_at < now()
+        SELECT coalesce(priority, 'unknown') AS priority,
+               count(*) FILTER (WHERE first_responded_at IS NULL
+                                AND first_response_due_at < now()) AS first_response,
+               count(*) FILTER (WHERE resolution_due_at < now()) AS resolution
+        FROM tickets WHERE status NOT IN ('closed', 'resolved')
+        GROUP BY 1
+        """
+    )
+
+
+async def oldest_open(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Per team, the age in seconds of the oldest ticket not resolved or closed."""
+    return await conn.fetch(
+        """
+        SELECT coalesce(team, 'unrouted') AS team,
+               extract(epoch FROM now() - min(created_at))::float8 AS seconds
+        FROM tickets WHERE status NOT IN ('closed', 'resolved') AND created_at IS NOT NULL
         GROUP BY 1
         """
     )

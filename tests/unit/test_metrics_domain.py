@@ -1,8 +1,10 @@
-"""Unit tests for services.metrics.domain: first-response breaches and event statuses."""
+"""Unit tests for services.metrics.domain: first-response breaches, event statuses and
+reopenings."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.metrics.domain import STATUS_OF, breached, placed
+from services.metrics.domain import STATUS_OF, breached, first_contact, placed, reopenings
 
 DUE = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
 
@@ -40,3 +42,16 @@ def test_a_ticket_routed_to_an_agent_starts_assigned() -> None:
 
 def test_a_ticket_routed_to_nobody_starts_queued() -> None:
     assert placed(None) == "queued"
+
+
+def test_a_batch_s_reopenings_of_one_ticket_add_up_to_one_row_with_the_last_time() -> None:
+    one, other = uuid.uuid4(), uuid.uuid4()
+    later = DUE + timedelta(hours=1)
+
+    rows = reopenings([(one, later), (other, DUE), (one, DUE)])
+
+    assert sorted(rows, key=lambda r: r[1]) == [(other, 1, DUE), (one, 2, later)]
+
+
+def test_only_a_ticket_never_reopened_is_a_first_contact_resolution() -> None:
+    assert (first_contact(0), first_contact(1), first_contact(3)) == ("true", "false", "false")
