@@ -11,7 +11,9 @@ phase starts behind what an earlier one left in the broker, the tables or the WA
 3. e-mail in (--email-messages): that many learners' mails sent to intake's SMTP gateway over
    a few SMTP connections, each followed like a burst's ticket, and set next to the Kafka
    burst of the same size;
-4. with --rate, a paced stream of that many tickets a second for --duration seconds.
+4. with --rate, a paced stream of that many tickets a second for --duration seconds;
+5. routing's own cost (--routing-agents): the learned triage's CPU per ticket, and the CPU per
+   assignment with 10, 100 and 1,000 agents, in the bench's process (no stack).
 
 Figures are wall-clock on whatever else the machine is doing: compare the ratios within one
 run, not absolute numbers across runs.
@@ -31,7 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import anchors, email, loop
+from bench import anchors, email, loop, routing_cost
 from bench.report import email_comparison, full_report
 from bench.stack import BenchStack, bench_stack, cpu_seconds
 
@@ -180,6 +182,13 @@ def main() -> None:
         default=120,
         help="give up on a phase when no ticket moved for this long (default 120)",
     )
+    parser.add_argument(
+        "--routing-agents",
+        type=sizes,
+        default=[10, 100, 1000],
+        help="roster sizes routing's assignment cost is measured with, and the triage's CPU per "
+        "ticket (default 10,100,1000; '' for neither)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
@@ -242,6 +251,10 @@ def main() -> None:
                 with_progress(console, work),
                 settings={"CARELOOP_NOTIFY_SENDERS": "0"},
             )
+    if args.routing_agents:
+        figures["routing"] = phase(
+            console, figures, "routing", partial(routing_cost.measure, args.routing_agents)
+        )
     print(full_report(figures))
     for error in figures.get("errors", []):
         print(f"\n- phase failed: {error}")

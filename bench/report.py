@@ -30,6 +30,8 @@ P99_LIMIT_MS = 150.0
 P99_RATE = 1000
 SMTP_SHARE = 0.8
 IDLE_LIMIT_CORES = 0.05
+TRIAGE_LIMIT_MS = 0.3  # issue 8: the learned triage per ticket
+ROSTER_GROWTH_LIMIT = 1.25  # issue 8: routing cost flat in the number of agents
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float]:
@@ -181,6 +183,50 @@ def targets(figures: dict[str, Any]) -> list[Target]:
     else:
         rows.append(Target(name, "not measured", None, None))
     return rows
+
+
+def routing_targets(routing: dict[str, Any] | None) -> list[Target]:
+    """Issue 8's targets: triage CPU per ticket, and assignment cost flat in the roster size."""
+    name = f"triage CPU per ticket ≤ {TRIAGE_LIMIT_MS} ms"
+    if routing is None:
+        return [Target(name, "not measured", None, None)]
+    ms = routing["triage_cpu_ms_per_ticket"]
+    rows = [_at_most(name, f"{ms:.3f} ms", ms / TRIAGE_LIMIT_MS, 1.0)]
+    (small, *_, large) = sorted(routing["agents"], key=lambda a: a["agents"])
+    name = f"CPU per assignment, largest roster ≤ {ROSTER_GROWTH_LIMIT} × smallest"
+    cost = {a["agents"]: a["routing_us"] + a["redis_us"] for a in (small, large)}
+    rows.append(
+        _at_most(
+            name,
+            f"{cost[large['agents']]:.0f} µs ({large['agents']:,} agents) vs "
+            f"{cost[small['agents']]:.0f} µs ({small['agents']:,})",
+            cost[large["agents"]] / cost[small["agents"]],
+            ROSTER_GROWTH_LIMIT,
+        )
+    )
+    return rows
+
+
+def routing_section(routing: dict[str, Any]) -> str:
+    lines = [
+        "### routing's own cost\n",
+        f"Learned triage: {routing['triage_cpu_ms_per_ticket']:.3f} ms CPU per ticket in "
+        "batches of 500 (the corpus's tickets).\n",
+        "| agents | assignments | routing µs | Redis µs | total µs | assignments/s per core |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for a in routing["agents"]:
+        total = a["routing_us"] + a["redis_us"]
+        lines.append(
+            f"| {a['agents']:,} | {a['assigned']:,} | {a['routing_us']:.1f} | "
+            f"{a['redis_us']:.1f} | {total:.1f} | {1e6 / total:,.0f} |"
+        )
+    lines.append(
+        f"\nCPU per assignment, its release included ({routing['tickets']:,} tickets, "
+        f"{routing['profiles']} skill profiles); PostgreSQL's share, one row per assignment "
+        "whatever the roster, is in the bursts above."
+    )
+    return "\n".join(lines)
 
 
 def targets_markdown(rows: Sequence[Target]) -> str:
@@ -470,5 +516,10 @@ def full_report(figures: dict[str, Any]) -> str:
         parts.append(paced_section(figures["paced"]))
     if figures.get("paced_without_email"):
         parts.append(paced_section(figures["paced_without_email"], without_email=True))
+    if figures.get("routing"):
+        parts.append(routing_section(figures["routing"]))
     parts.append("### Targets of issue 6\n\n" + targets_markdown(targets(figures)))
+    parts.append(
+        "### Targets of issue 8\n\n" + targets_markdown(routing_targets(figures.get("routing")))
+    )
     return "\n\n".join(parts)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from bench.report import flow, percentiles, reference_burst, targets, targets_markdown
+from bench.report import (
+    flow,
+    percentiles,
+    reference_burst,
+    routing_targets,
+    targets,
+    targets_markdown,
+)
 
 
 def _stage(per_second: float, p99_ms: float = 10.0) -> dict[str, float]:
@@ -113,3 +120,31 @@ def test_the_markdown_table_has_a_row_per_target_and_marks_failures() -> None:
     assert len(lines) == 2 + 7
     assert sum("**fail**" in line for line in lines) == 1
     assert "| 0.70 | **fail** |" in table
+
+
+def _routing(triage_ms: float, costs: dict[int, float]) -> dict[str, object]:
+    return {
+        "triage_cpu_ms_per_ticket": triage_ms,
+        "agents": [
+            {"agents": n, "assigned": 5000, "routing_us": us * 0.6, "redis_us": us * 0.4}
+            for n, us in costs.items()
+        ],
+        "tickets": 5000,
+        "profiles": 24,
+    }
+
+
+def test_routing_targets_pass_a_cheap_triage_and_a_flat_roster() -> None:
+    rows = routing_targets(_routing(0.2, {10: 100.0, 100: 104.0, 1000: 120.0}))
+    assert [r.passed for r in rows] == [True, True]
+    assert rows[1].ratio == pytest.approx(1.2)
+
+
+def test_routing_targets_fail_a_slow_triage_and_a_roster_that_costs_more_per_agent() -> None:
+    rows = routing_targets(_routing(0.45, {10: 100.0, 1000: 180.0}))
+    assert [r.passed for r in rows] == [False, False]
+    assert rows[0].ratio == pytest.approx(1.5)
+
+
+def test_routing_targets_unmeasured_are_neither_passed_nor_failed() -> None:
+    assert [r.passed for r in routing_targets(None)] == [None]
