@@ -242,7 +242,8 @@ async def apply_triage(conn: asyncpg.Connection, items: Sequence[TicketTriaged])
 
 async def apply_queued(conn: asyncpg.Connection, items: Sequence[TicketQueued]) -> None:
     """Follow routing: an open ticket waits in a queue (an escalated one may leave its agent
-    for a supervisor's queue). Routing's events for a ticket arrive in order."""
+    for a supervisor's queue, a queued one at risk moves to its backup team's). Routing's
+    events for a ticket arrive in order."""
     if not items:
         return
     rows = [(t.ticket_id, t.team) for t in last_per_key(items, lambda t: t.ticket_id)]
@@ -252,7 +253,8 @@ async def apply_queued(conn: asyncpg.Connection, items: Sequence[TicketQueued]) 
             UPDATE tickets t SET status = 'queued', team = r.team, assignee_id = NULL,
                    updated_at = now()
             FROM unnest($1::uuid[], $2::text[]) AS r(ticket_id, team)
-            WHERE t.ticket_id = r.ticket_id AND t.status IN ('new', 'reopened', 'assigned')
+            WHERE t.ticket_id = r.ticket_id
+              AND t.status IN ('new', 'reopened', 'assigned', 'queued')
             RETURNING t.ticket_id, r.team
         )
         INSERT INTO history (ticket_id, kind, actor, detail)

@@ -258,6 +258,21 @@ async def test_a_ticket_routed_to_nobody_waits_in_its_teams_queue(
     ]
 
 
+async def test_a_queued_ticket_overflowed_to_a_backup_team_is_that_teams(
+    deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    s = submitted()
+    ticket_id = s.data.ticket_id
+    await deliver(s)
+    await deliver(routed(ticket_id, None))
+
+    await deliver(queued(ticket_id, "customer_service"))  # at risk: overflow to the backup team
+
+    t = await ticket(desk_pool, ticket_id)
+    assert (t["status"], t["assignee_id"], t["team"]) == ("queued", None, "customer_service")
+    assert (await history(desk_pool, ticket_id))[-1] == ("queued", {"team": "customer_service"})
+
+
 async def test_a_routing_delivered_again_or_published_again_writes_its_history_once(
     deliver: Deliver, desk_pool: asyncpg.Pool
 ) -> None:
