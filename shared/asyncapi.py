@@ -26,6 +26,9 @@ DESCRIPTIONS = {
     topics.SURVEY: "survey: requests, answers and low scores.",
     topics.KNOWLEDGE: "knowledge: articles suggested for new tickets (key = ticket id), articles "
     "published and archived (key = article id).",
+    topics.ALERTS: "incident: the early warning's alerts (key = alert id).",
+    topics.INCIDENTS: "incident: incidents opened, updated and resolved, tickets linked and "
+    "unlinked, per-ticket resolutions and per-learner notices (key = incident id).",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

@@ -671,6 +671,199 @@ class ArticleArchived(EventData, frozen=True, kw_only=True):
     archived_at: datetime
 
 
+# ---- careloop.incidents.v1 ----------------------------------------------------------------
+# Alerts (careloop.alerts.v1) and incidents are about a problem, not a ticket: their Kafka key
+# is the alert's or incident's id, and `ticket_id` is set only where one ticket is the subject.
+
+
+class AlertKind(StrEnum):
+    """What the incident service's early warning saw (R11.1)."""
+
+    VOLUME = "volume"  # more tickets of one category, course or channel than the baseline
+    COMPLAINT_RATE = "complaint_rate"  # complaints' share of recent tickets above its threshold
+    FAULT_RATE = "fault_rate"  # technical faults' share of recent tickets above its threshold
+
+
+class AlertDimension(StrEnum):
+    CATEGORY = "category"
+    COURSE = "course"
+    CHANNEL = "channel"
+    ALL = "all"  # the rates, over every ticket
+
+
+class IncidentSeverity(StrEnum):
+    """How bad it is (003 §四): sev1 a platform outage, sev2 a feature or course down for many,
+    sev3 a limited problem."""
+
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+
+
+class IncidentStatus(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class NoticeKind(StrEnum):
+    ANNOUNCEMENT = "announcement"  # an incident's bulk notice to affected learners
+    RESOLUTION = "resolution"  # the incident is resolved: one message per learner
+
+
+class IncidentCriteria(_Struct, frozen=True, kw_only=True):
+    """Which tickets belong to an incident (shared.incidents.matches): every criterion given
+    must hold; keywords match when any one is in the ticket's subject or description."""
+
+    category: Category | None = None
+    courses: Annotated[tuple[Id, ...], Meta(max_length=50)] = ()
+    channel: Channel | None = None
+    keywords: Annotated[
+        tuple[Annotated[str, Meta(min_length=1, max_length=50)], ...], Meta(max_length=20)
+    ] = ()
+
+
+class AlertRaised(EventData, frozen=True, kw_only=True):
+    """The early warning fired: tickets of one category, course or channel far above their
+    learned baseline for this hour of the week (`p_value` of the count under it), or a rate
+    above its threshold. `title` and `keywords` name the problem from the tickets' text."""
+
+    TYPE = "alert.raised"
+    TOPIC = topics.ALERTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    alert_id: UUID
+    kind: AlertKind
+    dimension: AlertDimension
+    value: Annotated[str, Meta(max_length=100)]
+    observed: Annotated[float, Meta(ge=0)]
+    expected: Annotated[float, Meta(ge=0)]
+    p_value: Annotated[float, Meta(ge=0, le=1)] | None = None  # None: a rate threshold
+    window_minutes: Annotated[int, Meta(ge=1)]
+    title: Annotated[str, Meta(max_length=200)]
+    keywords: tuple[str, ...] = ()
+    sample_ticket_ids: tuple[UUID, ...] = ()
+    raised_at: datetime
+
+
+class IncidentOpened(EventData, frozen=True, kw_only=True):
+    """An incident was opened, from an alert or by hand; its response group is being told."""
+
+    TYPE = "incident.opened"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    incident_id: UUID
+    number: Annotated[str, Meta(pattern=r"^INC-[0-9]{4,}$")]
+    title: Annotated[str, Meta(max_length=200)]
+    severity: IncidentSeverity
+    criteria: IncidentCriteria
+    owner_id: str | None = None
+    alert_id: UUID | None = None
+    status_url: Annotated[str, Meta(max_length=2000)]
+    by: str  # the agent who opened it, or "incident" for the early warning
+    opened_at: datetime
+
+
+class IncidentUpdated(EventData, frozen=True, kw_only=True):
+    """A progress update: a status, severity, owner or criteria change, with what was said."""
+
+    TYPE = "incident.updated"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    incident_id: UUID
+    status: IncidentStatus
+    severity: IncidentSeverity
+    criteria: IncidentCriteria
+    owner_id: str | None = None
+    message: Annotated[str, Meta(max_length=2000)] | None = None
+    by: str
+    updated_at: datetime
+
+
+class IncidentTicketLinked(EventData, frozen=True, kw_only=True):
+    """A ticket belongs to an open incident: routing does not give it an agent's capacity, and
+    its confirmation says it is a known problem, pointing to `status_url`. `by` None: linked on
+    arrival by the incident's criteria."""
+
+    TYPE = "incident.ticket_linked"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID
+    incident_id: UUID
+    number: str
+    title: Annotated[str, Meta(max_length=200)]
+    status_url: Annotated[str, Meta(max_length=2000)]
+    by: str | None = None
+    linked_at: datetime
+
+
+class IncidentTicketUnlinked(EventData, frozen=True, kw_only=True):
+    """An agent said the ticket is not part of the incident: it is an ordinary ticket again."""
+
+    TYPE = "incident.ticket_unlinked"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID
+    incident_id: UUID
+    by: str
+    unlinked_at: datetime
+
+
+class IncidentTicketResolved(EventData, frozen=True, kw_only=True):
+    """The incident is resolved: desk resolves this linked ticket with `resolution` (its
+    `ticket.resolved` carries resolution_code "incident"). The learner's one message is the
+    incident's `incident.notice_requested` (kind resolution), not a per-ticket reply."""
+
+    TYPE = "incident.ticket_resolved"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID
+    incident_id: UUID
+    resolution: Annotated[str, Meta(max_length=2000)]
+    by: str
+    resolved_at: datetime
+
+
+class IncidentResolved(EventData, frozen=True, kw_only=True):
+    """One action resolved the incident; each of its `linked_tickets` follows as
+    `incident.ticket_resolved`."""
+
+    TYPE = "incident.resolved"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    incident_id: UUID
+    resolution: Annotated[str, Meta(max_length=2000)]
+    linked_tickets: Annotated[int, Meta(ge=0)]
+    by: str
+    resolved_at: datetime
+
+
+class IncidentNoticeRequested(EventData, frozen=True, kw_only=True):
+    """One message for one learner about an incident, for notify to send on `channel` (the
+    learner's preferred one, else whatever contact `learner` has). `notice_id` is the same
+    however often it is sent: notify delivers it once. Released at the pace the providers
+    allow (CARELOOP_INCIDENT_NOTICES_PER_SECOND)."""
+
+    TYPE = "incident.notice_requested"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]  # the learner's linked ticket
+    notice_id: UUID
+    incident_id: UUID
+    kind: NoticeKind
+    learner: Learner
+    channel: Channel | None = None
+    locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    title: Annotated[str, Meta(max_length=200)]
+    body: Annotated[str, Meta(max_length=4000)]
+    status_url: Annotated[str, Meta(max_length=2000)]
+    requested_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -702,6 +895,15 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         ArticlesSuggested,
         ArticlePublished,
         ArticleArchived,
+        # ---- incident ----
+        AlertRaised,
+        IncidentOpened,
+        IncidentUpdated,
+        IncidentTicketLinked,
+        IncidentTicketUnlinked,
+        IncidentTicketResolved,
+        IncidentResolved,
+        IncidentNoticeRequested,
     )
 }
 

@@ -9,8 +9,9 @@ NOTIFY = "careloop.notify.v1"
 SURVEY = "careloop.survey.v1"
 ALERTS = "careloop.alerts.v1"
 KNOWLEDGE = "careloop.knowledge.v1"
+INCIDENTS = "careloop.incidents.v1"
 
-ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS, KNOWLEDGE)
+ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS, KNOWLEDGE, INCIDENTS)
 
 
 def dlq(topic: str) -> str:
