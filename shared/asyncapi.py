@@ -29,6 +29,11 @@ DESCRIPTIONS = {
     topics.ALERTS: "incident: the early warning's alerts (key = alert id).",
     topics.INCIDENTS: "incident: incidents opened, updated and resolved, tickets linked and "
     "unlinked, per-ticket resolutions and per-learner notices (key = incident id).",
+    topics.REMEDIES: "desk: approved remedies of complaint cases for the systems that carry them "
+    "out (refund.requested: payments; extension.granted, lessons.granted: the LMS; coupon.issued: "
+    "the shop); key = ticket id, one event per remedy id.",
+    topics.REMEDY_ACKS: "Other systems' answers to remedies: remedy.acknowledged or "
+    "remedy.rejected with the remedy id (key = ticket id); desk consumes them.",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

@@ -93,6 +93,7 @@ class NotificationKind(StrEnum):
     SLA_WARNING = "sla_warning"  # to the assignee: a target is near
     SLA_BREACHED = "sla_breached"  # to a supervisor (level 1) or management (level 2)
     SLA_AT_RISK = "sla_at_risk"  # to a supervisor: a queued ticket will likely breach
+    CASE_OUTCOME = "case_outcome"  # a complaint case's finding and remedies
 
 
 class _Struct(Struct, frozen=True, kw_only=True):
@@ -864,6 +865,142 @@ class IncidentNoticeRequested(EventData, frozen=True, kw_only=True):
     requested_at: datetime
 
 
+# ---- careloop.remedies.v1 ----
+
+
+class CoinKind(StrEnum):
+    """What a `coupon.issued` gives: a coupon worth an amount of money, or loyalty points."""
+
+    COUPON = "coupon"
+    POINTS = "points"
+
+
+# Money as a decimal string ("199.00"): exact, and any JSON reader keeps it so.
+Money = Annotated[str, Meta(pattern=r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?$")]
+Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+
+
+class _RemedyEvent(EventData, frozen=True, kw_only=True):
+    """An approved remedy of a complaint case, for the system that carries it out.
+
+    `remedy_id` is the idempotency key: the event id is derived from it, so the remedy is one
+    event however often it is relayed, and the acting system applies it once per remedy id and
+    answers on careloop.remedies.acks.v1 with the same id.
+    """
+
+    ticket_id: UUID
+    case_id: UUID
+    remedy_id: UUID
+    number: str  # the ticket's number, for people reading the other system's records
+    learner_id: Id | None = None
+    learner: Learner
+    approved_by: tuple[str, ...] = ()
+    approved_at: datetime
+
+
+class RefundRequested(_RemedyEvent, frozen=True, kw_only=True):
+    """Payments: refund `amount` in `currency` (of `order_id` when the case names one)."""
+
+    TYPE = "refund.requested"
+    TOPIC = topics.REMEDIES
+
+    amount: Money
+    currency: Currency
+    order_id: Id | None = None
+
+
+class ExtensionGranted(_RemedyEvent, frozen=True, kw_only=True):
+    """The LMS: extend the learner's access to `course_id` by `days`."""
+
+    TYPE = "extension.granted"
+    TOPIC = topics.REMEDIES
+
+    course_id: Id
+    days: Annotated[int, Meta(ge=1, le=3650)]
+
+
+class LessonsGranted(_RemedyEvent, frozen=True, kw_only=True):
+    """The LMS: give the learner `lessons` supplementary lessons of `course_id`."""
+
+    TYPE = "lessons.granted"
+    TOPIC = topics.REMEDIES
+
+    course_id: Id
+    lessons: Annotated[int, Meta(ge=1, le=1000)]
+
+
+class CouponIssued(_RemedyEvent, frozen=True, kw_only=True):
+    """The shop: a coupon worth `value` `currency`, or `value` loyalty points (no currency)."""
+
+    TYPE = "coupon.issued"
+    TOPIC = topics.REMEDIES
+
+    kind: CoinKind
+    value: Money
+    currency: Currency | None = None
+
+
+# ---- careloop.remedies.acks.v1 ----
+
+
+class RemedyAcknowledged(EventData, frozen=True, kw_only=True):
+    """The acting system carried out the remedy (its own `reference`, e.g. a refund id)."""
+
+    TYPE = "remedy.acknowledged"
+    TOPIC = topics.REMEDY_ACKS
+
+    ticket_id: UUID
+    remedy_id: UUID
+    system: Annotated[str, Meta(min_length=1, max_length=100)]
+    reference: Annotated[str, Meta(max_length=200)] | None = None
+    acknowledged_at: datetime
+
+
+class RemedyRejected(EventData, frozen=True, kw_only=True):
+    """The acting system will not carry out the remedy, and why (an agent takes it up)."""
+
+    TYPE = "remedy.rejected"
+    TOPIC = topics.REMEDY_ACKS
+
+    ticket_id: UUID
+    remedy_id: UUID
+    system: Annotated[str, Meta(min_length=1, max_length=100)]
+    reason: Annotated[str, Meta(min_length=1, max_length=2000)]
+    rejected_at: datetime
+
+
+class CaseRemedy(_Struct, frozen=True, kw_only=True):
+    """One remedy of a concluded case, as the learner is told it."""
+
+    remedy_id: UUID
+    type: Annotated[str, Meta(max_length=30)]
+    amount: Money | None = None
+    currency: Currency | None = None
+    days: Annotated[int, Meta(ge=1)] | None = None
+    lessons: Annotated[int, Meta(ge=1)] | None = None
+    points: Annotated[int, Meta(ge=1)] | None = None
+    course_id: Id | None = None
+    description: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class CaseConcluded(EventData, frozen=True, kw_only=True):
+    """A complaint case is closed: the learner is told the finding, the remedies approved for
+    them and the agent's `outcome` on their channel (notify's `case_outcome` message). On
+    careloop.tickets.v1: it is the ticket's story."""
+
+    TYPE = "case.concluded"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    case_id: UUID
+    finding: Annotated[str, Meta(pattern="^(upheld|partly_upheld|not_upheld)$")]
+    outcome: Annotated[str, Meta(min_length=1, max_length=20_000)]
+    remedies: tuple[CaseRemedy, ...] = ()
+    portal_url: str | None = None
+    concluded_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -904,6 +1041,14 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         IncidentTicketResolved,
         IncidentResolved,
         IncidentNoticeRequested,
+        # ---- cases ----
+        RefundRequested,
+        ExtensionGranted,
+        LessonsGranted,
+        CouponIssued,
+        RemedyAcknowledged,
+        RemedyRejected,
+        CaseConcluded,
     )
 }
 

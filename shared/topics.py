@@ -10,8 +10,23 @@ SURVEY = "careloop.survey.v1"
 ALERTS = "careloop.alerts.v1"
 KNOWLEDGE = "careloop.knowledge.v1"
 INCIDENTS = "careloop.incidents.v1"
+REMEDIES = "careloop.remedies.v1"
+REMEDY_ACKS = "careloop.remedies.acks.v1"
 
-ALL = (INBOUND, LEARNERS, INTAKE, TICKETS, ROUTING, NOTIFY, SURVEY, ALERTS, KNOWLEDGE, INCIDENTS)
+ALL = (
+    INBOUND,
+    LEARNERS,
+    INTAKE,
+    TICKETS,
+    ROUTING,
+    NOTIFY,
+    SURVEY,
+    ALERTS,
+    KNOWLEDGE,
+    INCIDENTS,
+    REMEDIES,
+    REMEDY_ACKS,
+)
 
 
 def dlq(topic: str) -> str:
