@@ -34,6 +34,9 @@ DESCRIPTIONS = {
     "the shop); key = ticket id, one event per remedy id.",
     topics.REMEDY_ACKS: "Other systems' answers to remedies: remedy.acknowledged or "
     "remedy.rejected with the remedy id (key = ticket id); desk consumes them.",
+    topics.PEOPLE: "desk: the people who work tickets (person.changed, key = agent id; the "
+    "newest wins): role, teams, active and their API tokens' SHA-256 for other services' "
+    "read models.",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

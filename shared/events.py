@@ -1001,6 +1001,32 @@ class CaseConcluded(EventData, frozen=True, kw_only=True):
     concluded_at: datetime
 
 
+# ---- careloop.people.v1 -------------------------------------------------------------------
+
+
+class PersonChanged(EventData, frozen=True, kw_only=True):
+    """A person who works tickets as desk now has them: created, edited, disabled, a token
+    added or revoked. Key = agent id; the newest wins, so a consumer keeps one row per person.
+
+    `api_token_sha256` lists the SHA-256 of each of the person's unrevoked API tokens, so that
+    another service can authenticate their bearer tokens without asking desk.
+    """
+
+    TYPE = "person.changed"
+    TOPIC = topics.PEOPLE
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    agent_id: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{1,49}$")]
+    name: Name
+    email: Email | None = None
+    role: Annotated[str, Meta(pattern="^(agent|supervisor|admin)$")]
+    teams: tuple[str, ...] = ()
+    language: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    active: bool
+    api_token_sha256: tuple[Annotated[str, Meta(pattern="^[0-9a-f]{64}$")], ...] = ()
+    changed_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -1049,6 +1075,8 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         RemedyAcknowledged,
         RemedyRejected,
         CaseConcluded,
+        # ---- people ----
+        PersonChanged,
     )
 }
 

@@ -12,6 +12,7 @@ KNOWLEDGE = "careloop.knowledge.v1"
 INCIDENTS = "careloop.incidents.v1"
 REMEDIES = "careloop.remedies.v1"
 REMEDY_ACKS = "careloop.remedies.acks.v1"
+PEOPLE = "careloop.people.v1"
 
 ALL = (
     INBOUND,
@@ -26,6 +27,7 @@ ALL = (
     INCIDENTS,
     REMEDIES,
     REMEDY_ACKS,
+    PEOPLE,
 )
 
 
