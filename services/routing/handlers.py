@@ -637,14 +637,21 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         summary="Agents with skills, presence and live load",
         responses=problems(401, 503),
     )
-    async def agents(_: Caller) -> list[AgentView]:
+    async def agents(who: Caller) -> list[AgentView]:
         async with ctx.pool.acquire() as conn:
             rows = await repo.load_agents(conn)
         loads = await router.load.loads([r["agent_id"] for r in rows])
         at = now()
-        return [
+        views = [
             agent_view(r, available=router.available(r, at), load=loads[r["agent_id"]])
             for r in rows
+        ]
+        if Role(who["role"]) is not Role.AGENT:
+            return views
+        # Colleagues' addresses are for supervisors and admins; an agent sees only their own.
+        return [
+            v if v.agent_id == who["agent_id"] else v.model_copy(update={"email": None})
+            for v in views
         ]
 
     @api.put(

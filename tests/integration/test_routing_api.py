@@ -97,6 +97,26 @@ def test_a_well_formed_unknown_agent_is_404(api: httpx.Client) -> None:
     assert answer.status_code == 404 and answer.json() == {"detail": "no such agent"}
 
 
+def test_an_agent_sees_only_their_own_address_supervisors_see_everyones(
+    api: httpx.Client,
+) -> None:
+    for agent_id in ("ana", "ben"):
+        changed = api.patch(
+            f"/v1/admin/agents/{agent_id}",
+            json={"email": f"{agent_id}@example.com"},
+            headers={"Authorization": "Bearer test-ada-token"},
+        )
+        assert changed.status_code == 200, changed.text
+
+    def addresses(headers: dict[str, str]) -> dict[str, str | None]:
+        answer = api.get("/v1/agents", headers=headers)
+        assert answer.status_code == 200
+        return {a["agent_id"]: a["email"] for a in answer.json() if a["agent_id"] in ("ana", "ben")}
+
+    assert addresses(ANA) == {"ana": "ana@example.com", "ben": None}
+    assert addresses(SUE) == {"ana": "ana@example.com", "ben": "ben@example.com"}
+
+
 def test_an_agent_setting_anothers_presence_is_403(api: httpx.Client) -> None:
     answer = api.put("/v1/agents/ben/presence", json={"online": True}, headers=ANA)
 
