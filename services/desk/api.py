@@ -2,7 +2,7 @@
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -165,15 +165,21 @@ def as_http() -> Iterator[None]:
         raise HTTPException(409, str(exc)) from exc
 
 
-def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
-    router = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
+def agent_dependency(ctx: Context[DeskSettings]) -> Callable[..., Awaitable[Caller]]:
+    """The FastAPI dependency of every agent route (desk's API and its parts, like cases):
+    the calling agent, else 401."""
     authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
-    links = handlers.links_for(ctx.settings)
 
     async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:
         return Caller(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
 
-    CurrentAgent = Annotated[Caller, Depends(current_agent)]
+    return current_agent
+
+
+def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
+    router = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
+    links = handlers.links_for(ctx.settings)
+    CurrentAgent = Annotated[Caller, Depends(agent_dependency(ctx))]
 
     @router.get("/v1/agent/me", summary="Who the token belongs to", responses=problems(401, 503))
     async def me(agent: CurrentAgent) -> Caller:
