@@ -475,12 +475,20 @@ def email_message(
         encoding = "base64"
         body = base64.encodebytes(body.encode()).decode("ascii")
     root = thread_root(ticket_id)
-    own = message_id(delivery_key, ticket_id)
-    thread = "" if own == root else f"In-Reply-To: {root}\nReferences: {root}\n"
+    if kind in SLA_KINDS:
+        # To an agent, about the ticket, not in the learner's thread: no Reply-To the support
+        # address and no Message-ID intake would read as the ticket's (an agent answering
+        # the warning must not post into the learner's conversation).
+        own = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', delivery_key)}.{ticket_id}@agents.careloop>"
+        thread = ""
+    else:
+        own = message_id(delivery_key, ticket_id)
+        thread = f"Reply-To: {reply_to}\n"
+        if own != root:
+            thread += f"In-Reply-To: {root}\nReferences: {root}\n"
     return (
         f"Date: {formatdate(usegmt=True)}\n"  # RFC 5322 requires it; mail readers sort by it
         f"From: {sender}\n"
-        f"Reply-To: {reply_to}\n"
         f"To: {to.mailbox}\n"
         f"Subject: {subject_header(rendered.subject)}\n"
         f"Message-ID: {own}\n"

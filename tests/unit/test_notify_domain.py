@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 
+from services.intake.channels.email import careloop_ticket_of
 from services.notify.domain import (
     Address,
     Rendered,
@@ -415,6 +416,14 @@ def test_email_message_after_the_confirmation_refers_to_it() -> None:
     root = f"<confirmation.{TICKET}.{TICKET}@careloop>"
 
     assert (message["In-Reply-To"], message["References"]) == (root, root)
+
+
+def test_an_sla_mail_to_an_agent_is_outside_the_learners_thread() -> None:
+    message = _message(delivery_key="sla_warning:7")
+
+    assert message["Message-ID"] == f"<sla.warning.7.{TICKET}@agents.careloop>"
+    assert careloop_ticket_of(message["Message-ID"]) is None  # a reply does not reach the ticket
+    assert (message["Reply-To"], message["In-Reply-To"], message["References"]) == (None,) * 3
 
 
 def test_the_confirmation_starts_the_thread() -> None:
