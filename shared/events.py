@@ -81,6 +81,7 @@ class EscalationReason(StrEnum):
 class CloseReason(StrEnum):
     CONFIRMED = "confirmed"
     AUTO_CLOSED = "auto_closed"
+    MERGED = "merged"  # a duplicate closed into the ticket that carries on its conversation
 
 
 class NotificationKind(StrEnum):
@@ -94,6 +95,8 @@ class NotificationKind(StrEnum):
     SLA_BREACHED = "sla_breached"  # to a supervisor (level 1) or management (level 2)
     SLA_AT_RISK = "sla_at_risk"  # to a supervisor: a queued ticket will likely breach
     CASE_OUTCOME = "case_outcome"  # a complaint case's finding and remedies
+    MENTION = "mention"  # to an agent: a colleague's internal note mentions them
+    MERGED = "merged"  # to the learner: their request continues under another ticket
 
 
 class _Struct(Struct, frozen=True, kw_only=True):
@@ -1027,6 +1030,72 @@ class PersonChanged(EventData, frozen=True, kw_only=True):
     changed_at: datetime
 
 
+# ---- careloop.tickets.v1: desk ops (notes, transfers, merges) ----
+
+
+class Mentioned(_Struct, frozen=True, kw_only=True):
+    """An agent an internal note mentions, and where notify e-mails them (None: no address)."""
+
+    agent_id: Id
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    email: Email | None = None
+
+
+class TicketNoteAdded(EventData, frozen=True, kw_only=True):
+    """An agent wrote an internal note on a ticket (never shown to the learner); each agent it
+    `@mentions` is told (notify's `mention` e-mail)."""
+
+    TYPE = "ticket.note_added"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    note_id: UUID
+    agent_id: str
+    body: str
+    mentions: tuple[Mentioned, ...] = ()
+    added_at: datetime
+
+
+class TicketTransferred(EventData, frozen=True, kw_only=True):
+    """A ticket is handed to another agent or team with a reason (R6.2); the new holder sees
+    the whole conversation and the reason in desk. To an agent (`to_agent_id`): desk shows it
+    assigned to them at once and routing moves the load. To a team (`to_agent_id` null): it
+    waits in `to_team`'s queue and routing places it as it places any queued ticket."""
+
+    TYPE = "ticket.transferred"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    from_agent_id: str | None
+    from_team: str | None
+    to_agent_id: str | None
+    to_team: str
+    priority: Priority | None = None
+    reason: str
+    by: str
+    transferred_at: datetime
+
+
+class TicketMerged(EventData, frozen=True, kw_only=True):
+    """A duplicate ticket was merged into another (R6.3): its messages, replies and notes moved
+    there and it closed (`ticket.closed`, reason merged). The learner is told the number their
+    request continues under (notify's `merged` message)."""
+
+    TYPE = "ticket.merged"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    into_ticket_id: UUID
+    into_number: str
+    by: str
+    moved: Annotated[int, Meta(ge=0)]
+    portal_url: str | None = None  # the learner's page of the ticket it continues under
+    merged_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -1077,6 +1146,10 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         CaseConcluded,
         # ---- people ----
         PersonChanged,
+        # ---- desk ops ----
+        TicketNoteAdded,
+        TicketTransferred,
+        TicketMerged,
     )
 }
 
