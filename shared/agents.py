@@ -1,8 +1,11 @@
-"""The agents seed file (teams, skills, capacity, tokens) that desk and routing load.
+"""The agents seed file (teams, skills, capacity, tokens, first passwords) that desk and
+routing load.
 
 The demo agents in deploy/local/agents.yaml load only in a local run (CARELOOP_ENV=local):
-their tokens are in the repository, so anywhere else they would let anyone in. routing seeds
-its tables from the file only while they are empty; after that its admin API owns the agents.
+their tokens and passwords are in the repository, so anywhere else they would let anyone in.
+desk makes a user of each agent it does not have yet (the token becomes their first API token);
+after that desk's account API owns the people. routing seeds its tables from the file only
+while they are empty; after that its admin API owns skills, capacity and schedules.
 """
 
 import hashlib
@@ -124,6 +127,12 @@ class AgentSeed(Skills):
     email: EmailAddress | None = Field(
         None, description="Where SLA warnings and escalations reach the agent."
     )
+    password: str | None = Field(
+        None,
+        min_length=10,
+        description="First password for logging into desk's workspace (demo users); "
+        "production refuses the demo ones. Without it, an admin sets one.",
+    )
 
     @property
     def token_sha256(self) -> str:
@@ -186,7 +195,8 @@ def load_agents(settings: CommonSettings) -> Seed:
             "agents file (or CARELOOP_ENV=local for a local run)"
         )
     seed = load_seed(settings.agents_file)
-    demo_hashes = _demo_token_hashes()
+    known = load_seed(DEFAULT_AGENTS_FILE).agents if DEFAULT_AGENTS_FILE.exists() else ()
+    demo_hashes = {a.token_sha256 for a in known}
     demo = [
         a.id for a in seed.agents if a.token.startswith("demo-") or a.token_sha256 in demo_hashes
     ]
@@ -195,9 +205,11 @@ def load_agents(settings: CommonSettings) -> Seed:
             f"refusing to start: {settings.agents_file} gives demo tokens to {', '.join(demo)}. "
             "CARELOOP_ENV is production: give every agent a token of its own"
         )
+    demo_passwords = {a.password for a in known if a.password is not None}
+    if demo := [a.id for a in seed.agents if a.password in demo_passwords]:
+        raise DemoCredentialsRefused(
+            f"refusing to start: {settings.agents_file} gives demo passwords to "
+            f"{', '.join(demo)}. CARELOOP_ENV is production: give each a password of its own "
+            "(or none, and have an admin set it)"
+        )
     return seed
-
-
-def _demo_token_hashes() -> set[str]:
-    known = load_seed(DEFAULT_AGENTS_FILE).agents if DEFAULT_AGENTS_FILE.exists() else ()
-    return {a.token_sha256 for a in known}

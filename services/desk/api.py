@@ -6,15 +6,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from uuid6 import uuid7
 
 from services.desk import handlers, repo
+from services.desk.accounts.web import User, require_api_user
 from services.desk.domain import Answer, Caller, Conflict, NotAllowed, NotFound, Status
 from services.desk.settings import DeskSettings
-from shared.agents import Role, bearer_auth
+from shared.agents import Role
 from shared.events import (
     Call,
     Category,
@@ -167,11 +167,11 @@ def as_http() -> Iterator[None]:
 
 def agent_dependency(ctx: Context[DeskSettings]) -> Callable[..., Awaitable[Caller]]:
     """The FastAPI dependency of every agent route (desk's API and its parts, like cases):
-    the calling agent, else 401."""
-    authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    the calling agent (bearer token, or session cookie with its CSRF token), else 401."""
+    authenticated = require_api_user()
 
-    async def current_agent(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:
-        return Caller(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
+    async def current_agent(user: Annotated[User, Depends(authenticated)]) -> Caller:
+        return Caller(agent_id=user.agent_id, name=user.name, role=user.role, teams=user.teams)
 
     return current_agent
 

@@ -10,9 +10,9 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
 from services.desk import api, handlers, learner_api, pages, portal, repo
+from services.desk.accounts import setup as accounts
 from services.desk.settings import DeskSettings
 from shared import dlq, http, topics
-from shared.agents import load_agents
 from shared.events import LearnerSnapshot, decode_snapshot
 from shared.inbox import batch_subscriber_options
 from shared.service import Context, build_app, consume, new_context
@@ -36,16 +36,13 @@ def create_app(settings: DeskSettings) -> FastAPI:
     )
     consume_learners(ctx)
 
-    async def seed_agents(ctx: Context[DeskSettings]) -> None:
-        async with ctx.pool.acquire() as conn:
-            await repo.upsert_agents(conn, load_agents(settings).agents)
-
     app = build_app(
         ctx,
-        on_start=seed_agents,
+        on_start=accounts.seed_users,
         background=(handlers.auto_close,),
         title="careloop desk",
     )
+    accounts.install(app, ctx)
     app.include_router(api.http_routes(ctx))
     app.include_router(pages.page_routes(ctx))
     app.include_router(portal.routes(ctx))

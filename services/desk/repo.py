@@ -9,7 +9,6 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.agents import AgentSeed
 from shared.events import (
     Attachment,
     Learner,
@@ -449,23 +448,6 @@ async def close_many(
         "updated_at = now() WHERE ticket_id = ANY($1::uuid[])",
         list(ticket_ids),
         closed_at,
-    )
-
-
-async def agent_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT agent_id, name, role FROM agents WHERE token_sha256 = $1", token_sha256
-    )
-
-
-async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -> None:
-    await conn.executemany(
-        """
-        INSERT INTO agents (agent_id, name, role, token_sha256) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (agent_id) DO UPDATE
-            SET name = excluded.name, role = excluded.role, token_sha256 = excluded.token_sha256
-        """,
-        [(a.id, a.name, a.role.value, a.token_sha256) for a in agents],
     )
 
 

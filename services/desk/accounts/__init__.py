@@ -1,0 +1,1 @@
+"""desk's accounts: users, sessions, CSRF, lockout, API tokens and roles (issue 9)."""
