@@ -847,10 +847,11 @@ class IncidentResolved(EventData, frozen=True, kw_only=True):
 
 
 class IncidentNoticeRequested(EventData, frozen=True, kw_only=True):
-    """One message for one learner about an incident, for notify to send on `channel` (the
-    learner's preferred one, else whatever contact `learner` has). `notice_id` is the same
-    however often it is sent: notify delivers it once. Released at the pace the providers
-    allow (CARELOOP_INCIDENT_NOTICES_PER_SECOND)."""
+    """One message for one learner about an incident, for notify to send on `channel` (one of
+    notify's senders: the learner's preferred channel when `learner` has its contact, else
+    e-mail, WeChat, then SMS to the phone). `notice_id` is the event's id too, the same however
+    often it is relayed: notify delivers it once. Released per channel at the pace its
+    provider allows (CARELOOP_INCIDENT_NOTICE_RATES)."""
 
     TYPE = "incident.notice_requested"
     TOPIC = topics.INCIDENTS
@@ -860,7 +861,7 @@ class IncidentNoticeRequested(EventData, frozen=True, kw_only=True):
     incident_id: UUID
     kind: NoticeKind
     learner: Learner
-    channel: Channel | None = None
+    channel: Annotated[str, Meta(pattern="^(email|sms|wechat|weibo)$")]
     locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
     title: Annotated[str, Meta(max_length=200)]
     body: Annotated[str, Meta(max_length=4000)]
