@@ -2,7 +2,6 @@
 and the audit of every change. Each change to a person is audited and announced
 (`person.changed`, through the outbox) in the caller's transaction."""
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,7 +182,7 @@ async def audit(
         actor,
         action,
         agent_id,
-        json.dumps(detail or {}, default=str),
+        detail or {},
     )
 
 
