@@ -12,7 +12,6 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from services.knowledge import repo
 from services.knowledge.domain import (
     ArticleEdit,
     ArticleIn,
@@ -26,6 +25,7 @@ from services.knowledge.domain import (
 )
 from services.knowledge.handlers import Caller, Knowledge
 from services.knowledge.settings import KnowledgeSettings
+from shared import people
 from shared.agents import Role, bearer_auth
 from shared.events import Category
 from shared.http import Utf8JsonRoute
@@ -123,7 +123,7 @@ Limit = Annotated[int, Query(ge=1, le=100), DIGITS]
 def http_routes(ctx: Context[KnowledgeSettings], knowledge: Knowledge) -> APIRouter:
     settings = ctx.settings
     router = APIRouter(route_class=Utf8JsonRoute, max_body_size=settings.http_max_body_bytes)
-    authenticated = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    authenticated = bearer_auth(lambda: ctx.pool, people.person_by_token)
 
     async def current(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:
         return Caller(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))

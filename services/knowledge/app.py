@@ -1,10 +1,11 @@
-"""knowledge's wiring: the ticket consumer, the articles API, the learners' article page."""
+"""knowledge's wiring: the ticket and people consumer, the articles API, the learners' article
+page."""
 
 from fastapi import FastAPI
 
-from services.knowledge import api, handlers, pages, repo, seed
+from services.knowledge import api, handlers, pages, seed
 from services.knowledge.settings import KnowledgeSettings
-from shared import http, topics
+from shared import http, people, topics
 from shared.agents import load_agents
 from shared.service import Context, build_app, consume, new_context
 
@@ -14,14 +15,14 @@ def create_app(settings: KnowledgeSettings) -> FastAPI:
     knowledge = handlers.Knowledge(ctx)
     consume(
         ctx,
-        topic_names=[topics.TICKETS],
-        handlers=knowledge.handlers(),
-        idempotent=handlers.IDEMPOTENT,
+        topic_names=[topics.TICKETS, topics.PEOPLE],
+        handlers={**knowledge.handlers(), **people.HANDLERS},
+        idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
     )
 
     async def start(ctx: Context[KnowledgeSettings]) -> None:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await repo.upsert_agents(conn, load_agents(settings).agents)
+            await people.seed(conn, load_agents(settings).agents)
             if settings.demo_articles:
                 await seed.add_missing(conn, ctx.settings, seed.load(seed.DEMO))
         await knowledge.start(ctx)

@@ -7,7 +7,6 @@ from uuid import UUID
 import asyncpg
 
 from services.knowledge.domain import ArticleIn, Language, Status, indexed
-from shared.agents import AgentSeed
 
 # The article's words (jieba's, made in Python), weighted: title A, tags B, body C. The
 # 'english' configuration stems English words and leaves Chinese ones as jieba cut them.
@@ -30,23 +29,6 @@ _VERSION = """
 
 def _words(article: ArticleIn) -> tuple[str, str, str]:
     return indexed(article.title), indexed(" ".join(article.tags)), indexed(article.body)
-
-
-async def upsert_agents(conn: asyncpg.Connection, agents: Sequence[AgentSeed]) -> None:
-    await conn.executemany(
-        """
-        INSERT INTO agents (agent_id, name, role, token_sha256) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (agent_id) DO UPDATE
-        SET name = excluded.name, role = excluded.role, token_sha256 = excluded.token_sha256
-        """,
-        [(a.id, a.name, a.role.value, a.token_sha256) for a in agents],
-    )
-
-
-async def agent_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT agent_id, name, role FROM agents WHERE token_sha256 = $1", token_sha256
-    )
 
 
 async def create(
