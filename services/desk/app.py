@@ -11,6 +11,9 @@ from prometheus_client import Counter
 
 from services.desk import api, handlers, learner_api, pages, portal, repo
 from services.desk.accounts import setup as accounts
+from services.desk.cases import api as cases_api
+from services.desk.cases import handlers as cases
+from services.desk.cases.settings import CaseSettings
 from services.desk.settings import DeskSettings
 from shared import dlq, http, topics
 from shared.events import LearnerSnapshot, decode_snapshot
@@ -28,10 +31,11 @@ SNAPSHOTS = Counter(
 
 def create_app(settings: DeskSettings) -> FastAPI:
     ctx = new_context("desk", settings)
+    case_settings = CaseSettings()
     consume(
         ctx,
-        topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY],
-        handlers=handlers.event_handlers(settings),
+        topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY, topics.REMEDY_ACKS],
+        handlers={**handlers.event_handlers(settings), **cases.event_handlers()},
         idempotent=handlers.IDEMPOTENT,
     )
     consume_learners(ctx)
@@ -39,7 +43,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app = build_app(
         ctx,
         on_start=accounts.seed_users,
-        background=(handlers.auto_close,),
+        background=(handlers.auto_close, cases.clock(case_settings)),
         title="careloop desk",
     )
     accounts.install(app, ctx)
@@ -47,6 +51,9 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app.include_router(pages.page_routes(ctx))
     app.include_router(portal.routes(ctx))
     app.include_router(learner_api.routes(ctx))
+    app.include_router(
+        cases_api.routes(ctx, current_agent=api.agent_dependency(ctx), settings=case_settings)
+    )
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app
 
