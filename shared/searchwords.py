@@ -13,6 +13,8 @@ import opencc
 
 from shared.text import detect_language
 
+jieba.setLogLevel(60)  # its dictionary-loading chatter is not ours to log
+
 # Words that say nothing about what a learner asks. Single characters jieba leaves on their own
 # (到, 账) stay: in a short Chinese question they may carry the meaning.
 _STOPWORDS = """

@@ -3,18 +3,28 @@
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from uuid6 import uuid7
 
 from services.desk import handlers, repo
 from services.desk.accounts.web import User, require_api_user
-from services.desk.domain import Answer, Caller, Conflict, NotAllowed, NotFound, Status
+from services.desk.domain import (
+    RESOLUTION_CODES,
+    Answer,
+    Caller,
+    Conflict,
+    Invalid,
+    NotAllowed,
+    NotFound,
+    ResolutionCode,
+    Status,
+)
 from services.desk.settings import DeskSettings
-from shared.agents import Role
+from shared.agents import AGENT_ID_PATTERN, TEAM_PATTERN, Role
 from shared.events import (
     Call,
     Category,
@@ -47,6 +57,16 @@ class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resolution: Text = Field(min_length=1, max_length=20_000)
+    resolution_code: ResolutionCode = Field(
+        ResolutionCode.ANSWERED, description="How it was resolved (GET /v1/resolution-codes)."
+    )
+
+    @field_validator("resolution_code")
+    @classmethod
+    def _agents_code(cls, code: ResolutionCode) -> ResolutionCode:
+        if code not in RESOLUTION_CODES:
+            raise ValueError(f"{code} is the learner's own answer, not an agent's code")
+        return code
 
 
 class ResolveOut(BaseModel):
@@ -73,12 +93,15 @@ TokenInPath = Annotated[
 ]
 
 
+TICKET_REF_PATTERN = (
+    r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}"
+    r"|[Cc][Ll]-[0-9]{6,18})$"
+)
 TicketRef = Annotated[
     str,
     Path(
         description="The ticket's id, or its number (`CL-000123`).",
-        pattern=r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}"
-        r"|[Cc][Ll]-[0-9]{6,18})$",
+        pattern=TICKET_REF_PATTERN,
     ),
 ]
 
@@ -163,6 +186,8 @@ def as_http() -> Iterator[None]:
         raise HTTPException(403, str(exc)) from exc
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from exc
+    except Invalid as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 def agent_dependency(ctx: Context[DeskSettings]) -> Callable[..., Awaitable[Caller]]:
@@ -288,6 +313,7 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                     ticket_id=tid,
                     agent=agent,
                     resolution=body.resolution,
+                    resolution_code=body.resolution_code,
                     public_url=ctx.settings.public_url,
                     links=links,
                 )
@@ -344,5 +370,257 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
                 return ConfirmOut(
                     status=await handlers.confirm(conn, token=token, answer=body.answer)
                 )
+
+    return router
+
+
+# ---- what agents do to a ticket: notes, macros, transfers, merges, search, timeline -------
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Text = Field(
+        min_length=1,
+        max_length=20_000,
+        description="For agents only; `@agent_id` tells that agent (an e-mail).",
+    )
+
+
+class MacroIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Line = Field(min_length=1, max_length=100)
+    body: Text = Field(
+        min_length=1,
+        max_length=20_000,
+        description="Plain text with variables: {{ learner.name }}, {{ learner.email }}, "
+        "{{ ticket.number }}, {{ ticket.subject }}, {{ ticket.category }}, {{ agent.name }}.",
+    )
+    language: Literal["zh", "en"] | None = None
+
+
+class Rendered(BaseModel):
+    body: str
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    to_agent_id: str | None = Field(None, pattern=AGENT_ID_PATTERN)
+    to_team: str | None = Field(None, pattern=TEAM_PATTERN)
+    reason: Text = Field(min_length=1, max_length=2000, description="What the new holder reads.")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "TransferIn":
+        if self.to_agent_id is None and self.to_team is None:
+            raise ValueError("give to_agent_id, to_team or both")
+        return self
+
+
+class Transferred(BaseModel):
+    ticket_id: UUID
+    team: str
+    assignee_id: str | None
+    status: Status
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: str = Field(
+        pattern=TICKET_REF_PATTERN,
+        description="The ticket that carries on: its id or number.",
+    )
+
+
+class Merged(BaseModel):
+    ticket_id: UUID
+    merged_into: UUID
+    into_number: str
+    moved: int
+
+
+class Found(BaseModel):
+    ticket_id: UUID
+    number: str
+    subject: str
+    status: Status
+    priority: str | None
+    category: str | None
+    team: str | None
+    assignee_id: str | None
+    learner_name: str | None
+    channel: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    archived_at: AwareDatetime | None
+    rank: float
+
+
+def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
+    """Notes, macros, transfers, merges, resolution codes, search and the timeline (issue 9)."""
+    router = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
+    links = handlers.links_for(ctx.settings)
+    CurrentAgent = Annotated[Caller, Depends(agent_dependency(ctx))]
+    MacroId = Annotated[UUID, Path(description="The macro's id.")]
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/notes",
+        status_code=201,
+        summary="An internal note (agents only); @agent_id mentions are e-mailed",
+        responses=problems(400, 401, 404, 413, 503),
+    )
+    async def add_note(ticket_id: TicketRef, body: NoteIn, agent: CurrentAgent) -> dict[str, Any]:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                return await handlers.add_note(conn, ticket_id=tid, agent=agent, body=body.body)
+
+    @router.get(
+        "/v1/tickets/{ticket_id}/timeline",
+        summary="Everything the ticket went through, in order (notes included: agents only)",
+        responses=problems(401, 404, 503),
+    )
+    async def timeline(ticket_id: TicketRef, agent: CurrentAgent) -> list[dict[str, Any]]:
+        async with ctx.pool.acquire() as conn:
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                return await handlers.timeline(conn, ticket_id=tid, agent=agent)
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/transfer",
+        summary="Hand the ticket to another agent or team, with a reason (R6.2)",
+        description="The assignee or a supervisor. To an agent: theirs at once. To a team: it "
+        "waits in that team's queue. 409 for a resolved or closed ticket, or a transfer to "
+        "where it is; 422 for an unknown agent or team.",
+        responses=problems(400, 401, 403, 404, 409, 413, 503),
+    )
+    async def transfer(ticket_id: TicketRef, body: TransferIn, agent: CurrentAgent) -> Transferred:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                done = await handlers.transfer(
+                    conn,
+                    ticket_id=tid,
+                    agent=agent,
+                    to_agent_id=body.to_agent_id,
+                    to_team=body.to_team,
+                    reason=body.reason,
+                )
+        return Transferred(**done)
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/merge",
+        summary="Merge this duplicate into another ticket (R6.3)",
+        description="Its messages, replies and notes move to `into`; it closes as merged and "
+        "the learner is told the number their request continues under. 409 into itself, into "
+        "a closed ticket, or from a closed one.",
+        responses=problems(400, 401, 403, 404, 409, 413, 503),
+    )
+    async def merge(ticket_id: TicketRef, body: MergeIn, agent: CurrentAgent) -> Merged:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                into = await handlers.ticket_ref(conn, body.into)
+                done = await handlers.merge(
+                    conn, ticket_id=tid, into_id=into, agent=agent, links=links
+                )
+        return Merged(**done)
+
+    @router.get(
+        "/v1/resolution-codes",
+        summary="The codes an agent resolves a ticket with",
+        responses=problems(401, 503),
+    )
+    async def resolution_codes(agent: CurrentAgent) -> list[str]:
+        return [c.value for c in RESOLUTION_CODES]
+
+    @router.get(
+        "/v1/search",
+        summary="Find tickets by number, e-mail, phone, learner name or words (Chinese too)",
+        description="Best match first, among the tickets the caller may see (an agent: their "
+        "own and their teams'; supervisors and admins: all).",
+        responses=problems(401, 503),
+    )
+    async def search(
+        agent: CurrentAgent,
+        q: Annotated[Line, Query(min_length=1, max_length=200)],
+        limit: Annotated[int, Query(ge=1, le=200), DIGITS] = 50,
+    ) -> list[Found]:
+        async with ctx.pool.acquire() as conn:
+            rows = await handlers.search(conn, agent=agent, q=q, limit=limit)
+        return [Found(**r) for r in rows]
+
+    @router.get(
+        "/v1/people",
+        summary="Every agent (id, name, role, teams) and team: whom to transfer to or mention",
+        responses=problems(401, 503),
+    )
+    async def people(agent: CurrentAgent) -> dict[str, Any]:
+        async with ctx.pool.acquire() as conn:
+            return await handlers.people(conn)
+
+    @router.get("/v1/macros", summary="Every macro (canned reply)", responses=problems(401, 503))
+    async def macros(agent: CurrentAgent) -> list[dict[str, Any]]:
+        async with ctx.pool.acquire() as conn:
+            return await handlers.list_macros(conn)
+
+    @router.post(
+        "/v1/macros",
+        status_code=201,
+        summary="A new macro (supervisors and admins)",
+        description="422 names a template that does not render (bad syntax, unknown variable); "
+        "409 for a name another macro has.",
+        responses=problems(400, 401, 403, 409, 413, 503),
+    )
+    async def create_macro(body: MacroIn, agent: CurrentAgent) -> dict[str, Any]:
+        async with ctx.pool.acquire() as conn:
+            with as_http():
+                return await handlers.save_macro(
+                    conn, agent=agent, name=body.name, body=body.body, language=body.language
+                )
+
+    @router.put(
+        "/v1/macros/{macro_id}",
+        summary="Replace a macro (supervisors and admins)",
+        responses=problems(400, 401, 403, 404, 409, 413, 503),
+    )
+    async def update_macro(macro_id: MacroId, body: MacroIn, agent: CurrentAgent) -> dict[str, Any]:
+        async with ctx.pool.acquire() as conn:
+            with as_http():
+                return await handlers.save_macro(
+                    conn,
+                    agent=agent,
+                    name=body.name,
+                    body=body.body,
+                    language=body.language,
+                    macro_id=macro_id,
+                )
+
+    @router.delete(
+        "/v1/macros/{macro_id}",
+        status_code=204,
+        summary="Delete a macro (supervisors and admins)",
+        responses=problems(401, 403, 404, 503),
+    )
+    async def delete_macro(macro_id: MacroId, agent: CurrentAgent) -> None:
+        async with ctx.pool.acquire() as conn:
+            with as_http():
+                await handlers.delete_macro(conn, agent=agent, macro_id=macro_id)
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/macros/{macro_id}/render",
+        summary="A macro's text for this ticket, to put in the reply (plain text)",
+        responses=problems(401, 404, 503),
+    )
+    async def render(ticket_id: TicketRef, macro_id: MacroId, agent: CurrentAgent) -> Rendered:
+        async with ctx.pool.acquire() as conn:
+            with as_http():
+                tid = await handlers.ticket_ref(conn, ticket_id)
+                text = await handlers.render_macro_for(
+                    conn, ticket_id=tid, macro_id=macro_id, agent=agent
+                )
+        return Rendered(body=text)
 
     return router

@@ -14,6 +14,7 @@ from services.desk.accounts import setup as accounts
 from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
 from services.desk.cases.settings import CaseSettings
+from services.desk.retention import retention
 from services.desk.settings import DeskSettings
 from shared import dlq, http, topics
 from shared.events import LearnerSnapshot, decode_snapshot
@@ -43,11 +44,17 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app = build_app(
         ctx,
         on_start=accounts.seed_users,
-        background=(handlers.auto_close, cases.clock(case_settings)),
+        background=(
+            handlers.auto_close,
+            cases.clock(case_settings),
+            handlers.index_search,
+            retention,
+        ),
         title="careloop desk",
     )
     accounts.install(app, ctx)
     app.include_router(api.http_routes(ctx))
+    app.include_router(api.ops_routes(ctx))
     app.include_router(pages.page_routes(ctx))
     app.include_router(portal.routes(ctx))
     app.include_router(learner_api.routes(ctx))

@@ -1,14 +1,19 @@
 """desk's decisions: who may do what to a ticket, and what a learner's answer does."""
 
 import hashlib
+import re
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict
 
 from shared.agents import Role
 from shared.errors import PermanentError
 from shared.events import Channel, Learner, TicketSubmitted
+from shared.phones import normal_phone
 
 
 class Status(StrEnum):
@@ -34,6 +39,11 @@ class Caller(BaseModel):
     agent_id: str
     name: str
     role: Role
+    teams: tuple[str, ...] = ()
+
+    @property
+    def supervises(self) -> bool:
+        return self.role is not Role.AGENT
 
 
 class NotAllowed(PermanentError):
@@ -48,19 +58,42 @@ class NotFound(PermanentError):
     """No such ticket, or no ticket behind this link."""
 
 
+class Invalid(PermanentError):
+    """The request names something that does not exist or cannot be used (an unknown agent or
+    team, a macro that does not render)."""
+
+
 WORKABLE = frozenset({Status.ASSIGNED, Status.PENDING_LEARNER})
 REOPENABLE = frozenset({Status.RESOLVED, Status.CLOSED})
 
 
-def check_may_see(*, agent_id: str, role: Role, assignee_id: str | None) -> None:
-    """Agents see their own tickets; supervisors and admins see all (R12.2)."""
+def check_may_see(
+    *,
+    agent_id: str,
+    role: Role,
+    assignee_id: str | None,
+    teams: tuple[str, ...] = (),
+    team: str | None = None,
+) -> None:
+    """Agents see their own tickets and their teams'; supervisors and admins see all (R12.2).
+    Any other ticket is answered as if it did not exist, so ids cannot be probed."""
+    if role is Role.AGENT and assignee_id != agent_id and (team is None or team not in teams):
+        raise NotFound("no such ticket")
+
+
+def check_may_work(
+    *,
+    agent_id: str,
+    role: Role,
+    assignee_id: str | None,
+    status: Status,
+    teams: tuple[str, ...] = (),
+    team: str | None = None,
+) -> None:
+    """Replying and resolving need the ticket assigned, and to you unless you supervise."""
+    check_may_see(agent_id=agent_id, role=role, assignee_id=assignee_id, teams=teams, team=team)
     if role is Role.AGENT and assignee_id != agent_id:
         raise NotAllowed("this ticket is not assigned to you")
-
-
-def check_may_work(*, agent_id: str, role: Role, assignee_id: str | None, status: Status) -> None:
-    """Replying and resolving need the ticket assigned, and to you unless you supervise."""
-    check_may_see(agent_id=agent_id, role=role, assignee_id=assignee_id)
     if status not in WORKABLE:
         raise Conflict(f"a ticket that is {status} cannot be worked on")
 
@@ -137,3 +170,157 @@ def same_learner(ticket_learner: dict[str, Any], sender: Learner) -> bool:
         ("weibo_uid", sender.weibo_uid),
     }
     return any(value is not None for _, value in mine & theirs)
+
+
+# ---- what agents do to a ticket: notes, macros, transfers, merges, resolutions ------------
+
+
+class ResolutionCode(StrEnum):
+    """How a ticket was resolved, for reports and for the knowledge base's deflection rate."""
+
+    ANSWERED = "answered"  # the learner's question is answered
+    FIXED = "fixed"  # a fault was fixed
+    REFUNDED = "refunded"
+    CHANGED_AS_ASKED = "changed_as_asked"  # a course, class or account change made
+    WORKAROUND = "workaround"
+    DUPLICATE = "duplicate"
+    NO_RESPONSE = "no_response"  # the learner stopped answering
+    NOT_REPRODUCIBLE = "not_reproducible"
+    OUT_OF_SCOPE = "out_of_scope"
+    SELF_SERVED = "self_served"  # an offered article solved it: set by the learner, not agents
+
+
+# What an agent may pick when resolving: self_served is the learner's own answer.
+RESOLUTION_CODES = tuple(c for c in ResolutionCode if c is not ResolutionCode.SELF_SERVED)
+
+OPEN = frozenset(Status) - {Status.RESOLVED, Status.CLOSED}
+_MENTION = re.compile(r"(?<![\w@.])@([a-z][a-z0-9_-]{1,49})\b")
+
+
+def mentioned(body: str) -> list[str]:
+    """The agent ids a note mentions (`@alice`), in order, once each; an e-mail address's
+    `@` is not a mention."""
+    return list(dict.fromkeys(_MENTION.findall(body)))
+
+
+def check_transfer(
+    *,
+    status: Status,
+    team: str | None,
+    assignee_id: str | None,
+    to_agent_id: str | None,
+    to_team: str,
+) -> None:
+    """A hand-off goes somewhere else, and only for a ticket still being worked."""
+    if status not in OPEN:
+        raise Conflict(f"a ticket that is {status} cannot be transferred")
+    if to_agent_id is not None and to_agent_id == assignee_id:
+        raise Conflict(f"the ticket is already with {to_agent_id}")
+    if to_agent_id is None and to_team == team and assignee_id is None:
+        raise Conflict(f"the ticket already waits in {to_team}'s queue")
+
+
+def team_for(agent_teams: tuple[str, ...], *, current: str | None) -> str:
+    """The team a ticket handed to an agent belongs to: its own if the agent is in it, else
+    the agent's first team."""
+    if current is not None and current in agent_teams:
+        return current
+    if not agent_teams:
+        raise Invalid("that agent is in no team and cannot take tickets")
+    return agent_teams[0]
+
+
+def check_merge(*, ticket_id: UUID, status: Status, into_id: UUID, into_status: Status) -> None:
+    """A duplicate merges into another ticket that is still open (R6.3)."""
+    if ticket_id == into_id:
+        raise Conflict("a ticket cannot be merged into itself")
+    if status is Status.CLOSED:
+        raise Conflict("the ticket is closed: there is nothing left to merge")
+    if into_status is Status.CLOSED:
+        raise Conflict("the ticket to merge into is closed; reopen it or pick another")
+
+
+# ---- macros ------------------------------------------------------------------------------
+
+
+_MACROS = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
+# A sample of every variable a macro may use, to refuse at save time one that would not render.
+_SAMPLE: dict[str, dict[str, str | None]] = {
+    "learner": {"name": "Li Lei", "email": "lilei@example.com"},
+    "ticket": {"number": "CL-000001", "subject": "Cannot log in", "category": "technical"},
+    "agent": {"name": "Alice Chen"},
+}
+
+
+def check_macro(body: str) -> None:
+    """A macro must render with the variables careloop gives it: Invalid names the problem."""
+    render_macro(body, _SAMPLE)
+
+
+def render_macro(body: str, values: dict[str, dict[str, str | None]]) -> str:
+    """The macro's text for one ticket: plain text, escaped wherever it is shown like any reply.
+    The sandbox keeps a template from reaching anything but the values it is given."""
+    try:
+        return _MACROS.from_string(body).render(values)
+    except TemplateSyntaxError as exc:
+        raise Invalid(
+            f"the macro's template is not valid: {exc.message} (line {exc.lineno})"
+        ) from exc
+    except UndefinedError as exc:
+        known = ", ".join(f"{k}.{f}" for k, fields in _SAMPLE.items() for f in fields)
+        raise Invalid(
+            f"the macro uses an unknown variable: {exc.message} (known: {known})"
+        ) from exc
+    except SecurityError as exc:
+        raise Invalid(f"the macro may not do this: {exc}") from exc
+
+
+# ---- retention -----------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<![\w])\+?\d[\d ()-]{6,}\d(?![\w])")
+
+
+def masked(text: str) -> str:
+    """A message body without the e-mail addresses and phone numbers it carries."""
+    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+
+
+def pseudonym(ticket_id: UUID) -> str:
+    """The name a learner goes by once their personal data is gone: stable per ticket, and
+    telling nothing about them."""
+    return "learner-" + hashlib.sha256(ticket_id.bytes).hexdigest()[:10]
+
+
+# ---- search --------------------------------------------------------------------------------
+
+
+def phone_digits(phone: str) -> str:
+    """A phone number as search stores and looks it up: the digits of its normal form, so
+    `138 0013 8000` finds `+86 13800138000`."""
+    return re.sub(r"\D", "", normal_phone(phone) or "")
+
+
+class SearchKind(StrEnum):
+    NUMBER = "number"
+    EMAIL = "email"
+    PHONE = "phone"
+    TEXT = "text"
+
+
+_NUMBER = re.compile(r"^(?:CL-?)?0*([0-9]{1,18})$", re.IGNORECASE)
+
+
+def search_kind(q: str) -> tuple[SearchKind, str]:
+    """What a search box's text is: a ticket number (`CL-000123`, `123`), an e-mail, a phone
+    number, or words; with the value to look up."""
+    q = q.strip()
+    if (number := _NUMBER.match(q)) and (q.upper().startswith("CL") or len(q) < 7):
+        return SearchKind.NUMBER, "CL-" + number.group(1).zfill(6)
+    if _EMAIL.fullmatch(q):
+        return SearchKind.EMAIL, q.lower()
+    if re.fullmatch(r"\+?[0-9][0-9 ()-]{5,30}", q):
+        return SearchKind.PHONE, phone_digits(q)
+    return SearchKind.TEXT, q

@@ -1,5 +1,6 @@
 """desk's use cases: the events it consumes, and what the agent API and the learner's pages do."""
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -17,15 +18,27 @@ from services.desk.domain import (
     Answer,
     Caller,
     Conflict,
+    Invalid,
     LowScore,
+    NotAllowed,
     NotFound,
+    ResolutionCode,
+    SearchKind,
     Status,
     answer_outcome,
+    check_macro,
     check_may_see,
     check_may_work,
+    check_merge,
+    check_transfer,
     content_key,
     low_score_outcome,
+    mentioned,
+    phone_digits,
+    render_macro,
     same_learner,
+    search_kind,
+    team_for,
     thread_contact,
 )
 from services.desk.links import Links
@@ -40,18 +53,22 @@ from shared.events import (
     EscalationReason,
     Learner,
     LearnerContext,
+    Mentioned,
     Priority,
     ReopenReason,
     SlaAtRisk,
     SlaBreached,
     SlaWarning,
+    SurveyAnswered,
     SurveyLowScore,
     SurveyRequested,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
     TicketEscalated,
+    TicketMerged,
     TicketMessageReceived,
+    TicketNoteAdded,
     TicketPendingLearner,
     TicketQueued,
     TicketReopened,
@@ -61,11 +78,13 @@ from shared.events import (
     TicketRetriaged,
     TicketRouted,
     TicketSubmitted,
+    TicketTransferred,
     TicketTriaged,
     new_event,
     now,
 )
 from shared.inbox import Handler
+from shared.searchwords import indexed, query
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -119,6 +138,7 @@ def event_handlers(settings: DeskSettings) -> dict[str, Handler]:
         TicketQueued.TYPE: on_queued,
         TicketAssigned.TYPE: on_assigned,
         SurveyLowScore.TYPE: on_low_score,
+        SurveyAnswered.TYPE: on_survey_answered,
         SurveyRequested.TYPE: on_survey_requested,
         SlaWarning.TYPE: on_sla,
         SlaBreached.TYPE: on_sla,
@@ -389,7 +409,7 @@ async def retriage(
     the ticket and its SLA follows `ticket.retriaged`. NotFound, NotAllowed, Conflict (closed,
     or nothing changes)."""
     ticket = await _locked(conn, ticket_id)
-    check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
+    check_holder(agent, ticket)
     if ticket["status"] in (Status.CLOSED, Status.NEW):
         raise Conflict(f"a ticket that is {ticket['status']} cannot be re-triaged")
     before = (ticket["category"], ticket["priority"])
@@ -640,12 +660,33 @@ async def _locked(conn: asyncpg.Connection, ticket_id: UUID) -> asyncpg.Record:
     return ticket
 
 
+def check_see(agent: Caller, ticket: asyncpg.Record) -> None:
+    """NotFound unless `agent` may see the ticket (theirs, their teams', or they supervise)."""
+    check_may_see(
+        agent_id=agent.agent_id,
+        role=agent.role,
+        assignee_id=ticket["assignee_id"],
+        teams=agent.teams,
+        team=ticket["team"],
+    )
+
+
+def check_holder(agent: Caller, ticket: asyncpg.Record) -> None:
+    """NotFound unless `agent` may see the ticket; NotAllowed unless it is theirs or they
+    supervise (re-triage, transfer, merge)."""
+    check_see(agent, ticket)
+    if not agent.supervises and ticket["assignee_id"] != agent.agent_id:
+        raise NotAllowed("this ticket is not assigned to you")
+
+
 def _check_work(agent: Caller, ticket: asyncpg.Record) -> None:
     check_may_work(
         agent_id=agent.agent_id,
         role=agent.role,
         assignee_id=ticket["assignee_id"],
         status=Status(ticket["status"]),
+        teams=agent.teams,
+        team=ticket["team"],
     )
 
 
@@ -661,7 +702,7 @@ async def ticket_with_history(
     ticket = await repo.get_ticket(conn, ticket_id)
     if ticket is None:
         raise NotFound("no such ticket")
-    check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
+    check_see(agent, ticket)
     history = await repo.ticket_history(conn, ticket_id)
     conversation = await repo.conversation(conn, ticket_id)
     detail = {k: v for k, v in dict(ticket).items() if k not in _INTERNAL_COLUMNS}
@@ -715,8 +756,10 @@ async def resolve(
     resolution: str,
     public_url: str,
     links: Links,
+    resolution_code: ResolutionCode = ResolutionCode.ANSWERED,
 ) -> None:
-    """Resolve; the learner is e-mailed a link to confirm, whose token only the link keeps."""
+    """Resolve with a resolution code; the learner is e-mailed a link to confirm, whose token
+    only the link keeps."""
     token = tokens.new_token()
     ticket = await _locked(conn, ticket_id)
     _check_work(agent, ticket)
@@ -728,9 +771,18 @@ async def resolve(
         resolved_at=resolved_at,
         confirm_token_sha256=tokens.digest(token),
         needs_supervisor=False,
+        resolution_code=resolution_code.value,
     )
     await repo.add_history(
-        conn, [(ticket_id, "resolved", agent.agent_id, {"resolution": resolution})]
+        conn,
+        [
+            (
+                ticket_id,
+                "resolved",
+                agent.agent_id,
+                {"resolution": resolution, "resolution_code": resolution_code},
+            )
+        ],
     )
     await outbox.add(
         conn,
@@ -745,6 +797,7 @@ async def resolve(
                     created_at=ticket["created_at"],
                     resolved_at=resolved_at,
                     portal_url=links.portal_url(ticket_id),
+                    resolution_code=resolution_code.value,
                 ),
                 producer=PRODUCER,
             )
@@ -804,3 +857,391 @@ async def awaits_answer(conn: asyncpg.Connection, token: str) -> None:
     ticket = await repo.by_confirm_token(conn, tokens.digest(token))
     if ticket is None or ticket["status"] != Status.RESOLVED:
         raise NotFound("this link is no longer valid")
+
+
+# ---- what agents do to a ticket: notes, macros, transfers, merges (issue 9) ---------------
+
+
+async def add_note(
+    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller, body: str
+) -> dict[str, Any]:
+    """An internal note on a ticket the agent may see; the agents it `@mentions` (those desk
+    knows) are told through `ticket.note_added`. NotFound."""
+    ticket = await _locked(conn, ticket_id)
+    check_see(agent, ticket)
+    found = await repo.agents_by_id(conn, mentioned(body))
+    note = await repo.insert_note(
+        conn,
+        note_id=uuid7(),
+        ticket_id=ticket_id,
+        agent_id=agent.agent_id,
+        body=body,
+        mentions=[a["agent_id"] for a in found],
+    )
+    await repo.add_history(
+        conn,
+        [(ticket_id, "note_added", agent.agent_id, {"note_id": str(note["note_id"])})],
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketNoteAdded(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    note_id=note["note_id"],
+                    agent_id=agent.agent_id,
+                    body=body,
+                    mentions=tuple(
+                        Mentioned(agent_id=a["agent_id"], name=a["name"], email=a["email"])
+                        for a in found
+                        if a["agent_id"] != agent.agent_id
+                    ),
+                    added_at=note["created_at"],
+                ),
+                producer=PRODUCER,
+            )
+        ],
+    )
+    return dict(note)
+
+
+def _check_supervisor(agent: Caller) -> None:
+    if not agent.supervises:
+        raise NotAllowed("only supervisors and admins manage macros")
+
+
+async def list_macros(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return [dict(m) for m in await repo.list_macros(conn)]
+
+
+async def save_macro(
+    conn: asyncpg.Connection,
+    *,
+    agent: Caller,
+    name: str,
+    body: str,
+    language: str | None,
+    macro_id: UUID | None = None,
+) -> dict[str, Any]:
+    """Create a macro (no `macro_id`) or replace one; supervisors and admins only. A macro
+    that would not render is Invalid; a name another macro has is a Conflict."""
+    _check_supervisor(agent)
+    check_macro(body)
+    try:
+        async with conn.transaction():
+            row = await repo.save_macro(
+                conn,
+                macro_id=macro_id or uuid7(),
+                name=name,
+                body=body,
+                language=language,
+                by=agent.agent_id,
+                create=macro_id is None,
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"a macro named {name!r} exists already") from None
+    if row is None:
+        raise NotFound("no such macro")
+    return dict(row)
+
+
+async def delete_macro(conn: asyncpg.Connection, *, agent: Caller, macro_id: UUID) -> None:
+    _check_supervisor(agent)
+    if not await repo.delete_macro(conn, macro_id):
+        raise NotFound("no such macro")
+
+
+async def render_macro_for(
+    conn: asyncpg.Connection, *, ticket_id: UUID, macro_id: UUID, agent: Caller
+) -> str:
+    """A macro's text for a ticket the agent may see, to put in the reply box (plain text)."""
+    ticket = await repo.get_ticket(conn, ticket_id)
+    if ticket is None:
+        raise NotFound("no such ticket")
+    check_see(agent, ticket)
+    macro = await repo.get_macro(conn, macro_id)
+    if macro is None:
+        raise NotFound("no such macro")
+    learner = ticket["learner"]
+    return render_macro(
+        macro["body"],
+        {
+            "learner": {"name": learner.get("name"), "email": learner.get("email")},
+            "ticket": {
+                "number": ticket["number"],
+                "subject": ticket["subject"],
+                "category": ticket["category"],
+            },
+            "agent": {"name": agent.name},
+        },
+    )
+
+
+async def transfer(
+    conn: asyncpg.Connection,
+    *,
+    ticket_id: UUID,
+    agent: Caller,
+    to_agent_id: str | None,
+    to_team: str | None,
+    reason: str,
+) -> dict[str, Any]:
+    """Hand a ticket to another agent or team with a reason (R6.2): to an agent, it is theirs
+    at once; to a team, it waits in that team's queue until routing places it. The new holder
+    sees everything (timeline) and the reason (history, event). NotFound, NotAllowed,
+    Conflict, Invalid (an unknown agent or team)."""
+    ticket = await _locked(conn, ticket_id)
+    check_holder(agent, ticket)
+    if to_agent_id is not None:
+        found = await repo.agents_by_id(conn, [to_agent_id])
+        if not found:
+            raise Invalid(f"no agent {to_agent_id!r}")
+        team = to_team or team_for(tuple(found[0]["teams"]), current=ticket["team"])
+        if to_team is not None and to_team not in found[0]["teams"]:
+            raise Invalid(f"{to_agent_id} is not in team {to_team}")
+    else:
+        assert to_team is not None
+        if not await repo.team_exists(conn, to_team):
+            raise Invalid(f"no team {to_team!r}")
+        team = to_team
+    check_transfer(
+        status=Status(ticket["status"]),
+        team=ticket["team"],
+        assignee_id=ticket["assignee_id"],
+        to_agent_id=to_agent_id,
+        to_team=team,
+    )
+    status = Status.ASSIGNED if to_agent_id is not None else Status.QUEUED
+    at = now()
+    await repo.set_status(conn, ticket_id, status, team=team, assignee_id=to_agent_id)
+    detail = {
+        "from_agent": ticket["assignee_id"],
+        "from_team": ticket["team"],
+        "to_agent": to_agent_id,
+        "to_team": team,
+        "reason": reason,
+    }
+    await repo.add_history(conn, [(ticket_id, "transferred", agent.agent_id, detail)])
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketTransferred(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    from_agent_id=ticket["assignee_id"],
+                    from_team=ticket["team"],
+                    to_agent_id=to_agent_id,
+                    to_team=team,
+                    priority=None if ticket["priority"] is None else Priority(ticket["priority"]),
+                    reason=reason,
+                    by=agent.agent_id,
+                    transferred_at=at,
+                ),
+                producer=PRODUCER,
+            )
+        ],
+    )
+    return {"ticket_id": ticket_id, "team": team, "assignee_id": to_agent_id, "status": status}
+
+
+# Names the message a merged ticket's first message becomes on the ticket it merges into.
+MERGED_NAMESPACE = uuid.UUID("9d4b3c1e-58a2-4f0b-b5a4-2b1f4f0e6d17")
+
+
+async def merge(
+    conn: asyncpg.Connection, *, ticket_id: UUID, into_id: UUID, agent: Caller, links: Links
+) -> dict[str, Any]:
+    """Merge a duplicate into another ticket (R6.3): everything said on it moves there, it
+    closes as merged, and the learner is told where their request continues. Both tickets
+    locked in id order (two merges the other way round cannot deadlock). NotFound (either
+    ticket out of the agent's reach), NotAllowed, Conflict (into itself, from or into a
+    closed ticket)."""
+    locked = {i: await _locked(conn, i) for i in sorted({ticket_id, into_id})}
+    ticket, into = locked[ticket_id], locked[into_id]
+    check_holder(agent, ticket)
+    check_see(agent, into)
+    check_merge(
+        ticket_id=ticket_id,
+        status=Status(ticket["status"]),
+        into_id=into_id,
+        into_status=Status(into["status"]),
+    )
+    at = now()
+    moved = await repo.move_conversation(
+        conn,
+        from_id=ticket_id,
+        into_id=into_id,
+        description_id=uuid.uuid5(MERGED_NAMESPACE, str(ticket_id)),
+    )
+    await repo.set_status(
+        conn,
+        ticket_id,
+        Status.CLOSED,
+        closed_at=at,
+        merged_into=into_id,
+        resolution_code=ResolutionCode.DUPLICATE.value,
+        confirm_token_sha256=None,
+    )
+    await repo.add_history(
+        conn,
+        [
+            (
+                ticket_id,
+                "merged_into",
+                agent.agent_id,
+                {"into": str(into_id), "number": into["number"]},
+            ),
+            (ticket_id, "closed", agent.agent_id, {"reason": CloseReason.MERGED}),
+            (
+                into_id,
+                "merged_from",
+                agent.agent_id,
+                {"from": str(ticket_id), "number": ticket["number"], "moved": moved},
+            ),
+        ],
+    )
+    await outbox.add(
+        conn,
+        [
+            new_event(
+                TicketMerged(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    into_ticket_id=into_id,
+                    into_number=into["number"],
+                    by=agent.agent_id,
+                    moved=moved,
+                    portal_url=links.portal_url(into_id),
+                    merged_at=at,
+                ),
+                producer=PRODUCER,
+            ),
+            new_event(
+                TicketClosed(
+                    ticket_id=ticket_id,
+                    number=ticket["number"],
+                    reason=CloseReason.MERGED,
+                    created_at=ticket["created_at"],
+                    closed_at=at,
+                ),
+                producer=PRODUCER,
+            ),
+        ],
+    )
+    return {
+        "ticket_id": ticket_id,
+        "merged_into": into_id,
+        "into_number": into["number"],
+        "moved": moved,
+    }
+
+
+async def people(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Who a ticket can be handed to or a note can mention: every agent, and every team."""
+    agents = [dict(a) for a in await repo.people(conn)]
+    teams = sorted({t for a in agents for t in a["teams"]})
+    return {"agents": agents, "teams": teams}
+
+
+# ---- timeline and search -----------------------------------------------------------------
+
+
+async def timeline(
+    conn: asyncpg.Connection, *, ticket_id: UUID, agent: Caller
+) -> list[dict[str, Any]]:
+    """Everything the ticket went through, in order (R7.3), if the agent may see it."""
+    ticket = await repo.get_ticket(conn, ticket_id)
+    if ticket is None:
+        raise NotFound("no such ticket")
+    check_see(agent, ticket)
+    return [
+        {k: v for k, v in dict(r).items() if k != "seq"}
+        for r in await repo.timeline(conn, ticket_id)
+    ]
+
+
+async def search(
+    conn: asyncpg.Connection, *, agent: Caller, q: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Tickets by number, e-mail, phone, learner name or words (Chinese too), best first,
+    among those the agent may see (supervisors and admins: all)."""
+    teams = None if agent.supervises else agent.teams
+    kind, value = search_kind(q)
+    if kind is SearchKind.NUMBER:
+        rows = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
+    elif kind is SearchKind.TEXT:
+        tsquery = query(value)
+        if tsquery is None:
+            return []
+        rows = await repo.search_words(
+            conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
+        )
+    else:
+        rows = await repo.search_words(
+            conn, tsquery=value, contact=True, teams=teams, agent_id=agent.agent_id, limit=limit
+        )
+    return [dict(r) for r in rows]
+
+
+SEARCH_BATCH = 200
+
+
+def search_words_of(row: asyncpg.Record) -> repo.SearchWords:
+    """A ticket's words for search: jieba's for Chinese; its learner's e-mail and phone (as
+    search_kind reads them) stored as they are."""
+    learner = row["learner"]
+    contacts = [
+        c
+        for c in (
+            (learner.get("email") or "").lower(),
+            phone_digits(learner.get("phone") or ""),
+        )
+        if c
+    ]
+    return repo.SearchWords(
+        ticket_id=row["ticket_id"],
+        of=row["updated_at"],
+        subject=indexed(row["subject"]),
+        name=indexed(learner.get("name") or ""),
+        body=indexed(row["body"] or ""),
+        contacts=contacts,
+    )
+
+
+async def index_search(ctx: Context[DeskSettings]) -> None:
+    """Keep every ticket's search words current: off the hot path, a few seconds behind, for
+    tickets created or changed since (a learner's message changes its ticket)."""
+
+    async def step() -> bool:
+        async with ctx.pool.acquire() as conn:
+            stale = await repo.stale_search(conn, SEARCH_BATCH)
+            words = await asyncio.to_thread(lambda: [search_words_of(r) for r in stale])
+            await repo.set_search(conn, words)
+        return len(stale) == SEARCH_BATCH
+
+    await every(ctx.settings.search_index_interval_seconds, step, what="search index")
+
+
+async def on_survey_answered(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """The learner's survey answers join the ticket's history (its timeline), once each."""
+    await repo.add_history(
+        conn,
+        [
+            (
+                e.data.ticket_id,
+                "survey_answered",
+                "learner",
+                {
+                    "survey_id": str(e.data.survey_id),
+                    "overall": e.data.overall,
+                    "response_speed": e.data.response_speed,
+                    "problem_solving": e.data.problem_solving,
+                    "attitude": e.data.attitude,
+                    "comment": e.data.comment,
+                },
+            )
+            for e in events
+        ],
+    )

@@ -667,3 +667,275 @@ async def tickets_of_learner(
         learner_id,
         limit,
     )
+
+
+# ---- notes, macros, transfers, merges (issue 9) ------------------------------------------
+
+
+async def agents_by_id(conn: asyncpg.Connection, agent_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """The agents among `agent_ids` desk knows, with their teams and addresses."""
+    return await conn.fetch(
+        "SELECT agent_id, name, role, teams, email FROM agents "
+        "WHERE agent_id = ANY($1::text[]) AND active "
+        "ORDER BY array_position($1::text[], agent_id)",
+        list(agent_ids),
+    )
+
+
+async def people(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT agent_id, name, role, teams FROM agents WHERE active ORDER BY name"
+    )
+
+
+async def team_exists(conn: asyncpg.Connection, team: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM agents WHERE active AND $1 = ANY(teams))", team
+        )
+    )
+
+
+async def insert_note(
+    conn: asyncpg.Connection,
+    *,
+    note_id: UUID,
+    ticket_id: UUID,
+    agent_id: str,
+    body: str,
+    mentions: Sequence[str],
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO notes (note_id, ticket_id, agent_id, body, mentions)
+        VALUES ($1, $2, $3, $4, $5) RETURNING *
+        """,
+        note_id,
+        ticket_id,
+        agent_id,
+        body,
+        list(mentions),
+    )
+    assert row is not None
+    return row
+
+
+_MACRO = "macro_id, name, body, language, updated_by, created_at, updated_at"
+
+
+async def list_macros(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_MACRO} FROM macros ORDER BY name")
+
+
+async def get_macro(conn: asyncpg.Connection, macro_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_MACRO} FROM macros WHERE macro_id = $1", macro_id)
+
+
+async def save_macro(
+    conn: asyncpg.Connection,
+    *,
+    macro_id: UUID,
+    name: str,
+    body: str,
+    language: str | None,
+    by: str,
+    create: bool,
+) -> asyncpg.Record | None:
+    """Create (`create`) or replace a macro; None when there is no such macro to replace.
+    A name another macro has raises asyncpg's UniqueViolationError."""
+    if create:
+        sql = f"""
+            INSERT INTO macros (macro_id, name, body, language, updated_by)
+            VALUES ($1, $2, $3, $4, $5) RETURNING {_MACRO}
+        """
+    else:
+        sql = f"""
+            UPDATE macros SET name = $2, body = $3, language = $4, updated_by = $5,
+                   updated_at = now()
+            WHERE macro_id = $1 RETURNING {_MACRO}
+        """
+    return await conn.fetchrow(sql, macro_id, name, body, language, by)
+
+
+async def delete_macro(conn: asyncpg.Connection, macro_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval("DELETE FROM macros WHERE macro_id = $1 RETURNING true", macro_id)
+    )
+
+
+async def move_conversation(
+    conn: asyncpg.Connection, *, from_id: UUID, into_id: UUID, description_id: UUID
+) -> int:
+    """Everything said on a duplicate moves to the ticket it merges into: its first message
+    (as a message there, under `description_id`, so a repeat moves it once), its messages,
+    replies and notes. Returns how many moved."""
+    moved = await conn.fetchval(
+        """
+        WITH first AS (
+            INSERT INTO messages (message_id, ticket_id, channel, learner, body, attachments,
+                                  received_at)
+            SELECT $3, $2, channel, learner, description, attachments, submitted_at
+            FROM tickets WHERE ticket_id = $1
+            ON CONFLICT (message_id) DO NOTHING
+            RETURNING 1
+        ), m AS (UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
+        r AS (UPDATE replies SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
+        n AS (UPDATE notes SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
+        touched AS (UPDATE tickets SET updated_at = now() WHERE ticket_id = $2)
+        SELECT (SELECT count(*) FROM first) + (SELECT count(*) FROM m)
+               + (SELECT count(*) FROM r) + (SELECT count(*) FROM n)
+        """,
+        from_id,
+        into_id,
+        description_id,
+    )
+    return int(moved)
+
+
+# ---- the timeline ------------------------------------------------------------------------
+
+
+async def timeline(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncpg.Record]:
+    """Everything a ticket went through, oldest first (R7.3): its first message, the learner's
+    later messages on any channel, replies, internal notes, and every change in its history
+    (triage, placements, transfers, merges, survey answers, the outcome). For agents only:
+    notes are never the learner's to see.
+
+    Each row: kind (description | message | reply | note | event), at, actor (an agent id,
+    'learner', 'routing'…), actor_name, channel, body (an event's history kind), detail."""
+    return await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT 'description' AS kind, submitted_at AS at, 'learner' AS actor,
+                   learner->>'name' AS actor_name, channel, description AS body,
+                   jsonb_build_object('attachments', attachments) AS detail, 0 AS seq
+            FROM tickets WHERE ticket_id = $1
+            UNION ALL
+            SELECT 'message', received_at, 'learner', learner->>'name', channel, body,
+                   jsonb_build_object('attachments', attachments), 0
+            FROM messages WHERE ticket_id = $1
+            UNION ALL
+            SELECT 'reply', r.created_at, r.agent_id, a.name, NULL, r.body, '{}'::jsonb, 0
+            FROM replies r LEFT JOIN agents a USING (agent_id) WHERE r.ticket_id = $1
+            UNION ALL
+            SELECT 'note', n.created_at, n.agent_id, a.name, NULL, n.body,
+                   jsonb_build_object('mentions', to_jsonb(n.mentions)), 0
+            FROM notes n LEFT JOIN agents a USING (agent_id) WHERE n.ticket_id = $1
+            UNION ALL
+            SELECT 'event', h.at, h.actor, a.name, NULL, h.kind, h.detail, h.id
+            FROM history h LEFT JOIN agents a ON a.agent_id = h.actor
+            WHERE h.ticket_id = $1
+              AND h.kind NOT IN ('created', 'replied', 'message_received', 'note_added')
+        ) AS t
+        ORDER BY at, seq
+        """,
+        ticket_id,
+    )
+
+
+# ---- search ------------------------------------------------------------------------------
+
+_FOUND = """ticket_id, number, subject, status, priority, category, team, assignee_id,
+    learner->>'name' AS learner_name, channel, created_at, updated_at, archived_at"""
+# An agent's reach: assigned to them, or in one of their teams (NULL teams: everyone's).
+_REACH = "($2::text[] IS NULL OR team = ANY($2::text[]) OR assignee_id = $3)"
+
+
+async def search_number(
+    conn: asyncpg.Connection, number: str, *, teams: Sequence[str] | None, agent_id: str
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_FOUND}, 1.0::real AS rank FROM tickets WHERE number = $1 AND {_REACH}",
+        number,
+        None if teams is None else list(teams),
+        agent_id,
+    )
+
+
+async def search_words(
+    conn: asyncpg.Connection,
+    *,
+    tsquery: str,
+    contact: bool,
+    teams: Sequence[str] | None,
+    agent_id: str,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Tickets whose words match, best first: subject and contacts weigh most, then the
+    learner's name, then what they wrote. `contact`: `tsquery` is one e-mail address or phone
+    number, matched as stored; else it is `shared.searchwords.query`'s words."""
+    q = "quote_literal($1)::tsquery" if contact else "to_tsquery('english', $1)"
+    return await conn.fetch(
+        f"""
+        SELECT {_FOUND}, ts_rank(search, q, 1) AS rank
+        FROM tickets, {q} AS q
+        WHERE search @@ q AND {_REACH}
+        ORDER BY rank DESC, updated_at DESC
+        LIMIT $4
+        """,
+        tsquery,
+        None if teams is None else list(teams),
+        agent_id,
+        limit,
+    )
+
+
+async def stale_search(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Tickets changed since their search words were made (or never indexed), with the text
+    to index: subject, the learner's name and contacts, and everything the learner wrote."""
+    return await conn.fetch(
+        """
+        SELECT t.ticket_id, t.updated_at, t.subject, t.learner,
+               concat_ws(E'\\n', t.description, m.bodies) AS body
+        FROM (
+            SELECT ticket_id, updated_at, subject, learner, description FROM tickets
+            WHERE search_of IS NULL OR search_of < updated_at
+            ORDER BY updated_at LIMIT $1
+        ) AS t
+        LEFT JOIN LATERAL (
+            SELECT string_agg(body, E'\\n' ORDER BY received_at) AS bodies
+            FROM messages WHERE ticket_id = t.ticket_id
+        ) AS m ON true
+        """,
+        limit,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchWords:
+    ticket_id: UUID
+    of: datetime  # the `updated_at` they were made from
+    subject: str
+    name: str
+    body: str
+    contacts: list[str]
+
+
+async def set_search(conn: asyncpg.Connection, items: Sequence[SearchWords]) -> None:
+    """Store each ticket's words, unless it changed again since they were read (the next
+    round makes them anew)."""
+    if not items:
+        return
+    await conn.execute(
+        """
+        UPDATE tickets t
+        SET search = setweight(to_tsvector('english', w.subject), 'A')
+                     || setweight(array_to_tsvector(w.contacts), 'A')
+                     || setweight(to_tsvector('english', w.name), 'B')
+                     || setweight(to_tsvector('english', w.body), 'C'),
+            search_of = w.of
+        FROM (
+            SELECT ticket_id, of, subject, name, body,
+                   coalesce(string_to_array(nullif(contacts, ''), chr(31)), '{}') AS contacts
+            FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                        $6::text[]) AS r(ticket_id, of, subject, name, body, contacts)
+        ) AS w
+        WHERE t.ticket_id = w.ticket_id AND t.updated_at = w.of
+        """,
+        [i.ticket_id for i in items],
+        [i.of for i in items],
+        [i.subject for i in items],
+        [i.name for i in items],
+        [i.body for i in items],
+        ["\x1f".join(i.contacts) for i in items],
+    )

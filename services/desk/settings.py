@@ -46,6 +46,32 @@ class DeskSettings(CommonSettings):
         600,
         "The same learner's same text on another channel within this window is one ticket.",
     )
+    # ---- deskops: search and retention (issue 9) ----
+    search_index_interval_seconds: float = own(
+        "desk",
+        "search_index_interval_seconds",
+        2,
+        "How often desk makes the search words of tickets created or changed since.",
+    )
+    archive_after_days: float = own(
+        "desk",
+        "archive_after_days",
+        90,
+        "A closed ticket leaves the working lists (archived) this many days after it closed.",
+    )
+    retention_days: float = own(
+        "desk",
+        "retention_days",
+        730,
+        "This many days after a ticket closed, its learner's personal data is pseudonymised: "
+        "name, contacts, attachments, and e-mail addresses and phone numbers in the text (R7.3).",
+    )
+    retention_interval_seconds: float = own(
+        "desk",
+        "retention_interval_seconds",
+        3600,
+        "How often desk archives and pseudonymises tickets that are due.",
+    )
 
     public_url_override: str | None = own(
         "desk",

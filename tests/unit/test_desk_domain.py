@@ -6,6 +6,7 @@ from services.desk.domain import (
     Answer,
     Conflict,
     NotAllowed,
+    NotFound,
     Status,
     answer_outcome,
     check_may_see,
@@ -22,12 +23,12 @@ def test_an_agent_may_see_a_ticket_assigned_to_them() -> None:
 
 
 def test_an_agent_may_not_see_a_ticket_assigned_to_someone_else() -> None:
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         check_may_see(agent_id="li", role=Role.AGENT, assignee_id="wang")
 
 
 def test_an_agent_may_not_see_an_unassigned_ticket() -> None:
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         check_may_see(agent_id="li", role=Role.AGENT, assignee_id=None)
 
 
@@ -53,7 +54,14 @@ def test_an_agent_may_work_an_assigned_ticket_of_their_own() -> None:
 
 def test_an_agent_may_not_work_a_ticket_assigned_to_someone_else() -> None:
     with pytest.raises(NotAllowed):
-        check_may_work(agent_id="li", role=Role.AGENT, assignee_id="wang", status=Status.ASSIGNED)
+        check_may_work(
+            agent_id="li",
+            role=Role.AGENT,
+            assignee_id="wang",
+            status=Status.ASSIGNED,
+            teams=("tech_support",),
+            team="tech_support",
+        )
 
 
 @pytest.mark.parametrize("role", [Role.SUPERVISOR, Role.ADMIN])
@@ -79,7 +87,14 @@ def test_a_supervisor_may_not_work_a_ticket_that_is_not_assigned() -> None:
 
 def test_working_someone_elses_closed_ticket_is_refused_as_not_allowed_first() -> None:
     with pytest.raises(NotAllowed):
-        check_may_work(agent_id="li", role=Role.AGENT, assignee_id="wang", status=Status.CLOSED)
+        check_may_work(
+            agent_id="li",
+            role=Role.AGENT,
+            assignee_id="wang",
+            status=Status.CLOSED,
+            teams=("tech_support",),
+            team="tech_support",
+        )
 
 
 # ---- answer_outcome -----------------------------------------------------------------------

@@ -1,0 +1,497 @@
+"""What agents do to a ticket, through desk's API against the real stack: internal notes with
+@mentions, macros, transfers to an agent or a team, merges, resolution codes, the timeline,
+search (Chinese and English ranking, contacts, numbers), and no ticket outside an agent's
+teams, whatever id they type.
+
+desk runs in-process (its migrations, relay and indexer); tickets reach it as Kafka delivers
+them, straight to its consumer (test_desk_events.record), so a test waits on no broker.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.desk import handlers
+from services.desk.app import create_app
+from services.desk.settings import DeskSettings
+from shared import topics
+from shared.db import create_pool
+from shared.events import (
+    Category,
+    Channel,
+    Envelope,
+    Learner,
+    Priority,
+    TicketRouted,
+    TicketSubmitted,
+    new_event,
+    now,
+)
+from shared.inbox import EventConsumer
+from shared.kafka import make_broker
+from shared.settings import CommonSettings
+from tests.integration.inprocess import AGENTS, environment, find_event, served, service_env
+from tests.integration.test_desk_events import record
+from tests.support import RunningStack
+
+Deliver = Callable[..., Coroutine[Any, Any, None]]
+ANA = {"Authorization": "Bearer test-ana-token"}  # tech_support
+BEN = {"Authorization": "Bearer test-ben-token"}  # tech_support
+SUE = {"Authorization": "Bearer test-sue-token"}  # supervisor
+FEI = {"Authorization": "Bearer test-fei-token"}  # finance: none of tech_support's tickets
+# The package's agents, and two of another team.
+FINANCE = """
+  - {id: fei, name: Fei, teams: [finance], capacity: 4, token: test-fei-token, email: fei@example.com}
+  - {id: gus, name: Gus, teams: [finance], capacity: 4, token: test-gus-token}
+"""
+
+
+@pytest.fixture(scope="module")
+def agents_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    agents = tmp_path_factory.mktemp("agents") / "agents.yaml"
+    agents.write_text(AGENTS.read_text(encoding="utf-8") + FINANCE, encoding="utf-8")
+    return agents
+
+
+@pytest.fixture(scope="module")
+async def desk(stack: RunningStack, agents_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    env = {
+        **service_env(stack),
+        "CARELOOP_AGENTS_FILE": str(agents_file),
+        "CARELOOP_DESK_SEARCH_INDEX_INTERVAL_SECONDS": "0.2",
+    }
+    with environment(env):
+        async with served(lambda: create_app(DeskSettings()), "desk") as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def desk_pool(desk: httpx.AsyncClient, stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(stack.dsn, schema="desk")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+def deliver(desk_pool: asyncpg.Pool, settings: CommonSettings) -> Deliver:
+    consumer = EventConsumer(
+        name="desk",
+        handlers=handlers.event_handlers(DeskSettings(link_secret="test-secret")),
+        pool=lambda: desk_pool,
+        broker=make_broker(settings, client_id="test-desk-ops"),
+        idempotent=frozenset(handlers.IDEMPOTENT),
+    )
+
+    async def deliver(*events: Envelope[Any]) -> None:
+        await consumer.consume([record(e) for e in events])
+
+    return deliver
+
+
+def submitted(
+    *, learner: Learner, subject: str, description: str, language: str = "en"
+) -> Envelope[TicketSubmitted]:
+    return new_event(
+        TicketSubmitted(
+            ticket_id=uuid.uuid4(),
+            channel=Channel.WEB,
+            external_id=uuid.uuid4().hex,
+            learner=learner,
+            subject=subject,
+            description=description,
+            language=language,
+            submitted_at=now(),
+        ),
+        producer="test",
+    )
+
+
+def routed(
+    ticket_id: uuid.UUID, *, agent_id: str | None, team: str = "tech_support"
+) -> Envelope[TicketRouted]:
+    at = now()
+    return new_event(
+        TicketRouted(
+            ticket_id=ticket_id,
+            channel=Channel.WEB,
+            category=Category.TECHNICAL if team == "tech_support" else Category.PAYMENT_REFUND,
+            priority=Priority.MEDIUM,
+            team=team,
+            language="en",
+            first_response_due_at=at + timedelta(hours=4),
+            resolution_due_at=at + timedelta(hours=48),
+            agent_id=agent_id,
+            routed_at=at,
+        ),
+        producer="test",
+    )
+
+
+def someone() -> Learner:
+    tag = uuid.uuid4().hex[:8]
+    return Learner(name=f"Li Lei {tag}", email=f"lilei.{tag}@example.com")
+
+
+async def a_ticket(
+    deliver: Deliver,
+    pool: asyncpg.Pool,
+    *,
+    agent_id: str | None = "ana",
+    team: str = "tech_support",
+    learner: Learner | None = None,
+    subject: str = "Cannot log in",
+    description: str | None = None,
+    language: str = "en",
+) -> tuple[uuid.UUID, str]:
+    """A ticket routed to `agent_id` (or queued for `team`); its id and number."""
+    created = submitted(
+        learner=learner or someone(),
+        subject=subject,
+        description=description or f"The login page spins forever ({uuid.uuid4().hex[:6]})",
+        language=language,
+    )
+    await deliver(created)
+    await deliver(routed(created.data.ticket_id, agent_id=agent_id, team=team))
+    number: str = await pool.fetchval(
+        "SELECT number FROM tickets WHERE ticket_id = $1", created.data.ticket_id
+    )
+    return created.data.ticket_id, number
+
+
+async def event(stack: RunningStack, kind: str, ticket_id: uuid.UUID) -> Any:
+    """The `kind` event desk published about the ticket (its relay runs in-process)."""
+    found = await find_event(
+        stack.bootstrap, topics.TICKETS, lambda e: e.type == kind and e.data.ticket_id == ticket_id
+    )
+    return found.data
+
+
+async def timeline(desk: httpx.AsyncClient, ticket: uuid.UUID | str) -> list[dict[str, Any]]:
+    r = await desk.get(f"/v1/tickets/{ticket}/timeline", headers=SUE)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()
+    return items
+
+
+# ---- notes ------------------------------------------------------------------------------------
+
+
+async def test_a_note_is_stored_as_text_and_tells_the_agents_it_mentions(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool, stack: RunningStack
+) -> None:
+    ticket_id, number = await a_ticket(deliver, desk_pool)
+    body = (
+        "@fei 退款的事请看一下 <script>alert(1)</script>; learner wrote from x@example.com @nobody"
+    )
+
+    r = await desk.post(f"/v1/tickets/{number}/notes", json={"body": body}, headers=ANA)
+
+    assert r.status_code == 201, r.text
+    assert r.json()["mentions"] == ["fei"]
+    added = await event(stack, "ticket.note_added", ticket_id)
+    assert [(m.agent_id, m.email) for m in added.mentions] == [("fei", "fei@example.com")]
+    notes = [i for i in await timeline(desk, ticket_id) if i["kind"] == "note"]
+    assert [(n["actor"], n["body"]) for n in notes] == [("ana", body)]
+
+
+async def test_a_colleague_in_the_team_may_note_but_not_reply(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    _, number = await a_ticket(deliver, desk_pool)
+
+    noted = await desk.post(f"/v1/tickets/{number}/notes", json={"body": "seen it"}, headers=BEN)
+    replied = await desk.post(f"/v1/tickets/{number}/replies", json={"body": "hi"}, headers=BEN)
+
+    assert noted.status_code == 201
+    assert replied.status_code == 403
+
+
+# ---- no IDOR ----------------------------------------------------------------------------------
+
+
+async def test_a_ticket_outside_an_agents_teams_is_not_found_by_any_route_or_id(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    ticket_id, number = await a_ticket(deliver, desk_pool)
+    mine, _ = await a_ticket(deliver, desk_pool, agent_id="fei", team="finance")
+    missing = uuid.uuid4()
+
+    answers = {}
+    for ref in (ticket_id, number, number.lower(), missing):
+        answers[f"GET {ref}"] = await desk.get(f"/v1/tickets/{ref}", headers=FEI)
+        answers[f"timeline {ref}"] = await desk.get(f"/v1/tickets/{ref}/timeline", headers=FEI)
+        for path, body in [
+            ("replies", {"body": "hello"}),
+            ("notes", {"body": "hello"}),
+            ("resolve", {"resolution": "done"}),
+            ("pending", None),
+            ("transfer", {"to_team": "finance", "reason": "mine now"}),
+            ("merge", {"into": str(mine)}),
+            ("retriage", {"priority": "high", "reason": "urgent"}),
+        ]:
+            answers[f"{path} {ref}"] = await desk.post(
+                f"/v1/tickets/{ref}/{path}", json=body, headers=FEI
+            )
+    into_theirs = await desk.post(
+        f"/v1/tickets/{mine}/merge", json={"into": str(ticket_id)}, headers=FEI
+    )
+
+    assert {k: r.status_code for k, r in answers.items()} == {k: 404 for k in answers}
+    assert {r.json()["detail"] for r in answers.values()} == {"no such ticket"}
+    assert into_theirs.status_code == 404
+    assert (await desk.get(f"/v1/tickets/{ticket_id}", headers=ANA)).status_code == 200
+
+
+# ---- transfers --------------------------------------------------------------------------------
+
+
+async def test_a_transfer_to_a_team_queues_it_there_and_the_new_team_sees_why(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool, stack: RunningStack
+) -> None:
+    ticket_id, number = await a_ticket(deliver, desk_pool)
+    reason = "学员问的是退款，不是技术问题"
+
+    r = await desk.post(
+        f"/v1/tickets/{number}/transfer", json={"to_team": "finance", "reason": reason}, headers=ANA
+    )
+
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "ticket_id": str(ticket_id),
+        "team": "finance",
+        "assignee_id": None,
+        "status": "queued",
+    }
+    seen = await desk.get(f"/v1/tickets/{ticket_id}", headers=FEI)
+    assert seen.status_code == 200
+    moved = [h for h in seen.json()["history"] if h["kind"] == "transferred"]
+    assert moved[0]["detail"] == {
+        "from_agent": "ana",
+        "from_team": "tech_support",
+        "to_agent": None,
+        "to_team": "finance",
+        "reason": reason,
+    }
+    sent = await event(stack, "ticket.transferred", ticket_id)
+    assert (sent.from_agent_id, sent.to_agent_id, sent.to_team, sent.reason) == (
+        "ana",
+        None,
+        "finance",
+        reason,
+    )
+    assert (await desk.get(f"/v1/tickets/{ticket_id}", headers=ANA)).status_code == 404
+
+
+async def test_a_supervisor_hands_a_ticket_to_an_agent_of_another_team(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    _, number = await a_ticket(deliver, desk_pool)
+
+    r = await desk.post(
+        f"/v1/tickets/{number}/transfer",
+        json={"to_agent_id": "gus", "reason": "Gus knows the invoices"},
+        headers=SUE,
+    )
+
+    assert r.status_code == 200, r.text
+    assert (r.json()["team"], r.json()["assignee_id"], r.json()["status"]) == (
+        "finance",
+        "gus",
+        "assigned",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"to_agent_id": "zed", "reason": "x"}, 422, "no agent 'zed'"),
+        ({"to_team": "no_such_team", "reason": "x"}, 422, "no team 'no_such_team'"),
+        ({"to_agent_id": "ana", "reason": "x"}, 409, "the ticket is already with ana"),
+        ({"reason": "x"}, 422, None),
+    ],
+)
+async def test_a_transfer_nowhere_or_to_where_it_is_is_refused(
+    desk: httpx.AsyncClient,
+    deliver: Deliver,
+    desk_pool: asyncpg.Pool,
+    body: dict[str, str],
+    status: int,
+    detail: str | None,
+) -> None:
+    _, number = await a_ticket(deliver, desk_pool)
+
+    r = await desk.post(f"/v1/tickets/{number}/transfer", json=body, headers=ANA)
+
+    assert r.status_code == status, r.text
+    if detail is not None:
+        assert r.json()["detail"] == detail
+
+
+# ---- merges -----------------------------------------------------------------------------------
+
+
+async def test_a_duplicate_merges_with_its_conversation_and_closes_as_merged(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool, stack: RunningStack
+) -> None:
+    learner = someone()
+    original, original_number = await a_ticket(deliver, desk_pool, learner=learner)
+    duplicate, dup_number = await a_ticket(
+        deliver, desk_pool, learner=learner, description="Still cannot log in, second try"
+    )
+    await desk.post(f"/v1/tickets/{dup_number}/notes", json={"body": "same as before"}, headers=ANA)
+
+    r = await desk.post(
+        f"/v1/tickets/{dup_number}/merge", json={"into": original_number}, headers=ANA
+    )
+
+    assert r.status_code == 200, r.text
+    assert (r.json()["merged_into"], r.json()["into_number"], r.json()["moved"]) == (
+        str(original),
+        original_number,
+        2,
+    )
+    closed = (await desk.get(f"/v1/tickets/{duplicate}", headers=ANA)).json()
+    assert (closed["status"], closed["merged_into"], closed["resolution_code"]) == (
+        "closed",
+        str(original),
+        "duplicate",
+    )
+    kept = await timeline(desk, original)
+    assert [(i["kind"], i["body"]) for i in kept if i["kind"] in ("message", "note")] == [
+        ("message", "Still cannot log in, second try"),
+        ("note", "same as before"),
+    ]
+    told = await event(stack, "ticket.merged", duplicate)
+    assert (told.into_number, told.by) == (original_number, "ana")
+    assert (await event(stack, "ticket.closed", duplicate)).reason == "merged"
+
+
+async def test_a_merge_into_itself_or_into_a_closed_ticket_is_a_conflict(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    first, first_number = await a_ticket(deliver, desk_pool)
+    _, second_number = await a_ticket(deliver, desk_pool)
+    _, third_number = await a_ticket(deliver, desk_pool)
+    merged = await desk.post(
+        f"/v1/tickets/{second_number}/merge", json={"into": first_number}, headers=ANA
+    )
+    assert merged.status_code == 200
+
+    itself = await desk.post(
+        f"/v1/tickets/{first_number}/merge", json={"into": str(first)}, headers=ANA
+    )
+    into_closed = await desk.post(
+        f"/v1/tickets/{third_number}/merge", json={"into": second_number}, headers=ANA
+    )
+
+    assert (itself.status_code, itself.json()["detail"]) == (
+        409,
+        "a ticket cannot be merged into itself",
+    )
+    assert into_closed.status_code == 409
+    assert "closed" in into_closed.json()["detail"]
+
+
+# ---- resolution codes -------------------------------------------------------------------------
+
+
+async def test_a_resolution_code_is_kept_and_announced(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool, stack: RunningStack
+) -> None:
+    ticket_id, number = await a_ticket(deliver, desk_pool)
+    codes = (await desk.get("/v1/resolution-codes", headers=ANA)).json()
+    self_served = await desk.post(
+        f"/v1/tickets/{number}/resolve",
+        json={"resolution": "done", "resolution_code": "self_served"},
+        headers=ANA,
+    )
+
+    r = await desk.post(
+        f"/v1/tickets/{number}/resolve",
+        json={"resolution": "Refund sent", "resolution_code": "refunded"},
+        headers=ANA,
+    )
+
+    assert "refunded" in codes and "self_served" not in codes
+    assert self_served.status_code == 422
+    assert r.status_code == 200, r.text
+    assert (await event(stack, "ticket.resolved", ticket_id)).resolution_code == "refunded"
+    stored = await desk_pool.fetchval(
+        "SELECT resolution_code FROM tickets WHERE ticket_id = $1", ticket_id
+    )
+    assert stored == "refunded"
+
+
+# ---- macros -----------------------------------------------------------------------------------
+
+
+async def test_a_supervisors_macro_renders_for_a_ticket_with_its_variables(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    learner = Learner(name="王小明", email=f"wxm.{uuid.uuid4().hex[:6]}@example.com")
+    _, number = await a_ticket(deliver, desk_pool, learner=learner)
+    name = f"退款进度 {uuid.uuid4().hex[:6]}"
+    body = "{{ learner.name }}您好，您的工单 {{ ticket.number }} 正在处理。{{ agent.name }}"
+
+    by_agent = await desk.post("/v1/macros", json={"name": name, "body": body}, headers=ANA)
+    broken = await desk.post(
+        "/v1/macros", json={"name": name, "body": "{{ learner.surname }}"}, headers=SUE
+    )
+    created = await desk.post("/v1/macros", json={"name": name, "body": body}, headers=SUE)
+    twice = await desk.post("/v1/macros", json={"name": name, "body": body}, headers=SUE)
+    macro_id = created.json()["macro_id"]
+    rendered = await desk.post(f"/v1/tickets/{number}/macros/{macro_id}/render", headers=ANA)
+    hidden = await desk.post(f"/v1/tickets/{number}/macros/{macro_id}/render", headers=FEI)
+
+    assert by_agent.status_code == 403
+    assert broken.status_code == 422 and "unknown variable" in broken.json()["detail"]
+    assert created.status_code == 201, created.text
+    assert twice.status_code == 409
+    assert rendered.json() == {"body": f"王小明您好，您的工单 {number} 正在处理。Ana"}
+    assert hidden.status_code == 404
+    gone = await desk.delete(f"/v1/macros/{macro_id}", headers=SUE)
+    assert gone.status_code == 204
+    assert (await desk.delete(f"/v1/macros/{macro_id}", headers=SUE)).status_code == 404
+
+
+# ---- the timeline -----------------------------------------------------------------------------
+
+
+async def test_the_timeline_holds_everything_the_ticket_went_through_in_order(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    ticket_id, number = await a_ticket(deliver, desk_pool)
+    await desk.post(
+        f"/v1/tickets/{number}/replies", json={"body": "Try clearing the cache"}, headers=ANA
+    )
+    await desk.post(f"/v1/tickets/{number}/notes", json={"body": "@ben FYI"}, headers=ANA)
+    await desk.post(
+        f"/v1/tickets/{number}/retriage", json={"priority": "high", "reason": "exam"}, headers=ANA
+    )
+    await desk.post(
+        f"/v1/tickets/{number}/transfer",
+        json={"to_agent_id": "ben", "reason": "shift"},
+        headers=ANA,
+    )
+    await desk.post(f"/v1/tickets/{number}/resolve", json={"resolution": "fixed"}, headers=BEN)
+
+    items = await timeline(desk, ticket_id)
+
+    assert [i["body"] if i["kind"] == "event" else i["kind"] for i in items] == [
+        "description",
+        "triaged",
+        "assigned",
+        "reply",
+        "note",
+        "retriaged",
+        "transferred",
+        "resolved",
+    ]
+    assert items[4]["actor_name"] == "Ana"
+    assert (await desk.get(f"/v1/tickets/{ticket_id}/timeline", headers=BEN)).status_code == 200
