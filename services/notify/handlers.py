@@ -14,9 +14,11 @@ from typing import Any
 import asyncpg
 
 from services.notify import repo
+from services.notify.cases import on_case_concluded
 from services.notify.domain import Contacts, choose_channel
 from services.notify.settings import NotifySettings
 from shared.events import (
+    CaseConcluded,
     Envelope,
     NotificationKind,
     SlaAtRisk,
@@ -233,6 +235,7 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         TicketQueued.TYPE: on_placed,
         TicketReplied.TYPE: on_replied,
         TicketResolved.TYPE: on_resolved,
+        CaseConcluded.TYPE: on_case_concluded,
         SurveyRequested.TYPE: on_survey,
         SlaWarning.TYPE: on_sla,
         SlaBreached.TYPE: on_sla,
@@ -247,6 +250,7 @@ IDEMPOTENT = frozenset(
         TicketTriaged.TYPE,
         TicketReplied.TYPE,
         TicketResolved.TYPE,
+        CaseConcluded.TYPE,  # a delivery per case
         SurveyRequested.TYPE,
         *SLA_KINDS,
     }
