@@ -15,12 +15,11 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scipy.stats import nbinom
 
-HOURS_PER_WEEK = 7 * 24
 # The anomaly score's ceiling (-log10 of the tail probability): past it, "very sure" is enough.
 MAX_SCORE = 30.0
 
@@ -46,11 +45,15 @@ class Assessment:
     fires: bool
 
 
-def hour_of_week(at: datetime, zone: ZoneInfo) -> int:
-    """0 for Monday 00:00-00:59 in `zone`, 167 for Sunday 23:00-23:59: traffic follows the
-    learners' local week, not UTC's."""
-    local = at.astimezone(zone)
-    return local.weekday() * 24 + local.hour
+def same_hours(hour: datetime, *, weeks: int, zone: ZoneInfo) -> list[datetime]:
+    """The start of the same local hour of the week in each of the `weeks` weeks before the
+    hour starting at `hour`, in UTC: traffic follows the learners' week, and a week back in
+    their calendar is not always 168 hours (daylight saving time)."""
+    local = hour.astimezone(zone)
+    return [
+        (local.replace(tzinfo=None) - timedelta(weeks=k)).replace(tzinfo=zone).astimezone(UTC)
+        for k in range(1, weeks + 1)
+    ]
 
 
 def assess(

@@ -1,0 +1,311 @@
+"""incident's JSON API: alerts, incidents (supervisors and admins open, update, announce and
+resolve them; agents read them and link or unlink tickets), and the post-incident report."""
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from pydantic import BaseModel
+
+from services.incident import repo
+from services.incident.domain import (
+    AnnouncementIn,
+    Conflict,
+    Forbidden,
+    IncidentIn,
+    NotFound,
+    ResolveIn,
+    UpdateIn,
+)
+from services.incident.handlers import Caller, Incidents
+from services.incident.settings import IncidentSettings
+from shared import people
+from shared.agents import Role, bearer_auth
+from shared.http import Utf8JsonRoute
+from shared.params import DIGITS
+from shared.problems import problems
+from shared.service import Context
+
+
+class AlertOut(BaseModel):
+    alert_id: UUID
+    kind: str
+    dimension: str
+    value: str
+    observed: float
+    expected: float
+    p_value: float | None
+    title: str
+    keywords: list[str]
+    sample_ticket_ids: list[UUID]
+    raised_at: datetime
+    incident_id: UUID | None
+
+
+class EntryOut(BaseModel):
+    """One timeline entry; `public` ones are the status page's progress updates."""
+
+    at: datetime
+    kind: str
+    status: str | None
+    message: str | None
+    message_en: str | None
+    by: str
+    public: bool
+
+
+class IncidentOut(BaseModel):
+    incident_id: UUID
+    number: str
+    title: str
+    title_en: str | None
+    severity: str
+    status: str
+    criteria: dict[str, Any]
+    owner_id: str | None
+    alert_id: UUID | None
+    opened_by: str
+    opened_at: datetime
+    resolution: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    status_url: str
+    timeline: list[EntryOut] | None = None
+    linked: int | None = None
+
+
+class LinkedTicket(BaseModel):
+    ticket_id: UUID
+    number: str | None
+    subject: str | None
+    channel: str | None
+    course_id: str | None
+    category: str | None
+    linked_by: str | None  # None: linked on arrival by the criteria
+    linked_at: datetime
+    unlinked_by: str | None
+    unlinked_at: datetime | None
+
+
+class Announced(BaseModel):
+    """How many learners the notice will reach (each once), released at the providers' pace."""
+
+    learners: int
+
+
+class NoticeCount(BaseModel):
+    kind: str
+    channel: str
+    requested: int
+    released: int
+
+
+class PageCount(BaseModel):
+    target: str
+    sent: int
+    failed: int
+    last_error: str | None
+
+
+class Report(BaseModel):
+    """The post-incident report: what happened when, the tickets it held, the learners told
+    and the response group's messages."""
+
+    incident: IncidentOut
+    minutes_open: float
+    tickets_linked: int
+    tickets_unlinked: int
+    linked_on_arrival: int
+    notices: list[NoticeCount]
+    pages: list[PageCount]
+
+
+@contextlib.contextmanager
+def as_http() -> Iterator[None]:
+    """incident's refusals as HTTP answers."""
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from exc
+
+
+IncidentId = Annotated[UUID, Path(description="The incident's id.")]
+TicketId = Annotated[UUID, Path(description="The ticket's id.")]
+Limit = Annotated[int, Query(ge=1, le=1000), DIGITS]
+LINKED_ALREADY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The ticket was linked already", "model": LinkedTicket}
+}
+
+
+def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRouter:
+    settings = ctx.settings
+    router = APIRouter(route_class=Utf8JsonRoute, max_body_size=settings.http_max_body_bytes)
+    authenticated = bearer_auth(lambda: ctx.pool, people.person_by_token)
+
+    async def current(row: Annotated[asyncpg.Record, Depends(authenticated)]) -> Caller:
+        return Caller(agent_id=row["agent_id"], name=row["name"], role=Role(row["role"]))
+
+    async def manager(caller: Annotated[Caller, Depends(current)]) -> Caller:
+        if not caller.manager:
+            raise HTTPException(403, "only supervisors and admins run incidents")
+        return caller
+
+    Agent = Annotated[Caller, Depends(current)]
+    Manager = Annotated[Caller, Depends(manager)]
+
+    def out(row: asyncpg.Record, **extra: Any) -> IncidentOut:
+        return IncidentOut(
+            **{k: v for k, v in dict(row).items() if k in IncidentOut.model_fields},
+            status_url=settings.status_url(row["number"]),
+            **extra,
+        )
+
+    async def read(conn: asyncpg.Connection, incident_id: UUID) -> IncidentOut:
+        row = await repo.incident(conn, incident_id)
+        if row is None:
+            raise HTTPException(404, f"no incident {incident_id}")
+        entries = await repo.timeline(conn, [incident_id], public_only=False)
+        return out(
+            row,
+            timeline=[EntryOut(**{k: e[k] for k in EntryOut.model_fields}) for e in entries],
+        )
+
+    @router.get("/v1/alerts", responses=problems(401, 422, 503))
+    async def list_alerts(_: Agent, limit: Limit = 50) -> list[AlertOut]:
+        """The newest alerts the early warning raised."""
+        async with ctx.pool.acquire() as conn:
+            rows = await repo.alerts(conn, limit)
+        return [AlertOut(**{k: r[k] for k in AlertOut.model_fields}) for r in rows]
+
+    @router.post(
+        "/v1/incidents", status_code=201, responses=problems(401, 403, 404, 409, 413, 422, 503)
+    )
+    async def open_incident(given: IncidentIn, caller: Manager) -> IncidentOut:
+        """Open an incident by hand or from an alert: its response group is told at once, and
+        the matching tickets of the last hour are linked."""
+        with as_http():
+            row = await incidents.open(given, by=caller.agent_id)
+        async with ctx.pool.acquire() as conn:
+            return await read(conn, row["incident_id"])
+
+    @router.get("/v1/incidents", responses=problems(401, 422, 503))
+    async def list_incidents(
+        _: Agent,
+        open_only: Annotated[bool, Query(alias="open", description="Only unresolved ones")] = False,
+        limit: Limit = 50,
+    ) -> list[IncidentOut]:
+        async with ctx.pool.acquire() as conn:
+            rows = await repo.incidents(conn, open_only=open_only, limit=limit)
+        return [out(r) for r in rows]
+
+    @router.get("/v1/incidents/{incident_id}", responses=problems(401, 404, 422, 503))
+    async def get_incident(incident_id: IncidentId, _: Agent) -> IncidentOut:
+        """An incident with its whole timeline."""
+        async with ctx.pool.acquire() as conn:
+            return await read(conn, incident_id)
+
+    @router.patch(
+        "/v1/incidents/{incident_id}", responses=problems(401, 403, 404, 409, 413, 422, 503)
+    )
+    async def update_incident(
+        incident_id: IncidentId, given: UpdateIn, caller: Manager
+    ) -> IncidentOut:
+        """A progress update: status, severity, owner or criteria, and what to tell (on the
+        status page unless `public` is false); the response group hears it too."""
+        with as_http():
+            await incidents.update(incident_id, given, by=caller.agent_id)
+        async with ctx.pool.acquire() as conn:
+            return await read(conn, incident_id)
+
+    @router.get("/v1/incidents/{incident_id}/tickets", responses=problems(401, 404, 422, 503))
+    async def list_linked(
+        incident_id: IncidentId, _: Agent, limit: Limit = 100
+    ) -> list[LinkedTicket]:
+        async with ctx.pool.acquire() as conn:
+            if await repo.incident(conn, incident_id) is None:
+                raise HTTPException(404, f"no incident {incident_id}")
+            rows = await repo.linked(conn, incident_id, limit)
+        return [LinkedTicket(**{k: r[k] for k in LinkedTicket.model_fields}) for r in rows]
+
+    @router.put(
+        "/v1/incidents/{incident_id}/tickets/{ticket_id}",
+        status_code=201,
+        responses={**LINKED_ALREADY, **problems(401, 404, 409, 422, 503)},
+    )
+    async def link_ticket(
+        incident_id: IncidentId, ticket_id: TicketId, caller: Agent, response: Response
+    ) -> LinkedTicket:
+        """Link a ticket the criteria did not (or link again one that was unlinked)."""
+        with as_http():
+            if not await incidents.link(incident_id, ticket_id, by=caller.agent_id):
+                response.status_code = 200
+        async with ctx.pool.acquire() as conn:
+            rows = await repo.linked(conn, incident_id, 1_000_000)
+        [row] = [r for r in rows if r["ticket_id"] == ticket_id]
+        return LinkedTicket(**{k: row[k] for k in LinkedTicket.model_fields})
+
+    @router.delete(
+        "/v1/incidents/{incident_id}/tickets/{ticket_id}",
+        status_code=204,
+        responses=problems(401, 404, 409, 422, 503),
+    )
+    async def unlink_ticket(incident_id: IncidentId, ticket_id: TicketId, caller: Agent) -> None:
+        """The ticket is not part of the incident: it becomes an ordinary ticket again, and
+        the criteria never link it to this incident again."""
+        with as_http():
+            await incidents.unlink(incident_id, ticket_id, by=caller.agent_id)
+
+    @router.post(
+        "/v1/incidents/{incident_id}/announcements",
+        status_code=202,
+        responses=problems(401, 403, 404, 409, 413, 422, 503),
+    )
+    async def announce(
+        incident_id: IncidentId, given: AnnouncementIn, caller: Manager
+    ) -> Announced:
+        """A progress update on the status page, and a notice to each affected learner (the
+        linked tickets' learners, or everyone enrolled in the incident's courses) on their
+        channel, once each, at the pace the providers allow."""
+        with as_http():
+            n = await incidents.announce(incident_id, given, by=caller.agent_id)
+        return Announced(learners=n)
+
+    @router.post(
+        "/v1/incidents/{incident_id}/resolve",
+        responses=problems(401, 403, 404, 409, 413, 422, 503),
+    )
+    async def resolve(incident_id: IncidentId, given: ResolveIn, caller: Manager) -> IncidentOut:
+        """Resolve the incident and every linked ticket; each of their learners gets one
+        message. A resolved incident cannot be resolved again (409)."""
+        with as_http():
+            await incidents.resolve(incident_id, given, by=caller.agent_id)
+        async with ctx.pool.acquire() as conn:
+            return await read(conn, incident_id)
+
+    @router.get("/v1/incidents/{incident_id}/report", responses=problems(401, 404, 422, 503))
+    async def report(incident_id: IncidentId, _: Agent) -> Report:
+        async with ctx.pool.acquire() as conn:
+            incident = await read(conn, incident_id)
+            links = await repo.linked(conn, incident_id, 10_000_000)
+            notices = await repo.notice_counts(conn, incident_id)
+            pages = await repo.page_counts(conn, incident_id)
+        end = incident.resolved_at or datetime.now(incident.opened_at.tzinfo)
+        return Report(
+            incident=incident,
+            minutes_open=round((end - incident.opened_at).total_seconds() / 60, 1),
+            tickets_linked=sum(r["unlinked_at"] is None for r in links),
+            tickets_unlinked=sum(r["unlinked_at"] is not None for r in links),
+            linked_on_arrival=sum(r["linked_by"] is None for r in links),
+            notices=[NoticeCount(**dict(r)) for r in notices],
+            pages=[PageCount(**dict(r)) for r in pages],
+        )
+
+    return router
