@@ -64,7 +64,7 @@ async def desk(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
 async def complaint(
     settings: CommonSettings, desk: httpx.AsyncClient, *, email: str, category: Category
 ) -> uuid.UUID:
-    """A learner's complaint ticket, routed to Ana."""
+    """A learner's complaint ticket, routed to Ana in the complaints team."""
     ticket_id = uuid.uuid4()
     at = now()
     submitted = TicketSubmitted(
@@ -88,7 +88,7 @@ async def complaint(
         channel=Channel.WEB,
         category=category,
         priority=Priority.HIGH,
-        team="tech_support",
+        team="complaints",  # none of the test agents' team: Ben cannot see it
         language="zh",
         first_response_due_at=at + timedelta(hours=2),
         resolution_due_at=at + timedelta(hours=24),

@@ -14,6 +14,7 @@ import structlog
 from prometheus_client import Gauge
 from uuid6 import uuid7
 
+from services.desk import handlers as desk_handlers
 from services.desk import repo as desk_repo
 from services.desk.cases import repo
 from services.desk.cases.domain import (
@@ -34,7 +35,7 @@ from services.desk.cases.domain import (
     may_open_case,
 )
 from services.desk.cases.settings import CaseSettings
-from services.desk.domain import Caller, Conflict, NotAllowed, NotFound, check_may_see
+from services.desk.domain import Caller, Conflict, NotFound
 from services.desk.links import Links
 from services.desk.settings import DeskSettings
 from shared import outbox
@@ -74,15 +75,12 @@ CLOCK_BATCH = 500
 
 
 async def _ticket_seen_by(conn: asyncpg.Connection, ticket_id: UUID, agent: Caller) -> Any:
-    """The ticket, if `agent` may see it; one they may not see is as missing (404, so ids
-    cannot be probed)."""
+    """The ticket, if `agent` may see it (desk's rule: theirs, their teams', or they
+    supervise); one they may not see is as missing (404, so ids cannot be probed)."""
     ticket = await desk_repo.get_ticket(conn, ticket_id)
     if ticket is None:
         raise NotFound("no such ticket")
-    try:
-        check_may_see(agent_id=agent.agent_id, role=agent.role, assignee_id=ticket["assignee_id"])
-    except NotAllowed:
-        raise NotFound("no such ticket") from None
+    desk_handlers.check_see(agent, ticket)
     return ticket
 
 
