@@ -14,7 +14,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
     ctx = new_context("notify", settings)
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY],
+        topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY, topics.KNOWLEDGE],
         handlers=handlers.event_handlers(settings),
         idempotent=handlers.IDEMPOTENT,
     )

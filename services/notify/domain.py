@@ -24,7 +24,7 @@ _templates = Environment(
 LANGUAGES = ("zh", "en")
 # Context values that are prose and may span lines; every other string is one line, because
 # it may land in the subject line (the template's first line) or another header.
-MULTILINE_FIELDS = frozenset({"body", "resolution"})
+MULTILINE_FIELDS = frozenset({"body", "resolution", "articles"})
 # The template set of each channel: an e-mail has a subject line (the template's first line);
 # WeChat and Weibo take one text; an SMS is short.
 TEMPLATE_SETS = {"email": "email", "wechat": "im", "weibo": "im", "sms": "sms"}
@@ -187,6 +187,12 @@ def message_context(
         context["first_response"] = ""
         context["due"] = ""
     context["portal_url"] = context.get("portal_url") or ""
+    # knowledge's suggested articles ({title, url}), offered by the confirmation only: a list
+    # of lines, and the best one on one line (an SMS has room for one)
+    offered = (context.get("articles") or []) if kind == "confirmation" else []
+    sep = "：" if lang == "zh" else ": "
+    context["articles"] = "\n".join(f"- {one_line(a['title'])}{sep}{a['url']}" for a in offered)
+    context["article"] = f"{one_line(offered[0]['title'])} {offered[0]['url']}" if offered else ""
     return context
 
 

@@ -18,6 +18,7 @@ from services.notify.cases import on_case_concluded
 from services.notify.domain import Contacts, choose_channel
 from services.notify.settings import NotifySettings
 from shared.events import (
+    ArticlesSuggested,
     CaseConcluded,
     Envelope,
     NotificationKind,
@@ -34,6 +35,9 @@ from shared.events import (
     TicketTriaged,
 )
 from shared.inbox import Handler
+
+SELF_SERVED = "self_served"
+OFFERED = 3  # articles a confirmation offers at most
 
 
 def contact(t: TicketCreated, *, available: frozenset[str]) -> repo.Contact:
@@ -122,7 +126,8 @@ async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
 
 
 async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    # Keyed by the event's id: a ticket resolved twice (after a reopening) asks twice.
+    # Keyed by the event's id: a ticket resolved twice (after a reopening) asks twice. A
+    # learner who said an offered article solved it is not asked again.
     await repo.add_deliveries(
         conn,
         [
@@ -133,6 +138,22 @@ async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
                 resolution=e.data.resolution,
                 confirm_url=e.data.confirm_url,
                 portal_url=e.data.portal_url,
+            )
+            for e in events
+            if e.data.resolution_code != SELF_SERVED
+        ],
+    )
+
+
+async def on_articles(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """knowledge's suggestions for a new ticket, which its confirmation offers (the best
+    three at most: a message, not a search page)."""
+    await repo.add_articles(
+        conn,
+        [
+            (
+                e.data.ticket_id,
+                [{"title": a.title, "url": a.url} for a in e.data.articles[:OFFERED]],
             )
             for e in events
         ],
@@ -236,6 +257,7 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         TicketReplied.TYPE: on_replied,
         TicketResolved.TYPE: on_resolved,
         CaseConcluded.TYPE: on_case_concluded,
+        ArticlesSuggested.TYPE: on_articles,
         SurveyRequested.TYPE: on_survey,
         SlaWarning.TYPE: on_sla,
         SlaBreached.TYPE: on_sla,
@@ -251,6 +273,7 @@ IDEMPOTENT = frozenset(
         TicketReplied.TYPE,
         TicketResolved.TYPE,
         CaseConcluded.TYPE,  # a delivery per case
+        ArticlesSuggested.TYPE,
         SurveyRequested.TYPE,
         *SLA_KINDS,
     }

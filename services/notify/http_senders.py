@@ -113,6 +113,7 @@ class HttpSenders:
                 limit=self._s.http_batch,
                 lease_seconds=self._s.claim_seconds,
                 triage_grace_seconds=self._s.triage_grace_seconds,
+                articles_grace_seconds=self._s.articles_grace_seconds,
             )
             if not batch:
                 self._wake.clear()
@@ -127,6 +128,7 @@ class HttpSenders:
             conn,
             lease_seconds=self._s.claim_seconds,
             triage_grace_seconds=self._s.triage_grace_seconds,
+            articles_grace_seconds=self._s.articles_grace_seconds,
             channels=channels,
         )
         return IDLE_SECONDS if due is None else min(IDLE_SECONDS, max(MIN_WAIT_SECONDS, due))

@@ -1,5 +1,6 @@
 """SQL for notify's schema. Nothing here commits: the caller owns the transaction."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,6 +133,24 @@ async def add_triage(conn: asyncpg.Connection, triage: Sequence[Triage]) -> None
     )
 
 
+async def add_articles(
+    conn: asyncpg.Connection, offers: Sequence[tuple[UUID, list[dict[str, str]]]]
+) -> None:
+    """Record the articles knowledge suggested for each ticket ([] when none fit), which its
+    confirmation offers; the first offer recorded stays."""
+    first = dict(reversed(offers))  # one per ticket: a statement may touch a row only once
+    await conn.execute(
+        """
+        INSERT INTO recipients AS r (ticket_id, articles)
+        SELECT t, a::jsonb FROM unnest($1::uuid[], $2::text[]) AS o(t, a)
+        ON CONFLICT (ticket_id) DO UPDATE SET articles = excluded.articles
+        WHERE r.articles IS NULL
+        """,
+        list(first),
+        [json.dumps(a, ensure_ascii=False) for a in first.values()],
+    )
+
+
 async def add_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> None:
     """Queue each delivery once on its ticket's answer channel: a key seen before is
     skipped, and so is a delivery to a learner careloop cannot reach. While the ticket's
@@ -225,9 +244,15 @@ def first_per_key(triage: Sequence[Triage]) -> list[Triage]:
 # runs out sooner than the lease time after PostgreSQL (re)started (see `claim`).
 _LEASE_FREE = """(d.claimed_until IS NULL
     OR greatest(d.claimed_until, pg_postmaster_start_time() + make_interval(secs => $2)) < now())"""
-# A confirmation waits for the triage for at most the grace period ($3 seconds).
-_TRIAGE_KNOWN = """(d.kind <> 'confirmation' OR r.priority IS NOT NULL
-    OR d.created_at < now() - make_interval(secs => $3))"""
+
+
+def _ready(articles_grace: str) -> str:
+    """A confirmation waits for the triage for at most the triage grace period ($3 seconds),
+    and for knowledge's suggested articles for at most theirs (the parameter named)."""
+    return f"""(d.kind <> 'confirmation' OR (
+        (r.priority IS NOT NULL OR d.created_at < now() - make_interval(secs => $3))
+        AND (r.articles IS NOT NULL
+             OR d.created_at < now() - make_interval(secs => {articles_grace}))))"""
 
 
 async def claim(
@@ -238,6 +263,7 @@ async def claim(
     senders: int,
     lease_seconds: int,
     triage_grace_seconds: float,
+    articles_grace_seconds: float,
     exclude: Sequence[int] = (),
 ) -> list[asyncpg.Record]:
     """Lease due deliveries whose recipient is known, with what rendering them needs, in one
@@ -262,13 +288,13 @@ async def claim(
         FROM (
             SELECT d.id, r.number, r.name, coalesce(d.address, r.email) AS email, r.language,
                    r.subject, r.created_at, r.priority, r.first_response_due_at, r.agent_id,
-                   r.portal_url
+                   r.portal_url, r.articles
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
               AND (d.channel = 'email' OR d.channel IS NULL)
               AND coalesce(d.channel, r.reply_channel) = 'email'
               AND coalesce(d.address, r.email) IS NOT NULL
-              AND r.number IS NOT NULL AND {_TRIAGE_KNOWN} AND d.id <> ALL($5::bigint[])
+              AND r.number IS NOT NULL AND {_ready("$7")} AND d.id <> ALL($5::bigint[])
             ORDER BY d.id
             LIMIT (SELECT greatest(1, ceil(count(*) / $6::numeric))::bigint FROM (
                 SELECT FROM deliveries
@@ -280,7 +306,7 @@ async def claim(
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.number,
                   c.name, c.email, c.language, c.subject, c.created_at, c.priority,
-                  c.first_response_due_at, c.agent_id, c.portal_url
+                  c.first_response_due_at, c.agent_id, c.portal_url, c.articles
         """,
         limit,
         lease_seconds,
@@ -288,6 +314,7 @@ async def claim(
         token,
         list(exclude),
         senders,
+        articles_grace_seconds,
     )
 
 
@@ -299,6 +326,7 @@ async def claim_http(
     limit: int,
     lease_seconds: int,
     triage_grace_seconds: float,
+    articles_grace_seconds: float,
 ) -> list[asyncpg.Record]:
     """Lease due deliveries on `channels` (those answered over HTTP), each with its channel,
     the learner's address there, and what rendering it needs; the same lease and triage
@@ -314,12 +342,12 @@ async def claim_http(
                         WHEN 'wechat' THEN r.wechat_openid WHEN 'weibo' THEN r.weibo_uid
                    END AS address,
                    r.number, r.name, r.language, r.subject, r.created_at, r.priority,
-                   r.first_response_due_at, r.agent_id, r.portal_url
+                   r.first_response_due_at, r.agent_id, r.portal_url, r.articles
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
               AND (d.channel = ANY($5::text[]) OR d.channel IS NULL)
               AND coalesce(d.channel, r.reply_channel) = ANY($5::text[])
-              AND r.number IS NOT NULL AND {_TRIAGE_KNOWN}
+              AND r.number IS NOT NULL AND {_ready("$6")}
             ORDER BY d.id
             LIMIT $1
             FOR UPDATE OF d SKIP LOCKED
@@ -327,13 +355,14 @@ async def claim_http(
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.channel,
                   c.address, c.number, c.name, c.language, c.subject, c.created_at,
-                  c.priority, c.first_response_due_at, c.agent_id, c.portal_url
+                  c.priority, c.first_response_due_at, c.agent_id, c.portal_url, c.articles
         """,
         limit,
         lease_seconds,
         triage_grace_seconds,
         token,
         list(channels),
+        articles_grace_seconds,
     )
 
 
@@ -342,6 +371,7 @@ async def seconds_to_next(
     *,
     lease_seconds: int,
     triage_grace_seconds: float,
+    articles_grace_seconds: float,
     channels: Sequence[str],
     exclude: Sequence[int] = (),
 ) -> float | None:
@@ -356,7 +386,9 @@ async def seconds_to_next(
                  THEN greatest(d.claimed_until,
                                pg_postmaster_start_time() + make_interval(secs => $1)) END,
             CASE WHEN d.kind = 'confirmation' AND r.priority IS NULL
-                 THEN d.created_at + make_interval(secs => $2) END)) - now())::float8
+                 THEN d.created_at + make_interval(secs => $2) END,
+            CASE WHEN d.kind = 'confirmation' AND r.articles IS NULL
+                 THEN d.created_at + make_interval(secs => $5) END)) - now())::float8
         FROM deliveries d JOIN recipients r USING (ticket_id)
         WHERE d.status = 'pending' AND (d.channel = ANY($4::text[]) OR d.channel IS NULL)
           AND coalesce(d.channel, r.reply_channel) = ANY($4::text[])
@@ -366,6 +398,7 @@ async def seconds_to_next(
         triage_grace_seconds,
         list(exclude),
         list(channels),
+        articles_grace_seconds,
     )
 
 

@@ -254,6 +254,7 @@ class Senders:
                         senders=self._s.senders,
                         lease_seconds=self._s.claim_seconds,
                         triage_grace_seconds=self._s.triage_grace_seconds,
+                        articles_grace_seconds=self._s.articles_grace_seconds,
                         exclude=sorted(self._unrecorded),
                     )
                     if not batch:
@@ -281,6 +282,7 @@ class Senders:
             conn,
             lease_seconds=self._s.claim_seconds,
             triage_grace_seconds=self._s.triage_grace_seconds,
+            articles_grace_seconds=self._s.articles_grace_seconds,
             channels=[EMAIL],
             exclude=sorted(self._unrecorded),
         )

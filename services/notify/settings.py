@@ -57,6 +57,14 @@ class NotifySettings(CommonSettings):
         "A confirmation waits this long for routing's triage (priority, due time), then goes "
         "with the general promise: an outage of routing never delays the acknowledgement more.",
     )
+    articles_grace_seconds: float = own(
+        "notify",
+        "articles_grace_seconds",
+        5,
+        "A confirmation waits this long (at most) for knowledge's suggested articles, which it "
+        "offers the learner; knowledge answers every new ticket within a second or so, and an "
+        "outage of knowledge delays no acknowledgement more. 0: confirmations never wait.",
+    )
     fallback_first_response_minutes: float = own(
         "notify",
         "fallback_first_response_minutes",

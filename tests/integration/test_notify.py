@@ -12,10 +12,12 @@ import asyncpg
 import pytest
 
 from shared.events import (
+    ArticlesSuggested,
     Category,
     Channel,
     Learner,
     Priority,
+    SuggestedArticle,
     TicketCreated,
     TicketRouted,
     new_event,
@@ -35,6 +37,7 @@ def notify(stack: RunningStack, tmp_path: Path) -> Iterator[ServiceProcess]:
             **stack.env,
             "CARELOOP_NOTIFY_HTTP_PORT": str(port(22084)),
             "CARELOOP_NOTIFY_TRIAGE_GRACE_SECONDS": "2",
+            "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "0",  # no knowledge service here
         },
         tmp_path / "notify.log",
     )
@@ -149,3 +152,78 @@ async def test_events_delivered_twice_and_late_give_one_confirmation_with_the_tr
         await conn.close()
     assert [d["status"] for d in deliveries] == ["sent"]
     assert inbox == 0
+
+
+@pytest.fixture
+def notify_offering_articles(stack: RunningStack, tmp_path: Path) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(
+        "notify",
+        port(22084),
+        {
+            **stack.env,
+            "CARELOOP_NOTIFY_HTTP_PORT": str(port(22084)),
+            "CARELOOP_NOTIFY_TRIAGE_GRACE_SECONDS": "1",
+            "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "30",
+        },
+        tmp_path / "notify.log",
+    )
+    service.start()
+    try:
+        service.wait_healthy()
+        yield service
+    finally:
+        service.stop()
+
+
+async def test_a_confirmation_waits_for_knowledges_articles_and_offers_them(
+    stack: RunningStack, settings: CommonSettings, notify_offering_articles: ServiceProcess
+) -> None:
+    await ensure_topics(settings)
+    number = f"CL-{uuid.uuid4().int % 10**9:09d}"
+    ticket_id = uuid.uuid4()
+    created = new_event(
+        TicketCreated(
+            ticket_id=ticket_id,
+            number=number,
+            channel=Channel.WEB,
+            learner=Learner(name="Li Lei", email="lilei@example.com"),
+            subject="When does my refund arrive?",
+            description="I asked for a refund last week",
+            language="en",
+            created_at=now(),
+        ),
+        producer="test",
+    )
+    suggested = new_event(
+        ArticlesSuggested(
+            ticket_id=ticket_id,
+            language="en",
+            articles=(
+                SuggestedArticle(
+                    article_id=uuid.uuid4(),
+                    title="When refunds arrive",
+                    url="http://kb.example/kb/1?lang=en",
+                    score=0.08,
+                ),
+            ),
+            suggested_at=now(),
+        ),
+        producer="test",
+    )
+
+    async def confirmation() -> list[Message]:
+        return [m for m in stack.mails() if m["X-Careloop-Ticket"] == number]
+
+    broker = make_broker(settings, client_id="test-notify")
+    await broker.start()
+    try:
+        await publish_confirmed(broker, [outgoing(created)])
+        await asyncio.sleep(3)  # past the triage grace: only the articles are awaited
+        assert await confirmation() == [], "it did not wait for knowledge's articles"
+        await publish_confirmed(broker, [outgoing(suggested)])
+        [mail] = await eventually(confirmation, timeout=30)
+    finally:
+        await broker.stop()
+    text = mail.get_content()
+    assert "These articles may answer your question right away:" in text
+    assert "- When refunds arrive: http://kb.example/kb/1?lang=en" in text

@@ -68,6 +68,7 @@ def notify(
             **stack.env,
             "CARELOOP_NOTIFY_HTTP_PORT": str(port(22184)),
             "CARELOOP_NOTIFY_TRIAGE_GRACE_SECONDS": "2",
+            "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "0",  # no knowledge service here
             "CARELOOP_NOTIFY_PROGRESS_MERGE_SECONDS": str(MERGE_SECONDS),
             "CARELOOP_NOTIFY_REPLY_TO": "careloop <help@careloop.example>",
             "CARELOOP_WECHAT_API_BASE": providers,

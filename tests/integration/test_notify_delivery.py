@@ -38,7 +38,12 @@ def start_notify(stack: RunningStack, log: Path, **env: str) -> ServiceProcess:
     service = ServiceProcess(
         "notify",
         port(22084),
-        {**stack.env, "CARELOOP_NOTIFY_HTTP_PORT": str(port(22084)), **env},
+        {
+            **stack.env,
+            "CARELOOP_NOTIFY_HTTP_PORT": str(port(22084)),
+            "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "0",  # no knowledge service here
+            **env,
+        },
         log,
     )
     service.start()

@@ -123,7 +123,11 @@ def notify(stack: RunningStack, tmp_path: Path) -> Iterator[ServiceProcess]:
     service = ServiceProcess(
         "notify",
         port(22086),
-        {**stack.env, "CARELOOP_NOTIFY_HTTP_PORT": str(port(22086))},
+        {
+            **stack.env,
+            "CARELOOP_NOTIFY_HTTP_PORT": str(port(22086)),
+            "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "0",  # no knowledge service here
+        },
         tmp_path / "notify.log",
     )
     service.start()

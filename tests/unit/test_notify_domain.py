@@ -185,6 +185,8 @@ def test_a_confirmation_without_triage_still_renders_in_both_languages() -> None
         "agent": "",
         "due": "",
         "portal_url": "",
+        "articles": "",
+        "article": "",
     }
     en = render("confirmation", "en", {**context, "first_response": "8 hours"})
     zh = render("confirmation", "zh", {**context, "first_response": "8 小时"})
@@ -531,7 +533,12 @@ _CONTEXTS: dict[str, dict[str, Any]] = {
         "confirm_url": "http://c/1",
         **_PORTAL,
     },
-    "confirmation": {**_PROGRESS, "priority": "high"},
+    "confirmation": {
+        **_PROGRESS,
+        "priority": "high",
+        "articles": "- Refund {time}: https://kb.example/kb/1\n- Invoices: https://kb.example/kb/2",
+        "article": "Refund {time} https://kb.example/kb/1",
+    },
     "assigned": _PROGRESS,
     "queued": {**_PROGRESS, "agent": ""},
 }
@@ -583,6 +590,8 @@ def test_chinese_messages_have_no_english_words(kind: str, channel: str) -> None
         "portal_url": "",
         "survey_url": "",
         "confirm_url": "",
+        "articles": "",
+        "article": "",
     }
     rendered = render(kind, "zh", context, channel=channel)
     text = re.sub(r"CL-\d+", "", rendered.subject + rendered.body)
@@ -610,6 +619,38 @@ def test_a_chinese_confirmation_states_priority_agent_and_beijing_time() -> None
     assert "优先级：高。您的问题已交由客服专员处理" in body
     assert "我们将在 2 小时内（北京时间 2026年11月30日 16:05 之前）首次回复您" in body
     assert "查看进度或补充信息：https://desk.example/t/abc" in body
+
+
+def test_a_confirmation_offers_knowledges_articles_on_every_channel() -> None:
+    created = datetime(2026, 11, 30, 6, 5, tzinfo=UTC)
+    values = {
+        "number": "CL-000123",
+        "name": "李雷",
+        "subject": "退款多久到账",
+        "language": "zh",
+        "created_at": created,
+        "priority": "medium",
+        "first_response_due_at": created + timedelta(hours=8),
+        "agent_id": None,
+        "portal_url": "https://desk.example/t/abc",
+        "articles": [
+            {"title": "退款到账时间\n说明", "url": "https://kb.example/kb/1?lang=zh"},
+            {"title": "如何申请发票", "url": "https://kb.example/kb/2?lang=zh"},
+        ],
+    }
+    context = message_context(values, kind="confirmation", now=created, fallback_minutes=480)
+
+    email = render("confirmation", "zh", context).body
+    wechat = render("confirmation", "zh", context, channel="wechat").body
+    sms = render("confirmation", "zh", context, channel="sms").body
+
+    for body in (email, wechat):
+        assert "- 退款到账时间 说明：https://kb.example/kb/1?lang=zh\n" in body
+        assert "- 如何申请发票：https://kb.example/kb/2?lang=zh" in body
+    assert "或许有帮助：退款到账时间 说明 https://kb.example/kb/1?lang=zh" in sms
+    assert "kb/2" not in sms  # an SMS has room for one
+    progress = message_context(values, kind="assigned", now=created, fallback_minutes=480)
+    assert "kb.example" not in render("assigned", "zh", progress).body
 
 
 def test_render_takes_the_branch_each_message_asks_for() -> None:
