@@ -9,11 +9,12 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.incident import repo
 from services.incident.domain import (
     AnnouncementIn,
+    CompensationIn,
     Conflict,
     Forbidden,
     IncidentIn,
@@ -111,6 +112,29 @@ class PageCount(BaseModel):
     last_error: str | None
 
 
+class CompensationOut(BaseModel):
+    """A compensation batch: what each learner gets, who asked and approved, how many
+    learners it reaches (set at approval), and how far its remedies got."""
+
+    batch_id: UUID
+    incident_id: UUID
+    kind: str
+    amount: str | None
+    currency: str | None
+    points: int | None
+    days: int | None
+    course_id: str | None
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+    learners: int | None
+    issued: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+
+
 class Report(BaseModel):
     """The post-incident report: what happened when, the tickets it held, the learners told
     and the response group's messages."""
@@ -122,6 +146,33 @@ class Report(BaseModel):
     linked_on_arrival: int
     notices: list[NoticeCount]
     pages: list[PageCount]
+    compensations: list[CompensationOut]
+    cost: dict[str, float] = Field(
+        description="What the approved compensation gives away in total: money per currency, "
+        "points, extension days"
+    )
+
+
+def compensation_out(row: asyncpg.Record) -> CompensationOut:
+    return CompensationOut(
+        **{k: v for k, v in dict(row).items() if k in CompensationOut.model_fields}
+    )
+
+
+def cost(batches: list[asyncpg.Record]) -> dict[str, float]:
+    """The approved batches' remedies summed: money per currency, points, extension days."""
+    total: dict[str, float] = {}
+    for b in batches:
+        if b["approved_at"] is None:
+            continue
+        n = b["learners"] or 0
+        if b["kind"] == "coupon":
+            total[b["currency"]] = total.get(b["currency"], 0.0) + float(b["amount"]) * n
+        elif b["kind"] == "points":
+            total["points"] = total.get("points", 0.0) + b["points"] * n
+        else:
+            total["extension_days"] = total.get("extension_days", 0.0) + b["days"] * n
+    return total
 
 
 @contextlib.contextmanager
@@ -139,6 +190,7 @@ def as_http() -> Iterator[None]:
 
 IncidentId = Annotated[UUID, Path(description="The incident's id.")]
 TicketId = Annotated[UUID, Path(description="The ticket's id.")]
+BatchId = Annotated[UUID, Path(description="The compensation batch's id.")]
 Limit = Annotated[int, Query(ge=1, le=1000), DIGITS]
 LINKED_ALREADY: dict[int | str, dict[str, Any]] = {
     200: {"description": "The ticket was linked already", "model": LinkedTicket}
@@ -297,6 +349,7 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
             links = await repo.linked(conn, incident_id, 10_000_000)
             notices = await repo.notice_counts(conn, incident_id)
             pages = await repo.page_counts(conn, incident_id)
+            batches = await repo.compensations(conn, incident_id)
         end = incident.resolved_at or datetime.now(incident.opened_at.tzinfo)
         return Report(
             incident=incident,
@@ -306,6 +359,40 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
             linked_on_arrival=sum(r["linked_by"] is None for r in links),
             notices=[NoticeCount(**dict(r)) for r in notices],
             pages=[PageCount(**dict(r)) for r in pages],
+            compensations=[compensation_out(b) for b in batches],
+            cost=cost(batches),
         )
+
+    @router.post(
+        "/v1/incidents/{incident_id}/compensations",
+        status_code=201,
+        responses=problems(401, 403, 404, 409, 413, 422, 503),
+    )
+    async def request_compensation(
+        incident_id: IncidentId, given: CompensationIn, caller: Manager
+    ) -> CompensationOut:
+        """Ask for a compensation batch for the learners of the incident's linked tickets; a
+        second supervisor or admin approves it (POST /v1/compensations/{batch_id}/approve)."""
+        with as_http():
+            row = await incidents.request_compensation(incident_id, given, by=caller.agent_id)
+        return compensation_out(row)
+
+    @router.get("/v1/incidents/{incident_id}/compensations", responses=problems(401, 404, 422, 503))
+    async def list_compensations(incident_id: IncidentId, _: Agent) -> list[CompensationOut]:
+        async with ctx.pool.acquire() as conn:
+            if await repo.incident(conn, incident_id) is None:
+                raise HTTPException(404, f"no incident {incident_id}")
+            return [compensation_out(b) for b in await repo.compensations(conn, incident_id)]
+
+    @router.post(
+        "/v1/compensations/{batch_id}/approve", responses=problems(401, 403, 404, 409, 422, 503)
+    )
+    async def approve_compensation(batch_id: BatchId, caller: Manager) -> CompensationOut:
+        """Approve a batch someone else asked for: each learner of the incident's linked
+        tickets (not compensated in kind already) gets one remedy on careloop.remedies.v1,
+        exactly once. The requester cannot approve it (403), nor can anyone twice (409)."""
+        with as_http():
+            row = await incidents.approve_compensation(batch_id, by=caller.agent_id)
+        return compensation_out(row)
 
     return router

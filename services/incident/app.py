@@ -33,7 +33,7 @@ def create_app(settings: IncidentSettings) -> FastAPI:
     incidents = handlers.Incidents(ctx)
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.PEOPLE],
+        topic_names=[topics.TICKETS, topics.ROUTING, topics.PEOPLE, topics.REMEDY_ACKS],
         handlers={**incidents.handlers(), **people.HANDLERS},
         idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
     )

@@ -1,15 +1,17 @@
 """What leaves incident besides its events: learner notices released to notify at each
-provider's pace, and the response group's e-mails and chat-robot messages.
+provider's pace, compensation remedies to the acting systems, and the response group's e-mails
+and chat-robot messages.
 
 A notice is released in the transaction that marks it released and stages its event, under a
 transaction-scoped advisory lock (one releaser at a time across replicas, so the rate is the
 installation's, not each replica's): a crash before the commit releases nothing, one after it
-released everything it marked, so each learner's notice goes out once however often the
-service dies. The event's id is the notice's, so a relay re-sent after a crash is the same
-event to notify.
+released everything it marked, so each learner's notice (and remedy) goes out once however
+often the service dies. The event's id is the notice's (derived from the remedy's), so a relay
+re-sent after a crash is the same event to its consumer.
 """
 
 import time
+import uuid
 from email.message import EmailMessage
 from typing import Any
 
@@ -30,7 +32,17 @@ from services.incident.domain import (
 from services.incident.handlers import keyed
 from services.incident.settings import IncidentSettings
 from shared import outbox
-from shared.events import IncidentNoticeRequested, Learner, NoticeKind, now
+from shared.events import (
+    CoinKind,
+    CouponIssued,
+    Envelope,
+    EventData,
+    ExtensionGranted,
+    IncidentNoticeRequested,
+    Learner,
+    NoticeKind,
+    now,
+)
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
@@ -40,6 +52,10 @@ NOTICES = Counter(
     "Learner notices released to notify, by channel.",
     ["channel"],
 )
+REMEDIES = Counter(
+    "careloop_incident_remedies_total",
+    "Compensation remedies issued on careloop.remedies.v1 (one per learner and batch).",
+)
 PAGES = Counter(
     "careloop_incident_pages_total",
     "Response-group messages by how they went: sent, retried, failed (given up).",
@@ -48,6 +64,37 @@ PAGES = Counter(
 NOTICE_LOCK = 0x1C1D  # pg_try_advisory_xact_lock key of the notice releaser
 RELEASE_SECONDS = 0.2
 PAGE_BATCH = 20
+REMEDY_BATCH = 1000
+# A remedy's event id is derived from its id: relayed twice, it is still one event.
+REMEDY_EVENTS = uuid.UUID("3f0b8f8e-7c1d-4b7a-9a53-2d6e1c9b4a10")
+
+
+def remedy_event(row: Any) -> Envelope[Any]:
+    """One learner's compensation for the acting system: `case_id` is the compensation
+    batch, `ticket_id` and `number` the learner's linked ticket."""
+    learner = msgspec.convert(row["learner"], Learner)
+    common: dict[str, Any] = {
+        "ticket_id": row["ticket_id"],
+        "case_id": row["batch_id"],
+        "remedy_id": row["remedy_id"],
+        "number": row["number"],
+        "learner_id": learner.learner_id,
+        "learner": learner,
+        "approved_by": (row["approved_by"],),
+        "approved_at": row["approved_at"],
+    }
+    data: EventData
+    if row["kind"] == "coupon":
+        data = CouponIssued(
+            **common, kind=CoinKind.COUPON, value=row["amount"], currency=row["currency"]
+        )
+    elif row["kind"] == "points":
+        data = CouponIssued(**common, kind=CoinKind.POINTS, value=str(row["points"]))
+    else:
+        data = ExtensionGranted(**common, course_id=row["course_id"], days=row["days"])
+    event = keyed(data, row["ticket_id"])
+    event_id = uuid.uuid5(REMEDY_EVENTS, str(row["remedy_id"]))
+    return msgspec.structs.replace(event, event_id=event_id, correlation_id=event_id)
 
 
 class Bucket:
@@ -80,8 +127,8 @@ class Delivery:
         await every(RELEASE_SECONDS, self.release_once, what="notice release")
 
     async def release_once(self) -> bool:
-        """Release what each channel's bucket allows; True when a bucket ran dry with notices
-        still waiting (the loop comes back after its pause either way)."""
+        """Release what each channel's bucket allows, and approved remedies a batch at a time;
+        True when more remedies wait (they are not paced: the acting systems queue them)."""
         released: dict[str, int] = {}
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", NOTICE_LOCK):
@@ -95,9 +142,12 @@ class Delivery:
                 await outbox.add(conn, [self._notice(r) for r in rows])
                 bucket.spend(len(rows))
                 released[channel] = len(rows)
+            remedies = await repo.take_remedies(conn, REMEDY_BATCH)
+            await outbox.add(conn, [remedy_event(r) for r in remedies])
         for channel, n in released.items():
             NOTICES.labels(channel).inc(n)
-        return False
+        REMEDIES.inc(len(remedies))
+        return len(remedies) == REMEDY_BATCH
 
     def _notice(self, row: Any) -> Any:
         status_url = self._s.status_url(row["number"], lang=row["locale"])

@@ -131,6 +131,50 @@ class ResolveIn(BaseModel):
     resolution_en: Text | None = Field(None, min_length=1, max_length=2000)
 
 
+class CompensationIn(BaseModel):
+    """A compensation batch for the incident's affected learners (the linked tickets'): a
+    coupon worth `amount` `currency`, `points`, or `days` more of `course_id` (the incident's
+    course when it names one). Issued only once a second supervisor approves it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["coupon", "points", "extension"]
+    amount: Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?$")] | None = None
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "CNY"
+    points: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    course_id: CourseId | None = None
+    reason: Text = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_remedy(self) -> Self:
+        wanted = {"coupon": "amount", "points": "points", "extension": "days"}[self.kind]
+        given = [f for f in ("amount", "points", "days") if getattr(self, f) is not None]
+        if given != [wanted]:
+            raise ValueError(f"a {self.kind} gives {wanted}, and only {wanted}")
+        if self.kind == "coupon" and self.amount is not None and float(self.amount) <= 0:
+            raise ValueError("a coupon's amount is more than 0")
+        if self.course_id is not None and self.kind != "extension":
+            raise ValueError("course_id is for an extension")
+        return self
+
+
+def check_approver(requested_by: str, approver: str, approved_by: str | None) -> None:
+    if approved_by is not None:
+        raise Conflict(f"the batch was approved by {approved_by} already")
+    if approver == requested_by:
+        raise Forbidden("the batch's requester cannot approve it: a second supervisor does")
+
+
+def extension_course(given: str | None, courses: tuple[str, ...]) -> str:
+    """The course an extension extends: the one given, else the incident's only course."""
+    if given is not None:
+        return given
+    if len(courses) != 1:
+        raise Conflict("the incident names no single course: give the extension's course_id")
+    return courses[0]
+
+
 def check_open(status: str) -> None:
     if status == IncidentStatus.RESOLVED:
         raise Conflict("the incident is resolved")

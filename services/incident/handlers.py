@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 import jieba
@@ -20,13 +20,16 @@ from services.incident import repo
 from services.incident.domain import (
     AnnouncementIn,
     Audience,
+    CompensationIn,
     Conflict,
     IncidentIn,
     NotFound,
     ResolveIn,
     UpdateIn,
+    check_approver,
     check_open,
     criteria_from_alert,
+    extension_course,
     learner_key,
     notice_channel,
     page_text,
@@ -49,6 +52,8 @@ from shared.events import (
     IncidentTicketUnlinked,
     IncidentUpdated,
     NoticeKind,
+    RemedyAcknowledged,
+    RemedyRejected,
     TicketCreated,
     TicketRouted,
     new_event,
@@ -149,7 +154,12 @@ class Incidents:
         await self._link_arrivals(conn, sorted(new))
 
     def handlers(self) -> dict[str, Handler]:
-        return {TicketCreated.TYPE: self.on_created, TicketRouted.TYPE: self.on_routed}
+        return {
+            TicketCreated.TYPE: self.on_created,
+            TicketRouted.TYPE: self.on_routed,
+            RemedyAcknowledged.TYPE: self.on_remedy_answer,
+            RemedyRejected.TYPE: self.on_remedy_answer,
+        }
 
     async def _link_arrivals(self, conn: asyncpg.Connection, ticket_ids: list[UUID]) -> None:
         if not ticket_ids:
@@ -421,6 +431,85 @@ class Incidents:
             await self._page(conn, row, what="已解决 resolved", message=given.resolution)
         return row
 
+    async def request_compensation(
+        self, incident_id: UUID, given: CompensationIn, *, by: str
+    ) -> asyncpg.Record:
+        """A compensation batch, waiting for a second supervisor's approval."""
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            incident = await self._locked(conn, incident_id)
+            course = (
+                extension_course(given.course_id, criteria_of(incident).courses)
+                if given.kind == "extension"
+                else None
+            )
+            row = await repo.add_compensation(
+                conn,
+                {
+                    "batch_id": uuid7(),
+                    "incident_id": incident_id,
+                    "kind": given.kind,
+                    "amount": given.amount,
+                    "currency": given.currency if given.kind == "coupon" else None,
+                    "points": given.points,
+                    "days": given.days,
+                    "course_id": course,
+                    "reason": given.reason,
+                    "requested_by": by,
+                },
+            )
+            await repo.add_entry(
+                conn,
+                incident_id=incident_id,
+                kind="compensation_requested",
+                message=f"{given.kind}: {given.reason}",
+                by=by,
+            )
+        return row
+
+    async def approve_compensation(self, batch_id: UUID, *, by: str) -> asyncpg.Record:
+        """Approved by someone other than its requester: one remedy for each learner of the
+        incident's linked tickets not compensated in kind already, issued on
+        careloop.remedies.v1 by the releaser, each exactly once."""
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
+            batch = await repo.compensation(conn, batch_id, lock=True)
+            if batch is None:
+                raise NotFound(f"no compensation batch {batch_id}")
+            check_approver(batch["requested_by"], by, batch["approved_by"])
+            incident_id = batch["incident_id"]
+            items = [
+                (
+                    uuid5(batch_id, r["learner_key"]),
+                    incident_id,
+                    batch["kind"],
+                    r["learner_key"],
+                    r["learner"],
+                    r["ticket_id"],
+                    r["number"],
+                )
+                for r in await repo.linked_learners(conn, incident_id)
+            ]
+            row = await repo.approve_compensation(conn, batch_id, by=by, items=items)
+            await repo.add_entry(
+                conn,
+                incident_id=incident_id,
+                kind="compensation_approved",
+                message=f"{batch['kind']}: {row['learners']} learners",
+                by=by,
+            )
+        return row
+
+    async def on_remedy_answer(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """The acting systems' answers to this service's remedies."""
+        answers = [
+            (
+                e.data.remedy_id,
+                getattr(e.data, "reference", None),
+                getattr(e.data, "reason", None),
+            )
+            for e in events
+        ]
+        await repo.remedy_answered(conn, answers)
+
     async def _notices(
         self,
         conn: asyncpg.Connection,
@@ -526,5 +615,8 @@ def facts_of(row: asyncpg.Record) -> TicketFacts:
 
 
 # Keyed by the ticket: a ticket's facts are recorded once (repo.record_created and
-# record_category count only what they recorded now), so a redelivery needs no inbox row.
-IDEMPOTENT = frozenset({TicketCreated.TYPE, TicketRouted.TYPE})
+# record_category count only what they recorded now), so a redelivery needs no inbox row; an
+# answer to a remedy sets the same values again.
+IDEMPOTENT = frozenset(
+    {TicketCreated.TYPE, TicketRouted.TYPE, RemedyAcknowledged.TYPE, RemedyRejected.TYPE}
+)

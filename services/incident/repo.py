@@ -537,7 +537,7 @@ async def linked_learners(conn: asyncpg.Connection, incident_id: UUID) -> list[a
     """The learners of the incident's linked tickets, once each (their latest ticket)."""
     return await conn.fetch(
         """
-        SELECT DISTINCT ON (t.learner_key) t.learner_key, t.learner, t.ticket_id,
+        SELECT DISTINCT ON (t.learner_key) t.learner_key, t.learner, t.ticket_id, t.number,
                coalesce(l.locale, t.locale) AS locale, l.preferred_channel
         FROM links k JOIN tickets t USING (ticket_id)
         LEFT JOIN learners l ON l.learner_id = t.learner->>'learner_id'
@@ -691,4 +691,129 @@ async def page_counts(conn: asyncpg.Connection, incident_id: UUID) -> list[async
         FROM pages WHERE incident_id = $1 GROUP BY target ORDER BY target
         """,
         incident_id,
+    )
+
+
+# ---- compensation -------------------------------------------------------------------------------
+
+
+async def add_compensation(conn: asyncpg.Connection, batch: dict[str, Any]) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO compensations (batch_id, incident_id, kind, amount, currency, points, days,
+                                   course_id, reason, requested_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        RETURNING *
+        """,
+        *(
+            batch[k]
+            for k in (
+                "batch_id",
+                "incident_id",
+                "kind",
+                "amount",
+                "currency",
+                "points",
+                "days",
+                "course_id",
+                "reason",
+                "requested_by",
+            )
+        ),
+    )
+    assert row is not None  # an INSERT's RETURNING
+    return row
+
+
+async def compensation(
+    conn: asyncpg.Connection, batch_id: UUID, *, lock: bool = False
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT * FROM compensations WHERE batch_id = $1{' FOR UPDATE' if lock else ''}",
+        batch_id,
+    )
+
+
+async def compensations(conn: asyncpg.Connection, incident_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT c.*, count(i.remedy_id)::int AS items, count(i.released_at)::int AS issued,
+               count(i.acknowledged_at)::int AS acknowledged,
+               count(i.rejected_reason)::int AS rejected
+        FROM compensations c LEFT JOIN compensation_items i USING (batch_id)
+        WHERE c.incident_id = $1 GROUP BY c.batch_id ORDER BY c.requested_at
+        """,
+        incident_id,
+    )
+
+
+async def approve_compensation(
+    conn: asyncpg.Connection, batch_id: UUID, *, by: str, items: list[tuple[Any, ...]]
+) -> asyncpg.Record:
+    """Approve the batch and add its remedies, (remedy_id, incident_id, kind, learner_key,
+    learner, ticket_id, number) each; a learner this incident already compensated in kind is
+    skipped. The batch's `learners` is how many it adds."""
+    added = 0
+    if items:
+        status = await conn.execute(
+            """
+            INSERT INTO compensation_items (remedy_id, batch_id, incident_id, kind, learner_key,
+                                            learner, ticket_id, number)
+            SELECT r.remedy_id, $1, r.incident_id, r.kind, r.learner_key, r.learner, r.ticket_id,
+                   r.number
+            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::uuid[],
+                        $8::text[])
+                AS r(remedy_id, incident_id, kind, learner_key, learner, ticket_id, number)
+            ON CONFLICT DO NOTHING
+            """,
+            batch_id,
+            *(list(c) for c in zip(*items, strict=True)),
+        )
+        added = int(status.split()[-1])
+    row = await conn.fetchrow(
+        """
+        UPDATE compensations SET approved_by = $2, approved_at = now(), learners = $3
+        WHERE batch_id = $1 RETURNING *
+        """,
+        batch_id,
+        by,
+        added,
+    )
+    assert row is not None  # the caller locked it
+    return row
+
+
+async def take_remedies(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Mark up to `limit` approved, unissued remedies issued; returns them with their batch."""
+    return await conn.fetch(
+        """
+        WITH taken AS (
+            UPDATE compensation_items SET released_at = now()
+            WHERE remedy_id IN (
+                SELECT remedy_id FROM compensation_items WHERE released_at IS NULL
+                LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING *)
+        SELECT t.remedy_id, t.batch_id, t.learner, t.ticket_id, t.number, c.kind, c.amount,
+               c.currency, c.points, c.days, c.course_id, c.requested_by, c.approved_by,
+               c.approved_at
+        FROM taken t JOIN compensations c USING (batch_id)
+        """,
+        limit,
+    )
+
+
+async def remedy_answered(
+    conn: asyncpg.Connection, answers: list[tuple[UUID, str | None, str | None]]
+) -> None:
+    """(remedy_id, reference, rejected reason) from the acting systems; others' remedies (a
+    complaint case's) are not here and change nothing."""
+    await conn.execute(
+        """
+        UPDATE compensation_items i
+        SET acknowledged_at = CASE WHEN r.reason IS NULL THEN now() END,
+            reference = r.reference, rejected_reason = r.reason
+        FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(remedy_id, reference, reason)
+        WHERE i.remedy_id = r.remedy_id
+        """,
+        *(list(c) for c in zip(*answers, strict=True)),
     )

@@ -48,6 +48,7 @@ RESPONDERS = [
     {"name": "技术支持", "role": "technical_support", "email": "duty-tech@example.com"},
     {"name": "产品经理", "role": "product_manager", "email": "duty-pm@example.com"},
 ]
+ADA = {"Authorization": "Bearer test-ada-token"}
 LIVE_COURSE = f"LIVE-{uuid.uuid4().hex[:6]}"
 
 
@@ -382,6 +383,66 @@ async def test_resolving_resolves_every_linked_ticket_and_tells_each_learner_onc
     report = (await incident.get(f"/v1/incidents/{incident_id}/report", headers=ANA)).json()
     assert report["tickets_linked"] == 17 and report["linked_on_arrival"] == 16
     assert {n["kind"] for n in report["notices"]} == {"announcement", "resolution"}
+
+
+async def test_an_approved_compensation_batch_issues_one_remedy_per_learner(
+    stack: RunningStack, incident: httpx.AsyncClient, burst: dict[str, Any]
+) -> None:
+    incident_id = burst["opened"].data.incident_id
+    path = f"/v1/incidents/{incident_id}/compensations"
+    coupon = {"kind": "coupon", "amount": "20.00", "reason": "直播事故补偿"}
+    r = await incident.post(path, json=coupon, headers=SUE)
+    assert r.status_code == 201, r.text
+    batch = r.json()["batch_id"]
+    own = await incident.post(f"/v1/compensations/{batch}/approve", headers=SUE)
+    assert own.status_code == 403 and "requester cannot approve" in own.json()["detail"]
+    approved = await incident.post(f"/v1/compensations/{batch}/approve", headers=ADA)
+    assert approved.status_code == 200 and approved.json()["learners"] == 16
+    twice = await incident.post(f"/v1/compensations/{batch}/approve", headers=ADA)
+    assert twice.status_code == 409 and "approved by ada already" in twice.json()["detail"]
+
+    issued: dict[str, list[Envelope[Any]]] = {}
+
+    def match(e: Envelope[Any]) -> bool:
+        if e.type == "coupon.issued" and str(e.data.case_id) == batch:
+            issued.setdefault(e.data.learner.email, []).append(e)
+        return len(issued) == 16
+
+    await find_event(stack.bootstrap, topics.REMEDIES, match)
+    assert all(len(v) == 1 for v in issued.values())
+    one = next(iter(issued.values()))[0].data
+    assert (one.kind, one.value, one.currency, one.approved_by) == (
+        "coupon",
+        "20.00",
+        "CNY",
+        ("ada",),
+    )
+
+    again = await incident.post(path, json=coupon, headers=SUE)
+    second = await incident.post(
+        f"/v1/compensations/{again.json()['batch_id']}/approve", headers=ADA
+    )
+    assert second.json()["learners"] == 0  # each learner is compensated once in kind
+    report = (await incident.get(f"/v1/incidents/{incident_id}/report", headers=ANA)).json()
+    assert report["cost"] == {"CNY": 320.0}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"kind": "extension", "days": -3, "reason": "x"}, "greater than or equal to 1"),
+        ({"kind": "points", "amount": "5", "reason": "x"}, "a points gives points"),
+        ({"kind": "coupon", "amount": "0", "reason": "x"}, "more than 0"),
+        ({"kind": "coupon", "amount": "-5", "reason": "x"}, "should match pattern"),
+    ],
+)
+async def test_a_bad_compensation_is_refused_with_the_reason(
+    incident: httpx.AsyncClient, burst: dict[str, Any], body: dict[str, Any], reason: str
+) -> None:
+    r = await incident.post(
+        f"/v1/incidents/{burst['opened'].data.incident_id}/compensations", json=body, headers=SUE
+    )
+    assert r.status_code == 422 and reason in json.dumps(r.json()), r.text
 
 
 async def test_the_status_page_shows_incidents_in_both_languages_escaped(
