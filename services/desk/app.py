@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from services.desk import api, handlers, learner_api, pages, portal, repo
+from services.desk import api, handlers, learner_api, pages, portal, repo, self_service
 from services.desk.accounts import setup as accounts
 from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
@@ -35,9 +35,19 @@ def create_app(settings: DeskSettings) -> FastAPI:
     case_settings = CaseSettings()
     consume(
         ctx,
-        topic_names=[topics.INTAKE, topics.ROUTING, topics.SURVEY, topics.REMEDY_ACKS],
-        handlers={**handlers.event_handlers(settings), **cases.event_handlers()},
-        idempotent=handlers.IDEMPOTENT,
+        topic_names=[
+            topics.INTAKE,
+            topics.ROUTING,
+            topics.SURVEY,
+            topics.REMEDY_ACKS,
+            topics.KNOWLEDGE,
+        ],
+        handlers={
+            **handlers.event_handlers(settings),
+            **cases.event_handlers(),
+            **self_service.event_handlers(),
+        },
+        idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT],
     )
     consume_learners(ctx)
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
-from services.desk import handlers, repo
+from services.desk import handlers, repo, self_service
 from services.desk.domain import Answer, Conflict, Status
 from services.desk.settings import DeskSettings
 from shared.events import Attachment, Channel, Learner, TicketSubmitted, now
@@ -73,6 +73,9 @@ TEXT: dict[str, dict[str, Any]] = {
             "reopened": "问题已重新打开，我们会继续跟进。",
             "pending_learner": "客服需要您补充一些信息，请在下面留言回复。",
         },
+        "articles_heading": "这些文章也许能马上解答您的问题",
+        "article_solved": "这篇解决了我的问题",
+        "articles_note": "如果其中一篇已经解决了您的问题，点一下即可关闭这个问题，无需等待客服。",
         "ask_solved": "您的问题解决了吗？",
         "solved": "已解决",
         "not_solved": "还没有解决",
@@ -104,6 +107,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "closed": "感谢您的确认，问题已关闭。",
             "reopened": "我们会继续处理，问题已重新打开。",
             "answered": "这个问题已经确认过了。",
+            "self_served": "很高兴文章帮到了您，问题已关闭。如有新的问题，随时在这里留言。",
         },
         "errors": {
             "empty": "请写下留言内容，或添加一个附件。",
@@ -140,6 +144,9 @@ TEXT: dict[str, dict[str, Any]] = {
             "reopened": "Your request is open again; we will follow up.",
             "pending_learner": "Our agent needs something from you; please answer below.",
         },
+        "articles_heading": "These articles may answer your question right away",
+        "article_solved": "This solved it",
+        "articles_note": "If one of them solved your problem, say so and we will close this request; no need to wait for an agent.",
         "ask_solved": "Is your problem solved?",
         "solved": "Yes, solved",
         "not_solved": "No, not solved",
@@ -171,6 +178,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "closed": "Thank you for confirming; the request is closed.",
             "reopened": "We are on it again; your request is open.",
             "answered": "This request was already answered.",
+            "self_served": "Glad the article helped; this request is closed. Write here any time if you need more.",
         },
         "errors": {
             "empty": "Please write a message or add a file.",
@@ -363,6 +371,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             ticket=ticket,
             items=conversation_items(rows, lang),
             survey_url=dict(ticket).get("survey_url"),
+            articles=self_service.offered(ticket),
             notice=notice if notice in NOTICES else None,
             error=TEXT[lang]["errors"][error] if error else None,
             draft=draft or {},
@@ -507,5 +516,38 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
                     conn, ticket, token=token, lang=lang, status=409, notice="answered"
                 )
         return back_to(token, lang, outcome.value)
+
+    @router.post(
+        "/t/{token}/solved",
+        response_class=HTMLResponse,
+        summary="The learner says an offered article solved it: closed as self-served",
+        responses={**pages(400, 403, 404, 409, 415), **problems(413, 503)},
+    )
+    async def portal_solved(token: str, request: Request) -> Response:
+        ticket_id = ticket_of(token)
+        if ticket_id is None:
+            return gone(None)
+        try:
+            form, refused = await read_post(request, token), None
+        except PostRefused as exc:
+            form, refused = {}, exc
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            ticket = await repo.lock_ticket(conn, ticket_id)
+            if ticket is None:
+                return gone(None)
+            lang = choose_language(form.get("lang"), ticket["language"])
+            if refused:
+                return await show(
+                    conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
+                )
+            try:
+                await self_service.solved_by_article(
+                    conn, ticket, article_id=form.get("article", ""), links=links
+                )
+            except Conflict:
+                return await show(
+                    conn, ticket, token=token, lang=lang, status=409, notice="answered"
+                )
+        return back_to(token, lang, "self_served")
 
     return router

@@ -14,12 +14,12 @@ from services.desk import handlers
 from services.desk.app import create_app
 from services.desk.settings import DeskSettings
 from shared import topics
-from shared.events import Channel, Learner
+from shared.events import ArticlesSuggested, Channel, Learner, SuggestedArticle, new_event, now
 from shared.settings import CommonSettings
 from shared.signing import DEMO_SECRETS, learner_token
 from tests.browser.tickets import HAN_MEIMEI, Tickets
-from tests.integration.inprocess import environment, find_event, served, service_env
-from tests.support import RunningStack, fresh_groups
+from tests.integration.inprocess import environment, find_event, publish, served, service_env
+from tests.support import RunningStack, eventually, fresh_groups
 
 SECRET = "portal-integration-test-link-secret-0123456789"
 
@@ -294,3 +294,63 @@ async def test_another_learners_ticket_is_not_found_and_a_bad_token_is_refused(
     assert none.status_code == bad.status_code == 401
     assert bad.json()["detail"].startswith("forged")
     assert none.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_offered_article_that_solved_it_closes_the_ticket_as_self_served(
+    desk: httpx.AsyncClient,
+    tickets: Tickets,
+    link_path: LinkPath,
+    settings: CommonSettings,
+    stack: RunningStack,
+) -> None:
+    made = await tickets.assigned()
+    refund, video = uuid.uuid4(), uuid.uuid4()
+    suggested = new_event(
+        ArticlesSuggested(
+            ticket_id=made.ticket_id,
+            language="zh",
+            articles=tuple(
+                SuggestedArticle(
+                    article_id=a, title=title, url=f"http://kb.example/kb/{a}", score=0.1
+                )
+                for a, title in ((video, "视频<b>一直</b>黑屏怎么办"), (refund, "退款到账时间"))
+            ),
+            suggested_at=now(),
+        ),
+        producer="test",
+    )
+    path = link_path(made.ticket_id)
+    await publish(settings, [suggested, suggested])  # a redelivery changes nothing
+
+    async def offered() -> str | None:
+        page = await desk.get(path)
+        return page.text if "这篇解决了我的问题" in page.text else None
+
+    html = await eventually(offered)
+    assert "视频&lt;b&gt;一直&lt;/b&gt;黑屏怎么办" in html  # a title is text, not markup
+    form = await form_of(desk, path)
+
+    unknown = await desk.post(path + "/solved", data={**form, "article": str(uuid.uuid4())})
+    solved = await desk.post(path + "/solved", data={**form, "article": str(video)})
+    again = await desk.post(path + "/solved", data={**form, "article": str(video)})
+    forged = await desk.post(path + "/solved", data={"csrf": "x", "article": str(video)})
+
+    assert unknown.status_code == 409
+    assert solved.status_code == 303 and "notice=self_served" in solved.headers["location"]
+    assert again.status_code == 409 and forged.status_code == 403
+    t = await tickets.in_state(made.ticket_id, status="closed")
+    assert t["resolution_code"] == "self_served"
+    page = await desk.get(path)
+    assert "这篇解决了我的问题" not in page.text  # a closed ticket offers nothing
+    resolved = await find_event(
+        stack.bootstrap,
+        topics.TICKETS,
+        lambda e: e.type == "ticket.resolved" and e.data.ticket_id == made.ticket_id,
+    )
+    closed = await find_event(
+        stack.bootstrap,
+        topics.TICKETS,
+        lambda e: e.type == "ticket.closed" and e.data.ticket_id == made.ticket_id,
+    )
+    assert resolved.data.resolution_code == "self_served"
+    assert closed.data.reason == "confirmed"
