@@ -9,6 +9,7 @@ import urllib.parse
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,7 +83,7 @@ class IncidentIn(BaseModel):
     severity: IncidentSeverity = IncidentSeverity.SEV2
     criteria: CriteriaIn | None = None
     owner_id: Line | None = Field(None, min_length=1, max_length=100)
-    alert_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")] | None = None
+    alert_id: UUID | None = None
 
     @model_validator(mode="after")
     def _described(self) -> Self:

@@ -211,7 +211,7 @@ class Incidents:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             alert = None
             if given.alert_id is not None:
-                alert = await repo.alert(conn, UUID(given.alert_id))
+                alert = await repo.alert(conn, given.alert_id)
                 if alert is None:
                     raise NotFound(f"no alert {given.alert_id}")
                 if alert["incident_id"] is not None:

@@ -196,7 +196,7 @@ class Watch:
             stored = await repo.alert(conn, alert["alert_id"])
             await self._incidents.open_in(
                 conn,
-                IncidentIn(alert_id=str(alert["alert_id"]), severity=IncidentSeverity.SEV2),
+                IncidentIn(alert_id=alert["alert_id"], severity=IncidentSeverity.SEV2),
                 alert=stored,
                 by="incident",
             )
