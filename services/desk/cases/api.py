@@ -173,6 +173,15 @@ def routes(
     )
     links = desk_handlers.links_for(ctx.settings)
     Agent = Annotated[Caller, Depends(current_agent)]
+
+    async def supervisor(agent: Agent) -> Caller:
+        """Approving is a supervisor's (or admin's) job: an agent is refused before anything
+        is read, whatever the request holds."""
+        if agent.role is Role.AGENT:
+            raise HTTPException(403, "only supervisors and admins approve or decline remedies")
+        return agent
+
+    Supervisor = Annotated[Caller, Depends(supervisor)]
     Limit = Annotated[int, Query(ge=1, le=500), DIGITS]
 
     def own(agent: Caller, everyone: bool) -> str | None:
@@ -305,7 +314,7 @@ def routes(
         "the system that carries it out (careloop.remedies.v1).",
         responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
     )
-    async def approve(remedy_id: UUID, body: ApproveIn, agent: Agent) -> dict[str, Any]:
+    async def approve(remedy_id: UUID, body: ApproveIn, agent: Supervisor) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 row = await handlers.decide(
@@ -318,7 +327,7 @@ def routes(
         summary="Decline a proposed remedy, with the reason (supervisors)",
         responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
     )
-    async def decline(remedy_id: UUID, body: DeclineIn, agent: Agent) -> dict[str, Any]:
+    async def decline(remedy_id: UUID, body: DeclineIn, agent: Supervisor) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 row = await handlers.decide(
@@ -371,9 +380,7 @@ def routes(
         "first. 403 for an agent.",
         responses=problems(401, 403, 422, 503),
     )
-    async def pending(agent: Agent, limit: Limit = 100) -> list[dict[str, Any]]:
-        if agent.role is Role.AGENT:
-            raise HTTPException(403, "only supervisors and admins approve remedies")
+    async def pending(agent: Supervisor, limit: Limit = 100) -> list[dict[str, Any]]:
         async with ctx.pool.acquire() as conn:
             rows = await repo.pending(conn, approver_id=agent.agent_id, limit=limit)
         return [handlers.public(r) for r in rows]
