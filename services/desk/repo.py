@@ -864,12 +864,12 @@ async def search_words(
     """Tickets whose words match, best first: subject and contacts weigh most, then the
     learner's name, then what they wrote. `contact`: `tsquery` is one e-mail address or phone
     number, matched as stored; else it is `shared.searchwords.query`'s words."""
-    q = "quote_literal($1)::tsquery" if contact else "to_tsquery('english', $1)"
+    q = "quote_literal($1::text)::tsquery" if contact else "to_tsquery('english', $1)"
     return await conn.fetch(
         f"""
-        SELECT {_FOUND}, ts_rank(search, q, 1) AS rank
-        FROM tickets, {q} AS q
-        WHERE search @@ q AND {_REACH}
+        SELECT {_FOUND}, ts_rank(search, w.q, 1) AS rank
+        FROM tickets, (SELECT {q} AS q) AS w
+        WHERE search @@ w.q AND {_REACH}
         ORDER BY rank DESC, updated_at DESC
         LIMIT $4
         """,

@@ -38,7 +38,7 @@ from shared.kafka import make_broker
 from shared.settings import CommonSettings
 from tests.integration.inprocess import AGENTS, environment, find_event, served, service_env
 from tests.integration.test_desk_events import record
-from tests.support import RunningStack
+from tests.support import RunningStack, eventually
 
 Deliver = Callable[..., Coroutine[Any, Any, None]]
 ANA = {"Authorization": "Bearer test-ana-token"}  # tech_support
@@ -495,3 +495,118 @@ async def test_the_timeline_holds_everything_the_ticket_went_through_in_order(
     ]
     assert items[4]["actor_name"] == "Ana"
     assert (await desk.get(f"/v1/tickets/{ticket_id}/timeline", headers=BEN)).status_code == 200
+
+
+# ---- search -----------------------------------------------------------------------------------
+
+
+async def found(desk: httpx.AsyncClient, q: str, who: dict[str, str]) -> list[dict[str, Any]]:
+    r = await desk.get("/v1/search", params={"q": q}, headers=who)
+    assert r.status_code == 200, r.text
+    results: list[dict[str, Any]] = r.json()
+    return results
+
+
+async def indexed(desk: httpx.AsyncClient, tag: str, ids: list[uuid.UUID]) -> None:
+    """Wait until desk's indexer has made the words of every ticket in `ids` (each carries
+    `tag` in its subject)."""
+
+    async def look() -> bool:
+        return set(ids) <= {uuid.UUID(r["ticket_id"]) for r in await found(desk, tag, SUE)}
+
+    await eventually(look, timeout=20)
+
+
+async def ranked(
+    desk: httpx.AsyncClient, q: str, among: list[uuid.UUID], *, who: dict[str, str] = SUE
+) -> list[uuid.UUID]:
+    """The order search gives `among` (other tests' tickets left out)."""
+    ids = [uuid.UUID(r["ticket_id"]) for r in await found(desk, q, who)]
+    return [i for i in ids if i in among]
+
+
+async def test_english_search_ranks_the_subject_and_more_mentions_first(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    body_only, _ = await a_ticket(
+        deliver,
+        desk_pool,
+        subject=f"Video does not play {tag}",
+        description="The lesson video stops at 3:20. Also, how long does a refund take?",
+    )
+    in_subject, _ = await a_ticket(
+        deliver,
+        desk_pool,
+        subject=f"Refund not received {tag}",
+        description="I asked for a refund of the Python course two weeks ago; no refund yet.",
+    )
+    unrelated, _ = await a_ticket(deliver, desk_pool, subject=f"Password reset {tag}")
+    await indexed(desk, tag, [body_only, in_subject, unrelated])
+
+    assert await ranked(desk, "refunds", [body_only, in_subject, unrelated]) == [
+        in_subject,
+        body_only,
+    ]
+
+
+async def test_chinese_search_cuts_words_ranks_and_reads_traditional_characters(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    mentions, _ = await a_ticket(
+        deliver,
+        desk_pool,
+        subject=f"视频无法播放 {tag}",
+        description="第三课的视频一直卡住。顺便问一下退款政策是什么？",
+        language="zh",
+    )
+    about_it, _ = await a_ticket(
+        deliver,
+        desk_pool,
+        subject=f"退款还没到账 {tag}",
+        description="我上周申请了Python课程的退款，到现在退款还没有到账。",
+        language="zh",
+    )
+    other, _ = await a_ticket(
+        deliver,
+        desk_pool,
+        subject=f"修改绑定手机 {tag}",
+        description="怎么换手机号？",
+        language="zh",
+    )
+    among = [mentions, about_it, other]
+    await indexed(desk, tag, among)
+
+    assert await ranked(desk, "退款到账", among) == [about_it, mentions]
+    assert await ranked(desk, "退款還沒到賬", among) == [about_it, mentions]
+
+
+async def test_search_finds_a_learner_by_name_email_phone_and_a_ticket_by_number(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    learner = Learner(name=f"张伟{tag}", email=f"Zhang.Wei.{tag}@Example.com", phone=f"+86{phone}")
+    ticket_id, number = await a_ticket(deliver, desk_pool, learner=learner, language="zh")
+    await indexed(desk, tag, [ticket_id])
+
+    spaced = f"{phone[:3]} {phone[3:7]} {phone[7:]}"
+    for q in (f"张伟{tag}", f"zhang.wei.{tag}@example.com", spaced, number, number[3:]):
+        assert await ranked(desk, q, [ticket_id]) == [ticket_id], q
+    assert (await found(desk, number, SUE))[0]["learner_name"] == f"张伟{tag}"
+
+
+async def test_search_shows_an_agent_only_their_teams_tickets(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    support, number = await a_ticket(deliver, desk_pool, subject=f"Refund question {tag}")
+    finance, _ = await a_ticket(
+        deliver, desk_pool, agent_id=None, team="finance", subject=f"Refund question {tag}"
+    )
+    await indexed(desk, tag, [support, finance])
+
+    assert await ranked(desk, tag, [support, finance], who=FEI) == [finance]
+    assert set(await ranked(desk, tag, [support, finance], who=ANA)) == {support}
+    assert await found(desk, number, FEI) == []
