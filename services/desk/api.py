@@ -465,6 +465,14 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
     CurrentAgent = Annotated[Caller, Depends(agent_dependency(ctx))]
     MacroId = Annotated[UUID, Path(description="The macro's id.")]
 
+    async def supervisor(agent: CurrentAgent) -> Caller:
+        """Supervisors and admins keep the macros; refused before the body is read."""
+        if not agent.supervises:
+            raise HTTPException(403, "only supervisors and admins manage macros")
+        return agent
+
+    Supervisor = Annotated[Caller, Depends(supervisor)]
+
     @router.post(
         "/v1/tickets/{ticket_id}/notes",
         status_code=201,
@@ -574,7 +582,7 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
         "409 for a name another macro has.",
         responses=problems(400, 401, 403, 409, 413, 503),
     )
-    async def create_macro(body: MacroIn, agent: CurrentAgent) -> dict[str, Any]:
+    async def create_macro(body: MacroIn, agent: Supervisor) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn:
             with as_http():
                 return await handlers.save_macro(
@@ -586,7 +594,7 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
         summary="Replace a macro (supervisors and admins)",
         responses=problems(400, 401, 403, 404, 409, 413, 503),
     )
-    async def update_macro(macro_id: MacroId, body: MacroIn, agent: CurrentAgent) -> dict[str, Any]:
+    async def update_macro(macro_id: MacroId, body: MacroIn, agent: Supervisor) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn:
             with as_http():
                 return await handlers.save_macro(
@@ -604,7 +612,7 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
         summary="Delete a macro (supervisors and admins)",
         responses=problems(401, 403, 404, 503),
     )
-    async def delete_macro(macro_id: MacroId, agent: CurrentAgent) -> None:
+    async def delete_macro(macro_id: MacroId, agent: Supervisor) -> None:
         async with ctx.pool.acquire() as conn:
             with as_http():
                 await handlers.delete_macro(conn, agent=agent, macro_id=macro_id)

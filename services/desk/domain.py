@@ -211,9 +211,13 @@ def check_transfer(
     to_agent_id: str | None,
     to_team: str,
 ) -> None:
-    """A hand-off goes somewhere else, and only for a ticket still being worked."""
-    if status not in OPEN:
+    """A hand-off goes somewhere else, and only for a ticket routing has placed and that is
+    still being worked. One waiting on the learner goes to a person, who keeps waiting: in a
+    queue its paused clocks would have nobody to resume them for."""
+    if status not in OPEN or status is Status.NEW:
         raise Conflict(f"a ticket that is {status} cannot be transferred")
+    if status is Status.PENDING_LEARNER and to_agent_id is None:
+        raise Conflict("the ticket waits on the learner: hand it to an agent, not a queue")
     if to_agent_id is not None and to_agent_id == assignee_id:
         raise Conflict(f"the ticket is already with {to_agent_id}")
     if to_agent_id is None and to_team == team and assignee_id is None:

@@ -1012,7 +1012,12 @@ async def transfer(
         to_agent_id=to_agent_id,
         to_team=team,
     )
-    status = Status.ASSIGNED if to_agent_id is not None else Status.QUEUED
+    if to_agent_id is None:
+        status = Status.QUEUED
+    elif ticket["status"] == Status.PENDING_LEARNER:
+        status = Status.PENDING_LEARNER
+    else:
+        status = Status.ASSIGNED
     at = now()
     await repo.set_status(conn, ticket_id, status, team=team, assignee_id=to_agent_id)
     detail = {

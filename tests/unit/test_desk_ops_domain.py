@@ -250,3 +250,28 @@ def test_a_pseudonym_is_stable_per_ticket_and_says_nothing_of_the_learner() -> N
     assert pseudonym(ticket_id) == pseudonym(ticket_id)
     assert pseudonym(ticket_id) != pseudonym(uuid.uuid4())
     assert pseudonym(ticket_id).startswith("learner-")
+
+
+def test_a_ticket_not_yet_placed_cannot_be_transferred() -> None:
+    with pytest.raises(Conflict, match="new"):
+        check_transfer(
+            status=Status.NEW, team=None, assignee_id=None, to_agent_id="li", to_team="finance"
+        )
+
+
+def test_a_ticket_waiting_on_the_learner_goes_to_a_person_not_a_queue() -> None:
+    check_transfer(
+        status=Status.PENDING_LEARNER,
+        team="finance",
+        assignee_id="li",
+        to_agent_id="wang",
+        to_team="finance",
+    )
+    with pytest.raises(Conflict, match="waits on the learner"):
+        check_transfer(
+            status=Status.PENDING_LEARNER,
+            team="finance",
+            assignee_id="li",
+            to_agent_id=None,
+            to_team="course_ops",
+        )
