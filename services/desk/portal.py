@@ -73,6 +73,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "reopened": "问题已重新打开，我们会继续跟进。",
             "pending_learner": "客服需要您补充一些信息，请在下面留言回复。",
         },
+        "self_served_event": "您确认这篇文章解决了问题",
         "articles_heading": "这些文章也许能马上解答您的问题",
         "article_solved": "这篇解决了我的问题",
         "articles_note": "如果其中一篇已经解决了您的问题，点一下即可关闭这个问题，无需等待客服。",
@@ -144,6 +145,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "reopened": "Your request is open again; we will follow up.",
             "pending_learner": "Our agent needs something from you; please answer below.",
         },
+        "self_served_event": "You said this article solved it",
         "articles_heading": "These articles may answer your question right away",
         "article_solved": "This solved it",
         "articles_note": "If one of them solved your problem, say so and we will close this request; no need to wait for an agent.",
@@ -271,8 +273,12 @@ def conversation_items(rows: Sequence[Mapping[str, Any]], lang: str) -> list[dic
             if row["body"] not in EVENTS_SHOWN:
                 continue
             detail = row["detail"] or {}
-            item["text"] = text["events"][row["body"]]
-            item["body"] = detail.get("resolution") if row["body"] == "resolved" else None
+            if row["body"] == "resolved" and detail.get("resolution_code") == "self_served":
+                item["text"] = text["self_served_event"]  # the learner, not an agent
+                item["body"] = (detail.get("article") or {}).get("title")
+            else:
+                item["text"] = text["events"][row["body"]]
+                item["body"] = detail.get("resolution") if row["body"] == "resolved" else None
         else:
             mine = kind in ("description", "message")
             channel = row["channel"]

@@ -342,6 +342,7 @@ async def test_an_offered_article_that_solved_it_closes_the_ticket_as_self_serve
     assert t["resolution_code"] == "self_served"
     page = await desk.get(path)
     assert "这篇解决了我的问题" not in page.text  # a closed ticket offers nothing
+    assert "您确认这篇文章解决了问题" in page.text and "客服已将问题标记为已解决" not in page.text
     resolved = await find_event(
         stack.bootstrap,
         topics.TICKETS,
