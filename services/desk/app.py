@@ -6,6 +6,7 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
@@ -16,6 +17,7 @@ from services.desk.cases import handlers as cases
 from services.desk.cases.settings import CaseSettings
 from services.desk.retention import retention
 from services.desk.settings import DeskSettings
+from services.desk.web import routes as workspace
 from shared import dlq, http, topics
 from shared.events import LearnerSnapshot, decode_snapshot
 from shared.inbox import batch_subscriber_options
@@ -68,6 +70,8 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app.include_router(pages.page_routes(ctx))
     app.include_router(portal.routes(ctx))
     app.include_router(learner_api.routes(ctx))
+    app.include_router(workspace.routes(ctx))
+    app.mount("/workspace/static", StaticFiles(directory=workspace.STATIC), name="workspace")
     app.include_router(
         cases_api.routes(ctx, current_agent=api.agent_dependency(ctx), settings=case_settings)
     )

@@ -122,3 +122,37 @@ async def tickets_brief(conn: asyncpg.Connection, ids: Sequence[UUID]) -> list[a
         "WHERE ticket_id = ANY($1::uuid[])",
         list(ids),
     )
+
+
+# An agent whose session was used this recently is shown as in the workspace now.
+ACTIVE_WITHIN = "15 minutes"
+
+
+async def agents_load(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every active person who works tickets: their open tickets (working and pending the
+    learner) and when their newest session was last used (the workspace's own presence:
+    routing's online flag and capacity stay routing's)."""
+    return await conn.fetch(
+        f"""
+        SELECT a.agent_id, a.name, a.role, a.teams,
+               count(t.ticket_id) FILTER (WHERE t.status IN ('assigned', 'reopened')) AS working,
+               count(t.ticket_id) FILTER (WHERE t.status = 'pending_learner') AS pending,
+               (SELECT max(s.last_seen_at) FROM sessions s WHERE s.agent_id = a.agent_id)
+                   > now() - interval '{ACTIVE_WITHIN}' AS active_now
+        FROM agents a
+        LEFT JOIN tickets t ON t.assignee_id = a.agent_id
+            AND t.status IN ('assigned', 'reopened', 'pending_learner')
+        WHERE a.active AND a.role <> 'admin'
+        GROUP BY a.agent_id ORDER BY a.name
+        """
+    )
+
+
+async def queue_depth(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Tickets waiting for an agent, by team and priority."""
+    return await conn.fetch(
+        """
+        SELECT team, priority, count(*) AS depth FROM tickets
+        WHERE status = 'queued' GROUP BY team, priority ORDER BY team
+        """
+    )

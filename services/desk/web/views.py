@@ -153,6 +153,9 @@ def event_text(item: Item, words: Mapping[str, Any]) -> str:
     return template.format(
         who=detail.get("agent_id") or item.author or "",
         team=detail.get("team") or "",
+        target=detail.get("to_agent") or detail.get("to_team") or "",
+        reason=detail.get("reason") or "",
+        number=detail.get("number") or "",
         category=words["category"].get(category, category or ""),
         priority=words["priority"].get(priority, priority or ""),
     )

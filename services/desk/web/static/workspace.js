@@ -1,5 +1,5 @@
 // careloop workspace: SLA countdowns, keyboard shortcuts, the reply/note tabs, inserting a
-// macro into the reply, and fading toasts. Everything works without it; this
+// macro or a suggested article into the reply, and fading toasts. Everything works without it; this
 // only makes it quicker. No inline script anywhere (the pages' CSP forbids it).
 (function () {
   "use strict";
@@ -44,12 +44,15 @@
   }
 
   document.addEventListener("click", function (e) {
-    var el = e.target.closest("[data-insert-from], [data-show-keys], [role=tab], tr[data-href]");
+    var el = e.target.closest("[data-insert-text], [data-insert-from], [data-show-keys], [role=tab], tr[data-href]");
     if (!el) return;
     if (el.matches("[data-show-keys]")) {
       document.getElementById("keys").showModal();
     } else if (el.matches("[role=tab]")) {
       showTab(el.id === "note-tab" ? "note" : "reply");
+    } else if (el.matches("[data-insert-text]")) {
+      showTab("reply");
+      insertAt(document.querySelector(el.dataset.into), el.dataset.insertText);
     } else if (el.matches("[data-insert-from]")) {
       var url = document.querySelector(el.dataset.insertFrom).value;
       fetch(url, { headers: { Accept: "text/plain" }, credentials: "same-origin" })

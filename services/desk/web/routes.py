@@ -1,0 +1,687 @@
+"""The workspace's pages: the views, search, the ticket page with everything an agent does to
+a ticket, the live feed and the supervisor board.
+
+Pages are rendered on the server (Jinja2, autoescaped: every learner's and agent's word is
+text, never markup) and work without script; htmx only refreshes the parts the live feed says
+changed. Each form posts to its own address and answers with a redirect to the ticket's page
+(Post/Redirect/Get: a reload never sends twice) or, when refused, the page again with the
+reason and the draft. What a user may see and do is decided by desk's handlers, as for the
+JSON API; a ticket the user may not see is "no such ticket", whatever is typed.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from jinja2 import Environment, PackageLoader
+
+from services.desk import handlers
+from services.desk.accounts import repo as accounts_repo
+from services.desk.accounts.web import User, require_user
+from services.desk.domain import RESOLUTION_CODES, Caller, Conflict, NotAllowed, NotFound
+from services.desk.settings import DeskSettings
+from services.desk.web import queries
+from services.desk.web.live import Hub, Who
+from services.desk.web.text import TEXT, language_of
+from services.desk.web.views import (
+    OPEN,
+    SUPERVISING,
+    View,
+    beijing,
+    conversation,
+    countdown,
+    event_text,
+    next_due,
+    views_for,
+)
+from shared.agents import Role
+from shared.errors import PermanentError
+from shared.events import Category, Priority, now
+from shared.forms import FormRefused, read_form
+from shared.problems import pages, problems
+from shared.service import Context
+from shared.text import problem
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 20_000
+MAX_REASON = 500
+_templates = Environment(loader=PackageLoader("services.desk.web", "templates"), autoescape=True)
+# No inline script or style anywhere; the live feed and htmx's requests go to desk itself.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+}
+KEYS = {View.MINE: "m", View.TEAM: "t", View.REVIEW: "v", View.RISK: "r", View.ALL: "a"}
+TO_LOGIN: dict[int | str, dict[str, Any]] = {
+    303: {"description": "No session: to /login?next=<this page>"}
+}
+BACK_TO_TICKET: dict[int | str, dict[str, Any]] = {
+    303: {"description": "Done: back to the ticket's page, with a notice"}
+}
+WORKING = frozenset({"assigned", "pending_learner"})
+
+Page = Annotated[User, Depends(require_user())]
+Supervisor = Annotated[User, Depends(require_user(Role.SUPERVISOR, Role.ADMIN))]
+
+
+def caller(user: User) -> Caller:
+    return Caller(agent_id=user.agent_id, name=user.name, role=user.role, teams=user.teams)
+
+
+def safe_url(url: Any) -> str | None:
+    """A link's address when it is http(s); anything else (javascript:, data:) is not linked."""
+    return url if isinstance(url, str) and url.lower().startswith(("https://", "http://")) else None
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """desk's refusals as the Refusal a page shows."""
+    try:
+        yield
+    except NotFound as exc:
+        raise Refusal(404, "not_found") from exc
+    except NotAllowed as exc:
+        raise Refusal(403, "conflict", str(exc)) from exc
+    except Conflict as exc:
+        raise Refusal(409, "conflict", str(exc)) from exc
+    except PermanentError as exc:  # desk's Invalid: a field a handler refused
+        raise Refusal(422, "conflict", str(exc)) from exc
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, key: str, reason: str = "") -> None:
+        self.status = status
+        self.key = key
+        self.reason = reason
+
+
+def read_text(form: Mapping[str, str], name: str, *, limit: int = MAX_BODY) -> str:
+    """A text field as stored: CRLF as LF, trimmed, present, not too long, storable."""
+    value = form.get(name, "").replace("\r\n", "\n").strip()
+    if not value:
+        raise Refusal(422, "empty")
+    if len(value) > limit:
+        raise Refusal(422, "too_long")
+    if problem(value, multiline=limit == MAX_BODY):
+        raise Refusal(422, "text")
+    return value
+
+
+def routes(ctx: Context[DeskSettings]) -> APIRouter:
+    settings = ctx.settings
+    links = handlers.links_for(settings)
+    hub = Hub(settings, lambda: ctx.pool)
+    router = APIRouter(tags=["workspace"], max_body_size=settings.http_max_body_bytes)
+
+    def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = _templates.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    def words(user: User) -> dict[str, Any]:
+        return TEXT[language_of(user.language)]
+
+    async def frame(
+        conn: asyncpg.Connection, user: User, request: Request, current: str
+    ) -> dict[str, Any]:
+        """What every page's frame shows: the user, the views with their counts."""
+        counts = await queries.view_counts(
+            conn, agent_id=user.agent_id, role=user.role, teams=user.teams
+        )
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return {
+            "user": user,
+            "lang": language_of(user.language),
+            "t": words(user),
+            "views": views_for(user.role),
+            "counts": counts,
+            "keys": KEYS,
+            "current": current,
+            "supervising": user.role in SUPERVISING,
+            "here": here,
+        }
+
+    def due_of(row: Mapping[str, Any], at: datetime) -> dict[str, Any] | None:
+        due = next_due(row, at)
+        if due is None:
+            return None
+        return {
+            "target": due.target,
+            "state": due.state.value,
+            "iso": due.due_at.isoformat(),
+            "when": beijing(due.due_at),
+            "left": countdown(due.seconds_left),
+        }
+
+    def with_due(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+        at = now()
+        return [{**dict(r), "due": due_of(r, at)} for r in rows]
+
+    @router.get(
+        "/",
+        summary="Workspace: the start page, the user's own tickets",
+        status_code=303,
+        responses={303: {"description": "To /views/mine, or /login without a session"}},
+    )
+    async def home(_: Page) -> RedirectResponse:
+        return RedirectResponse("/views/mine", status_code=303)
+
+    @router.get(
+        "/views/{view}",
+        response_class=HTMLResponse,
+        summary="Workspace: a view's tickets (mine, team, review, risk, all)",
+        responses={**TO_LOGIN, **pages(403, 404), **problems(503)},
+    )
+    async def view_page(view: str, request: Request, user: Page) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, view)
+            if view not in {v.value for v in views_for(user.role)}:
+                return render("missing.html.j2", 404, **base, message=t["errors"]["not_found"])
+            rows = await queries.view_tickets(
+                conn, View(view), agent_id=user.agent_id, role=user.role, teams=user.teams
+            )
+        return render(
+            "list.html.j2",
+            **base,
+            heading=t["views"][view],
+            rows=with_due(rows),
+            empty=t["no_tickets"],
+        )
+
+    @router.get(
+        "/workspace/nav",
+        response_class=HTMLResponse,
+        summary="Workspace: the views with their counts (the live feed reloads it)",
+        responses={**TO_LOGIN, **problems(503)},
+    )
+    async def nav(
+        request: Request,
+        user: Page,
+        current: Annotated[str, Query(max_length=20)] = "",
+    ) -> HTMLResponse:
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, current)
+        return render("_nav.html.j2", **base)
+
+    @router.get(
+        "/search",
+        response_class=HTMLResponse,
+        summary="Workspace: search tickets by number, learner, e-mail, phone or text",
+        responses={**TO_LOGIN, **problems(503)},
+    )
+    async def search_page(
+        request: Request,
+        user: Page,
+        q: Annotated[str, Query(max_length=200)] = "",
+    ) -> HTMLResponse:
+        t = words(user)
+        query = q.strip()
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "search")
+            rows = (
+                await handlers.search(conn, agent=caller(user), q=query)
+                if query and not problem(query, multiline=False)
+                else []
+            )
+        return render(
+            "list.html.j2",
+            **base,
+            query=query,
+            heading=f"{t['views']['search']}: {query}" if query else t["views"]["search"],
+            rows=with_due([{**r, "learner_name": r.get("learner_name")} for r in rows]),
+            empty=t["no_results"] if query else t["search_hint"],
+        )
+
+    async def ticket_of(conn: asyncpg.Connection, ref: str, user: User) -> asyncpg.Record:
+        """The ticket `ref` names (number or id) if the user may see it; else Refusal 404."""
+        with refusals():
+            ticket_id = await handlers.ticket_ref(conn, ref[:64])
+        row = await queries.visible_ticket(
+            conn, ticket_id, agent_id=user.agent_id, role=user.role, teams=user.teams
+        )
+        if row is None:
+            raise Refusal(404, "not_found")
+        return row
+
+    async def items_of(conn: asyncpg.Connection, ticket_id: UUID, user: User) -> list[Any]:
+        t = words(user)
+        rows = await handlers.timeline(conn, ticket_id=ticket_id, agent=caller(user))
+        out = []
+        for item in conversation(
+            [
+                {**r, "author": r.get("actor_name") or r.get("actor")}
+                for r in rows
+                if r["kind"] != "event" or r["body"] != "created"
+            ]
+        ):
+            learner = item.kind in ("description", "message")
+            out.append(
+                {
+                    "kind": item.kind,
+                    "iso": item.at.isoformat(),
+                    "when": beijing(item.at),
+                    "who": item.author or (t["ticket"]["you"] if learner else ""),
+                    "channel": t["channel"].get(item.channel, item.channel) if learner else None,
+                    "body": item.body,
+                    "text": event_text(item, t) if item.kind == "event" else None,
+                    "author": item.author,
+                    "attachments": [
+                        {"name": a.get("name"), "url": safe_url(a.get("url"))}
+                        for a in item.attachments
+                    ],
+                }
+            )
+        return out
+
+    async def show_ticket(
+        request: Request,
+        user: User,
+        ref: str,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+        draft: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "")
+            try:
+                ticket = await ticket_of(conn, ref, user)
+            except Refusal:
+                return render("missing.html.j2", 404, **base, message=t["errors"]["not_found"])
+            items = await items_of(conn, ticket["ticket_id"], user)
+            earlier = await queries.earlier_tickets(conn, ticket)
+            people = await handlers.people(conn)
+            macros = await handlers.list_macros(conn)
+        lang = language_of(user.language)
+        mine = ticket["assignee_id"] == user.agent_id or user.role in SUPERVISING
+        return render(
+            "ticket.html.j2",
+            status,
+            **base,
+            ticket=ticket,
+            due=due_of(ticket, now()),
+            items=items,
+            learner=ticket["learner"] or {},
+            context=ticket["learner_context"],
+            earlier=earlier,
+            suggestions=[
+                {"title": a.get("title"), "url": url}
+                for a in ticket["suggested_articles"] or ()
+                if (url := safe_url(a.get("url")))
+            ],
+            people=people,
+            macros=[m for m in macros if m.get("language") in (None, lang)] or macros,
+            created=beijing(ticket["created_at"]),
+            workable=mine and ticket["status"] in WORKING,
+            open=ticket["status"] in OPEN,
+            resolution_codes=[c.value for c in RESOLUTION_CODES],
+            notice=t["notices"].get(notice or ""),
+            error=error,
+            draft=draft or {},
+            max_body=MAX_BODY,
+        )
+
+    @router.get(
+        "/tickets/{ref}",
+        response_class=HTMLResponse,
+        summary="Workspace: a ticket's page (conversation, learner card, actions)",
+        responses={**TO_LOGIN, **pages(404), **problems(503)},
+    )
+    async def ticket_page(
+        ref: str,
+        request: Request,
+        user: Page,
+        notice: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> HTMLResponse:
+        return await show_ticket(request, user, ref, notice=notice)
+
+    @router.get(
+        "/tickets/{ref}/conversation",
+        response_class=HTMLResponse,
+        summary="Workspace: a ticket's conversation (the live feed reloads it)",
+        responses={**TO_LOGIN, **pages(404), **problems(503)},
+    )
+    async def ticket_conversation(ref: str, user: Page) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            try:
+                ticket = await ticket_of(conn, ref, user)
+            except Refusal:
+                return render("_missing.html.j2", 404, t=t, message=t["errors"]["not_found"])
+            items = await items_of(conn, ticket["ticket_id"], user)
+        return render("_conversation.html.j2", t=t, items=items)
+
+    @router.get(
+        "/tickets/{ref}/macros/{macro_id}",
+        response_class=PlainTextResponse,
+        summary="Workspace: a macro's text for this ticket, to insert into the reply",
+        responses={**TO_LOGIN, **pages(404, 422), **problems(503)},
+    )
+    async def macro_text(ref: str, macro_id: UUID, user: Page) -> Response:
+        async with ctx.pool.acquire() as conn:
+            try:
+                ticket = await ticket_of(conn, ref, user)
+                with refusals():
+                    text = await handlers.render_macro_for(
+                        conn, ticket_id=ticket["ticket_id"], macro_id=macro_id, agent=caller(user)
+                    )
+            except Refusal as exc:
+                return PlainTextResponse(exc.reason or exc.key, status_code=exc.status)
+        return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
+
+    async def act(request: Request, user: User, ref: str, draft_key: str, action: Any) -> Response:
+        """Run `action(conn, ticket, form)` on a ticket the user may see, in one
+        transaction; back to the ticket's page with the action's notice, or the page again
+        with why it was refused (and what was typed)."""
+        t = words(user)
+        form: dict[str, str] = {}
+        try:
+            form = await read_form(request)
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                ticket = await ticket_of(conn, ref, user)
+                with refusals():
+                    notice, number = await action(conn, ticket, form)
+        except FormRefused as exc:
+            return await show_ticket(
+                request, user, ref, status=exc.status, error=t["errors"]["form"]
+            )
+        except Refusal as exc:
+            message = t["errors"][exc.key].format(reason=exc.reason)
+            return await show_ticket(
+                request,
+                user,
+                ref,
+                status=exc.status,
+                error=message,
+                draft={draft_key: form.get("body") or form.get("resolution") or ""},
+            )
+        query = urlencode({"notice": notice})
+        return RedirectResponse(f"/tickets/{number}?{query}", status_code=303, headers=HEADERS)
+
+    form_responses = {**BACK_TO_TICKET, **pages(400, 403, 404, 409, 415, 422), **problems(413, 503)}
+
+    @router.post(
+        "/tickets/{ref}/reply",
+        response_class=HTMLResponse,
+        summary="Workspace: reply to the learner (sent on the ticket's channel)",
+        responses=form_responses,
+    )
+    async def post_reply(ref: str, request: Request, user: Page) -> Response:
+        async def reply(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            await handlers.reply(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                agent=caller(user),
+                body=read_text(form, "body"),
+                links=links,
+            )
+            return "replied", ticket["number"]
+
+        return await act(request, user, ref, "reply", reply)
+
+    @router.post(
+        "/tickets/{ref}/note",
+        response_class=HTMLResponse,
+        summary="Workspace: an internal note (@agent tells them)",
+        responses=form_responses,
+    )
+    async def post_note(ref: str, request: Request, user: Page) -> Response:
+        async def note(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            await handlers.add_note(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                agent=caller(user),
+                body=read_text(form, "body"),
+            )
+            return "noted", ticket["number"]
+
+        return await act(request, user, ref, "note", note)
+
+    @router.post(
+        "/tickets/{ref}/transfer",
+        response_class=HTMLResponse,
+        summary="Workspace: transfer to a team or an agent, with a reason",
+        responses=form_responses,
+    )
+    async def post_transfer(ref: str, request: Request, user: Page) -> Response:
+        async def transfer(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            kind, _, target = form.get("to", "").partition(":")
+            if kind not in ("team", "agent") or not target:
+                raise Refusal(422, "choose")
+            await handlers.transfer(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                agent=caller(user),
+                to_agent_id=target if kind == "agent" else None,
+                to_team=target if kind == "team" else None,
+                reason=read_text(form, "reason", limit=MAX_REASON),
+            )
+            return "transferred", ticket["number"]
+
+        return await act(request, user, ref, "transfer", transfer)
+
+    @router.post(
+        "/tickets/{ref}/merge",
+        response_class=HTMLResponse,
+        summary="Workspace: merge this duplicate into another ticket",
+        responses=form_responses,
+    )
+    async def post_merge(ref: str, request: Request, user: Page) -> Response:
+        async def merge(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            into = await ticket_of(conn, read_text(form, "into", limit=64), user)
+            done = await handlers.merge(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                into_id=into["ticket_id"],
+                agent=caller(user),
+                links=links,
+            )
+            return "merged", done["into_number"]
+
+        return await act(request, user, ref, "merge", merge)
+
+    @router.post(
+        "/tickets/{ref}/retriage",
+        response_class=HTMLResponse,
+        summary="Workspace: change the category or priority, with a reason",
+        responses=form_responses,
+    )
+    async def post_retriage(ref: str, request: Request, user: Page) -> Response:
+        async def retriage(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            try:
+                category = Category(form.get("category", ""))
+                priority = Priority(form.get("priority", ""))
+            except ValueError:
+                raise Refusal(422, "choose") from None
+            await handlers.retriage(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                agent=caller(user),
+                category=None if category == ticket["category"] else category,
+                priority=None if priority == ticket["priority"] else priority,
+                reason=read_text(form, "reason", limit=MAX_REASON),
+            )
+            return "retriaged", ticket["number"]
+
+        return await act(request, user, ref, "retriage", retriage)
+
+    @router.post(
+        "/tickets/{ref}/pending",
+        response_class=HTMLResponse,
+        summary="Workspace: wait on the learner (the SLA clocks pause)",
+        responses=form_responses,
+    )
+    async def post_pending(ref: str, request: Request, user: Page) -> Response:
+        async def pending(conn: asyncpg.Connection, ticket: Any, _: Mapping[str, str]) -> Any:
+            await handlers.set_pending(conn, ticket_id=ticket["ticket_id"], agent=caller(user))
+            return "pending", ticket["number"]
+
+        return await act(request, user, ref, "pending", pending)
+
+    @router.post(
+        "/tickets/{ref}/resolve",
+        response_class=HTMLResponse,
+        summary="Workspace: resolve with a resolution code; the learner is asked to confirm",
+        responses=form_responses,
+    )
+    async def post_resolve(ref: str, request: Request, user: Page) -> Response:
+        async def resolve(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            code = next(
+                (c for c in RESOLUTION_CODES if c.value == form.get("resolution_code")), None
+            )
+            if code is None:
+                raise Refusal(422, "choose")
+            await handlers.resolve(
+                conn,
+                ticket_id=ticket["ticket_id"],
+                agent=caller(user),
+                resolution=read_text(form, "resolution"),
+                resolution_code=code,
+                public_url=settings.public_url,
+                links=links,
+            )
+            return "resolved", ticket["number"]
+
+        return await act(request, user, ref, "resolve", resolve)
+
+    @router.post(
+        "/workspace/language",
+        summary="Workspace: the user's language (zh or en), kept on their account",
+        status_code=303,
+        responses={**pages(400, 403, 415, 422), **problems(413, 503)},
+    )
+    async def language(request: Request, user: Page) -> Response:
+        try:
+            form = await read_form(request)
+        except FormRefused as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status)
+        chosen = form.get("language")
+        if chosen not in ("zh", "en"):
+            return PlainTextResponse("language must be zh or en", status_code=422)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await accounts_repo.update_user(
+                conn, actor=user.agent_id, agent_id=user.agent_id, fields={"language": chosen}
+            )
+        back = form.get("next", "/")
+        local = back if back.startswith("/") and not back.startswith("//") else "/"
+        return RedirectResponse(local, status_code=303)
+
+    async def show_board(
+        request: Request,
+        user: User,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+    ) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "board")
+            agents = await queries.agents_load(conn)
+            depth = await queries.queue_depth(conn)
+            rows = await queries.view_tickets(
+                conn, View.RISK, agent_id=user.agent_id, role=user.role, teams=user.teams
+            )
+        queues: dict[str, dict[str, int]] = {}
+        for d in depth:
+            queues.setdefault(d["team"] or "—", {})[d["priority"]] = d["depth"]
+        return render(
+            "board.html.j2",
+            status,
+            **base,
+            agents=agents,
+            queues=queues,
+            rows=with_due(rows),
+            empty=t["no_tickets"],
+            notice=t["board_page"]["reassigned"] if notice == "reassigned" else None,
+            error=error,
+        )
+
+    @router.get(
+        "/board",
+        response_class=HTMLResponse,
+        summary="Workspace: the supervisor board (agents' load, queues, tickets at risk)",
+        responses={**TO_LOGIN, **pages(403), **problems(503)},
+    )
+    async def board(
+        request: Request,
+        user: Supervisor,
+        notice: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> HTMLResponse:
+        return await show_board(request, user, notice=notice)
+
+    @router.post(
+        "/board/reassign",
+        response_class=HTMLResponse,
+        summary="Workspace: a supervisor hands a ticket to an agent, with a reason",
+        responses={
+            303: {"description": "Done: back to the board"},
+            **pages(400, 403, 404, 409, 415, 422),
+            **problems(413, 503),
+        },
+    )
+    async def reassign(request: Request, user: Supervisor) -> Response:
+        t = words(user)
+        try:
+            form = await read_form(request)
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                ticket = await ticket_of(conn, form.get("ticket", ""), user)
+                with refusals():
+                    await handlers.transfer(
+                        conn,
+                        ticket_id=ticket["ticket_id"],
+                        agent=caller(user),
+                        to_agent_id=form.get("agent") or None,
+                        to_team=None,
+                        reason=read_text(form, "reason", limit=MAX_REASON),
+                    )
+        except FormRefused as exc:
+            return await show_board(request, user, status=exc.status, error=t["errors"]["form"])
+        except Refusal as exc:
+            message = t["errors"][exc.key].format(reason=exc.reason)
+            return await show_board(request, user, status=exc.status, error=message)
+        return RedirectResponse("/board?notice=reassigned", status_code=303, headers=HEADERS)
+
+    @router.get(
+        "/workspace/live",
+        response_class=EventSourceResponse,
+        summary="Workspace: live feed (server-sent events) of the user's tickets",
+        description="`refresh` when a ticket the user may see changed; `ticket-<id>` for that "
+        "ticket's page; `toast` (an HTML line) for what is addressed to them: a new "
+        "assignment, the learner's reply, an SLA warning or breach, an @mention.",
+        responses={**TO_LOGIN, **problems(503)},
+    )
+    async def live(user: Page) -> AsyncIterator[ServerSentEvent]:
+        t = words(user)
+        who = Who(agent_id=user.agent_id, role=user.role, teams=user.teams)
+        async with hub.listen(who) as queue:
+            yield ServerSentEvent(comment="ready")
+            while True:
+                push = await queue.get()
+                yield ServerSentEvent(event="refresh", raw_data=push.number or "1")
+                yield ServerSentEvent(event=f"ticket-{push.ticket_id}", raw_data="1")
+                if user.agent_id in push.direct and push.kind != "changed":
+                    text = t["live"][push.kind].format(
+                        number=push.number, subject=push.subject, team=push.team or ""
+                    )
+                    tone = {"sla": "warn", "breached": "bad"}.get(push.kind, "")
+                    html = _templates.get_template("_toast.html.j2").render(
+                        number=push.number, text=text, tone=tone
+                    )
+                    yield ServerSentEvent(event="toast", raw_data=html.strip())
+
+    return router
