@@ -144,7 +144,9 @@ class CallbackIn(BaseModel):
     outcome: Text = Field(min_length=1, max_length=20_000, description="What the learner said.")
 
 
-class Created(BaseModel):
+class Ref(BaseModel):
+    """The id of what the request created or changed."""
+
     id: UUID
 
 
@@ -203,7 +205,7 @@ def routes(
         "when the ticket has a case already.",
         responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
     )
-    async def open_case(ticket_id: TicketRef, body: CaseFields, agent: Agent) -> Created:
+    async def open_case(ticket_id: TicketRef, body: CaseFields, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 case_id = await handlers.open_case(
@@ -212,7 +214,7 @@ def routes(
                     agent=agent,
                     fields=body.model_dump(exclude_unset=True),
                 )
-        return Created(id=case_id)
+        return Ref(id=case_id)
 
     @router.get(
         "/v1/cases",
@@ -248,13 +250,13 @@ def routes(
         summary="Set the responsible department and person, teacher, course or order",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def update_case(case_id: UUID, body: CaseChange, agent: Agent) -> Created:
+    async def update_case(case_id: UUID, body: CaseChange, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 await handlers.update_case(
                     conn, case_id=case_id, agent=agent, changes=body.model_dump(exclude_unset=True)
                 )
-        return Created(id=case_id)
+        return Ref(id=case_id)
 
     @router.post(
         "/v1/cases/{case_id}/notes",
@@ -262,26 +264,26 @@ def routes(
         summary="Add an investigation note",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def add_note(case_id: UUID, body: NoteIn, agent: Agent) -> Created:
+    async def add_note(case_id: UUID, body: NoteIn, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 note_id = await handlers.add_note(
                     conn, case_id=case_id, agent=agent, body=body.body
                 )
-        return Created(id=note_id)
+        return Ref(id=note_id)
 
     @router.put(
         "/v1/cases/{case_id}/finding",
         summary="Set the finding: upheld, partly_upheld or not_upheld",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def set_finding(case_id: UUID, body: FindingIn, agent: Agent) -> Created:
+    async def set_finding(case_id: UUID, body: FindingIn, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 await handlers.set_finding(
                     conn, case_id=case_id, agent=agent, finding=body.finding, summary=body.summary
                 )
-        return Created(id=case_id)
+        return Ref(id=case_id)
 
     @router.post(
         "/v1/cases/{case_id}/remedies",
@@ -343,7 +345,7 @@ def routes(
         "channel; a call-back falls due CARELOOP_DESK_CASE_CALLBACK_DAYS later.",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def close(case_id: UUID, body: CloseIn, agent: Agent) -> Created:
+    async def close(case_id: UUID, body: CloseIn, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 await handlers.close_case(
@@ -354,7 +356,7 @@ def routes(
                     settings=settings,
                     links=links,
                 )
-        return Created(id=case_id)
+        return Ref(id=case_id)
 
     @router.get(
         "/v1/remedies/overdue",
@@ -402,12 +404,12 @@ def routes(
         summary="Record the call-back made, with what the learner said",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def callback(case_id: UUID, body: CallbackIn, agent: Agent) -> Created:
+    async def callback(case_id: UUID, body: CallbackIn, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 await handlers.record_callback(
                     conn, case_id=case_id, agent=agent, outcome=body.outcome
                 )
-        return Created(id=case_id)
+        return Ref(id=case_id)
 
     return router
