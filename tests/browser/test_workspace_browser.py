@@ -5,18 +5,29 @@ a duplicate into another and transfers it, and finds a ticket by Chinese text; a
 workspace in English. Screenshots go where the portal's go (see conftest)."""
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
 from services.desk.links import Links
-from shared.events import Category, Channel, Priority, TicketRouted, new_event, now
+from shared.events import (
+    ArticlesSuggested,
+    Category,
+    Channel,
+    Priority,
+    SuggestedArticle,
+    TicketRouted,
+    new_event,
+    now,
+)
 from tests.browser.tickets import Tickets
-from tests.integration.inprocess import publish
+from tests.integration.inprocess import SUE, publish
+from tests.support import eventually
 
 DESKTOP: ViewportSize = {"width": 1366, "height": 768}
 TABLET: ViewportSize = {"width": 1024, "height": 768}
@@ -77,8 +88,21 @@ async def shoot(page: Page, shots: Path, name: str) -> None:
     await page.screenshot(path=str(shots / f"workspace-{name}.png"), full_page=True)
 
 
+async def eventually_shown(page: Page, locator: Locator) -> None:
+    """Shown once desk stored it: the page is read again until it is (nothing pushes it)."""
+
+    async def shown() -> bool:
+        if await locator.count():
+            return True
+        await page.reload()
+        return False
+
+    await eventually(shown, timeout=20, interval=0.3)
+
+
 async def test_an_agent_works_a_ticket_in_chinese_and_sees_it_live(
     desk: Page,
+    desk_url: str,
     browser: Browser,
     tickets: Tickets,
     links: Links,
@@ -106,12 +130,61 @@ async def test_an_agent_works_a_ticket_in_chinese_and_sees_it_live(
     await expect(conversation).to_contain_text("已分配给")
     await expect(desk.locator("#learner")).to_contain_text("李雷")
 
+    # A supervisor's macro and the article knowledge suggested, inserted into the reply.
+    async with httpx.AsyncClient(base_url=desk_url, timeout=30) as client:
+        r = await client.post(
+            "/v1/macros",
+            headers=SUE,
+            json={
+                "name": f"缓存问题 {made.number}",
+                "body": "{{ learner.name }}您好，请清除浏览器缓存后重新登录。",
+                "language": "zh",
+            },
+        )
+        assert r.status_code == 201, r.text
+    await publish(
+        tickets.settings,
+        [
+            new_event(
+                ArticlesSuggested(
+                    ticket_id=made.ticket_id,
+                    language="zh",
+                    articles=(
+                        SuggestedArticle(
+                            article_id=uuid.uuid4(),
+                            title="视频无法播放怎么办",
+                            url="https://help.example.com/kb/video-playback",
+                            score=0.9,
+                        ),
+                    ),
+                    suggested_at=now(),
+                ),
+                producer="test",
+            )
+        ],
+    )
+    suggestion = desk.locator("#suggestions li", has_text="视频无法播放怎么办")
+    await eventually_shown(desk, suggestion)
+
     await desk.keyboard.press("r")
     await expect(desk.locator("#reply-body")).to_be_focused()
-    await desk.locator("#reply-body").fill("您好，请清除浏览器缓存后重新登录。")
+    await desk.locator("#macro").select_option(label=f"缓存问题 {made.number}")
+    await desk.get_by_role("button", name="插入").first.click()
+    await expect(desk.locator("#reply-body")).to_have_value(
+        "李雷您好，请清除浏览器缓存后重新登录。"
+    )
+    await desk.locator("#reply-body").press("End")
+    await desk.locator("#reply-body").press("Enter")
+    await suggestion.get_by_role("button", name="插入").click()
+    await expect(desk.locator("#reply-body")).to_have_value(
+        "李雷您好，请清除浏览器缓存后重新登录。\n"
+        "视频无法播放怎么办: https://help.example.com/kb/video-playback"
+    )
     await desk.keyboard.press("Control+Enter")
     await expect(desk.locator(".notice")).to_have_text("回复已发送。")
-    await expect(conversation.locator("[data-kind=reply]")).to_contain_text("请清除浏览器缓存")
+    await expect(conversation.locator("[data-kind=reply]")).to_contain_text(
+        "help.example.com/kb/video-playback"
+    )
 
     await desk.keyboard.press("n")
     await desk.locator("#note-body").fill("@cai 这个学员上周也反馈过播放问题")
