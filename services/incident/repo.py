@@ -200,12 +200,14 @@ async def held_share(
 
 
 async def forget_tickets(conn: asyncpg.Connection, before: datetime, limit: int = 10_000) -> int:
-    """Drop tickets created before `before` that no incident links, a slice at a time."""
+    """Drop tickets created before `before` that no incident links, a slice at a time (and
+    those whose ticket.created never came, by when they were first seen: the triage of a
+    ticket forgotten already)."""
     status = await conn.execute(
         """
         DELETE FROM tickets WHERE ticket_id IN (
             SELECT t.ticket_id FROM tickets t
-            WHERE t.created_at < $1
+            WHERE coalesce(t.created_at, t.seen_at) < $1
               AND NOT EXISTS (SELECT 1 FROM links k WHERE k.ticket_id = t.ticket_id)
             LIMIT $2)
         """,

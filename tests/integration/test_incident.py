@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from services.incident.app import create_app
+from services.incident.baseline import load
 from services.incident.settings import IncidentSettings
 from shared import topics
 from shared.events import (
@@ -495,3 +496,34 @@ async def test_a_bad_incident_is_refused_with_the_reason(
     r = await incident.post("/v1/incidents", json=body, headers=headers)
     assert r.status_code == status
     assert reason in json.dumps(r.json(), ensure_ascii=False)
+
+
+async def test_history_older_than_the_service_warm_starts_the_baseline_once(
+    stack: RunningStack, incident: httpx.AsyncClient
+) -> None:
+    course = f"HIST-{uuid.uuid4().hex[:6]}"
+    four_weeks_ago = now() - timedelta(weeks=4)
+    lines = [
+        json.dumps(
+            {
+                "created_at": (four_weeks_ago + timedelta(minutes=i)).isoformat(),
+                "channel": "web",
+                "course_id": course,
+                "category": "course_content",
+            }
+        )
+        for i in range(3)
+    ]
+    with environment({"CARELOOP_INCIDENT_PG_DSN": stack.dsn}):
+        settings = IncidentSettings()
+        assert await load(lines, settings) >= 3
+        assert await load(lines, settings) == 0  # those hours are held now: never twice
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        counted = await conn.fetchval(
+            "SELECT sum(count) FROM incident.hourly_counts WHERE dimension = 'course' AND value = $1",
+            course,
+        )
+    finally:
+        await conn.close()
+    assert counted == 3

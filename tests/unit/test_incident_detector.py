@@ -2,24 +2,26 @@
 and weekly rhythm, a fifth such week replayed minute by minute raises nothing, and a spike
 injected into it is flagged within two minutes; the rates and the naming of the problem."""
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
+from services.incident.baseline import BadLine, hourly
 from services.incident.detector import (
-    HOURS_PER_WEEK,
     Assessment,
     Thresholds,
     assess,
-    hour_of_week,
     rate_fires,
+    same_hours,
 )
 from services.incident.naming import name_problem
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+HOURS_PER_WEEK = 7 * 24
 LIMITS = Thresholds()
 WEEKS_LEARNED = 4
 
@@ -125,10 +127,21 @@ def test_no_tickets_is_no_evidence() -> None:
     assert (a.p_value, a.score, a.fires) == (1.0, 0.0, False)
 
 
-def test_the_hour_of_the_week_is_the_learners_local_one() -> None:
-    monday_0130_shanghai = datetime(2026, 11, 29, 17, 30, tzinfo=UTC)  # Sunday in UTC
-    assert hour_of_week(monday_0130_shanghai, SHANGHAI) == 1
-    assert hour_of_week(monday_0130_shanghai + timedelta(days=6, hours=22), SHANGHAI) == 167
+def test_the_same_hour_of_past_weeks_is_the_learners_local_hour() -> None:
+    monday_0930_shanghai = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    assert same_hours(monday_0930_shanghai, weeks=2, zone=SHANGHAI) == [
+        datetime(2026, 11, 23, 1, 0, tzinfo=UTC),
+        datetime(2026, 11, 16, 1, 0, tzinfo=UTC),
+    ]
+
+
+def test_a_week_back_across_daylight_saving_time_is_the_same_local_hour() -> None:
+    """Berlin moved its clocks back on 25 October 2026: 09:00 local was 07:00 UTC before and
+    08:00 UTC after."""
+    after = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+    assert same_hours(after, weeks=1, zone=ZoneInfo("Europe/Berlin")) == [
+        datetime(2026, 10, 19, 7, 0, tzinfo=UTC)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -167,3 +180,36 @@ def test_english_tickets_are_named_by_their_words() -> None:
     naming = name_problem(subjects, [f"{s} {t}" for s, t in zip(subjects, texts, strict=True)])
     assert set(naming.members) == {0, 2, 3}
     assert naming.keywords[0] == "video"
+
+
+def test_past_tickets_are_counted_per_key_and_hour_before_the_history_held() -> None:
+    lines = [
+        '{"created_at": "2026-10-05T09:12:00+08:00", "channel": "app", "course_id": "PY101",'
+        ' "category": "technical"}',
+        '{"created_at": "2026-10-05T09:59:59+08:00", "channel": "app"}',
+        "",
+        '{"created_at": "2026-11-30T09:00:00+08:00", "channel": "app"}',  # held already
+    ]
+    counts = hourly(lines, before=datetime(2026, 11, 1, tzinfo=UTC))
+    hour = datetime(2026, 10, 5, 1, tzinfo=UTC)
+    assert counts == {
+        ("channel", "app", hour): 2,
+        ("course", "PY101", hour): 1,
+        ("category", "technical", hour): 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"created_at": "2026-10-05T09:12:00", "channel": "app"}', "line 1: created_at has no"),
+        (
+            '{"created_at": "2026-10-05T09:12:00Z", "channel": "fax"}',
+            "line 1: Invalid enum value 'fax' - at `$.channel`",
+        ),
+        ("created_at,channel", "line 1: not JSON"),
+    ],
+)
+def test_a_bad_history_line_is_refused_naming_it(line: str, reason: str) -> None:
+    with pytest.raises(BadLine, match=re.escape(reason)):
+        hourly([line], before=None)

@@ -15,7 +15,8 @@ CREATE TABLE incident.tickets (
     description text,
     learner jsonb,
     learner_key text,
-    locale text
+    locale text,
+    seen_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX tickets_created ON incident.tickets (created_at);
 
