@@ -152,7 +152,7 @@ def main() -> None:
         return
     names = args.scenario or list(SCENARIOS)
     logs = Path(tempfile.mkdtemp(prefix="careloop-chaos-logs-"))
-    ports = dict(zip(SERVICES, range(port(25081), port(25088)), strict=True))
+    ports = dict(zip(SERVICES, range(port(25081), port(25089)), strict=True))
     started = time.monotonic()
     with running_stack(port(25000)) as stack:
         env = {

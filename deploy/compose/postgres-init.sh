@@ -4,7 +4,7 @@
 # elsewhere (as `python -m deploy.local.stack prepare` provisions the local stack). Each service
 # then applies its own migrations at start, as its own role.
 set -eu
-for service in desk routing notify survey metrics knowledge; do
+for service in desk routing notify survey metrics knowledge incident; do
   var="CARELOOP_PG_$(echo "$service" | tr a-z A-Z)_PASSWORD"
   eval "password=\${$var:?$var is not set}"
   psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" \

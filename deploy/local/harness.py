@@ -28,7 +28,16 @@ import httpx
 from deploy.local.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SERVICES = ("intake", "desk", "routing", "notify", "survey", "metrics", "knowledge")
+SERVICES = (
+    "intake",
+    "desk",
+    "routing",
+    "notify",
+    "survey",
+    "metrics",
+    "knowledge",
+    "incident",
+)
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:

@@ -44,7 +44,7 @@ PG_BIN_CANDIDATES = (
 DATABASE = "careloop"
 ADMIN_ROLE = "careloop_admin"
 # The services that keep state in PostgreSQL, each in a schema of its name (intake has none).
-DB_SERVICES = ("desk", "routing", "notify", "survey", "metrics", "knowledge")
+DB_SERVICES = ("desk", "routing", "notify", "survey", "metrics", "knowledge", "incident")
 
 
 def role_of(service: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from tests.support import SERVICES, RunningStack, ServiceProcess, port, running_stack
 
 AGENTS = Path(__file__).with_name("agents.yaml")
-PORTS = dict(zip(SERVICES, range(port(23081), port(23088)), strict=True))
+PORTS = dict(zip(SERVICES, range(port(23081), port(23089)), strict=True))
 
 
 @dataclass

@@ -44,12 +44,13 @@ def test_passwords_are_kept_readable_only_by_their_owner(tmp_path: Path) -> None
         Stack(var=tmp_path).prepare()
     path = tmp_path / "pg-passwords.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert len(set(json.loads(path.read_text()).values())) == 7  # six services, the admin
+    assert len(set(json.loads(path.read_text()).values())) == 8  # seven services, the admin
 
 
 def test_the_stack_gives_each_service_its_own_role_and_no_admin_password(tmp_path: Path) -> None:
     passwords = {
-        f"careloop_{s}": f"pw-{s}" for s in ("desk", "routing", "notify", "survey", "knowledge")
+        f"careloop_{s}": f"pw-{s}"
+        for s in ("desk", "routing", "notify", "survey", "knowledge", "incident")
     }
     passwords |= {"careloop_metrics": "pw-metrics", "careloop_admin": "pw-admin"}
     (tmp_path / "pg-passwords.json").write_text(json.dumps(passwords))
