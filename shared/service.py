@@ -263,5 +263,15 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     uvicorn's own proxy handling is off: by default it believes X-Forwarded-For from
     127.0.0.1, so a local client could pick its address. A service that sits behind proxies
     says which in a setting (e.g. CARELOOP_INTAKE_TRUSTED_PROXIES, shared.ratelimit).
+    A stop waits at most 5 s for open requests: the workspace's live feeds never end by
+    themselves.
     """
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
