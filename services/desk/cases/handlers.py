@@ -1,6 +1,7 @@
 """The complaint cases' use cases: each runs in its caller's transaction, records the change in
 the ticket's history and stages the events it causes in the outbox."""
 
+import collections
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 import structlog
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from uuid6 import uuid7
 
 from services.desk import handlers as desk_handlers
@@ -55,7 +56,7 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import Handler
+from shared.inbox import AfterCommit, Handler
 from shared.service import Context, Task, every
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,12 @@ OVERDUE = Gauge(
     "Approved remedies the acting system has not acknowledged within "
     "CARELOOP_DESK_CASE_ACK_OVERDUE_HOURS, by remedy type.",
     ["type"],
+)
+ANSWERS = Counter(
+    "careloop_remedy_answers_total",
+    "Answers desk read from careloop.remedies.acks.v1, by outcome: acknowledged, rejected, "
+    "repeated (the same answer again), foreign (another service's remedy, e.g. incident's).",
+    ["outcome"],
 )
 CLOCK_BATCH = 500
 
@@ -429,21 +436,36 @@ def remedy_event(
 # ---- the acting systems' answers -----------------------------------------------------------
 
 
-async def on_answers(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    """remedy.acknowledged / remedy.rejected: the remedy's answer, once. The same answer again
-    (a system that re-sends with a new event id) changes nothing; an answer for a remedy desk
-    does not know or did not ask about is refused, and the consumer dead-letters it with why."""
+async def on_answers(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    """remedy.acknowledged / remedy.rejected: each of desk's remedies answered once.
+
+    The topic is shared: incident's compensations are answered on it too, so an answer for a
+    remedy desk never issued is another service's and is passed over (counted as foreign).
+    The same answer again (re-sent under a new event id) changes nothing. An answer that
+    contradicts desk's remedy (another ticket, a remedy not waiting for one, a second answer
+    that differs) is refused, and the consumer dead-letters it with why.
+    """
+    known = {
+        r["remedy_id"]: r
+        for r in await repo.lock_remedies(conn, [e.data.remedy_id for e in events])
+    }
+    answered: dict[UUID, tuple[str, str]] = {}
+    outcomes: collections.Counter[str] = collections.Counter()
     for event in events:
         data: RemedyAcknowledged | RemedyRejected = event.data
+        remedy = known.get(data.remedy_id)
+        if remedy is None:
+            outcomes["foreign"] += 1
+            continue
+        if remedy["ticket_id"] != data.ticket_id:
+            raise Invalid("ticket_id", f"remedy {data.remedy_id} is not on ticket {data.ticket_id}")
         acknowledged = isinstance(data, RemedyAcknowledged)
         status = RemedyStatus.ACKNOWLEDGED if acknowledged else RemedyStatus.REJECTED
-        remedy = await repo.lock_remedy(conn, data.remedy_id)
-        if remedy is None or remedy["ticket_id"] != data.ticket_id:
-            raise Invalid("remedy_id", f"no remedy {data.remedy_id} on ticket {data.ticket_id}")
-        if remedy["status"] == status and remedy["answer_system"] == data.system:
+        was = answered.get(data.remedy_id, (remedy["status"], remedy["answer_system"]))
+        if was == (status, data.system):
+            outcomes["repeated"] += 1
             continue
-        check_answer(RemedyStatus(remedy["status"]))
-        at = data.acknowledged_at if isinstance(data, RemedyAcknowledged) else data.rejected_at
+        check_answer(RemedyStatus(was[0]))
         await repo.answer(
             conn,
             remedy_id=data.remedy_id,
@@ -451,8 +473,10 @@ async def on_answers(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
             system=data.system,
             reference=getattr(data, "reference", None),
             reason=getattr(data, "reason", None),
-            at=at,
+            at=data.acknowledged_at if isinstance(data, RemedyAcknowledged) else data.rejected_at,
         )
+        answered[data.remedy_id] = (status, data.system)
+        outcomes[status] += 1
         await desk_repo.add_history(
             conn,
             [
@@ -468,6 +492,12 @@ async def on_answers(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
                 )
             ],
         )
+
+    def count() -> None:
+        for outcome, n in outcomes.items():
+            ANSWERS.labels(outcome).inc(n)
+
+    return count
 
 
 def event_handlers() -> dict[str, Handler]:

@@ -164,6 +164,16 @@ async def lock_remedy(conn: asyncpg.Connection, remedy_id: UUID) -> asyncpg.Reco
     return await conn.fetchrow("SELECT * FROM remedies WHERE remedy_id = $1 FOR UPDATE", remedy_id)
 
 
+async def lock_remedies(
+    conn: asyncpg.Connection, remedy_ids: Sequence[UUID]
+) -> list[asyncpg.Record]:
+    """Those of `remedy_ids` desk issued, locked, in one round trip (a batch of answers)."""
+    return await conn.fetch(
+        "SELECT * FROM remedies WHERE remedy_id = ANY($1::uuid[]) ORDER BY remedy_id FOR UPDATE",
+        list(remedy_ids),
+    )
+
+
 async def remedies(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM remedies WHERE case_id = $1 ORDER BY proposed_at, remedy_id", case_id
