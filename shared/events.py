@@ -423,6 +423,11 @@ class TicketRouted(EventData, frozen=True, kw_only=True):
     needs_review: bool = False
     reason: str | None = None  # triage's one-line why
     collaborators: tuple[str, ...] = ()  # other teams the ticket needs too (R3.3)
+    # A known problem: the open incident the ticket matched on arrival. It is held, neither
+    # assigned nor queued (the incident's announcements answer it), and its confirmation
+    # points to the incident's status page.
+    incident_id: UUID | None = None
+    incident_url: str | None = None
 
 
 class TicketAssigned(EventData, frozen=True, kw_only=True):
