@@ -29,11 +29,12 @@ DESCRIPTIONS = {
     topics.ALERTS: "incident: the early warning's alerts (key = alert id).",
     topics.INCIDENTS: "incident: incidents opened, updated and resolved, tickets linked and "
     "unlinked, per-ticket resolutions and per-learner notices (key = incident id).",
-    topics.REMEDIES: "desk: approved remedies of complaint cases for the systems that carry them "
-    "out (refund.requested: payments; extension.granted, lessons.granted: the LMS; coupon.issued: "
-    "the shop); key = ticket id, one event per remedy id.",
+    topics.REMEDIES: "desk (complaint cases) and incident (compensation batches): approved "
+    "remedies for the systems that carry them out (refund.requested: payments; extension.granted, "
+    "lessons.granted: the LMS; coupon.issued: the shop); key = ticket id, one event per remedy id.",
     topics.REMEDY_ACKS: "Other systems' answers to remedies: remedy.acknowledged or "
-    "remedy.rejected with the remedy id (key = ticket id); desk consumes them.",
+    "remedy.rejected with the remedy id (key = ticket id); desk and incident each apply the "
+    "answers to their own remedies.",
     topics.PEOPLE: "desk: the people who work tickets (person.changed, key = agent id; the "
     "newest wins): role, teams, active and their API tokens' SHA-256 for other services' "
     "read models.",
