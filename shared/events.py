@@ -97,6 +97,7 @@ class NotificationKind(StrEnum):
     CASE_OUTCOME = "case_outcome"  # a complaint case's finding and remedies
     MENTION = "mention"  # to an agent: a colleague's internal note mentions them
     MERGED = "merged"  # to the learner: their request continues under another ticket
+    INCIDENT_NOTICE = "incident_notice"  # an incident's announcement or resolution notice
 
 
 class _Struct(Struct, frozen=True, kw_only=True):
