@@ -117,7 +117,7 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /v1/learner/tickets": Access.OWN,
         "GET /v1/learner/tickets/{ref}": Access.OWN,
         # the workspace
-        "GET /": Access.PUBLIC,  # to the first view, for everyone: the view asks for a session
+        "GET /": Access.PAGE,
         "GET /views/{view}": Access.PAGE,
         "GET /workspace/nav": Access.PAGE,
         "GET /search": Access.PAGE,
