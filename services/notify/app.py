@@ -1,4 +1,5 @@
-"""notify's wiring: the event consumer, the SMTP senders and the HTTP channels' senders."""
+"""notify's wiring: the event consumer (tickets, routing, surveys, knowledge's articles and
+incident notices), the SMTP senders and the HTTP channels' senders."""
 
 from fastapi import FastAPI
 
@@ -14,7 +15,13 @@ def create_app(settings: NotifySettings) -> FastAPI:
     ctx = new_context("notify", settings)
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.SURVEY, topics.KNOWLEDGE],
+        topic_names=[
+            topics.TICKETS,
+            topics.ROUTING,
+            topics.SURVEY,
+            topics.KNOWLEDGE,
+            topics.INCIDENTS,
+        ],
         handlers=handlers.event_handlers(settings),
         idempotent=handlers.IDEMPOTENT,
     )

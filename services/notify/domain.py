@@ -187,6 +187,8 @@ def message_context(
         context["first_response"] = ""
         context["due"] = ""
     context["portal_url"] = context.get("portal_url") or ""
+    # a ticket held for an open incident: its confirmation points to the status page instead
+    context["incident_url"] = context.get("incident_url") or ""
     # knowledge's suggested articles ({title, url}), offered by the confirmation only: a list
     # of lines, and the best one on one line (an SMS has room for one)
     offered = (context.get("articles") or []) if kind == "confirmation" else []
@@ -197,6 +199,8 @@ def message_context(
 
 
 SLA_KINDS = frozenset({"sla_warning", "sla_breached", "sla_at_risk"})
+# E-mails to agents, about a ticket but not part of the learner's conversation.
+AGENT_KINDS = SLA_KINDS | {"mention"}
 TARGET_WORDS = {
     "zh": {"first_response": "首次响应", "resolution": "解决"},
     "en": {"first_response": "first response", "resolution": "resolution"},
@@ -214,6 +218,14 @@ def agent_message_context(values: Mapping[str, Any]) -> dict[str, Any]:
     context["management"] = values.get("level") == 2
     context["portal_url"] = ""
     return context
+
+
+def notice_words(body: str, status_url: str) -> str:
+    """An incident notice's own words, without a closing line that only links the status
+    page: each channel's template links it after the words, and an SMS cuts the words, never
+    the link, to fit."""
+    head, newline, last = body.rstrip().rpartition("\n")
+    return head.rstrip() if newline and status_url in last else body
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -308,14 +320,14 @@ def choose_channel(
 # ---- SMS length -----------------------------------------------------------------------------
 
 # The values an SMS shortens, in this order, when the whole does not fit.
-_SHORTENED_IN_SMS = ("body", "resolution", "subject")
+_SHORTENED_IN_SMS = ("body", "resolution", "subject", "title")
 
 
 def sms_text(
     kind: str, language: str, context: Mapping[str, Any], *, fits: Callable[[str], bool]
 ) -> str:
-    """The SMS of `kind` that `fits` (the SMS channel's segment limit): the agent's reply, the
-    resolution, then the subject are cut so that the rest of the message, and the portal link
+    """The SMS of `kind` that `fits` (the SMS channel's segment limit): the agent's reply (or
+    the notice's words), the resolution, the subject, then a notice's title are cut so that the rest of the message, and the portal link
     to the whole, always go. The cut ends in "…", or in "..." where that keeps more (it is in
     GSM 7-bit, so an English text stays in the larger segments)."""
     texts = [_sms_cut(kind, language, context, fits=fits, ellipsis=e) for e in ("…", "...")]
@@ -472,7 +484,8 @@ def email_message(
     per message, most of notify's CPU. `sender` and `reply_to` are ready headers
     (`from_header`). Every message after the confirmation refers to it (In-Reply-To,
     References), so the learner's mail program shows the ticket as one thread, and a reply
-    to any of them names the ticket to intake.
+    to any of them names the ticket to intake. A message about no ticket (`number` empty)
+    stands alone.
     """
     body = rendered.body
     if body_is_7bit(body):
@@ -481,17 +494,23 @@ def email_message(
         encoding = "base64"
         body = base64.encodebytes(body.encode()).decode("ascii")
     root = thread_root(ticket_id)
-    if kind in SLA_KINDS:
+    if kind in AGENT_KINDS:
         # To an agent, about the ticket, not in the learner's thread: no Reply-To the support
         # address and no Message-ID intake would read as the ticket's (an agent answering
         # the warning must not post into the learner's conversation).
         own = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', delivery_key)}.{ticket_id}@agents.careloop>"
         thread = ""
+    elif not number:
+        # About no ticket (an incident notice to a learner who has none): a learner's answer
+        # reaches the support address as a new request, not as a reply to a ticket.
+        own = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', delivery_key)}@notices.careloop>"
+        thread = f"Reply-To: {reply_to}\n"
     else:
         own = message_id(delivery_key, ticket_id)
         thread = f"Reply-To: {reply_to}\n"
         if own != root:
             thread += f"In-Reply-To: {root}\nReferences: {root}\n"
+    ticket = f"X-Careloop-Ticket: {_NOT_IN_A_NUMBER.sub('', number)}\n" if number else ""
     return (
         f"Date: {formatdate(usegmt=True)}\n"  # RFC 5322 requires it; mail readers sort by it
         f"From: {sender}\n"
@@ -499,7 +518,7 @@ def email_message(
         f"Subject: {subject_header(rendered.subject)}\n"
         f"Message-ID: {own}\n"
         f"{thread}"
-        f"X-Careloop-Ticket: {_NOT_IN_A_NUMBER.sub('', number)}\n"
+        f"{ticket}"
         f"X-Careloop-Kind: {_NOT_IN_A_KIND.sub('', kind)}\n"
         "Auto-Submitted: auto-generated\n"
         "MIME-Version: 1.0\n"

@@ -1,10 +1,11 @@
 """notify's event handlers: ticket events become deliveries (`senders` and `http_senders`
 work them off).
 
-ticket.created, ticket.routed, replied, resolved, survey.requested and routing's SLA events
-are idempotent by the event's own key (a contact and its confirmation per ticket, the first
-triage per ticket, a delivery per delivery key, an SLA e-mail per event and agent), so none of
-them costs an inbox row: `IDEMPOTENT` lists them.
+ticket.created, ticket.routed, replied, resolved, merged, note_added, survey.requested,
+routing's SLA events and incident notices are idempotent by the event's own key (a contact
+and its confirmation per ticket, the first triage per ticket, a delivery per delivery key, an
+agent's e-mail per event and agent, a notice per notice id), so none of them costs an inbox
+row: `IDEMPOTENT` lists them.
 ticket.assigned and ticket.queued are not: whether they become a message depends on when the
 confirmation went, so a late redelivery could decide differently; the inbox applies them once.
 """
@@ -15,12 +16,13 @@ import asyncpg
 
 from services.notify import repo
 from services.notify.cases import on_case_concluded
-from services.notify.domain import Contacts, choose_channel
+from services.notify.domain import Contacts, choose_channel, notice_words
 from services.notify.settings import NotifySettings
 from shared.events import (
     ArticlesSuggested,
     CaseConcluded,
     Envelope,
+    IncidentNoticeRequested,
     NotificationKind,
     SlaAtRisk,
     SlaBreached,
@@ -28,6 +30,8 @@ from shared.events import (
     SurveyRequested,
     TicketAssigned,
     TicketCreated,
+    TicketMerged,
+    TicketNoteAdded,
     TicketQueued,
     TicketReplied,
     TicketResolved,
@@ -37,6 +41,8 @@ from shared.events import (
 from shared.inbox import Handler
 
 SELF_SERVED = "self_served"
+# Resolved with its incident: the learner's one message is the incident's resolution notice.
+BY_INCIDENT = "incident"
 OFFERED = 3  # articles a confirmation offers at most
 
 
@@ -83,6 +89,7 @@ async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
                 priority=str(e.data.priority),
                 first_response_due_at=e.data.first_response_due_at,
                 agent_id=getattr(e.data, "agent_id", None),  # ticket.triaged has none
+                incident_url=getattr(e.data, "incident_url", None),
             )
             for e in events
         ],
@@ -127,7 +134,8 @@ async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> N
 
 async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
     # Keyed by the event's id: a ticket resolved twice (after a reopening) asks twice. A
-    # learner who said an offered article solved it is not asked again.
+    # learner who said an offered article solved it is not asked again, nor is one whose
+    # ticket its incident resolved (the incident's resolution notice tells them).
     await repo.add_deliveries(
         conn,
         [
@@ -140,7 +148,26 @@ async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
                 portal_url=e.data.portal_url,
             )
             for e in events
-            if e.data.resolution_code != SELF_SERVED
+            if e.data.resolution_code not in (SELF_SERVED, BY_INCIDENT)
+        ],
+    )
+
+
+async def on_merged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """The learner of a duplicate is told the number their request continues under, on
+    their channel (the duplicate's own ticket.closed, reason merged, sends nothing)."""
+    await repo.add_deliveries(
+        conn,
+        [
+            _delivery(
+                NotificationKind.MERGED,
+                str(e.event_id),
+                e,
+                number=e.data.number,
+                into_number=e.data.into_number,
+                portal_url=e.data.portal_url,
+            )
+            for e in events
         ],
     )
 
@@ -216,10 +243,88 @@ def sla_payload(e: Envelope[Any], *, name: str) -> dict[str, Any]:
     }
 
 
+def notice(n: IncidentNoticeRequested, *, available: frozenset[str]) -> repo.Notice:
+    """An incident notice as a delivery: on the channel incident named when notify answers
+    there and has the learner's contact, else on the channel a ticket of theirs would be
+    answered on. A notice that can reach the learner nowhere is refused (a dead letter)."""
+    learner = n.learner
+    contacts = Contacts(
+        email=learner.email,
+        phone=learner.phone,
+        wechat_openid=learner.wechat_openid,
+        weibo_uid=learner.weibo_uid,
+    )
+    addresses = {
+        channel: address
+        for channel, address in (
+            ("email", learner.email),
+            ("sms", learner.phone),
+            ("wechat", learner.wechat_openid),
+            ("weibo", learner.weibo_uid),
+        )
+        if address
+    }
+    channel = choose_channel(
+        ticket_channel=n.channel, preferred=None, contacts=contacts, available=available
+    )
+    if channel is None:
+        raise ValueError(
+            f"incident notice {n.notice_id}: the learner has no contact on any channel notify "
+            f"answers on ({', '.join(sorted(available))})"
+        )
+    return repo.Notice(
+        notice_id=n.notice_id,
+        ticket_id=n.ticket_id,
+        name=learner.name,
+        channel=channel,
+        address=addresses[channel],
+        language=n.locale,
+        payload={
+            "name": learner.name,
+            "language": n.locale,
+            "title": n.title,
+            "body": notice_words(n.body, n.status_url),
+            "status_url": n.status_url,
+        },
+        requested_at=n.requested_at,
+    )
+
+
 def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
-    """Every consumed event type's handler, with the channels this deployment answers on
-    and the window within which a progress message is merged into the confirmation."""
+    """Every consumed event type's handler, with the channels this deployment answers on,
+    the window within which a progress message is merged into the confirmation, and the
+    workspace a mention links to."""
     available = frozenset(settings.channels)
+    workspace = settings.desk_url.rstrip("/")
+
+    async def on_note_added(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """An e-mail to each agent an internal note mentions (desk leaves the author out),
+        keyed by the note's event and the agent, with the note and its ticket's link in the
+        workspace."""
+        await repo.add_agent_deliveries(
+            conn,
+            [
+                repo.AgentDelivery(
+                    delivery_key=f"{NotificationKind.MENTION}:{e.event_id}:{m.agent_id}",
+                    ticket_id=e.data.ticket_id,
+                    kind=NotificationKind.MENTION,
+                    payload={
+                        "name": m.name or m.agent_id,
+                        "number": e.data.number,
+                        "by": e.data.agent_id,
+                        "body": e.data.body,
+                        "workspace_url": f"{workspace}/tickets/{e.data.number}",
+                    },
+                    address=m.email,
+                )
+                for e in events
+                for m in e.data.mentions
+                if m.email
+            ],
+        )
+
+    async def on_notice(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.add_notices(conn, [notice(e.data, available=available) for e in events])
 
     async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.add_contacts_and_confirmations(
@@ -256,6 +361,9 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         TicketQueued.TYPE: on_placed,
         TicketReplied.TYPE: on_replied,
         TicketResolved.TYPE: on_resolved,
+        TicketMerged.TYPE: on_merged,
+        TicketNoteAdded.TYPE: on_note_added,
+        IncidentNoticeRequested.TYPE: on_notice,
         CaseConcluded.TYPE: on_case_concluded,
         ArticlesSuggested.TYPE: on_articles,
         SurveyRequested.TYPE: on_survey,
@@ -272,6 +380,9 @@ IDEMPOTENT = frozenset(
         TicketTriaged.TYPE,
         TicketReplied.TYPE,
         TicketResolved.TYPE,
+        TicketMerged.TYPE,  # a delivery per event
+        TicketNoteAdded.TYPE,  # an e-mail per event and agent
+        IncidentNoticeRequested.TYPE,  # a delivery per notice
         CaseConcluded.TYPE,  # a delivery per case
         ArticlesSuggested.TYPE,
         SurveyRequested.TYPE,

@@ -46,17 +46,19 @@ def compose(
     """The text of delivery `d` on its channel: an SMS fitted to the segment limit, else the
     WeChat/Weibo text."""
     kind = d["kind"]
+    # a notice's payload names its own language
     context = message_context(
         {**d, **d["payload"]}, kind=kind, now=at, fallback_minutes=fallback_minutes
     )
+    language = context["language"]
     if d["channel"] == SMS:
         return sms_text(
             kind,
-            d["language"],
+            language,
             context,
             fits=lambda text: segments(text) <= sms_max_segments,
         )
-    return render(kind, d["language"], context, channel=d["channel"]).body.strip()
+    return render(kind, language, context, channel=d["channel"]).body.strip()
 
 
 def classify(exc: BaseException) -> Failure:

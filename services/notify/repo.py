@@ -41,6 +41,7 @@ class Triage:
     priority: str
     first_response_due_at: datetime
     agent_id: str | None  # who routing gave the ticket to; None: it waits in a queue
+    incident_url: str | None = None  # held for an open incident: its status page
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +121,22 @@ async def add_triage(conn: asyncpg.Connection, triage: Sequence[Triage]) -> None
     duplicate or a stale copy arriving later changes nothing."""
     await conn.execute(
         """
-        INSERT INTO recipients AS r (ticket_id, priority, first_response_due_at, agent_id)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
+        INSERT INTO recipients AS r (ticket_id, priority, first_response_due_at, agent_id,
+                                     incident_url)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
         ON CONFLICT (ticket_id) DO UPDATE SET priority = excluded.priority,
             first_response_due_at = excluded.first_response_due_at,
-            agent_id = coalesce(excluded.agent_id, r.agent_id)
+            agent_id = coalesce(excluded.agent_id, r.agent_id),
+            incident_url = excluded.incident_url
         WHERE r.priority IS NULL
         """,
         *_columns(
-            first_per_key(triage), "ticket_id", "priority", "first_response_due_at", "agent_id"
+            first_per_key(triage),
+            "ticket_id",
+            "priority",
+            "first_response_due_at",
+            "agent_id",
+            "incident_url",
         ),
     )
 
@@ -193,6 +201,54 @@ async def add_agent_deliveries(conn: asyncpg.Connection, rows: Sequence[AgentDel
         ON CONFLICT (delivery_key) DO NOTHING
         """,
         *_columns(rows, "delivery_key", "ticket_id", "kind", "payload", "address"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An incident's message to one learner, on the channel and at the address it names.
+    `ticket_id` None: the learner has no ticket (enrolled in an affected course)."""
+
+    notice_id: UUID
+    ticket_id: UUID | None
+    name: str
+    channel: str
+    address: str
+    language: str
+    payload: dict[str, Any]
+    requested_at: datetime
+
+
+async def add_notices(conn: asyncpg.Connection, notices: Sequence[Notice]) -> None:
+    """Queue each notice once (keyed by its id), in two statements however many there are.
+
+    A notice about a ticket goes in that ticket's conversation (its e-mail thread), once
+    notify knows the ticket. A ticket-less notice gets a recipient of its own, keyed by the
+    notice's id, with no number: its messages belong to no ticket.
+    """
+    ticketless = [n for n in notices if n.ticket_id is None]
+    await conn.execute(
+        """
+        INSERT INTO recipients (ticket_id, number, name, language, subject, reply_channel,
+                                created_at)
+        SELECT n, '', name, language, '', channel, at
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+             AS t(n, name, language, channel, at)
+        ORDER BY n
+        ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        *_columns(ticketless, "notice_id", "name", "language", "channel", "requested_at"),
+    )
+    await conn.execute(
+        """
+        INSERT INTO deliveries (delivery_key, ticket_id, kind, payload, channel, address)
+        SELECT 'incident_notice:' || n, coalesce(t, n), 'incident_notice', p, channel, address
+        FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::text[], $5::text[])
+             AS x(n, t, p, channel, address)
+        ORDER BY n
+        ON CONFLICT (delivery_key) DO NOTHING
+        """,
+        *_columns(notices, "notice_id", "ticket_id", "payload", "channel", "address"),
     )
 
 
@@ -288,7 +344,7 @@ async def claim(
         FROM (
             SELECT d.id, r.number, r.name, coalesce(d.address, r.email) AS email, r.language,
                    r.subject, r.created_at, r.priority, r.first_response_due_at, r.agent_id,
-                   r.portal_url, r.articles
+                   r.portal_url, r.articles, r.incident_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
               AND (d.channel = 'email' OR d.channel IS NULL)
@@ -306,7 +362,7 @@ async def claim(
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.number,
                   c.name, c.email, c.language, c.subject, c.created_at, c.priority,
-                  c.first_response_due_at, c.agent_id, c.portal_url, c.articles
+                  c.first_response_due_at, c.agent_id, c.portal_url, c.articles, c.incident_url
         """,
         limit,
         lease_seconds,
@@ -338,11 +394,11 @@ async def claim_http(
             claim_token = $4
         FROM (
             SELECT d.id, coalesce(d.channel, r.reply_channel) AS channel,
-                   CASE coalesce(d.channel, r.reply_channel) WHEN 'sms' THEN r.phone
-                        WHEN 'wechat' THEN r.wechat_openid WHEN 'weibo' THEN r.weibo_uid
-                   END AS address,
+                   coalesce(d.address, CASE coalesce(d.channel, r.reply_channel)
+                        WHEN 'sms' THEN r.phone WHEN 'wechat' THEN r.wechat_openid
+                        WHEN 'weibo' THEN r.weibo_uid END) AS address,
                    r.number, r.name, r.language, r.subject, r.created_at, r.priority,
-                   r.first_response_due_at, r.agent_id, r.portal_url, r.articles
+                   r.first_response_due_at, r.agent_id, r.portal_url, r.articles, r.incident_url
             FROM deliveries d JOIN recipients r USING (ticket_id)
             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND {_LEASE_FREE}
               AND (d.channel = ANY($5::text[]) OR d.channel IS NULL)
@@ -355,7 +411,8 @@ async def claim_http(
         WHERE d.id = c.id
         RETURNING d.id, d.delivery_key, d.ticket_id, d.kind, d.payload, d.attempts, c.channel,
                   c.address, c.number, c.name, c.language, c.subject, c.created_at,
-                  c.priority, c.first_response_due_at, c.agent_id, c.portal_url, c.articles
+                  c.priority, c.first_response_due_at, c.agent_id, c.portal_url, c.articles,
+                  c.incident_url
         """,
         limit,
         lease_seconds,

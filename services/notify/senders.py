@@ -385,10 +385,12 @@ class Senders:
         return True, self._sent(d=d, kind=kind)
 
     def _compose(self, kind: NotificationKind, d: asyncpg.Record, to: Address) -> bytes:
-        values = {**dict(d), **d["payload"]}
+        values = {**dict(d), **d["payload"]}  # a notice's payload names its own language
         context = (
             agent_message_context(values)
             if kind in SLA_KINDS
+            else values
+            if kind == NotificationKind.MENTION
             else message_context(
                 values,
                 kind=kind,
@@ -400,7 +402,7 @@ class Senders:
             sender=self._from,
             reply_to=self._reply_to,
             to=to,
-            rendered=render(kind, d["language"], context),
+            rendered=render(kind, values["language"], context),
             delivery_key=d["delivery_key"],
             ticket_id=d["ticket_id"],
             number=d["number"],

@@ -71,6 +71,13 @@ class NotifySettings(CommonSettings):
         480,
         "The first-response time promised when triage is not known in time.",
     )
+    desk_url_override: str | None = own(
+        "notify",
+        "desk_url",
+        None,
+        "Where agents reach desk's workspace: a mention e-mail links the ticket there "
+        "(<desk_url>/tickets/<number>); unset: CARELOOP_PUBLIC_BASE_URL on desk's port 18082.",
+    )
     senders: int = own("notify", "senders", 4, "Concurrent SMTP connections per process.")
     send_batch: int = own("notify", "send_batch", 100, "Deliveries a sender leases at once.")
     max_attempts: int = own(
@@ -91,6 +98,10 @@ class NotifySettings(CommonSettings):
         if unknown:
             raise ValueError(f"unknown channels {sorted(unknown)}; known: {list(ALL_CHANNELS)}")
         return value
+
+    @property
+    def desk_url(self) -> str:
+        return self.desk_url_override or f"{self.public_base_url}:18082"
 
     @property
     def channels(self) -> tuple[str, ...]:

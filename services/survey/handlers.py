@@ -45,6 +45,9 @@ DUE_BATCH = 500
 # HTML pages: escape everything (select_autoescape would not, as the names end in .j2).
 _pages = Environment(loader=PackageLoader("services.survey", "templates"), autoescape=True)
 FORM_FIELDS = (*(name for name, _ in DIMENSIONS), "comment")
+# A ticket resolved with its incident is not surveyed: the learner's one message about it is
+# the incident's resolution notice, and an agent's service is not what they would rate.
+BY_INCIDENT = "incident"
 
 
 class Surveys:
@@ -56,6 +59,8 @@ class Surveys:
         rows = []
         for e in events:
             resolved: TicketResolved = e.data
+            if resolved.resolution_code == BY_INCIDENT:
+                continue
             rows.append(
                 {
                     "survey_id": str(uuid7()),
