@@ -4,15 +4,19 @@ logout everywhere, token revocation, CSRF, disabling, and person.changed on Kafk
 import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
 from services.desk.accounts.security import digest
+from services.desk.accounts.setup import seed_users
 from services.desk.app import create_app
 from services.desk.settings import DeskSettings
 from shared import topics
+from shared.db import create_pool
+from shared.service import new_context
 from tests.integration.inprocess import environment, find_event, served, service_env
 from tests.support import RunningStack
 
@@ -294,3 +298,35 @@ async def test_the_login_form_escapes_and_speaks_both_languages(app: httpx.Async
             "/login", data={"login": "ana", "password": "x", "csrf_token": "forged"}
         )
         assert stale.status_code == 403
+
+
+async def test_the_seed_makes_users_with_first_passwords_and_tokens_once(
+    app: httpx.AsyncClient, stack: RunningStack, tmp_path: Path
+) -> None:
+    agent_id = f"s{uuid.uuid4().hex[:10]}"
+    seed_file = tmp_path / "agents.yaml"
+
+    async def seed(name: str) -> None:
+        seed_file.write_text(
+            f"agents:\n  - {{id: {agent_id}, name: {name}, teams: [finance], "
+            f"token: seed-{agent_id}-token, password: {agent_id}-first-password}}\n",
+            encoding="utf-8",
+        )
+        with environment({**service_env(stack), "CARELOOP_AGENTS_FILE": str(seed_file)}):
+            ctx = new_context("desk", DeskSettings())
+        ctx._pool = await create_pool(stack.dsn, schema="desk")
+        try:
+            await seed_users(ctx)
+        finally:
+            await ctx.pool.close()
+
+    await seed("Qian Li")
+    await seed("Renamed In The File")  # desk owns the user now: the file changes nothing
+    bearer = {"Authorization": f"Bearer seed-{agent_id}-token"}
+    me = await app.get("/v1/agent/me", headers=bearer)
+    assert me.status_code == 200 and me.json()["name"] == "Qian Li"
+    assert [t["name"] for t in (await app.get("/v1/account/tokens", headers=bearer)).json()] == [
+        "seed"
+    ]
+    async with browser(app) as b:
+        assert (await log_in(b, agent_id, password=f"{agent_id}-first-password")).status_code == 303

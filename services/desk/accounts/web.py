@@ -266,6 +266,9 @@ def login_page(
         LOGIN_COOKIE, csrf_token, httponly=True, samesite="lax", secure=secure, path="/login"
     )
     response.headers["Cache-Control"] = "no-store"
+    # Never inside another site's frame, where a click could be stolen.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     return response
 
 
