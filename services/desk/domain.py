@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict
 
@@ -248,7 +248,10 @@ def check_merge(*, ticket_id: UUID, status: Status, into_id: UUID, into_status: 
 
 
 _MACROS = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    finalize=lambda value: "" if value is None else value,  # a learner without an e-mail
 )
 # A sample of every variable a macro may use, to refuse at save time one that would not render.
 _SAMPLE: dict[str, dict[str, str | None]] = {
@@ -256,6 +259,13 @@ _SAMPLE: dict[str, dict[str, str | None]] = {
     "ticket": {"number": "CL-000001", "subject": "Cannot log in", "category": "technical"},
     "agent": {"name": "Alice Chen"},
 }
+# What a macro is made of: text and `{{ a.b }}` variables. Nothing else (no arithmetic,
+# filters, loops or calls), so no macro can make a huge string or number, or run long.
+_MACRO_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr)
+
+
+def _known() -> str:
+    return ", ".join(f"{k}.{f}" for k, fields in _SAMPLE.items() for f in fields)
 
 
 def check_macro(body: str) -> None:
@@ -267,15 +277,20 @@ def render_macro(body: str, values: dict[str, dict[str, str | None]]) -> str:
     """The macro's text for one ticket: plain text, escaped wherever it is shown like any reply.
     The sandbox keeps a template from reaching anything but the values it is given."""
     try:
-        return _MACROS.from_string(body).render(values)
+        parsed = _MACROS.parse(body)
+        if any(not isinstance(n, _MACRO_NODES) for n in parsed.find_all(nodes.Node)):
+            raise Invalid(
+                "a macro holds text and variables only, such as {{ learner.name }} "
+                f"(known: {_known()})"
+            )
+        return _MACROS.from_string(parsed).render(values)
     except TemplateSyntaxError as exc:
         raise Invalid(
             f"the macro's template is not valid: {exc.message} (line {exc.lineno})"
         ) from exc
     except UndefinedError as exc:
-        known = ", ".join(f"{k}.{f}" for k, fields in _SAMPLE.items() for f in fields)
         raise Invalid(
-            f"the macro uses an unknown variable: {exc.message} (known: {known})"
+            f"the macro uses an unknown variable: {exc.message} (known: {_known()})"
         ) from exc
     except SecurityError as exc:
         raise Invalid(f"the macro may not do this: {exc}") from exc

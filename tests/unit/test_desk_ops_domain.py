@@ -199,6 +199,26 @@ def test_the_sandbox_keeps_a_macro_from_reaching_python(body: str) -> None:
         check_macro(body)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ 9**9**9 }}",
+        "{{ 'x' * 999999999 }}",
+        "{{ 'x'|center(999999999) }}",
+        "{% for i in x %}{% endfor %}",
+    ],
+)
+def test_a_macro_holds_text_and_variables_only_so_it_cannot_blow_up(body: str) -> None:
+    with pytest.raises(Invalid, match="text and variables only"):
+        check_macro(body)
+
+
+def test_a_missing_value_renders_as_nothing() -> None:
+    values = {**VALUES, "learner": {"name": "Li", "email": None}}
+
+    assert render_macro("[{{ learner.email }}]", values) == "[]"
+
+
 # ---- resolution codes ------------------------------------------------------------------------
 
 
