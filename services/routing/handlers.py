@@ -52,6 +52,7 @@ from shared.events import (
     TicketResolved,
     TicketRetriaged,
     TicketRouted,
+    TicketTransferred,
     new_event,
     now,
 )
@@ -496,6 +497,55 @@ class Router:
 
         return after_commit
 
+    async def on_transferred(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """A person handed tickets on (desk applied it already; routing's ticket takes the new
+        team). To an agent: the ticket leaves its holder or its queue and counts on the new
+        agent's load even above capacity (a person decided), announced by ticket.assigned;
+        the slot it left is freed after the commit. To a team: it leaves its agent (the slot
+        freed after the commit) or its old queue and waits in the new team's queue, which is
+        then drained. The SLA clocks run on as they were."""
+        latest = {e.data.ticket_id: e for e in events}
+        known = {r["ticket_id"]: r for r in await repo.get_tickets(conn, list(latest))}
+        if unknown := [t for t in latest if t not in known]:
+            raise LookupError(f"transferred tickets {unknown} were never triaged here")
+        transfers: dict[UUID, TicketTransferred] = {t: e.data for t, e in latest.items()}
+        await repo.set_teams(conn, {t: x.to_team for t, x in transfers.items()})
+        await repo.share_load(conn)
+        holding = await repo.holders(conn, list(transfers))
+        to_agent = {t: x.to_agent_id for t, x in transfers.items() if x.to_agent_id is not None}
+        to_team = [t for t, x in transfers.items() if x.to_agent_id is None]
+        moving = [t for t, a in to_agent.items() if holding.get(t) != a]
+        claims = await self.load.claims([t for t in to_team if t in holding])
+        await repo.release(conn, [*moving, *to_team])
+        routes = {
+            t: route_of(
+                {**dict(known[t]), "team": x.to_team}, since=x.transferred_at, cause=latest[t]
+            )
+            for t, x in transfers.items()
+        }
+        await self.load.take([(t, to_agent[t], self.weight(routes[t])) for t in moving])
+        await self._record(
+            conn,
+            [
+                *((routes[t], a) for t, a in to_agent.items()),
+                *((routes[t], None) for t in to_team),
+            ],
+        )
+        left = [(t, holding[t]) for t in moving if t in holding]
+
+        async def after_commit() -> None:
+            try:
+                await self.load.leave(left)
+            except TRANSIENT_DRIVER_ERRORS as exc:
+                log.warning(
+                    "freeing transferred slots failed; reconciliation will", error=repr(exc)
+                )
+            await self.freed(claims)
+
+        return after_commit
+
     async def on_released(
         self, conn: asyncpg.Connection, events: list[Envelope[Any]]
     ) -> AfterCommit:
@@ -525,6 +575,7 @@ class Router:
             TicketReopened.TYPE: self.on_reopened,
             TicketEscalated.TYPE: self.on_escalated,
             TicketRetriaged.TYPE: self.on_retriaged,
+            TicketTransferred.TYPE: self.on_transferred,
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
         }

@@ -259,6 +259,46 @@ return 1
 """
 )
 
+# ARGV: prefix, then (ticket, agent, weight) triples. A person handed each ticket to an agent:
+# it takes a slot on that agent whatever their free capacity (they may go above it), before
+# the transfer commits (rule 1 of capacity.py), and keeps its claim counter moving so that a
+# release decided later frees this slot. The slot of the agent it left is freed only after
+# the commit (`_LEAVE`). Idempotent: a redelivered transfer holds nothing twice.
+_TAKE = (
+    _COMMON
+    + """
+if redis.call('EXISTS', p .. 'ready') == 0 then return 0 end
+for i = 2, #ARGV, 3 do
+  local t, a, w = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  redis.call('HSET', p .. 'weight', t, w)
+  hold(t, a, w)
+  redis.call('HSET', p .. 'ticket', t, a)
+  redis.call('HINCRBY', p .. 'claim', t, 1)
+  refresh(a)
+end
+return 1
+"""
+)
+
+# ARGV: prefix, then (ticket, agent) pairs: the agents transferred tickets left, after the
+# transfer committed. A slot is freed only if the ticket is no longer indexed under that agent
+# (a transfer back meanwhile keeps it); the agent's sum is counted again, since the ticket's
+# weight may have changed with its new assignment.
+_LEAVE = (
+    _COMMON
+    + """
+for i = 2, #ARGV, 2 do
+  local t, a = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', p .. 'ticket', t) ~= a and redis.call('SREM', p .. 'load:' .. a, t) == 1
+  then
+    recount(a)
+    refresh(a)
+  end
+end
+return 1
+"""
+)
+
 _PRESENCE = (
     _COMMON
     + """
@@ -322,6 +362,8 @@ class LiveLoad:
         self._correct = redis.register_script(_CORRECT)
         self._sync_agents = redis.register_script(_SYNC_AGENTS)
         self._presence = redis.register_script(_PRESENCE)
+        self._take = redis.register_script(_TAKE)
+        self._leave = redis.register_script(_LEAVE)
 
     async def assign(self, requests: Sequence[Request]) -> list[str | None]:
         if not requests:
@@ -368,6 +410,23 @@ class LiveLoad:
                 await self._release(keys=[], args=[PREFIX, str(c.ticket_id), c.claim], client=pipe)
             results = await pipe.execute()
         return [_text(x) for x in results]
+
+    async def take(self, moves: Sequence[tuple[UUID, str, int]]) -> None:
+        """Hold each (ticket, agent, weight) on its agent, above capacity if need be (a
+        transfer, before it commits)."""
+        if moves:
+            args: list[str | int] = [PREFIX]
+            for ticket_id, agent_id, weight in moves:
+                args += [str(ticket_id), agent_id, weight]
+            await self._take(keys=[], args=args)
+
+    async def leave(self, left: Sequence[tuple[UUID, str]]) -> None:
+        """Free the slots (ticket, agent) that committed transfers left."""
+        if left:
+            args: list[str] = [PREFIX]
+            for ticket_id, agent_id in left:
+                args += [str(ticket_id), agent_id]
+            await self._leave(keys=[], args=args)
 
     async def snapshot(self, agent_ids: Sequence[str]) -> Snapshot:
         async with self._redis.pipeline(transaction=True) as pipe:

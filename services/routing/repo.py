@@ -329,6 +329,16 @@ async def set_triage(
     )
 
 
+async def set_teams(conn: asyncpg.Connection, teams: Mapping[UUID, str]) -> None:
+    """Tickets a person handed to another team are that team's from now on."""
+    await conn.execute(
+        "UPDATE tickets t SET team = r.team FROM unnest($1::uuid[], $2::text[]) AS r(ticket_id, team) "
+        "WHERE t.ticket_id = r.ticket_id",
+        list(teams),
+        list(teams.values()),
+    )
+
+
 async def release(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute(
         "UPDATE assignments SET released_at = now() "

@@ -1,0 +1,210 @@
+"""routing follows what people decide in desk: transfers to an agent or a team, on the real
+broker, database and Redis, with one routing process for the module."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
+
+from services.routing.load import PREFIX
+from shared import topics
+from shared.events import (
+    Channel,
+    Envelope,
+    Learner,
+    TicketCreated,
+    TicketTransferred,
+    decode,
+    new_event,
+    now,
+)
+from shared.kafka import make_broker, outgoing, publish_confirmed
+from shared.settings import CommonSettings
+from tests import support
+from tests.integration.test_routing_capacity import AGENTS
+from tests.support import RunningStack, ServiceProcess, eventually
+
+SUE = {"Authorization": "Bearer test-sue-token"}  # a supervisor
+ADA = {"Authorization": "Bearer test-ada-token"}  # an admin
+
+
+@pytest.fixture(scope="module")
+def routing(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One routing process for the module; its base URL."""
+    port = support.port(22087)
+    process = ServiceProcess(
+        "routing",
+        port,
+        {
+            **stack.env,
+            **support.fresh_groups(),
+            "CARELOOP_AGENTS_FILE": str(AGENTS),
+            "CARELOOP_ROUTING_HTTP_PORT": str(port),
+            "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.5",
+        },
+        tmp_path_factory.mktemp("routing-follows") / "routing.log",
+    )
+    process.start()
+    try:
+        process.wait_healthy()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+class Desk:
+    """Publishes desk's events and reads what routing answers about our tickets."""
+
+    def __init__(self, stack: RunningStack, settings: CommonSettings) -> None:
+        self.stack = stack
+        self.broker = make_broker(settings, client_id="test-routing-follows")
+        self.consumer = AIOKafkaConsumer(
+            topics.ROUTING, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
+        )
+        self.redis = Redis.from_url(stack.redis_url)
+        self.ours: set[uuid.UUID] = set()
+        self.seen: dict[uuid.UUID, Envelope[Any]] = {}
+
+    async def send(self, *events: Envelope[Any]) -> None:
+        await publish_confirmed(self.broker, [outgoing(e) for e in events])
+
+    async def said(self, ticket_id: uuid.UUID, event_type: str, **fields: Any) -> Envelope[Any]:
+        """Wait for routing's `event_type` about the ticket with these field values."""
+
+        def match() -> Envelope[Any] | None:
+            for e in self.seen.values():
+                if (
+                    e.data.ticket_id == ticket_id
+                    and e.type == event_type
+                    and all(getattr(e.data, k) == v for k, v in fields.items())
+                ):
+                    return e
+            return None
+
+        async def look() -> Envelope[Any] | None:
+            for records in (await self.consumer.getmany(timeout_ms=300)).values():
+                for r in records:
+                    e = decode(r.value)
+                    if e.data.ticket_id in self.ours:
+                        self.seen[e.event_id] = e
+            return match()
+
+        found: Envelope[Any] = await eventually(look, timeout=30, interval=0)
+        return found
+
+    def count(self, ticket_id: uuid.UUID, event_type: str) -> int:
+        return sum(
+            1 for e in self.seen.values() if e.data.ticket_id == ticket_id and e.type == event_type
+        )
+
+    async def holds(self, agent_id: str, ticket_id: uuid.UUID) -> bool:
+        """Redis counts the ticket on the agent's load, and Postgres has them hold it."""
+        in_redis = bool(await self.redis.sismember(f"{PREFIX}load:{agent_id}", str(ticket_id)))
+        conn = await asyncpg.connect(self.stack.dsn)
+        try:
+            holder = await conn.fetchval(
+                "SELECT agent_id FROM routing.assignments "
+                "WHERE ticket_id = $1 AND released_at IS NULL",
+                ticket_id,
+            )
+        finally:
+            await conn.close()
+        return in_redis and holder == agent_id
+
+
+@pytest.fixture
+async def desk(stack: RunningStack, settings: CommonSettings) -> AsyncIterator[Desk]:
+    d = Desk(stack, settings)
+    await d.broker.start()
+    await d.consumer.start()
+    try:
+        yield d
+    finally:
+        await d.consumer.stop()
+        await d.broker.stop()
+        await d.redis.aclose()
+
+
+def created(ticket_id: uuid.UUID, subject: str, description: str) -> Envelope[Any]:
+    return new_event(
+        TicketCreated(
+            ticket_id=ticket_id,
+            number=f"CL-{ticket_id.int % 1_000_000:06d}",
+            channel=Channel.WEB,
+            learner=Learner(name="Lin", email="lin@example.com"),
+            subject=subject,
+            description=description,
+            language="en",
+            created_at=now(),
+        ),
+        producer="test",
+    )
+
+
+def transferred(
+    ticket_id: uuid.UUID, *, to_agent: str | None, to_team: str, frm: str | None
+) -> Envelope[Any]:
+    return new_event(
+        TicketTransferred(
+            ticket_id=ticket_id,
+            number=f"CL-{ticket_id.int % 1_000_000:06d}",
+            from_agent_id=frm,
+            from_team=None,
+            to_agent_id=to_agent,
+            to_team=to_team,
+            reason="the learner asks about an invoice",
+            by="sue",
+            transferred_at=now(),
+        ),
+        producer="desk",
+    )
+
+
+async def add_agent(api: httpx.AsyncClient, agent_id: str, team: str, capacity: int) -> None:
+    """An agent of `team` as routing knows them."""
+    answer = await api.post(
+        "/v1/admin/agents",
+        json={"id": agent_id, "name": agent_id.title(), "teams": [team], "capacity": capacity},
+        headers=ADA,
+    )
+    assert answer.status_code in (201, 409), answer.text
+
+
+async def test_a_transfer_moves_the_ticket_and_its_load(routing: str, desk: Desk) -> None:
+    ticket = uuid.uuid4()
+    desk.ours.add(ticket)
+    async with httpx.AsyncClient(base_url=routing, timeout=10) as api:
+        # fay takes finance's queue (however long earlier tests left it); gus is offline.
+        await add_agent(api, "fay", "finance", capacity=10_000)
+        await add_agent(api, "gus", "finance", capacity=1)
+        online = await api.put("/v1/agents/fay/presence", json={"online": True}, headers=SUE)
+        assert online.status_code == 200, online.text
+
+        await desk.send(
+            created(ticket, "The video player crashes", "Playback freezes in the browser"),
+            transferred(ticket, to_agent="ana", to_team="tech_support", frm=None),
+        )
+        await desk.said(ticket, "ticket.assigned", agent_id="ana", team="tech_support")
+        assert await eventually(lambda: desk.holds("ana", ticket))
+
+        await desk.send(transferred(ticket, to_agent=None, to_team="finance", frm="ana"))
+        await desk.said(ticket, "ticket.queued", team="finance")
+        await desk.said(ticket, "ticket.assigned", agent_id="fay", team="finance")
+        assert await eventually(lambda: desk.holds("fay", ticket))
+        assert not await desk.redis.sismember(f"{PREFIX}load:ana", str(ticket)), "ana's slot freed"
+
+        # A person may give a ticket to someone offline and full: they decided.
+        to_gus = transferred(ticket, to_agent="gus", to_team="finance", frm="fay")
+        await desk.send(to_gus, to_gus)  # a redelivery is applied once (the inbox)
+        await desk.said(ticket, "ticket.assigned", agent_id="gus")
+        assert await eventually(lambda: desk.holds("gus", ticket))
+        assert not await desk.redis.sismember(f"{PREFIX}load:fay", str(ticket)), "fay's slot freed"
+        agents = (await api.get("/v1/agents", headers=SUE)).json()
+        gus = next(a for a in agents if a["agent_id"] == "gus")
+        assert gus["load"] == 1 and not gus["available"]
+        assert desk.count(ticket, "ticket.assigned") == 3
