@@ -160,8 +160,9 @@ async def test_wrong_passwords_lock_the_name_then_the_address(
 ) -> None:
     agent_id = await new_user(app)
     async with browser(app) as b:
-        for _ in range(5):
-            r = await log_in(b, agent_id, password="not the password")
+        for n in range(5):  # by id or by e-mail: the same account
+            login = agent_id if n % 2 else f"{agent_id}@example.com"
+            r = await log_in(b, login, password="not the password")
             assert r.status_code == 401 and "Wrong user name or password." in r.text
         locked = await log_in(b, agent_id)  # the right password, too late
         assert locked.status_code == 429 and "Too many failed logins" in locked.text

@@ -362,9 +362,12 @@ def routes(accounts: Accounts) -> APIRouter:
             return again(403, text["expired"])
         address = client_address(request, trusted_proxies=settings.trusted_proxies)
         async with ctx.pool.acquire() as conn:
+            row = await repo.login_user(conn, name) if name else None
+            # Failures count against the account whichever of its names (id, e-mail) was typed.
+            key = row["agent_id"] if row is not None else name
             by_login, by_address = await repo.recent_failures(
                 conn,
-                login=name,
+                login=key,
                 address=address,
                 window=settings.window,
                 limit=max(settings.login_failures_per_account, settings.login_failures_per_address),
@@ -394,16 +397,15 @@ def routes(accounts: Accounts) -> APIRouter:
                 response = again(429, text["locked"].format(minutes=minutes))
                 response.headers["Retry-After"] = str(int((until - now).total_seconds()) + 1)
                 return response
-            row = await repo.login_user(conn, name) if name else None
         stored = row["password_hash"] if row is not None else None
         ok = await asyncio.to_thread(security.verify_password, stored, form.get("password", ""))
         async with ctx.pool.acquire() as conn, conn.transaction():
             if not ok or row is None:
-                await repo.fail_login(conn, login=name, address=address, window=settings.window)
+                await repo.fail_login(conn, login=key, address=address, window=settings.window)
                 return again(401, text["wrong"])
             if not row["active"]:
                 return again(403, text["disabled"])
-            await repo.forget_failures(conn, name)
+            await repo.forget_failures(conn, key)
             if stored is not None and security.needs_rehash(stored):
                 rehashed = await asyncio.to_thread(security.hash_password, form.get("password", ""))
                 await conn.execute(
