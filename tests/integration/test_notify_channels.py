@@ -1,6 +1,6 @@
 """notify answering on the learner's channel, against the real broker, database, SMTP sink and
-the local providers server (WeChat, Weibo and SMS APIs): the events desk and routing would
-send are published by the test."""
+the local providers server (WeChat, Weibo and SMS APIs): the events desk, routing and incident
+would send are published by the test."""
 
 import subprocess
 import sys
@@ -12,20 +12,30 @@ from typing import Any, cast
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
 from deploy.local.harness import wait_for_port
 from shared.events import (
+    CaseConcluded,
+    CaseRemedy,
     Category,
     Channel,
+    Envelope,
     EventData,
+    IncidentNoticeRequested,
     Learner,
     LearnerContext,
+    Mentioned,
+    NoticeKind,
     Priority,
     TicketAssigned,
     TicketCreated,
+    TicketMerged,
+    TicketNoteAdded,
     TicketQueued,
     TicketReplied,
+    TicketResolved,
     TicketRouted,
     new_event,
     now,
@@ -36,6 +46,8 @@ from tests.support import RunningStack, ServiceProcess, eventually, port
 
 MERGE_SECONDS = 3
 PORTAL = "https://desk.example/t/eyJ0aWNrZXQiOiJ0ZXN0In0.c2lnbmF0dXJl"
+WORKSPACE = "https://desk.careloop.example"
+STATUS = "https://status.careloop.example/incidents/INC-0007"
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +86,7 @@ def notify(
             "CARELOOP_WECHAT_API_BASE": providers,
             "CARELOOP_WEIBO_API_BASE": providers,
             "CARELOOP_SMS_API_BASE": providers,
+            "CARELOOP_NOTIFY_DESK_URL": WORKSPACE,
         },
         tmp_path_factory.mktemp("notify") / "notify.log",
     )
@@ -125,12 +138,19 @@ def _routed(t: TicketCreated, *, agent_id: str | None) -> TicketRouted:
     )
 
 
-async def _publish(settings: CommonSettings, *events: EventData) -> None:
+async def _publish(settings: CommonSettings, *events: EventData | Envelope[Any]) -> None:
+    """Publish each event (a new envelope each), or an envelope as it is."""
     await ensure_topics(settings)
     broker = make_broker(settings, client_id=f"test-notify-{uuid.uuid4().hex[:6]}")
     await broker.start()
     try:
-        await publish_confirmed(broker, [outgoing(new_event(e, producer="test")) for e in events])
+        await publish_confirmed(
+            broker,
+            [
+                outgoing(e if isinstance(e, Envelope) else new_event(e, producer="test"))
+                for e in events
+            ],
+        )
     finally:
         await broker.stop()
 
@@ -391,3 +411,273 @@ async def test_a_wechat_learner_out_of_the_48_hour_window_is_given_up_at_once(
     failed = await eventually(given_up, timeout=30)
     assert failed["attempts"] == 1
     assert "48 hours" in failed["last_error"]
+
+
+# ---- held tickets, incident notices, mentions, merges, case outcomes ------------------------
+
+
+def _held(t: TicketCreated) -> TicketRouted:
+    """routing's ticket.routed for a ticket it held for an open incident."""
+    return msgspec.structs.replace(
+        _routed(t, agent_id=None), incident_id=uuid.uuid4(), incident_url=STATUS
+    )
+
+
+async def test_a_held_tickets_confirmation_points_to_the_status_page_on_email_and_wechat(
+    stack: RunningStack, settings: CommonSettings, providers: str, notify: ServiceProcess
+) -> None:
+    address = f"learner-{uuid.uuid4().hex[:8]}@example.com"
+    openid = f"oWx{uuid.uuid4().hex[:20]}"
+    by_mail = _created(
+        channel=Channel.EMAIL, learner=Learner(name="Li Lei", email=address), language="en"
+    )
+    by_wechat = _created(
+        channel=Channel.WECHAT, learner=Learner(name="微信用户", wechat_openid=openid)
+    )
+
+    await _publish(settings, by_mail, _held(by_mail), by_wechat, _held(by_wechat))
+
+    body = (await _mail(stack, by_mail.number, "confirmation")).get_content()
+    assert (
+        f"This is a known problem ({by_mail.number}) we are working on; follow it at {STATUS}."
+        " No need to write again."
+    ) in body
+    assert "first response" not in body
+    [wechat] = await _sent(providers, channel="wechat", to=openid)
+    assert (
+        f"我们已知晓此问题（{by_wechat.number}），正在处理，进展请看 {STATUS}。无需重复提交。"
+    ) in wechat["text"]
+    assert "首次回复" not in wechat["text"]
+
+
+def _notice(
+    learner: Learner, channel: str, *, ticket_id: uuid.UUID | None, locale: str = "zh"
+) -> Envelope[IncidentNoticeRequested]:
+    """incident's notice as it relays it: the event's id is the notice's id."""
+    notice_id = uuid.uuid4()
+    words = (
+        (
+            "【故障通知】PY101 视频无法播放",
+            "PY101 的视频暂时无法播放，技术团队正在修复。",
+            "最新进展请看：",
+        )
+        if locale == "zh"
+        else (
+            "[Known problem] PY101 videos",
+            "PY101 videos do not play; we are on it.",
+            "Follow the progress at ",
+        )
+    )
+    event = new_event(
+        IncidentNoticeRequested(
+            ticket_id=ticket_id,
+            notice_id=notice_id,
+            incident_id=uuid.uuid4(),
+            kind=NoticeKind.ANNOUNCEMENT,
+            learner=learner,
+            channel=channel,
+            locale=locale,
+            title=words[0],
+            body=f"{words[1]}\n\n{words[2]}{STATUS}",
+            status_url=STATUS,
+            requested_at=now(),
+        ),
+        producer="incident",
+    )
+    return msgspec.structs.replace(event, event_id=notice_id)
+
+
+async def test_incident_notices_reach_learners_with_and_without_a_ticket_once_each(
+    stack: RunningStack, settings: CommonSettings, providers: str, notify: ServiceProcess
+) -> None:
+    phone = f"+86139{uuid.uuid4().int % 10**8:08d}"
+    enrolled = f"enrolled-{uuid.uuid4().hex[:8]}@example.com"
+    address = f"learner-{uuid.uuid4().hex[:8]}@example.com"
+    ticket = _created(
+        channel=Channel.EMAIL, learner=Learner(name="Li Lei", email=address), language="en"
+    )
+    by_sms = _notice(Learner(name="王芳", phone=phone), "sms", ticket_id=None)
+    by_mail = _notice(Learner(name="Ann", email=enrolled), "email", ticket_id=None, locale="en")
+    about_ticket = _notice(
+        Learner(name="Li Lei", email=address), "email", ticket_id=ticket.ticket_id, locale="en"
+    )
+
+    # relayed twice, as incident may after a crash: each notice goes once
+    await _publish(settings, ticket, _routed(ticket, agent_id="agent-1"))
+    await _publish(settings, by_sms, by_mail, about_ticket, by_sms, by_mail, about_ticket)
+
+    [sms] = await _sent(providers, channel="sms", to=phone)
+    assert sms["text"] == (
+        f"【故障通知】PY101 视频无法播放：PY101 的视频暂时无法播放，技术团队正在修复。 进展：{STATUS}"
+    )
+
+    async def to(recipient: str) -> list[Message]:
+        return [m for m in stack.mails() if m["To"] == recipient]
+
+    [alone] = await eventually(lambda: to(enrolled), timeout=30)
+    assert alone["X-Careloop-Kind"] == "incident_notice" and alone["X-Careloop-Ticket"] is None
+    assert alone["In-Reply-To"] is None
+    assert alone["Subject"] == "[Known problem] PY101 videos"
+    assert cast(EmailMessage, alone).get_content() == (
+        "Dear Ann,\n\nPY101 videos do not play; we are on it.\n\n"
+        f"Follow the progress at {STATUS}\n\ncareloop support\n"
+    )
+    threaded = await _mail(stack, ticket.number, "incident_notice")
+    root = f"<confirmation.{ticket.ticket_id}.{ticket.ticket_id}@careloop>"
+    assert threaded["In-Reply-To"] == root
+    assert f"Your request {ticket.number} follows it too." in threaded.get_content()
+
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT kind, status FROM notify.deliveries WHERE delivery_key = ANY($1::text[])",
+            [f"incident_notice:{e.event_id}" for e in (by_sms, by_mail, about_ticket)],
+        )
+    finally:
+        await conn.close()
+    assert sorted((r["kind"], r["status"]) for r in rows) == [("incident_notice", "sent")] * 3
+    assert len(await to(enrolled)) == 1
+
+
+async def test_a_ticket_its_incident_resolved_gets_no_confirm_request(
+    stack: RunningStack, settings: CommonSettings, notify: ServiceProcess
+) -> None:
+    address = f"learner-{uuid.uuid4().hex[:8]}@example.com"
+    ticket = _created(channel=Channel.WEB, learner=Learner(name="Li", email=address), language="en")
+    resolved = TicketResolved(
+        ticket_id=ticket.ticket_id,
+        number=ticket.number,
+        agent_id="sam",
+        resolution="The video service is back.",
+        confirm_url="https://desk.example/confirm/x",
+        created_at=ticket.created_at,
+        resolved_at=now(),
+        resolution_code="incident",
+    )
+    # the reply after it, on the same ticket (same partition), shows it was handled
+    reply = TicketReplied(
+        ticket_id=ticket.ticket_id,
+        number=ticket.number,
+        reply_id=uuid.uuid4(),
+        agent_id="sam",
+        body="Sorry for the trouble.",
+        first_response=True,
+        created_at=ticket.created_at,
+        replied_at=now(),
+    )
+
+    await _publish(settings, ticket, _held(ticket), resolved, reply)
+
+    await _mail(stack, ticket.number, "reply")
+    kinds = [d["kind"] for d in await _deliveries(stack, ticket.ticket_id)]
+    assert "confirm_request" not in kinds and "reply" in kinds
+
+
+async def test_a_note_emails_each_mentioned_agent_once_with_the_workspace_link(
+    stack: RunningStack, settings: CommonSettings, notify: ServiceProcess
+) -> None:
+    ana = f"ana-{uuid.uuid4().hex[:8]}@careloop.example"
+    ticket = _created(channel=Channel.WEB, learner=Learner(name="李雷", email="li@example.com"))
+    note = new_event(
+        TicketNoteAdded(
+            ticket_id=ticket.ticket_id,
+            number=ticket.number,
+            note_id=uuid.uuid4(),
+            agent_id="gus",
+            body="@ana 请看一下退款记录 <订单 #4411>\n学员已经等了三天。",
+            mentions=(
+                Mentioned(agent_id="ana", name="Ana", email=ana),
+                Mentioned(agent_id="bo", name="Bo"),  # no address: nothing to send
+            ),
+            added_at=now(),
+        ),
+        producer="desk",
+    )
+
+    await _publish(settings, ticket, _routed(ticket, agent_id="gus"), note, note)
+
+    async def to_ana() -> list[Message]:
+        return [m for m in stack.mails() if m["To"] == ana]
+
+    [mail] = await eventually(to_ana, timeout=30)
+    assert mail["X-Careloop-Kind"] == "mention"
+    assert mail["Subject"] == f"[{ticket.number}] gus 在内部备注中提到了您"
+    assert mail["Reply-To"] is None and mail["Message-ID"].endswith("@agents.careloop>")
+    body = cast(EmailMessage, mail).get_content()
+    assert "@ana 请看一下退款记录 <订单 #4411>\n学员已经等了三天。" in body
+    assert f"在工作台中查看：{WORKSPACE}/tickets/{ticket.number}" in body
+    mentions = [d for d in await _deliveries(stack, ticket.ticket_id) if d["kind"] == "mention"]
+    assert len(mentions) == 1
+
+
+async def test_the_learner_of_a_merged_duplicate_is_told_on_their_channel(
+    stack: RunningStack, settings: CommonSettings, providers: str, notify: ServiceProcess
+) -> None:
+    openid = f"oWx{uuid.uuid4().hex[:20]}"
+    duplicate = _created(
+        channel=Channel.WECHAT, learner=Learner(name="微信用户", wechat_openid=openid)
+    )
+    merged = TicketMerged(
+        ticket_id=duplicate.ticket_id,
+        number=duplicate.number,
+        into_ticket_id=uuid.uuid4(),
+        into_number="CL-000702",
+        by="ana",
+        moved=2,
+        portal_url="https://desk.example/t/into",
+        merged_at=now(),
+    )
+
+    await _publish(settings, duplicate, _routed(duplicate, agent_id="ana"), merged)
+
+    _, told = await _sent(providers, channel="wechat", to=openid, count=2)
+    assert told["text"] == (
+        f"微信用户，您好！您的工单 {duplicate.number} 与 CL-000702 是同一个问题，我们已合并，"
+        "后续将在 CL-000702 中回复您：https://desk.example/t/into"
+    )
+
+
+async def test_a_case_outcome_renders_on_every_channel(
+    stack: RunningStack, settings: CommonSettings, providers: str, notify: ServiceProcess
+) -> None:
+    suffix = uuid.uuid4().hex[:12]
+    learners = {
+        "email": Learner(name="Li Lei", email=f"case-{suffix}@example.com"),
+        "wechat": Learner(name="微信用户", wechat_openid=f"oWx{suffix}"),
+        "weibo": Learner(name="微博用户", weibo_uid=f"50{uuid.uuid4().int % 10**8:08d}"),
+        "sms": Learner(name="来电用户", phone=f"+86137{uuid.uuid4().int % 10**8:08d}"),
+    }
+    channels = {"email": Channel.EMAIL, "wechat": Channel.WECHAT, "weibo": Channel.WEIBO}
+    tickets = {
+        name: _created(channel=channels.get(name, Channel.HOTLINE), learner=learner)
+        for name, learner in learners.items()
+    }
+    remedy = CaseRemedy(remedy_id=uuid.uuid4(), type="lessons", lessons=2, course_id="PY101")
+    events: list[EventData] = []
+    for t in tickets.values():
+        concluded = CaseConcluded(
+            ticket_id=t.ticket_id,
+            number=t.number,
+            case_id=uuid.uuid4(),
+            finding="upheld",
+            outcome="老师迟到属实，我们已提醒授课老师。",
+            remedies=(remedy,),
+            portal_url=PORTAL,
+            concluded_at=now(),
+        )
+        events += [t, _routed(t, agent_id="ana"), concluded]
+
+    await _publish(settings, *events)
+
+    mail = await _mail(stack, tickets["email"].number, "case_outcome")
+    assert mail["Subject"] == f"[{tickets['email'].number}] 投诉处理结果：投诉属实"
+    assert "我们为您提供：补课 2 节 (PY101)。" in mail.get_content()
+    for channel, to in (
+        ("wechat", learners["wechat"].wechat_openid),
+        ("weibo", learners["weibo"].weibo_uid),
+        ("sms", learners["sms"].phone),
+    ):
+        assert to is not None
+        _, outcome = await _sent(providers, channel=channel, to=to, count=2)
+        assert f"工单 {tickets[channel].number}" in outcome["text"]
+        assert "投诉属实" in outcome["text"] and "补课 2 节 (PY101)" in outcome["text"]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
 from services.survey.app import create_app
@@ -108,3 +109,37 @@ async def test_an_unknown_well_formed_token_is_404(survey: httpx.AsyncClient) ->
     token = "Z" * 32
     assert (await survey.get(f"/s/{token}")).status_code == 404
     assert (await survey.post(f"/v1/surveys/{token}", json=SCORES)).status_code == 404
+
+
+async def test_a_ticket_its_incident_resolved_is_not_surveyed(
+    survey: httpx.AsyncClient, stack: RunningStack, settings: CommonSettings
+) -> None:
+    by_incident = resolved()
+    by_incident = msgspec.structs.replace(
+        by_incident, data=msgspec.structs.replace(by_incident.data, resolution_code="incident")
+    )
+    # reopened and resolved again by an agent: that resolution is surveyed (same ticket, so
+    # it is handled after the first)
+    by_agent = new_event(
+        msgspec.structs.replace(by_incident.data, resolution_code=None, resolved_at=now()),
+        producer="desk",
+    )
+
+    await publish(settings, [by_incident, by_agent])
+    requested = await find_event(
+        stack.bootstrap,
+        topics.SURVEY,
+        lambda e: e.type == "survey.requested" and e.data.ticket_id == by_agent.data.ticket_id,
+    )
+
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        scheduled = await conn.fetch(
+            "SELECT survey_id, resolution_event_id FROM survey.surveys WHERE ticket_id = $1",
+            by_agent.data.ticket_id,
+        )
+    finally:
+        await conn.close()
+    assert [(r["survey_id"], r["resolution_event_id"]) for r in scheduled] == [
+        (requested.data.survey_id, by_agent.event_id)
+    ]
