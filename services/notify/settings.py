@@ -1,6 +1,6 @@
 """notify's settings on top of the shared ones."""
 
-from pydantic import SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.notify.channels import ALL_CHANNELS
 from shared.settings import CommonSettings, own
@@ -71,12 +71,12 @@ class NotifySettings(CommonSettings):
         480,
         "The first-response time promised when triage is not known in time.",
     )
-    desk_url_override: str | None = own(
-        "notify",
-        "desk_url",
+    desk_url_override: str | None = Field(
         None,
-        "Where agents reach desk's workspace: a mention e-mail links the ticket there "
-        "(<desk_url>/tickets/<number>); unset: CARELOOP_PUBLIC_BASE_URL on desk's port 18082.",
+        validation_alias=AliasChoices("CARELOOP_NOTIFY_DESK_URL", "CARELOOP_DESK_PUBLIC_URL"),
+        description="Where agents reach desk's workspace: a mention e-mail links the ticket "
+        "there (<desk_url>/tickets/<number>); unset: desk's own CARELOOP_DESK_PUBLIC_URL when "
+        "notify is given it, else CARELOOP_PUBLIC_BASE_URL on desk's port 18082.",
     )
     senders: int = own("notify", "senders", 4, "Concurrent SMTP connections per process.")
     send_batch: int = own("notify", "send_batch", 100, "Deliveries a sender leases at once.")

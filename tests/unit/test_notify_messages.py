@@ -20,6 +20,7 @@ from services.notify.domain import (
     sms_text,
 )
 from services.notify.handlers import notice
+from services.notify.settings import NotifySettings
 from shared.events import IncidentNoticeRequested, Learner, NoticeKind
 
 CREATED = datetime(2026, 11, 30, 6, 5, tzinfo=UTC)
@@ -237,3 +238,18 @@ def test_a_merged_message_names_the_ticket_it_continues_under(channel: str) -> N
         "our request CL-000731 is the same as CL-000702; we merged them and will answer you "
         "there: https://desk.example/t/xyz"
     ) in en
+
+
+def test_the_workspace_link_follows_desks_public_url_unless_notify_is_given_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CARELOOP_NOTIFY_DESK_URL", raising=False)
+    monkeypatch.delenv("CARELOOP_DESK_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("CARELOOP_PUBLIC_BASE_URL", "https://careloop.example")
+    assert NotifySettings().desk_url == "https://careloop.example:18082"
+
+    monkeypatch.setenv("CARELOOP_DESK_PUBLIC_URL", "https://help.example.com")
+    assert NotifySettings().desk_url == "https://help.example.com"
+
+    monkeypatch.setenv("CARELOOP_NOTIFY_DESK_URL", "https://desk.internal.example")
+    assert NotifySettings().desk_url == "https://desk.internal.example"
