@@ -331,3 +331,9 @@ async def test_the_seed_makes_users_with_first_passwords_and_tokens_once(
     ]
     async with browser(app) as b:
         assert (await log_in(b, agent_id, password=f"{agent_id}-first-password")).status_code == 303
+
+
+async def test_a_login_name_with_control_characters_is_just_wrong(app: httpx.AsyncClient) -> None:
+    async with browser(app) as b:
+        for login in ("ana\x00", "\x1b[31mana", "ana\r\nX-Injected: 1"):
+            assert (await log_in(b, login, password="whatever it is")).status_code == 401

@@ -346,6 +346,8 @@ def routes(accounts: Accounts) -> APIRouter:
         text = TEXT[language]
         next_path = security.local_path(form.get("next"))
         name = form.get("login", "").strip().lower()[:320]
+        if not name.isprintable():  # a NUL or a control character names nobody
+            name = ""
 
         def again(status: int, error: str) -> HTMLResponse:
             return login_page(
