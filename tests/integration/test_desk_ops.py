@@ -28,6 +28,7 @@ from shared.events import (
     Envelope,
     Learner,
     Priority,
+    SurveyAnswered,
     TicketRouted,
     TicketSubmitted,
     new_event,
@@ -480,6 +481,17 @@ async def test_the_timeline_holds_everything_the_ticket_went_through_in_order(
         headers=ANA,
     )
     await desk.post(f"/v1/tickets/{number}/resolve", json={"resolution": "fixed"}, headers=BEN)
+    answered = SurveyAnswered(
+        survey_id=uuid.uuid4(),
+        ticket_id=ticket_id,
+        overall=4,
+        response_speed=5,
+        problem_solving=4,
+        attitude=5,
+        comment="谢谢 <b>Ben</b>",
+        answered_at=now(),
+    )
+    await deliver(new_event(answered, producer="survey"))
 
     items = await timeline(desk, ticket_id)
 
@@ -492,8 +504,13 @@ async def test_the_timeline_holds_everything_the_ticket_went_through_in_order(
         "retriaged",
         "transferred",
         "resolved",
+        "survey_answered",
     ]
     assert items[4]["actor_name"] == "Ana"
+    assert (items[-1]["detail"]["overall"], items[-1]["detail"]["comment"]) == (
+        4,
+        "谢谢 <b>Ben</b>",
+    )
     assert (await desk.get(f"/v1/tickets/{ticket_id}/timeline", headers=BEN)).status_code == 200
 
 
