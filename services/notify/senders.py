@@ -386,18 +386,17 @@ class Senders:
 
     def _compose(self, kind: NotificationKind, d: asyncpg.Record, to: Address) -> bytes:
         values = {**dict(d), **d["payload"]}  # a notice's payload names its own language
-        context = (
-            agent_message_context(values)
-            if kind in SLA_KINDS
-            else values
-            if kind == NotificationKind.MENTION
-            else message_context(
+        if kind in SLA_KINDS:
+            context = agent_message_context(values)
+        elif kind == NotificationKind.MENTION:
+            context = values  # the note and its link, as desk wrote them
+        else:
+            context = message_context(
                 values,
                 kind=kind,
                 now=now(),
                 fallback_minutes=self._s.fallback_first_response_minutes,
             )
-        )
         return email_message(
             sender=self._from,
             reply_to=self._reply_to,
