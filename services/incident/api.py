@@ -221,10 +221,10 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
         )
 
     async def read(conn: asyncpg.Connection, incident_id: UUID) -> IncidentOut:
-        row = await repo.incident(conn, incident_id)
+        row = await repo.incidents.incident(conn, incident_id)
         if row is None:
             raise HTTPException(404, f"no incident {incident_id}")
-        entries = await repo.timeline(conn, [incident_id], public_only=False)
+        entries = await repo.incidents.timeline(conn, [incident_id], public_only=False)
         return out(
             row,
             timeline=[EntryOut(**{k: e[k] for k in EntryOut.model_fields}) for e in entries],
@@ -234,7 +234,7 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
     async def list_alerts(_: Agent, limit: Limit = 50) -> list[AlertOut]:
         """The newest alerts the early warning raised."""
         async with ctx.pool.acquire() as conn:
-            rows = await repo.alerts(conn, limit)
+            rows = await repo.incidents.alerts(conn, limit)
         return [AlertOut(**{k: r[k] for k in AlertOut.model_fields}) for r in rows]
 
     @router.post(
@@ -255,7 +255,7 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
         limit: Limit = 50,
     ) -> list[IncidentOut]:
         async with ctx.pool.acquire() as conn:
-            rows = await repo.incidents(conn, open_only=open_only, limit=limit)
+            rows = await repo.incidents.incidents(conn, open_only=open_only, limit=limit)
         return [out(r) for r in rows]
 
     @router.get("/v1/incidents/{incident_id}", responses=problems(401, 404, 422, 503))
@@ -282,9 +282,9 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
         incident_id: IncidentId, _: Agent, limit: Limit = 100
     ) -> list[LinkedTicket]:
         async with ctx.pool.acquire() as conn:
-            if await repo.incident(conn, incident_id) is None:
+            if await repo.incidents.incident(conn, incident_id) is None:
                 raise HTTPException(404, f"no incident {incident_id}")
-            rows = await repo.linked(conn, incident_id, limit)
+            rows = await repo.incidents.linked(conn, incident_id, limit)
         return [LinkedTicket(**{k: r[k] for k in LinkedTicket.model_fields}) for r in rows]
 
     @router.put(
@@ -300,7 +300,7 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
             if not await incidents.link(incident_id, ticket_id, by=caller.agent_id):
                 response.status_code = 200
         async with ctx.pool.acquire() as conn:
-            rows = await repo.linked(conn, incident_id, 1_000_000)
+            rows = await repo.incidents.linked(conn, incident_id, 1_000_000)
         [row] = [r for r in rows if r["ticket_id"] == ticket_id]
         return LinkedTicket(**{k: row[k] for k in LinkedTicket.model_fields})
 
@@ -346,10 +346,10 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
     async def report(incident_id: IncidentId, _: Agent) -> Report:
         async with ctx.pool.acquire() as conn:
             incident = await read(conn, incident_id)
-            links = await repo.linked(conn, incident_id, 10_000_000)
-            notices = await repo.notice_counts(conn, incident_id)
-            pages = await repo.page_counts(conn, incident_id)
-            batches = await repo.compensations(conn, incident_id)
+            links = await repo.incidents.linked(conn, incident_id, 10_000_000)
+            notices = await repo.outreach.notice_counts(conn, incident_id)
+            pages = await repo.outreach.page_counts(conn, incident_id)
+            batches = await repo.outreach.compensations(conn, incident_id)
         end = incident.resolved_at or datetime.now(incident.opened_at.tzinfo)
         return Report(
             incident=incident,
@@ -380,9 +380,11 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
     @router.get("/v1/incidents/{incident_id}/compensations", responses=problems(401, 404, 422, 503))
     async def list_compensations(incident_id: IncidentId, _: Agent) -> list[CompensationOut]:
         async with ctx.pool.acquire() as conn:
-            if await repo.incident(conn, incident_id) is None:
+            if await repo.incidents.incident(conn, incident_id) is None:
                 raise HTTPException(404, f"no incident {incident_id}")
-            return [compensation_out(b) for b in await repo.compensations(conn, incident_id)]
+            return [
+                compensation_out(b) for b in await repo.outreach.compensations(conn, incident_id)
+            ]
 
     @router.post(
         "/v1/compensations/{batch_id}/approve", responses=problems(401, 403, 404, 409, 422, 503)

@@ -68,7 +68,7 @@ def consume_learners(ctx: Context[IncidentSettings]) -> None:
 
     async def store(snapshots: list[LearnerSnapshot]) -> None:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            stored = await repo.upsert_learners(conn, snapshots)
+            stored = await repo.outreach.upsert_learners(conn, snapshots)
         SNAPSHOTS.labels("stored").inc(stored)
         SNAPSHOTS.labels("stale").inc(len(snapshots) - stored)
 

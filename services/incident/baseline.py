@@ -72,8 +72,8 @@ async def load(lines: Iterable[str], settings: IncidentSettings) -> int:
     )
     try:
         async with conn.transaction():
-            counts = hourly(lines, before=await repo.history_start(conn))
-            await repo.count_hourly(conn, counts)
+            counts = hourly(lines, before=await repo.tickets.history_start(conn))
+            await repo.tickets.count_hourly(conn, counts)
     finally:
         await conn.close()
     return len(counts)

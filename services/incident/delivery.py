@@ -133,16 +133,16 @@ class Delivery:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", NOTICE_LOCK):
                 return False
-            for channel in await repo.pending_channels(conn):
+            for channel in await repo.outreach.pending_channels(conn):
                 bucket = self._buckets.setdefault(channel, Bucket(self._s.rate_of(channel)))
                 allowed = bucket.allowance()
                 if allowed < 1:
                     continue
-                rows = await repo.take_notices(conn, channel, allowed)
+                rows = await repo.outreach.take_notices(conn, channel, allowed)
                 await outbox.add(conn, [self._notice(r) for r in rows])
                 bucket.spend(len(rows))
                 released[channel] = len(rows)
-            remedies = await repo.take_remedies(conn, REMEDY_BATCH)
+            remedies = await repo.outreach.take_remedies(conn, REMEDY_BATCH)
             await outbox.add(conn, [remedy_event(r) for r in remedies])
         for channel, n in released.items():
             NOTICES.labels(channel).inc(n)
@@ -187,14 +187,14 @@ class Delivery:
         after CARELOOP_INCIDENT_PAGE_ATTEMPTS (its error stays on the incident's report)."""
         outcomes: list[tuple[str, str]] = []
         async with self._ctx.pool.acquire() as conn, conn.transaction():
-            due = await repo.due_pages(conn, PAGE_BATCH)
+            due = await repo.outreach.due_pages(conn, PAGE_BATCH)
             for page in due:
                 target = "webhook" if page["target"] == "webhook" else "email"
                 try:
                     await self._send(page)
                 except (aiosmtplib.SMTPException, OSError, TimeoutError, httpx.HTTPError) as exc:
                     give_up = page["attempts"] + 1 >= self._s.page_attempts
-                    await repo.page_failed(
+                    await repo.outreach.page_failed(
                         conn,
                         page["page_id"],
                         error=repr(exc),
@@ -204,7 +204,7 @@ class Delivery:
                     outcomes.append((target, "failed" if give_up else "retried"))
                     log.warning("response group message failed", target=target, error=repr(exc))
                     continue
-                await repo.page_sent(conn, page["page_id"])
+                await repo.outreach.page_sent(conn, page["page_id"])
                 outcomes.append((target, "sent"))
         for target, outcome in outcomes:
             PAGES.labels(target, outcome).inc()

@@ -130,22 +130,24 @@ class Incidents:
                 )
             )
         rows = list({r[0]: r for r in rows}.values())
-        new = await repo.record_created(conn, rows)
+        new = await repo.tickets.record_created(conn, rows)
         counts: Counter[tuple[str, str, datetime]] = Counter()
         for ticket_id, _, created_at, channel, course_id, *_ in rows:
             if ticket_id in new:
                 counts["channel", channel, hour_of(created_at)] += 1
                 if course_id:
                     counts["course", course_id, hour_of(created_at)] += 1
-        await repo.count_hourly(conn, counts)
+        await repo.tickets.count_hourly(conn, counts)
         await self._link_arrivals(conn, sorted(new))
 
     async def on_routed(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         """A new ticket's category: counted into its hour, and linking tried again (an
         incident about a category could not match before)."""
         routed: dict[UUID, TicketRouted] = {e.data.ticket_id: e.data for e in events}
-        new = await repo.record_category(conn, [(t, r.category.value) for t, r in routed.items()])
-        await repo.count_hourly(
+        new = await repo.tickets.record_category(
+            conn, [(t, r.category.value) for t, r in routed.items()]
+        )
+        await repo.tickets.count_hourly(
             conn,
             Counter(
                 ("category", routed[t].category.value, hour_of(routed[t].routed_at)) for t in new
@@ -164,9 +166,9 @@ class Incidents:
     async def _link_arrivals(self, conn: asyncpg.Connection, ticket_ids: list[UUID]) -> None:
         if not ticket_ids:
             return
-        incidents = await repo.open_incidents(conn)
+        incidents = await repo.incidents.open_incidents(conn)
         if incidents:
-            await self._link_matching(conn, incidents, await repo.facts(conn, ticket_ids))
+            await self._link_matching(conn, incidents, await repo.tickets.facts(conn, ticket_ids))
 
     async def _link_matching(
         self,
@@ -184,7 +186,7 @@ class Incidents:
         by_id = {i["incident_id"]: i for i in incidents}
         events = []
         for incident_id, ids in chosen.items():
-            for ticket_id in await repo.link(conn, incident_id, ids, by=None):
+            for ticket_id in await repo.incidents.link(conn, incident_id, ids, by=None):
                 events.append(self._linked(by_id[incident_id], ticket_id, by=None))
         await outbox.add(conn, events)
         return len(events)
@@ -211,7 +213,7 @@ class Incidents:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             alert = None
             if given.alert_id is not None:
-                alert = await repo.alert(conn, given.alert_id)
+                alert = await repo.incidents.alert(conn, given.alert_id)
                 if alert is None:
                     raise NotFound(f"no alert {given.alert_id}")
                 if alert["incident_id"] is not None:
@@ -234,7 +236,7 @@ class Incidents:
             assert alert is not None  # IncidentIn asks for criteria or an alert
             criteria = criteria_from_alert(alert["dimension"], alert["value"], alert["keywords"])
         title = given.title or (alert["title"] if alert else "")
-        row = await repo.add_incident(
+        row = await repo.incidents.add_incident(
             conn,
             {
                 "incident_id": uuid7(),
@@ -247,7 +249,7 @@ class Incidents:
                 "opened_by": by,
             },
         )
-        await repo.add_entry(
+        await repo.incidents.add_entry(
             conn,
             incident_id=row["incident_id"],
             kind="opened",
@@ -272,7 +274,7 @@ class Incidents:
         await outbox.add(conn, [keyed(opened, row["incident_id"])])
         await self._page(conn, row, what="已启动 opened", message=f"{title} (by {by})")
         since = now() - timedelta(minutes=self._s.link_lookback_minutes)
-        await self._link_matching(conn, [row], await repo.recent_unheld(conn, since))
+        await self._link_matching(conn, [row], await repo.tickets.recent_unheld(conn, since))
         return row
 
     async def update(self, incident_id: UUID, given: UpdateIn, *, by: str) -> asyncpg.Record:
@@ -288,8 +290,12 @@ class Incidents:
                 changes["owner_id"] = given.owner_id
             if given.criteria:
                 changes["criteria"] = to_builtins(given.criteria.as_event())
-            row = await repo.update_incident(conn, incident_id, changes) if changes else current
-            await repo.add_entry(
+            row = (
+                await repo.incidents.update_incident(conn, incident_id, changes)
+                if changes
+                else current
+            )
+            await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,
                 kind="update",
@@ -319,9 +325,9 @@ class Incidents:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             incident = await self._locked(conn, incident_id)
             check_open(incident["status"])
-            if other := await repo.held_elsewhere(conn, incident_id, ticket_id):
+            if other := await repo.incidents.held_elsewhere(conn, incident_id, ticket_id):
                 raise Conflict(f"ticket {ticket_id} is linked to {other}: unlink it there first")
-            if not await repo.relink(conn, incident_id, ticket_id, by):
+            if not await repo.incidents.relink(conn, incident_id, ticket_id, by):
                 return False
             await outbox.add(conn, [self._linked(incident, ticket_id, by=by)])
         return True
@@ -330,7 +336,7 @@ class Incidents:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             incident = await self._locked(conn, incident_id)
             check_open(incident["status"])
-            if not await repo.unlink(conn, incident_id, ticket_id, by):
+            if not await repo.incidents.unlink(conn, incident_id, ticket_id, by):
                 raise NotFound(f"ticket {ticket_id} is not linked to {incident['number']}")
             unlinked = IncidentTicketUnlinked(
                 ticket_id=ticket_id, incident_id=incident_id, by=by, unlinked_at=now()
@@ -345,7 +351,7 @@ class Incidents:
             check_open(incident["status"])
             if given.audience == Audience.ENROLLED and not criteria_of(incident).courses:
                 raise Conflict("the incident names no course: announce to the linked learners")
-            await repo.add_entry(
+            await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,
                 kind="announcement",
@@ -372,7 +378,7 @@ class Incidents:
             current = await self._locked(conn, incident_id)
             check_open(current["status"])
             at = now()
-            row = await repo.update_incident(
+            row = await repo.incidents.update_incident(
                 conn,
                 incident_id,
                 {
@@ -382,7 +388,7 @@ class Incidents:
                     "resolved_at": at,
                 },
             )
-            await repo.add_entry(
+            await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,
                 kind="resolved",
@@ -392,7 +398,7 @@ class Incidents:
                 by=by,
                 public=True,
             )
-            tickets = await repo.active_links(conn, incident_id)
+            tickets = await repo.incidents.active_links(conn, incident_id)
             events: list[Envelope[Any]] = [
                 keyed(
                     IncidentResolved(
@@ -442,7 +448,7 @@ class Incidents:
                 if given.kind == "extension"
                 else None
             )
-            row = await repo.add_compensation(
+            row = await repo.outreach.add_compensation(
                 conn,
                 {
                     "batch_id": uuid7(),
@@ -457,7 +463,7 @@ class Incidents:
                     "requested_by": by,
                 },
             )
-            await repo.add_entry(
+            await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,
                 kind="compensation_requested",
@@ -471,7 +477,7 @@ class Incidents:
         incident's linked tickets not compensated in kind already, issued on
         careloop.remedies.v1 by the releaser, each exactly once."""
         async with self._ctx.pool.acquire() as conn, conn.transaction():
-            batch = await repo.compensation(conn, batch_id, lock=True)
+            batch = await repo.outreach.compensation(conn, batch_id, lock=True)
             if batch is None:
                 raise NotFound(f"no compensation batch {batch_id}")
             check_approver(batch["requested_by"], by, batch["approved_by"])
@@ -486,10 +492,10 @@ class Incidents:
                     r["ticket_id"],
                     r["number"],
                 )
-                for r in await repo.linked_learners(conn, incident_id)
+                for r in await repo.outreach.linked_learners(conn, incident_id)
             ]
-            row = await repo.approve_compensation(conn, batch_id, by=by, items=items)
-            await repo.add_entry(
+            row = await repo.outreach.approve_compensation(conn, batch_id, by=by, items=items)
+            await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,
                 kind="compensation_approved",
@@ -508,7 +514,7 @@ class Incidents:
             )
             for e in events
         ]
-        await repo.remedy_answered(conn, answers)
+        await repo.outreach.remedy_answered(conn, answers)
 
     async def _notices(
         self,
@@ -525,7 +531,7 @@ class Incidents:
         announcement_id = uuid7()
         rows = []
         if audience == Audience.LINKED:
-            for r in await repo.linked_learners(conn, incident["incident_id"]):
+            for r in await repo.outreach.linked_learners(conn, incident["incident_id"]):
                 channel = notice_channel(r["learner"], r["preferred_channel"])
                 if channel:
                     rows.append(
@@ -533,7 +539,7 @@ class Incidents:
                     )
         else:
             courses = list(criteria_of(incident).courses)
-            for r in await repo.enrolled_learners(conn, courses):
+            for r in await repo.outreach.enrolled_learners(conn, courses):
                 learner = {
                     "name": r["name"] or r["learner_id"],
                     "learner_id": r["learner_id"],
@@ -544,7 +550,7 @@ class Incidents:
                 channel = notice_channel(learner, r["preferred_channel"])
                 if channel:
                     rows.append((learner_key(learner), learner, None, channel, r["locale"]))
-        await repo.add_announcement(
+        await repo.outreach.add_announcement(
             conn,
             {
                 "announcement_id": announcement_id,
@@ -558,7 +564,7 @@ class Incidents:
                 "by": by,
             },
         )
-        return await repo.add_notices(
+        return await repo.outreach.add_notices(
             conn,
             [
                 (
@@ -593,12 +599,12 @@ class Incidents:
         targets = [f"email:{m.email}" for m in self._s.response_group if m.email]
         if self._s.webhook_url is not None:
             targets.append("webhook")
-        await repo.add_pages(
+        await repo.outreach.add_pages(
             conn, [(incident["incident_id"], t, subject, body, urgent) for t in targets]
         )
 
     async def _locked(self, conn: asyncpg.Connection, incident_id: UUID) -> asyncpg.Record:
-        row = await repo.incident(conn, incident_id, lock=True)
+        row = await repo.incidents.incident(conn, incident_id, lock=True)
         if row is None:
             raise NotFound(f"no incident {incident_id}")
         return row

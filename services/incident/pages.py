@@ -53,7 +53,9 @@ def page_routes(ctx: Context[IncidentSettings]) -> APIRouter:
         **context: Any,
     ) -> HTMLResponse:
         entries: dict[Any, list[asyncpg.Record]] = {}
-        for e in await repo.timeline(conn, [i["incident_id"] for i in incidents], public_only=True):
+        for e in await repo.incidents.timeline(
+            conn, [i["incident_id"] for i in incidents], public_only=True
+        ):
             entries.setdefault(e["incident_id"], []).append(e)
         html = _templates.get_template("status.html.j2").render(
             lang=lang, here=here, entries=entries, zone=ctx.settings.zone, **context
@@ -68,7 +70,7 @@ def page_routes(ctx: Context[IncidentSettings]) -> APIRouter:
     )
     async def status_page(request: Request, lang: PageLanguage = None) -> HTMLResponse:
         async with ctx.pool.acquire() as conn:
-            rows = await repo.incidents(conn, open_only=False, limit=200)
+            rows = await repo.incidents.incidents(conn, open_only=False, limit=200)
             since = now() - timedelta(days=HISTORY_DAYS)
             current = [r for r in rows if r["status"] != "resolved"]
             history = [r for r in rows if r["status"] == "resolved" and r["resolved_at"] > since]
@@ -93,7 +95,7 @@ def page_routes(ctx: Context[IncidentSettings]) -> APIRouter:
         number: Number, request: Request, lang: PageLanguage = None
     ) -> HTMLResponse:
         async with ctx.pool.acquire() as conn:
-            row = await repo.incident_by_number(conn, number)
+            row = await repo.incidents.incident_by_number(conn, number)
             return await render(
                 conn,
                 lang=language(lang, request),

@@ -85,16 +85,18 @@ class Watch:
         window = timedelta(minutes=self._s.window_minutes)
         observed = {
             (r["dimension"], r["value"]): r["observed"]
-            for r in await repo.window_counts(conn, at - window)
+            for r in await repo.tickets.window_counts(conn, at - window)
         }
         hour = hour_of(at)
-        start = await repo.history_start(conn)
+        start = await repo.tickets.history_start(conn)
         weeks = 0 if start is None else min(self._s.baseline_weeks, (hour - start).days // 7)
         hours = same_hours(hour, weeks=weeks, zone=self._s.zone)
         # The key's mean over every hour held, up to the weeks the baseline learns from.
         since = max(start or hour, hour - timedelta(weeks=self._s.baseline_weeks))
         held_hours = max((hour - since) / timedelta(hours=1), 1.0)
-        baselines = await repo.baselines(conn, list(observed), hours=hours, since=since, until=hour)
+        baselines = await repo.tickets.baselines(
+            conn, list(observed), hours=hours, since=since, until=hour
+        )
         scores = dict.fromkeys(VOLUME_DIMENSIONS, 0.0)
         fired = []
         for (dimension, value), count in observed.items():
@@ -124,7 +126,7 @@ class Watch:
 
     async def _rates(self, conn: asyncpg.Connection, at: datetime) -> list[dict[str, Any]]:
         minutes = self._s.rate_window_minutes
-        r = await repo.rates(conn, at - timedelta(minutes=minutes))
+        r = await repo.tickets.rates(conn, at - timedelta(minutes=minutes))
         fired = []
         for kind, part, threshold, category in (
             (AlertKind.COMPLAINT_RATE, r["complaints"], self._s.complaint_rate, "complaint"),
@@ -151,7 +153,7 @@ class Watch:
         False when the key alerted lately or its incident is still open."""
         key = {"dimension": alert["dimension"], "value": alert["value"]}
         window_start = at - timedelta(minutes=alert["window_minutes"])
-        if await repo.silenced(
+        if await repo.incidents.silenced(
             conn,
             kind=alert["kind"],
             **key,
@@ -160,10 +162,10 @@ class Watch:
             return False
         if (
             alert["kind"] == AlertKind.VOLUME
-            and await repo.held_share(conn, **key, since=window_start) >= HELD
+            and await repo.tickets.held_share(conn, **key, since=window_start) >= HELD
         ):
             return False  # the same tickets as an incident already open: no second one
-        found = await repo.texts(conn, **key, since=window_start)
+        found = await repo.tickets.texts(conn, **key, since=window_start)
         naming = await asyncio.to_thread(
             name_problem,
             [t["subject"] or "" for t in found],
@@ -176,7 +178,7 @@ class Watch:
             "sample_ticket_ids": [found[i]["ticket_id"] for i in naming.members[:20]],
             "raised_at": at,
         }
-        await repo.add_alert(conn, alert)
+        await repo.incidents.add_alert(conn, alert)
         raised = AlertRaised(
             alert_id=alert["alert_id"],
             kind=AlertKind(alert["kind"]),
@@ -193,7 +195,7 @@ class Watch:
         )
         await outbox.add(conn, [keyed(raised, alert["alert_id"])])
         if self._s.auto_open and alert["kind"] == AlertKind.VOLUME:
-            stored = await repo.alert(conn, alert["alert_id"])
+            stored = await repo.incidents.alert(conn, alert["alert_id"])
             await self._incidents.open_in(
                 conn,
                 IncidentIn(alert_id=alert["alert_id"], severity=IncidentSeverity.SEV2),
@@ -209,6 +211,6 @@ class Watch:
         async def step() -> bool:
             before = now() - timedelta(days=self._s.ticket_retention_days)
             async with self._ctx.pool.acquire() as conn:
-                return await repo.forget_tickets(conn, before) > 0
+                return await repo.tickets.forget_tickets(conn, before) > 0
 
         await every(600, step, what="ticket retention")
