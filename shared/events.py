@@ -460,7 +460,7 @@ class NotificationSent(EventData, frozen=True, kw_only=True):
     TOPIC = topics.NOTIFY
 
     delivery_id: int
-    ticket_id: UUID
+    ticket_id: UUID  # an incident notice to a learner without a ticket: the notice's id
     kind: NotificationKind
     channel: str = "email"
     sent_at: datetime
@@ -471,7 +471,7 @@ class NotificationFailed(EventData, frozen=True, kw_only=True):
     TOPIC = topics.NOTIFY
 
     delivery_id: int
-    ticket_id: UUID
+    ticket_id: UUID  # as in notification.sent
     kind: NotificationKind
     channel: str = "email"
     attempts: int
