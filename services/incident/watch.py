@@ -41,6 +41,7 @@ VOLUME_DIMENSIONS = (AlertDimension.CATEGORY, AlertDimension.COURSE, AlertDimens
 SPECIFIC_FIRST = ("course", "category", "channel")
 # A key whose recent tickets an open incident mostly holds raises no alert of its own.
 HELD = 0.5
+RAISE_LOCK = 0x1C1A  # pg_advisory_xact_lock key: one alert raised at a time
 for _d in VOLUME_DIMENSIONS:
     SCORE.labels(_d.value)
 for _k in AlertKind:
@@ -67,6 +68,8 @@ class Watch:
         async with self._ctx.pool.acquire() as conn:
             for alert in await self._volume(conn, at) + await self._rates(conn, at):
                 async with conn.transaction():
+                    # Replicas look at the same tickets: one raises, the next finds it silenced.
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", RAISE_LOCK)
                     if await self._raise(conn, alert, at):
                         raised.append(alert)
         for alert in raised:
