@@ -880,13 +880,17 @@ async def search_words(
     )
 
 
+# What the learner wrote is indexed up to this many characters: a tsvector holds at most 1 MB.
+SEARCH_TEXT_CHARS = 100_000
+
+
 async def stale_search(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     """Tickets changed since their search words were made (or never indexed), with the text
     to index: subject, the learner's name and contacts, and everything the learner wrote."""
     return await conn.fetch(
         """
         SELECT t.ticket_id, t.updated_at, t.subject, t.learner,
-               concat_ws(E'\\n', t.description, m.bodies) AS body
+               left(concat_ws(E'\\n', t.description, m.bodies), $2) AS body
         FROM (
             SELECT ticket_id, updated_at, subject, learner, description FROM tickets
             WHERE search_of IS NULL OR search_of < updated_at
@@ -898,6 +902,7 @@ async def stale_search(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Rec
         ) AS m ON true
         """,
         limit,
+        SEARCH_TEXT_CHARS,
     )
 
 

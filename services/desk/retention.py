@@ -5,7 +5,8 @@ Pseudonymising keeps what reports and audits need (the ticket, its category, tim
 worked it, its history) and drops who the learner is: their name becomes a pseudonym; their
 contacts, LMS id and context, call details and attachments go; e-mail addresses and phone
 numbers inside the text they wrote, agents' replies and notes are masked. Each ticket is done
-once (`pseudonymised_at`), so running the job again changes nothing.
+once (`pseudonymised_at`), so running the job again changes nothing. The LMS's snapshot of a
+learner goes too once no ticket names them and the LMS has not updated it for as long.
 """
 
 from datetime import datetime, timedelta
@@ -96,6 +97,22 @@ async def pseudonymise(conn: asyncpg.Connection, *, closed_before: datetime, lim
     return len(ids)
 
 
+async def forget_learners(conn: asyncpg.Connection, *, unchanged_since: datetime) -> int:
+    """Drop the LMS's snapshots of learners it has not updated within the retention period and
+    whom no ticket names any more (theirs are pseudonymised); returns how many. A learner who
+    writes again is matched anew from the LMS's next snapshot."""
+    forgotten = await conn.fetch(
+        """
+        DELETE FROM learners l
+        WHERE l.updated_at < $1
+          AND NOT EXISTS (SELECT FROM tickets t WHERE t.learner_id = l.learner_id)
+        RETURNING learner_id
+        """,
+        unchanged_since,
+    )
+    return len(forgotten)
+
+
 async def _mask_texts(
     conn: asyncpg.Connection,
     table: str,
@@ -130,14 +147,17 @@ async def _mask_texts(
 async def run_once(
     conn: asyncpg.Connection, settings: DeskSettings, *, limit: int = BATCH
 ) -> tuple[int, int]:
-    """One round: archive, then pseudonymise, what is due; returns how many of each."""
+    """One round: archive, then pseudonymise, what is due, then forget the learners nobody
+    needs; returns how many tickets were archived and pseudonymised."""
     at = now()
+    expired = at - timedelta(days=settings.retention_days)
     archived = await archive(
         conn, closed_before=at - timedelta(days=settings.archive_after_days), limit=limit
     )
-    purged = await pseudonymise(
-        conn, closed_before=at - timedelta(days=settings.retention_days), limit=limit
-    )
+    purged = await pseudonymise(conn, closed_before=expired, limit=limit)
+    forgotten = await forget_learners(conn, unchanged_since=expired)
+    if forgotten:
+        log.info("learners forgotten", count=forgotten)
     return archived, purged
 
 

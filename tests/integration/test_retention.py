@@ -1,23 +1,34 @@
 """Retention (R7.3) against the real database: closed tickets are archived after the archive
 period, and after the retention period their learner's personal data is pseudonymised —
 name, contacts, LMS context, attachments, and contacts inside the text — once, however often
-the job runs; a ticket closed more recently is left as it is."""
+the job runs; a ticket closed more recently is left as it is. The LMS's snapshot of a learner
+no ticket names any more goes too."""
 
 import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.desk import handlers, retention
+from services.desk import handlers, repo, retention
 from services.desk.domain import Caller, pseudonym
 from services.desk.settings import DeskSettings
 from shared.agents import Role
 from shared.db import create_pool
-from shared.events import Attachment, Channel, Envelope, Learner, TicketSubmitted, new_event, now
+from shared.events import (
+    Attachment,
+    Channel,
+    Envelope,
+    Learner,
+    LearnerSnapshot,
+    TicketSubmitted,
+    new_event,
+    now,
+)
 from shared.inbox import EventConsumer
 from shared.kafka import make_broker
 from shared.migrate import migrate
@@ -154,10 +165,20 @@ async def test_retention_archives_then_pseudonymises_closed_tickets_once(
     expired = await worked_ticket(deliver, desk_pool, closed_days_ago=800)
     archived = await worked_ticket(deliver, desk_pool, closed_days_ago=100)
     recent = await worked_ticket(deliver, desk_pool, closed_days_ago=1)
-    archived_before, recent_before = (
-        await texts(desk_pool, archived),
-        await texts(desk_pool, recent),
-    )
+    learner_ids = [
+        await desk_pool.fetchval("SELECT learner_id FROM tickets WHERE ticket_id = $1", t)
+        for t in (expired, recent)
+    ]
+    async with desk_pool.acquire() as conn:
+        await repo.upsert_learners(
+            conn,
+            [
+                LearnerSnapshot(learner_id=i, name="王小明", updated_at=now() - timedelta(days=800))
+                for i in learner_ids
+            ],
+        )
+    archived_before = await texts(desk_pool, archived)
+    recent_before = await texts(desk_pool, recent)
 
     await run(desk_pool)
 
@@ -174,6 +195,10 @@ async def test_retention_archives_then_pseudonymises_closed_tickets_once(
     assert {**await texts(desk_pool, archived), "archived": False} == archived_before
     assert (await texts(desk_pool, archived))["archived"]
     assert await texts(desk_pool, recent) == recent_before
+    snapshots = await desk_pool.fetch(
+        "SELECT learner_id FROM learners WHERE learner_id = ANY($1::text[])", learner_ids
+    )
+    assert [r["learner_id"] for r in snapshots] == learner_ids[1:]
 
     await run(desk_pool)
 
