@@ -477,7 +477,7 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
         "/v1/tickets/{ticket_id}/notes",
         status_code=201,
         summary="An internal note (agents only); @agent_id mentions are e-mailed",
-        responses=problems(400, 401, 404, 413, 503),
+        responses=problems(400, 401, 403, 404, 413, 503),
     )
     async def add_note(ticket_id: TicketRef, body: NoteIn, agent: CurrentAgent) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
@@ -620,7 +620,7 @@ def ops_routes(ctx: Context[DeskSettings]) -> APIRouter:
     @router.post(
         "/v1/tickets/{ticket_id}/macros/{macro_id}/render",
         summary="A macro's text for this ticket, to put in the reply (plain text)",
-        responses=problems(401, 404, 503),
+        responses=problems(401, 403, 404, 503),
     )
     async def render(ticket_id: TicketRef, macro_id: MacroId, agent: CurrentAgent) -> Rendered:
         async with ctx.pool.acquire() as conn:
