@@ -690,8 +690,11 @@ def _check_work(agent: Caller, ticket: asyncpg.Record) -> None:
     )
 
 
-# Columns an agent has no use for: a token's hash, and desk's own keys for matching messages.
-_INTERNAL_COLUMNS = frozenset({"confirm_token_sha256", "thread_contact", "content_key"})
+# Columns an agent has no use for: a token's hash, desk's own keys for matching messages, and
+# the search words.
+_INTERNAL_COLUMNS = frozenset(
+    {"confirm_token_sha256", "thread_contact", "content_key", "search", "search_of"}
+)
 
 
 async def ticket_with_history(

@@ -358,6 +358,7 @@ async def test_a_duplicate_merges_with_its_conversation_and_closes_as_merged(
         2,
     )
     closed = (await desk.get(f"/v1/tickets/{duplicate}", headers=ANA)).json()
+    assert not {"search", "search_of"} & closed.keys()  # desk's own index stays inside
     assert (closed["status"], closed["merged_into"], closed["resolution_code"]) == (
         "closed",
         str(original),
