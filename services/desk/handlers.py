@@ -1220,7 +1220,7 @@ def search_words_of(row: asyncpg.Record) -> repo.SearchWords:
 
 async def index_search(ctx: Context[DeskSettings]) -> None:
     """Keep every ticket's search words current: off the hot path, a few seconds behind, for
-    tickets created or changed since (a learner's message changes its ticket)."""
+    tickets created or whose text changed since (a learner's message, a merge)."""
 
     async def step() -> bool:
         async with ctx.pool.acquire() as conn:

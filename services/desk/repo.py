@@ -610,7 +610,8 @@ async def insert_message(
             ON CONFLICT (message_id) DO NOTHING
             RETURNING ticket_id
         ), touched AS (
-            UPDATE tickets SET updated_at = now() WHERE ticket_id IN (SELECT ticket_id FROM m)
+            UPDATE tickets SET updated_at = now(), search_of = NULL
+            WHERE ticket_id IN (SELECT ticket_id FROM m)
         )
         SELECT count(*) FROM m
         """,
@@ -781,7 +782,9 @@ async def move_conversation(
         ), m AS (UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
         r AS (UPDATE replies SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
         n AS (UPDATE notes SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1),
-        touched AS (UPDATE tickets SET updated_at = now() WHERE ticket_id = $2)
+        touched AS (
+            UPDATE tickets SET updated_at = now(), search_of = NULL WHERE ticket_id = $2
+        )
         SELECT (SELECT count(*) FROM first) + (SELECT count(*) FROM m)
                + (SELECT count(*) FROM r) + (SELECT count(*) FROM n)
         """,
@@ -885,15 +888,16 @@ SEARCH_TEXT_CHARS = 100_000
 
 
 async def stale_search(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Tickets changed since their search words were made (or never indexed), with the text
-    to index: subject, the learner's name and contacts, and everything the learner wrote."""
+    """Tickets whose text changed since their search words were made (or never indexed), with
+    the text to index: subject, the learner's name and contacts, and everything the learner
+    wrote."""
     return await conn.fetch(
         """
         SELECT t.ticket_id, t.updated_at, t.subject, t.learner,
                left(concat_ws(E'\\n', t.description, m.bodies), $2) AS body
         FROM (
             SELECT ticket_id, updated_at, subject, learner, description FROM tickets
-            WHERE search_of IS NULL OR search_of < updated_at
+            WHERE search_of IS NULL
             ORDER BY updated_at LIMIT $1
         ) AS t
         LEFT JOIN LATERAL (

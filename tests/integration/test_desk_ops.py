@@ -628,3 +628,28 @@ async def test_search_shows_an_agent_only_their_teams_tickets(
     assert await ranked(desk, tag, [support, finance], who=FEI) == [finance]
     assert set(await ranked(desk, tag, [support, finance], who=ANA)) == {support}
     assert await found(desk, number, FEI) == []
+
+
+async def test_a_learners_later_message_becomes_searchable(
+    desk: httpx.AsyncClient, deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    learner = someone()
+    tag = uuid.uuid4().hex[:6]
+    ticket_id, number = await a_ticket(deliver, desk_pool, learner=learner, subject=f"Login {tag}")
+    await indexed(desk, tag, [ticket_id])
+    word = f"zx{uuid.uuid4().hex[:8]}"
+    follow_up = TicketSubmitted(
+        ticket_id=uuid.uuid4(),
+        channel=Channel.EMAIL,
+        learner=learner,
+        subject=f"Re: {number}",
+        description=f"The error code is {word}",
+        language="en",
+        submitted_at=now(),
+        message_id=uuid.uuid4(),
+        reply_to=number,
+    )
+
+    await deliver(new_event(follow_up, producer="intake"))
+
+    await indexed(desk, word, [ticket_id])

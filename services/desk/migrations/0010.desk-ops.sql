@@ -31,11 +31,11 @@ ALTER TABLE desk.tickets
     ADD COLUMN archived_at timestamptz,
     ADD COLUMN pseudonymised_at timestamptz,
     -- The ticket's search words (jieba's for Chinese, made in Python by desk's indexer),
-    -- and the `updated_at` they were made from: a later change makes them stale.
+    -- and the `updated_at` they were made at; NULL: to be made (a new ticket, a learner's
+    -- message, a merge, pseudonymisation: what changes the text).
     ADD COLUMN search tsvector,
     ADD COLUMN search_of timestamptz;
 CREATE INDEX tickets_search ON desk.tickets USING gin (search);
--- The indexer's work list: tickets changed since their words were made.
-CREATE INDEX tickets_search_stale ON desk.tickets (updated_at)
-    WHERE search_of IS NULL OR search_of < updated_at;
+-- The indexer's work list.
+CREATE INDEX tickets_search_stale ON desk.tickets (updated_at) WHERE search_of IS NULL;
 CREATE INDEX tickets_closed ON desk.tickets (closed_at) WHERE status = 'closed';
