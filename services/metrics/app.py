@@ -12,19 +12,26 @@ from services.metrics.reports import api as reports_api
 from services.metrics.reports import facts as report_facts
 from services.metrics.reports import schedule as report_schedule
 from services.metrics.settings import MetricsSettings
-from shared import http, topics
+from shared import http, people, topics
+from shared.agents import load_agents
 from shared.kafka import type_of
 from shared.service import Context, build_app, consume, new_context
 
-TOPICS = (topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY)
+TOPICS = (topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY, topics.PEOPLE)
 _RANK = {event_type: rank for rank, event_type in enumerate(handlers.EVENT_HANDLERS)}
 
 
 def create_app(settings: MetricsSettings) -> FastAPI:
     ctx = new_context("metrics", settings)
     _consume_in_bulk(ctx)
+
+    async def seed_people(ctx: Context[MetricsSettings]) -> None:
+        async with ctx.pool.acquire() as conn:
+            await people.seed(conn, load_agents(settings).agents)
+
     app = build_app(
         ctx,
+        on_start=seed_people,
         background=(handlers.refresh_gauges, lag.export_lag, report_schedule.run_schedule),
         title="careloop metrics",
     )
@@ -44,8 +51,8 @@ def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
     consume(
         ctx,
         topic_names=TOPICS,
-        handlers=report_facts.with_facts(handlers.EVENT_HANDLERS),
-        idempotent=handlers.IDEMPOTENT,
+        handlers={**report_facts.with_facts(handlers.EVENT_HANDLERS), **people.HANDLERS},
+        idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
         options={
             "max_records": settings.batch_max_records,
             "fetch_max_wait_ms": settings.batch_wait_ms,

@@ -27,7 +27,8 @@ from services.metrics.reports.facts import with_facts
 from services.metrics.reports.periods import month_of
 from services.metrics.reports.schedule import due_reports, make_report
 from services.metrics.reports.settings import ReportSettings
-from shared import http
+from shared import http, people
+from shared.agents import load_seed
 from shared.db import create_pool
 from shared.events import (
     Category,
@@ -378,6 +379,8 @@ async def client(
     local = settings.model_copy(update={"env": Environment.LOCAL, "agents_file": AGENTS})
     ctx = new_context("metrics", local)
     ctx._pool = metrics_pool
+    async with metrics_pool.acquire() as conn:  # as the app's start does, before desk speaks
+        await people.seed(conn, load_seed(AGENTS).agents)
     with environment({"CARELOOP_REPORTS_ACTION_WINDOW_DAYS": "14"}):
         app = FastAPI()
         app.include_router(api.routes(ctx))

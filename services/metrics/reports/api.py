@@ -1,11 +1,11 @@
 """The reports' HTTP API, for supervisors and admins: improvement actions (R10.3) with their
 before/after measurement, and the kept reports."""
 
-import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,8 @@ from services.metrics.reports.domain import TARGETABLE, ActionStatus
 from services.metrics.reports.gather import Figures, measure_action
 from services.metrics.reports.periods import Kind
 from services.metrics.reports.settings import ReportSettings
-from shared.agents import Role, load_agents, token_hash
+from shared import people
+from shared.agents import Role, bearer_auth
 from shared.http import Utf8JsonRoute
 from shared.problems import problems
 from shared.service import Context
@@ -91,25 +92,18 @@ def _field_error(field: str, message: str) -> RequestValidationError:
 
 
 def routes(ctx: Context[Any]) -> APIRouter:
-    """/v1/improvement-actions and /v1/reports, for the agents file's supervisors and admins
-    (their tokens, as desk and routing know them)."""
+    """/v1/improvement-actions and /v1/reports, for supervisors and admins (the people desk
+    announces, with the API tokens desk issued them: `shared.people`)."""
     api = APIRouter(
         prefix="/v1", route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes
     )
-    readers = {a.token_sha256: a.id for a in load_agents(ctx.settings).agents if a.role in READERS}
-    everyone = {a.token_sha256 for a in load_agents(ctx.settings).agents}
     settings = ReportSettings()
+    authenticated = bearer_auth(lambda: ctx.pool, people.person_by_token)
 
-    async def supervisor(authorization: Annotated[str | None, Header()] = None) -> str:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        digest = token_hash(authorization.removeprefix("Bearer "))
-        for known, agent_id in readers.items():
-            if secrets.compare_digest(known, digest):
-                return agent_id
-        if digest in everyone:
+    async def supervisor(person: Annotated[asyncpg.Record, Depends(authenticated)]) -> str:
+        if Role(person["role"]) not in READERS:
             raise HTTPException(403, "only a supervisor or an admin may do this")
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        return str(person["agent_id"])
 
     Supervisor = Annotated[str, Depends(supervisor)]
     ActionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
