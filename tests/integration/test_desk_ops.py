@@ -653,3 +653,28 @@ async def test_a_learners_later_message_becomes_searchable(
     await deliver(new_event(follow_up, producer="intake"))
 
     await indexed(desk, word, [ticket_id])
+
+
+async def test_search_answers_any_text_without_a_server_error(desk: httpx.AsyncClient) -> None:
+    nasty = [
+        "' OR 1=1 --",
+        "a & !b | (c:*) <-> d",
+        "\\'",
+        "x@y.z'",
+        "@@@",
+        "+",
+        "CL-",
+        "CL-999999999999999999",
+        "0" * 18,
+        "的了吗",
+        "账" * 200,
+        "\ufeff\u202e",
+        "_",
+        "ǅ ﬁ ß",
+    ]
+
+    answers = {
+        q: (await desk.get("/v1/search", params={"q": q}, headers=SUE)).status_code for q in nasty
+    }
+
+    assert answers == {q: 200 for q in nasty}
