@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.routing.triage import Ticket, Triager, corpus
+from services.routing.triage import Situation, Ticket, Triager, corpus
 from services.routing.triage.model import denied, zh_words
 from services.routing.triage.store import TriageSettings, artifact_path, build, load_or_train, train
 from shared.events import Category, LearnerContext, LearnerCourse, Priority
@@ -184,6 +184,19 @@ def test_a_class_in_the_learners_context_soon_makes_a_blocking_problem_urgent(
 
     assert (alone.category, soon.category) == (Category.TECHNICAL, Category.TECHNICAL)
     assert (alone.priority, soon.priority) == (Priority.MEDIUM, Priority.URGENT)
+
+
+def test_the_thresholds_a_sweep_tries_reach_the_decision(triager: Triager) -> None:
+    texts = [("", "App 打开就闪退，重装也没用", "app")]
+    soon = [Situation(class_in=50)]
+
+    [never] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=1.01)
+    [always] = triager.triage_texts(texts, soon, urgent_at=0.0, blocks_at=1.01)
+    [blocked] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=0.0)
+
+    assert never.priority is Priority.MEDIUM
+    assert always.priority is Priority.URGENT and always.reason.endswith("urgent: text")
+    assert blocked.priority is Priority.URGENT and "blocks a class" in blocked.reason
 
 
 def test_two_trainings_on_the_same_corpus_predict_the_same(

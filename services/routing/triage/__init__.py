@@ -70,11 +70,17 @@ class Triager:
         )
 
     def triage_texts(
-        self, texts: Sequence[tuple[str, str, str]], situations: Sequence[Situation]
+        self,
+        texts: Sequence[tuple[str, str, str]],
+        situations: Sequence[Situation],
+        *,
+        urgent_at: float = URGENT_AT,
+        blocks_at: float = BLOCKS_AT,
     ) -> list[Triage]:
-        """Triage (subject, description, channel) in `situations`."""
+        """Triage (subject, description, channel) in `situations` (the thresholds are given
+        only by the evaluation's sweep that chooses them)."""
         samples = [Sample(normal(s, d), c) for s, d, c in texts]
-        predictions = self.models.predict(samples, urgent_at=URGENT_AT)
+        predictions = self.models.predict(samples, urgent_at=urgent_at)
         out = []
         for sample, p, sit in zip(samples, predictions, situations, strict=True):
             said_in, phrase = priority.minutes_in_text(sample.text, sit.at)
@@ -86,7 +92,7 @@ class Triager:
                     category=p.category,
                     said=p.said,
                     soon=min(known) if known else None,
-                    blocks=p.blocks_p >= BLOCKS_AT,
+                    blocks=p.blocks_p >= blocks_at,
                     vip=sit.tier == "vip",
                 )
             )

@@ -1,17 +1,17 @@
-"""`python -m services.routing.triage train|evaluate`: build the artifact of the current corpus,
-or score triage and write docs/triage-evaluation.md."""
+"""`python -m services.routing.triage train|evaluate|sweep`: build the artifact of the current
+corpus, score triage and write docs/triage-evaluation.md, or print the urgent thresholds' table."""
 
 import argparse
 import time
 
 from services.routing.triage import corpus
-from services.routing.triage.evaluate import report
+from services.routing.triage.evaluate import report, sweep
 from services.routing.triage.store import ROOT, TriageSettings, build
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.routing.triage")
-    parser.add_argument("command", choices=("train", "evaluate"))
+    parser.add_argument("command", choices=("train", "evaluate", "sweep"))
     parser.add_argument(
         "--report", default=str(ROOT / "docs" / "triage-evaluation.md"), help="evaluate: where"
     )
@@ -25,6 +25,9 @@ def main() -> None:
         )
         return
     paths = corpus.files(settings.corpus_dir)
+    if args.command == "sweep":
+        print(sweep(corpus.read(paths)))
+        return
     text = report(corpus.read(paths), corpus.digest(paths))
     with open(args.report, "w", encoding="utf-8") as f:
         f.write(text)

@@ -4,7 +4,7 @@ measures its CPU per ticket; writes the report kept in docs/triage-evaluation.md
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -27,10 +27,13 @@ FOLDS = 5
 FIRST_WRITERS = "corpus-"
 
 
-def triage_examples(triager: Triager, examples: Sequence[corpus.Example]) -> list[Triage]:
+def triage_examples(
+    triager: Triager, examples: Sequence[corpus.Example], **thresholds: float
+) -> list[Triage]:
     return triager.triage_texts(
         [(e.subject, e.description, e.channel) for e in examples],
         [Situation(tier=e.tier, class_in=e.class_in, exam_in=e.exam_in) for e in examples],
+        **thresholds,
     )
 
 
@@ -95,21 +98,28 @@ def _confusion(truth: list[str], said: list[str], labels: list[str]) -> list[str
     )
 
 
-def cross_validate(
-    examples: Sequence[corpus.Example], always_trained: Sequence[corpus.Example] = ()
-) -> dict[str, list[float]]:
-    """Category accuracy per language and urgent recall/precision in each of 5 folds of
-    `examples`, stratified by category and language; `always_trained` is in every fold's
-    training set and never scored."""
+def _folds(
+    examples: Sequence[corpus.Example], always_trained: Sequence[corpus.Example]
+) -> Iterator[tuple[Triager, list[corpus.Example]]]:
+    """Each of 5 folds of `examples`, stratified by category and language: the triager trained
+    on the other four and `always_trained`, and the fold's examples to score."""
     strata = [f"{e.category}|{e.language}" for e in examples]
     counts = Counter(strata)
     # A stratum smaller than the folds cannot be spread over them: fold it into its category.
     strata = [s if counts[s] >= FOLDS else s.split("|")[0] for s in strata]
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=corpus.SEED)
-    out: dict[str, list[float]] = {k: [] for k in ("all", *LANGUAGES, "urgent_r", "urgent_p")}
     for train_idx, test_idx in folds.split(examples, strata):
         triager = Triager(train([examples[i] for i in train_idx] + list(always_trained)), "cv")
-        test = [examples[i] for i in test_idx]
+        yield triager, [examples[i] for i in test_idx]
+
+
+def cross_validate(
+    examples: Sequence[corpus.Example], always_trained: Sequence[corpus.Example] = ()
+) -> dict[str, list[float]]:
+    """Category accuracy per language and urgent recall/precision in each of 5 folds of
+    `examples`; `always_trained` is in every fold's training set and never scored."""
+    out: dict[str, list[float]] = {k: [] for k in ("all", *LANGUAGES, "urgent_r", "urgent_p")}
+    for triager, test in _folds(examples, always_trained):
         s = Scores(test, triage_examples(triager, test))
         out["all"].append(s.accuracy())
         for lang in LANGUAGES:
@@ -118,6 +128,29 @@ def cross_validate(
         out["urgent_r"].append(found / labelled if labelled else float("nan"))
         out["urgent_p"].append(found / predicted if predicted else float("nan"))
     return out
+
+
+URGENT_ATS = (0.25, 0.3, 0.35, 0.4, 0.45)
+BLOCKS_ATS = (0.2, 0.3, 0.4, 0.5)
+
+
+def sweep(examples: Sequence[corpus.Example]) -> str:
+    """Urgent recall and precision, pooled over the folds of the cross-validation scored on the
+    first writers' examples, for each pair of thresholds (URGENT_AT, BLOCKS_AT): the table the
+    thresholds in services/routing/triage/__init__.py are chosen from after the corpus grows."""
+    first = [e for e in examples if e.id.startswith(FIRST_WRITERS)]
+    later = [e for e in examples if not e.id.startswith(FIRST_WRITERS)]
+    folds = list(_folds(first, later))
+    rows = []
+    for urgent_at in URGENT_ATS:
+        for blocks_at in BLOCKS_ATS:
+            found = labelled = predicted = 0
+            for triager, test in folds:
+                results = triage_examples(triager, test, urgent_at=urgent_at, blocks_at=blocks_at)
+                f, n, p = Scores(test, results).urgent()
+                found, labelled, predicted = found + f, labelled + n, predicted + p
+            rows.append([urgent_at, blocks_at, _ratio(found, labelled), _ratio(found, predicted)])
+    return "\n".join(_table(["URGENT_AT", "BLOCKS_AT", "urgent recall", "urgent precision"], rows))
 
 
 def cpu_per_ticket(triager: Triager, examples: Sequence[corpus.Example], n: int = 500) -> float:
