@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from services.desk import api, handlers, learner_api, pages, portal, repo, self_service
+from services.desk import api, handlers, incidents, learner_api, pages, portal, repo, self_service
 from services.desk.accounts import setup as accounts
 from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
@@ -43,11 +43,13 @@ def create_app(settings: DeskSettings) -> FastAPI:
             topics.SURVEY,
             topics.REMEDY_ACKS,
             topics.KNOWLEDGE,
+            topics.INCIDENTS,
         ],
         handlers={
             **handlers.event_handlers(settings),
             **cases.event_handlers(),
             **self_service.event_handlers(),
+            **incidents.event_handlers(settings.public_url, handlers.links_for(settings)),
         },
         idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT],
     )

@@ -188,10 +188,14 @@ class ResolutionCode(StrEnum):
     NOT_REPRODUCIBLE = "not_reproducible"
     OUT_OF_SCOPE = "out_of_scope"
     SELF_SERVED = "self_served"  # an offered article solved it: set by the learner, not agents
+    INCIDENT = "incident"  # its incident was resolved (the incident service), not by an agent
 
 
-# What an agent may pick when resolving: self_served is the learner's own answer.
-RESOLUTION_CODES = tuple(c for c in ResolutionCode if c is not ResolutionCode.SELF_SERVED)
+# What an agent may pick when resolving: self_served is the learner's own answer, incident the
+# incident service's.
+RESOLUTION_CODES = tuple(
+    c for c in ResolutionCode if c not in (ResolutionCode.SELF_SERVED, ResolutionCode.INCIDENT)
+)
 
 OPEN = frozenset(Status) - {Status.RESOLVED, Status.CLOSED}
 _MENTION = re.compile(r"(?<![\w@.])@([a-z][a-z0-9_-]{1,49})\b")

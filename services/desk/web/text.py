@@ -136,6 +136,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "call_logged": "已记录来电",
             "low_score": "满意度低分",
             "survey_requested": "已发送满意度调查",
+            "incident_linked": "已关联到故障事件 {number}",
+            "incident_unlinked": "已取消与故障事件的关联",
         },
         "live": {
             "assigned": "新工单分配给您：{number} {subject}",
@@ -323,6 +325,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "call_logged": "Call logged",
             "low_score": "Low survey score",
             "survey_requested": "Survey sent",
+            "incident_linked": "Linked to incident {number}",
+            "incident_unlinked": "Unlinked from its incident",
         },
         "live": {
             "assigned": "New ticket for you: {number} {subject}",
