@@ -1,31 +1,26 @@
-"""routing's admin API: agents, teams, skills, capacity, schedules and channel weights, audited.
+"""routing's admin API: agents' skills, capacity and schedules, teams and channel weights, audited.
 
-Admins change; supervisors read; agents get 403. A change commits with its audit row (who,
-what, before and after), then this replica reloads its roster at once and the others within
-CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS: no restart, no file.
+People (their name, e-mail, role, teams, whether they may work) are desk's: routing learns them
+from careloop.people.v1 (`Router.on_people`). Admins change; supervisors read; agents get 403.
+A change commits with its audit row (who, what, before and after), then this replica reloads
+its roster at once and the others within CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS: no restart,
+no file.
 """
 
-import secrets
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.routing import repo
 from services.routing.handlers import AgentView, Router, agent_view
 from services.routing.settings import RoutingSettings
 from services.routing.skills import Schedule, parse_schedule, team_hours_lost
-from shared.agents import (
-    AGENT_ID_PATTERN,
-    TEAM_PATTERN,
-    Role,
-    Skills,
-    bearer_auth,
-    token_hash,
-)
+from shared import people
+from shared.agents import AGENT_ID_PATTERN, TEAM_PATTERN, Role, Skills, bearer_auth
 from shared.emails import EmailAddress
 from shared.events import Channel, now
 from shared.http import Utf8JsonRoute
@@ -64,22 +59,26 @@ class AgentSpec(Skills):
     capacity: int = Field(5, ge=0, le=100_000, description="In units of channel weight.")
 
 
-class NewAgent(AgentSpec):
-    id: str = Field(pattern=AGENT_ID_PATTERN)
-    token: Line | None = Field(
-        None, min_length=16, max_length=200, description="Left out: one is generated."
-    )
+# What desk owns of a person; routing takes it from careloop.people.v1, never from its API.
+DESKS = ("name", "email", "role", "teams")
 
 
 class AgentChange(BaseModel):
-    """The fields to change; the others stay. `schedule: null` means always on shift."""
+    """The fields to change; the others stay. `schedule: null` means always on shift. A
+    person's name, e-mail, role and teams are desk's (PATCH desk /v1/users/{agent_id})."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    email: str | None = None
-    role: Role | None = None
-    teams: tuple[str, ...] | None = None
+    @model_validator(mode="before")
+    @classmethod
+    def _not_desks(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (given := [f for f in DESKS if f in value]):
+            raise ValueError(
+                f"{', '.join(given)}: a person's name, e-mail, role and teams are desk's; "
+                "change them with PATCH /v1/users/{agent_id} on desk"
+            )
+        return value
+
     capacity: int | None = None
     languages: tuple[str, ...] | None = None
     categories: tuple[str, ...] | None = None
@@ -89,11 +88,6 @@ class AgentChange(BaseModel):
     vip: bool | None = None
     senior: bool | None = None
     schedule: dict[str, Any] | None = None
-
-
-class CreatedAgent(BaseModel):
-    agent: AgentView
-    token: str | None  # the generated token, shown once; None when the caller gave one
 
 
 class TeamIn(BaseModel):
@@ -135,11 +129,6 @@ class AuditEntry(BaseModel):
     after: Any
 
 
-def field_error(field: str, message: str) -> RequestValidationError:
-    """A 422 in the same shape as the model's own, naming `field`."""
-    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
-
-
 def config(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(row[k]) if isinstance(row[k], tuple | list) else row[k] for k in CONFIG}
 
@@ -150,7 +139,7 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         route_class=Utf8JsonRoute,
         max_body_size=ctx.settings.http_max_body_bytes,
     )
-    caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    caller = bearer_auth(lambda: ctx.pool, people.person_by_token)
 
     def role_at_least(*roles: Role) -> Callable[..., Coroutine[Any, Any, asyncpg.Record]]:
         async def check(who: Annotated[asyncpg.Record, Depends(caller)]) -> asyncpg.Record:
@@ -172,37 +161,18 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
         loads = await router.load.loads([row["agent_id"]])
         return agent_view(row, available=router.available(row, now()), load=loads[row["agent_id"]])
 
-    async def check_teams(conn: asyncpg.Connection, teams: Sequence[str]) -> None:
-        if unknown := sorted(set(teams) - await repo.known_teams(conn, teams)):
-            raise field_error(
-                "teams",
-                f"unknown teams: {', '.join(unknown)} (create them with PUT /v1/admin/teams/{{team}})",
-            )
-
     @api.post(
         "/agents",
-        status_code=201,
-        summary="Add an agent",
-        responses=problems(400, 401, 403, 409, 413, 422, 503),
+        summary="Not here: people are created in desk",
+        description="409 always: create the person with POST /v1/users on desk; routing learns "
+        "them from careloop.people.v1 (default skills, offline) and this API then sets their "
+        "skills, capacity and schedule.",
+        responses=problems(401, 403, 409, 503),
     )
-    async def create(body: NewAgent, who: Admin) -> CreatedAgent:
-        token = body.token or secrets.token_urlsafe(24)
-        fields = {"agent_id": body.id, **config(body.model_dump(mode="json"))}
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await check_teams(conn, body.teams)
-            row = await repo.insert_agent(conn, fields, token_hash(token))
-            if row is None:
-                raise HTTPException(409, f"agent {body.id} exists, or the token is taken")
-            await repo.audit(
-                conn,
-                actor=who["agent_id"],
-                action="agent.created",
-                subject=f"agent:{body.id}",
-                before=None,
-                after=config(row),
-            )
-        await applied()
-        return CreatedAgent(agent=await view(row), token=None if body.token else token)
+    async def create(_: Admin) -> None:
+        raise HTTPException(
+            409, "people are created in desk (POST /v1/users on desk); routing learns them from it"
+        )
 
     @api.patch(
         "/agents/{agent_id}",
@@ -225,7 +195,6 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
                         for e in exc.errors(include_url=False, include_context=False)
                     ]
                 ) from None
-            await check_teams(conn, spec.teams)
             after = config(spec.model_dump(mode="json"))
             await refuse_teams_without_hours(conn, agent_id, current, after)
             row = current

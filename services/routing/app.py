@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from services.routing import api, gauges, handlers, sla
 from services.routing.settings import RoutingSettings
 from shared import http, topics
-from shared.events import TicketCreated
+from shared.events import PersonChanged, TicketCreated
 from shared.service import build_app, consume, new_context
 
 
@@ -14,12 +14,13 @@ def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
     router = handlers.Router(ctx)
     clocks = sla.SlaClocks(ctx)
-    # A ticket.created is placed once per ticket id (handlers.Router.on_created): no inbox row.
+    # A ticket.created is placed once per ticket id (handlers.Router.on_created), a
+    # person.changed applied by person, newest wins (Router.on_people): no inbox row for them.
     consume(
         ctx,
-        topic_names=[topics.TICKETS],
+        topic_names=[topics.TICKETS, topics.PEOPLE],
         handlers=sla.chain(router.handlers(), clocks.handlers()),
-        idempotent=[TicketCreated.TYPE],
+        idempotent=[TicketCreated.TYPE, PersonChanged.TYPE],
     )
     app = build_app(
         ctx,

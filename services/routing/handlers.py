@@ -35,6 +35,7 @@ from services.routing.skills import (
 from services.routing.sla_rules import Hours
 from services.routing.triage import Ticket, Triager
 from services.routing.triage.store import load_or_train
+from shared import people
 from shared.agents import AGENT_ID_PATTERN, Role, bearer_auth, load_agents
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
@@ -42,6 +43,7 @@ from shared.events import (
     Channel,
     Envelope,
     EventData,
+    PersonChanged,
     Priority,
     TicketAssigned,
     TicketClosed,
@@ -200,12 +202,15 @@ class Router:
     async def start(self, ctx: Context[RoutingSettings]) -> None:
         # Before any ticket is consumed; trains (seconds) when the corpus has no artifact yet.
         self._triager = await asyncio.to_thread(load_or_train)
+        agents_file = load_agents(self._settings).agents
         async with ctx.pool.acquire() as conn, conn.transaction():
-            # The agents file is read only while routing has no agents: after that the admin
-            # API owns them, and a production start needs no file of routing's own.
+            # The agents file seeds routing's agents only while it has none: after that desk's
+            # people and the admin API own them. It seeds the people read model at every start,
+            # so that the file's tokens work before desk's first announcement.
             empty = not await repo.has_agents(conn)
-            seed = load_agents(self._settings).agents if empty else ()
+            seed = agents_file if empty else ()
             await repo.seed(conn, seed, sorted(set(TEAM_OF.values())))
+            await people.seed(conn, agents_file)
         if seed:
             log.info("agents seeded into empty tables", agents=len(seed))
         await self.sync()
@@ -227,7 +232,7 @@ class Router:
 
     def available(self, row: asyncpg.Record, at: datetime) -> bool:
         return available(
-            online=row["online"],
+            online=row["online"] and row["active"],
             last_seen_at=row["last_seen_at"],
             schedule=self._schedule(row["agent_id"], row["schedule"]),
             at=at,
@@ -560,6 +565,20 @@ class Router:
 
         return after_commit
 
+    async def on_people(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+        """desk's people: the read model bearer tokens are checked against, and routing's
+        agents following it in the same transaction (`repo.follow_people`). Idempotent by
+        person (the newest announcement wins), so no inbox row. After the commit the roster
+        reaches Redis (a disabled agent is unavailable) and queues meet new team members."""
+        await people.apply_changes(conn, events)
+        await repo.follow_people(conn, list(dict.fromkeys(e.data.agent_id for e in events)))
+
+        async def after_commit() -> None:
+            await self.sync()
+            await self.drain_now()
+
+        return after_commit
+
     async def freed(self, claims: Sequence[Claim]) -> None:
         """Free committed releases' slots, then hand them to the queue. A failure is only
         logged: the reconciliation frees what is left held, the sweep drains."""
@@ -578,6 +597,7 @@ class Router:
             TicketTransferred.TYPE: self.on_transferred,
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
+            PersonChanged.TYPE: self.on_people,
         }
 
     async def sweep(self, ctx: Context[RoutingSettings]) -> None:
@@ -633,6 +653,7 @@ class AgentView(BaseModel):
     schedule: dict[str, Any] | None
     capacity: int
     online: bool
+    active: bool  # false: desk disabled them; they are given nothing new
     last_seen_at: datetime
     available: bool  # online, seen within the presence TTL, on shift: may be given tickets
     load: int  # tickets held
@@ -680,7 +701,7 @@ AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent's 
 def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     api = APIRouter(route_class=Utf8JsonRoute, max_body_size=ctx.settings.http_max_body_bytes)
 
-    caller = bearer_auth(lambda: ctx.pool, repo.agent_by_token)
+    caller = bearer_auth(lambda: ctx.pool, people.person_by_token)
     Caller = Annotated[asyncpg.Record, Depends(caller)]
 
     @api.get(
@@ -708,7 +729,8 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     @api.put(
         "/v1/agents/{agent_id}/presence",
         summary="Go online or offline",
-        responses=problems(400, 401, 403, 404, 413, 422, 503),
+        description="409 when desk disabled the agent: they may go offline, not online.",
+        responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def presence(agent_id: AgentId, body: Presence, who: Caller) -> PresenceChanged:
         if who["agent_id"] != agent_id and Role(who["role"]) is Role.AGENT:
@@ -717,6 +739,8 @@ def http_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
             row = await repo.set_online(conn, agent_id, body.online)
             if row is None:
                 raise HTTPException(404, "no such agent")
+            if body.online and not row["active"]:
+                raise HTTPException(409, f"{agent_id} is disabled in desk: they take no tickets")
         # Only what committed reaches Redis; a newly online agent then takes from the queue.
         await router.push_agent(row)
         assigned = await router.drain_now() if body.online else 0

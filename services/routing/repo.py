@@ -14,7 +14,7 @@ from shared.events import Envelope, Priority
 
 AGENT_COLUMNS = (
     "agent_id, name, email, role, teams, languages, capacity, online, senior, categories, "
-    "channels, course_lines, priorities, vip, schedule, last_seen_at"
+    "channels, course_lines, priorities, vip, schedule, last_seen_at, active"
 )
 
 
@@ -72,9 +72,27 @@ async def get_agent(conn: asyncpg.Connection, agent_id: str) -> asyncpg.Record |
     )
 
 
-async def agent_by_token(conn: asyncpg.Connection, token_sha256: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT agent_id, role FROM agents WHERE token_sha256 = $1", token_sha256
+async def follow_people(conn: asyncpg.Connection, agent_ids: Sequence[str]) -> None:
+    """desk's people (as routing's read model of them now holds them) as routing's agents. A
+    new person is an agent with default skills (both languages, capacity 5), offline until
+    they go online; a known one takes desk's name, e-mail, role and teams; a disabled one goes
+    offline and is given nothing new. Skills, capacity and schedules stay routing's (its admin
+    API); a team desk names that routing did not know is added."""
+    await conn.execute(
+        """
+        WITH p AS (SELECT * FROM people WHERE agent_id = ANY($1::text[])),
+        new_teams AS (
+            INSERT INTO teams (team, name) SELECT DISTINCT t, t FROM p, unnest(p.teams) AS t
+            ON CONFLICT DO NOTHING
+        )
+        INSERT INTO agents AS a (agent_id, name, email, role, teams, languages, capacity, online,
+                                 active)
+        SELECT agent_id, name, email, role, teams, '{zh,en}', 5, false, active FROM p
+        ON CONFLICT (agent_id) DO UPDATE
+        SET name = excluded.name, email = excluded.email, role = excluded.role,
+            teams = excluded.teams, active = excluded.active, online = a.online AND excluded.active
+        """,
+        list(agent_ids),
     )
 
 
@@ -94,20 +112,6 @@ async def heartbeat(conn: asyncpg.Connection, agent_id: str) -> asyncpg.Record |
     return await conn.fetchrow(
         f"UPDATE agents SET last_seen_at = now() WHERE agent_id = $1 RETURNING {AGENT_COLUMNS}",
         agent_id,
-    )
-
-
-async def insert_agent(
-    conn: asyncpg.Connection, fields: dict[str, Any], token_sha256: str
-) -> asyncpg.Record | None:
-    """A new agent, or None when the id (or the token) is taken."""
-    columns = [*fields, "token_sha256"]
-    return await conn.fetchrow(
-        f"INSERT INTO agents ({', '.join(columns)}, online) "
-        f"VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))}, false) "
-        f"ON CONFLICT DO NOTHING RETURNING {AGENT_COLUMNS}",
-        *fields.values(),
-        token_sha256,
     )
 
 
@@ -141,11 +145,6 @@ async def list_teams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         GROUP BY t.team, t.name ORDER BY t.team
         """
     )
-
-
-async def known_teams(conn: asyncpg.Connection, wanted: Sequence[str]) -> set[str]:
-    rows = await conn.fetch("SELECT team FROM teams WHERE team = ANY($1::text[])", list(wanted))
-    return {r["team"] for r in rows}
 
 
 async def upsert_team(conn: asyncpg.Connection, team: str, name: str) -> asyncpg.Record | None:

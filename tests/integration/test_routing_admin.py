@@ -1,7 +1,9 @@
-"""routing's admin API against the real stack: agents, teams, skills, schedules and weights
-change without a restart, audited, bad input refused naming it; skills and seniority decide
-where a ticket goes; presence lapses without a heartbeat."""
+"""routing's admin API against the real stack: agents' skills, schedules, teams and weights
+change without a restart, audited, bad input refused naming it (people themselves are desk's);
+skills and seniority decide where a ticket goes; presence lapses without a heartbeat."""
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,9 @@ from shared.events import Channel, Learner, LearnerContext, TicketCreated, new_e
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests import support
+from tests.integration.inprocess import publish
 from tests.integration.test_routing_capacity import AGENTS, Scene
+from tests.integration.test_routing_follows import person
 from tests.support import RunningStack, ServiceProcess, eventually
 
 ADA = {"Authorization": "Bearer test-ada-token"}  # an admin
@@ -68,10 +72,27 @@ def team(api: httpx.Client) -> str:
     return name
 
 
-def new_agent(api: httpx.Client, team: str, **fields: Any) -> httpx.Response:
+def new_agent(api: httpx.Client, settings: CommonSettings, team: str, **fields: Any) -> str:
+    """A person desk announces in `team`, once routing shows them, with `fields` set by the
+    admin API; their id."""
     agent_id = f"a{uuid.uuid4().hex[:8]}"
-    body = {"id": agent_id, "name": "New", "teams": [team], **fields}
-    return api.post("/v1/admin/agents", json=body, headers=ADA)
+    asyncio.run(publish(settings, [person(agent_id, [team])]))
+    deadline = time.monotonic() + 30
+    while agent_id not in agents(api):
+        assert time.monotonic() < deadline, f"routing never learned {agent_id} from desk"
+        time.sleep(0.1)
+    if fields:
+        changed = api.patch(f"/v1/admin/agents/{agent_id}", json=fields, headers=ADA)
+        assert changed.status_code == 200, changed.text
+    return agent_id
+
+
+@pytest.fixture(scope="module")
+def newcomer(api: httpx.Client, settings: CommonSettings) -> str:
+    """An agent of a team of their own, for tests that only change them."""
+    team = f"t_{uuid.uuid4().hex[:8]}"
+    assert api.put(f"/v1/admin/teams/{team}", json={"name": "Own"}, headers=ADA).is_success
+    return new_agent(api, settings, team)
 
 
 def agents(api: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -99,31 +120,20 @@ def test_a_supervisor_reads_but_does_not_change(api: httpx.Client, team: str) ->
 # ---- agents: created, changed, audited, without a restart ----------------------------------
 
 
-def test_an_admin_adds_an_agent_who_gets_a_token_and_shows_at_once(
-    api: httpx.Client, team: str
-) -> None:
-    answer = new_agent(
-        api, team, languages=["zh"], channels=["chat", "email"], capacity=3, email="n@example.com"
+def test_people_are_made_in_desk_and_their_skills_here(api: httpx.Client, newcomer: str) -> None:
+    made = api.post("/v1/admin/agents", json={"id": "zz", "name": "Z"}, headers=ADA)
+    assert made.status_code == 409 and "desk" in made.json()["detail"]
+
+    answer = api.patch(
+        f"/v1/admin/agents/{newcomer}",
+        json={"languages": ["zh"], "channels": ["chat", "email"], "capacity": 3},
+        headers=ADA,
     )
 
-    assert answer.status_code == 201, answer.text
-    made = answer.json()
-    assert len(made["token"]) >= 16
-    agent_id = made["agent"]["agent_id"]
-    shown = agents(api)[agent_id]
-    assert shown["channels"] == ["chat", "email"] and shown["email"] == "n@example.com"
-    me = api.post(
-        f"/v1/agents/{agent_id}/heartbeat", headers={"Authorization": f"Bearer {made['token']}"}
-    )
-    assert me.status_code == 200, "the generated token logs the agent in"
-
-
-def test_an_agent_id_taken_is_409(api: httpx.Client, team: str) -> None:
-    answer = api.post(
-        "/v1/admin/agents", json={"id": "ana", "name": "Ana 2", "teams": [team]}, headers=ADA
-    )
-
-    assert answer.status_code == 409
+    assert answer.status_code == 200, answer.text
+    shown = agents(api)[newcomer]
+    assert (shown["channels"], shown["capacity"]) == (["chat", "email"], 3)
+    assert shown["email"] == f"{newcomer}@example.com", "desk's address"
 
 
 @pytest.mark.parametrize(
@@ -134,24 +144,36 @@ def test_an_agent_id_taken_is_409(api: httpx.Client, team: str) -> None:
         ({"priorities": ["asap"]}, "unknown priorities: asap"),
         ({"languages": ["fr"]}, "unknown languages: fr"),
         ({"skills": ["x"]}, "skills"),
-        ({"id": "Not An Id"}, "id"),
-        ({"email": "not-an-address"}, "email"),
-        ({"teams": ["no_such_team"]}, "unknown teams: no_such_team"),
+        ({"capacity": -1}, "capacity"),
+        ({"email": "n@example.com"}, "email: a person's name, e-mail, role and teams are desk's"),
+        ({"teams": ["finance"]}, "teams: a person's name, e-mail, role and teams are desk's"),
         ({"schedule": {"weekly": {"mon": [["18:00", "09:00"]]}}}, "does not end after it starts"),
     ],
-    ids=["category", "channel", "priority", "language", "skill", "id", "email", "team", "schedule"],
+    ids=[
+        "category",
+        "channel",
+        "priority",
+        "language",
+        "skill",
+        "capacity",
+        "email",
+        "team",
+        "schedule",
+    ],
 )
 def test_bad_input_is_422_naming_it(
-    api: httpx.Client, team: str, fields: dict[str, Any], named: str
+    api: httpx.Client, newcomer: str, fields: dict[str, Any], named: str
 ) -> None:
-    answer = new_agent(api, team, **fields)
+    answer = api.patch(f"/v1/admin/agents/{newcomer}", json=fields, headers=ADA)
 
     assert answer.status_code == 422, answer.text
     assert named in answer.text
 
 
-def test_a_change_is_audited_with_who_before_and_after(api: httpx.Client, team: str) -> None:
-    agent_id = new_agent(api, team, capacity=2).json()["agent"]["agent_id"]
+def test_a_change_is_audited_with_who_before_and_after(
+    api: httpx.Client, settings: CommonSettings, team: str
+) -> None:
+    agent_id = new_agent(api, settings, team, capacity=2)
 
     answer = api.patch(
         f"/v1/admin/agents/{agent_id}", json={"capacity": 6, "senior": True}, headers=ADA
@@ -161,7 +183,7 @@ def test_a_change_is_audited_with_who_before_and_after(api: httpx.Client, team: 
     (last, first) = api.get(
         "/v1/admin/audit", params={"subject": f"agent:{agent_id}"}, headers=SUE
     ).json()
-    assert first["action"] == "agent.created" and first["actor"] == "ada"
+    assert (first["before"]["capacity"], first["after"]["capacity"]) == (5, 2)
     assert last["action"] == "agent.changed" and last["actor"] == "ada"
     assert (last["before"]["capacity"], last["after"]["capacity"]) == (2, 6)
     assert (last["before"]["senior"], last["after"]["senior"]) == (False, True)
@@ -175,10 +197,10 @@ def test_a_patch_of_an_unknown_agent_is_404_and_of_an_impossible_id_422(api: htt
 
 
 def test_a_schedule_that_leaves_a_team_with_no_hours_is_refused(
-    api: httpx.Client, team: str
+    api: httpx.Client, settings: CommonSettings, team: str
 ) -> None:
     nine_to_six = {"weekly": {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed")}}
-    agent_id = new_agent(api, team, schedule=nine_to_six).json()["agent"]["agent_id"]
+    agent_id = new_agent(api, settings, team, schedule=nine_to_six)
 
     answer = api.patch(
         f"/v1/admin/agents/{agent_id}", json={"schedule": {"weekly": {}}}, headers=ADA
@@ -186,8 +208,7 @@ def test_a_schedule_that_leaves_a_team_with_no_hours_is_refused(
 
     assert answer.status_code == 409
     assert team in answer.json()["detail"] and "no working hours" in answer.json()["detail"]
-    other = new_agent(api, team).json()["agent"]["agent_id"]  # always on shift
-    assert other
+    new_agent(api, settings, team)  # always on shift
     again = api.patch(
         f"/v1/admin/agents/{agent_id}", json={"schedule": {"weekly": {}}}, headers=ADA
     )
@@ -370,17 +391,13 @@ async def test_an_email_takes_half_a_slot_so_one_unit_of_capacity_holds_two(
     ),
 )
 def test_no_admin_body_makes_routing_answer_5xx(
-    api: httpx.Client, team: str, field: str, value: object
+    api: httpx.Client, newcomer: str, field: str, value: object
 ) -> None:
-    # In a team of the test's own: whatever the bodies make of its agents, no ticket meets them.
-    agent_id = f"f{uuid.uuid4().hex[:8]}"
+    # In a team of their own: whatever the bodies make of them, no ticket meets them.
     created = api.post(
-        "/v1/admin/agents",
-        json={"id": agent_id, "name": "F", "teams": [team], field: value},
-        headers=ADA,
+        "/v1/admin/agents", json={"id": "f1", "name": "F", field: value}, headers=ADA
     )
-    target = agent_id if created.status_code == 201 else "ada"
-    changed = api.patch(f"/v1/admin/agents/{target}", json={field: value}, headers=ADA)
+    changed = api.patch(f"/v1/admin/agents/{newcomer}", json={field: value}, headers=ADA)
     audit = api.get("/v1/admin/audit", params={"subject": str(value)}, headers=SUE)
 
     assert created.status_code < 500, (field, value, created.text)

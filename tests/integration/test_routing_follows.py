@@ -1,6 +1,8 @@
-"""routing follows what people decide in desk: transfers to an agent or a team, on the real
-broker, database and Redis, with one routing process for the module."""
+"""routing follows desk: transfers to an agent or a team, and desk's people (new ones become
+agents, disabled ones take nothing), on the real broker, database and Redis, with one routing
+process for the module."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,10 +15,12 @@ from redis.asyncio import Redis
 
 from services.routing.load import PREFIX
 from shared import topics
+from shared.agents import token_hash
 from shared.events import (
     Channel,
     Envelope,
     Learner,
+    PersonChanged,
     TicketCreated,
     TicketTransferred,
     decode,
@@ -31,6 +35,38 @@ from tests.support import RunningStack, ServiceProcess, eventually
 
 SUE = {"Authorization": "Bearer test-sue-token"}  # a supervisor
 ADA = {"Authorization": "Bearer test-ada-token"}  # an admin
+
+
+def person(
+    agent_id: str, teams: list[str], *, active: bool = True, token: str | None = None
+) -> Envelope[Any]:
+    """desk's announcement of a person (an agent) as they now are."""
+    return new_event(
+        PersonChanged(
+            agent_id=agent_id,
+            name=agent_id.title(),
+            email=f"{agent_id}@example.com",
+            role="agent",
+            teams=tuple(teams),
+            active=active,
+            api_token_sha256=() if token is None else (token_hash(token),),
+            changed_at=now(),
+        ),
+        producer="desk",
+    )
+
+
+async def shown(api: httpx.AsyncClient, agent_id: str, **fields: Any) -> dict[str, Any]:
+    """The agent as GET /v1/agents shows them once they have these field values."""
+
+    async def look() -> dict[str, Any] | None:
+        for a in (await api.get("/v1/agents", headers=SUE)).json():
+            if a["agent_id"] == agent_id and all(a[k] == v for k, v in fields.items()):
+                return dict(a)
+        return None
+
+    found: dict[str, Any] = await eventually(look, timeout=30, interval=0.1)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -165,14 +201,16 @@ def transferred(
     )
 
 
-async def add_agent(api: httpx.AsyncClient, agent_id: str, team: str, capacity: int) -> None:
-    """An agent of `team` as routing knows them."""
-    answer = await api.post(
-        "/v1/admin/agents",
-        json={"id": agent_id, "name": agent_id.title(), "teams": [team], "capacity": capacity},
-        headers=ADA,
+async def add_agent(
+    api: httpx.AsyncClient, desk: Desk, agent_id: str, team: str, capacity: int
+) -> None:
+    """An agent of `team`: desk announces the person, routing's admin sets their capacity."""
+    await desk.send(person(agent_id, [team]))
+    await shown(api, agent_id)
+    changed = await api.patch(
+        f"/v1/admin/agents/{agent_id}", json={"capacity": capacity}, headers=ADA
     )
-    assert answer.status_code in (201, 409), answer.text
+    assert changed.status_code == 200, changed.text
 
 
 async def test_a_transfer_moves_the_ticket_and_its_load(routing: str, desk: Desk) -> None:
@@ -180,8 +218,8 @@ async def test_a_transfer_moves_the_ticket_and_its_load(routing: str, desk: Desk
     desk.ours.add(ticket)
     async with httpx.AsyncClient(base_url=routing, timeout=10) as api:
         # fay takes finance's queue (however long earlier tests left it); gus is offline.
-        await add_agent(api, "fay", "finance", capacity=10_000)
-        await add_agent(api, "gus", "finance", capacity=1)
+        await add_agent(api, desk, "fay", "finance", capacity=10_000)
+        await add_agent(api, desk, "gus", "finance", capacity=1)
         online = await api.put("/v1/agents/fay/presence", json={"online": True}, headers=SUE)
         assert online.status_code == 200, online.text
 
@@ -208,3 +246,52 @@ async def test_a_transfer_moves_the_ticket_and_its_load(routing: str, desk: Desk
         gus = next(a for a in agents if a["agent_id"] == "gus")
         assert gus["load"] == 1 and not gus["available"]
         assert desk.count(ticket, "ticket.assigned") == 3
+
+
+async def test_desks_people_are_routings_agents_and_a_disabled_one_takes_nothing(
+    routing: str, desk: Desk
+) -> None:
+    agent_id, team, token = f"p{uuid.uuid4().hex[:8]}", f"t_{uuid.uuid4().hex[:8]}", "tok-" * 6
+    own = {"Authorization": f"Bearer {token}"}
+    ticket = uuid.uuid4()
+    desk.ours.add(ticket)
+    async with httpx.AsyncClient(base_url=routing, timeout=10) as api:
+        made = await api.post("/v1/admin/agents", json={"id": agent_id}, headers=ADA)
+        assert made.status_code == 409 and "POST /v1/users on desk" in made.text
+
+        await desk.send(person(agent_id, [team], token=token))
+        new = await shown(api, agent_id)
+        assert (new["online"], new["active"], new["capacity"]) == (False, True, 5)
+        assert sorted(new["languages"]) == ["en", "zh"] and new["teams"] == [team]
+        assert new["categories"] == [] and new["channels"] == [], "default skills: any"
+        teams = (await api.get("/v1/admin/teams", headers=SUE)).json()
+        assert team in [t["team"] for t in teams], "desk's team is routing's too"
+        online = await api.put(
+            f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=own
+        )
+        assert online.status_code == 200, "the token desk issued works in routing"
+        desks = await api.patch(f"/v1/admin/agents/{agent_id}", json={"teams": []}, headers=ADA)
+        assert desks.status_code == 422 and "desk" in desks.text
+
+        await desk.send(person(agent_id, [team], token=token, active=False))
+        await shown(api, agent_id, active=False, online=False, available=False)
+        assert (await api.get("/v1/queues", headers=own)).status_code == 401
+        again = await api.put(f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=SUE)
+        assert again.status_code == 409 and "disabled" in again.text
+
+        await desk.send(
+            created(ticket, "The video player crashes", "Playback freezes in the browser"),
+            transferred(ticket, to_agent=None, to_team=team, frm=None),
+        )
+        await desk.said(ticket, "ticket.queued", team=team)
+        await asyncio.sleep(1.5)  # three sweeps (each drains): nothing is given to them
+        assert desk.count(ticket, "ticket.assigned") == 0
+        assert (await api.get("/v1/queues", headers=SUE)).json().get(team) == 1
+
+        await desk.send(person(agent_id, [team], token=token))  # enabled again
+        await shown(api, agent_id, active=True)
+        online = await api.put(
+            f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=own
+        )
+        assert online.status_code == 200
+        await desk.said(ticket, "ticket.assigned", agent_id=agent_id)
