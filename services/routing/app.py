@@ -12,13 +12,13 @@ from shared.service import build_app, consume, new_context
 
 def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
-    router = handlers.Router(ctx)
     clocks = sla.SlaClocks(ctx)
+    router = handlers.Router(ctx, clocks)
     # A ticket.created is placed once per ticket id (handlers.Router.on_created), a
     # person.changed applied by person, newest wins (Router.on_people): no inbox row for them.
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.PEOPLE],
+        topic_names=[topics.TICKETS, topics.PEOPLE, topics.INCIDENTS],
         handlers=sla.chain(router.handlers(), clocks.handlers()),
         idempotent=[TicketCreated.TYPE, PersonChanged.TYPE],
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +33,7 @@ from services.routing.skills import (
     parse_schedule,
     weight_milli,
 )
+from services.routing.sla import SlaClocks
 from services.routing.sla_rules import Hours
 from services.routing.triage import Ticket, Triager
 from services.routing.triage.store import load_or_train
@@ -43,6 +45,12 @@ from shared.events import (
     Channel,
     Envelope,
     EventData,
+    IncidentCriteria,
+    IncidentOpened,
+    IncidentResolved,
+    IncidentTicketLinked,
+    IncidentTicketUnlinked,
+    IncidentUpdated,
     PersonChanged,
     Priority,
     TicketAssigned,
@@ -57,14 +65,24 @@ from shared.events import (
     TicketTransferred,
     new_event,
     now,
+    to_builtins,
 )
 from shared.http import Utf8JsonRoute
 from shared.inbox import AfterCommit, Handler
+from shared.incidents import TicketFacts, first_match
 from shared.problems import problems
 from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "routing"
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """An open incident as triage needs it: which, and where learners follow it."""
+
+    incident_id: UUID
+    status_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,7 @@ class NewTicket:
     needs_review: bool
     reason: str
     collaborators: tuple[str, ...]
+    incident: Open | None = None  # held for this open incident: neither assigned nor queued
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +172,8 @@ def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
             needs_review=route.new.needs_review,
             reason=route.new.reason,
             collaborators=route.new.collaborators,
+            incident_id=None if route.new.incident is None else route.new.incident.incident_id,
+            incident_url=None if route.new.incident is None else route.new.incident.status_url,
         )
     elif agent_id is None:
         data = TicketQueued(
@@ -172,9 +193,12 @@ def announce(route: Route, agent_id: str | None, at: datetime) -> Envelope[Any]:
 class Router:
     """Places tickets: Redis decides atomically, Postgres records, the outbox tells the others."""
 
-    def __init__(self, ctx: Context[RoutingSettings]) -> None:
+    def __init__(self, ctx: Context[RoutingSettings], clocks: SlaClocks) -> None:
         self._ctx = ctx
         self._settings = ctx.settings
+        self.clocks = clocks
+        # Open incidents, most severe then oldest first: matched at triage without a query.
+        self.incidents: list[tuple[Open, IncidentCriteria]] = []
         self.roster = Roster()
         self.hours = Hours.of(ctx.settings.sla_calendars)
         self.weights: dict[str, float] = {}
@@ -214,6 +238,7 @@ class Router:
         if seed:
             log.info("agents seeded into empty tables", agents=len(seed))
         await self.sync()
+        await self.refresh_incidents()
 
     async def sync(self) -> None:
         """Rebuild load if Redis lost it, reload agents and weights, push capacity and
@@ -371,12 +396,10 @@ class Router:
                 for t, r in zip(tickets, results, strict=True)
             ],
         )
-        routes, behind = [], set()
+        routes, behind, held = [], set(), []
         for event, t, result in zip(events, tickets, results, strict=True):
-            if (waits := fresh.pop(t.ticket_id, None)) is None:
+            if (stored := fresh.pop(t.ticket_id, None)) is None:
                 continue  # routed before, or earlier in this batch
-            if waits:
-                behind.add(t.ticket_id)
             first_due, resolve_due = due_times(
                 result.priority,
                 t.created_at,
@@ -394,23 +417,61 @@ class Router:
                 needs_review=result.confidence < s.review_below,
                 reason=result.reason,
                 collaborators=result.collaborators,
+                incident=self._incident_of(t, result.category, stored),
             )
-            routes.append(
-                Route(
-                    t.ticket_id,
-                    result.team,
-                    t.language,
-                    result.priority,
-                    t.created_at,
-                    channel=t.channel,
-                    category=result.category,
-                    course_id=course_of(t),
-                    vip=vip_of(t),
-                    cause=event,
-                    new=new,
-                )
+            route = Route(
+                t.ticket_id,
+                result.team,
+                t.language,
+                result.priority,
+                t.created_at,
+                channel=t.channel,
+                category=result.category,
+                course_id=course_of(t),
+                vip=vip_of(t),
+                cause=event,
+                new=new,
             )
+            if new.incident is not None:
+                held.append(route)
+                continue
+            routes.append(route)
+            if stored["behind"]:
+                behind.add(t.ticket_id)
         await self._place(conn, routes, behind=behind)
+        if held:
+            await self._hold_new(conn, held)
+
+    def _incident_of(
+        self, ticket: TicketCreated, category: Category, stored: asyncpg.Record
+    ) -> Open | None:
+        """The open incident a new ticket belongs to: the one that linked it before it arrived,
+        else the first whose criteria it matches (`shared.incidents.first_match`, as the
+        incident service links it). In memory: no query per ticket."""
+        if stored["held_for"] is not None:
+            return Open(stored["held_for"], stored["status_url"])
+        if not self.incidents:
+            return None
+        facts = TicketFacts(
+            ticket.subject, ticket.description, ticket.channel, course_of(ticket), category
+        )
+        return first_match(self.incidents, facts)
+
+    async def _hold_new(self, conn: asyncpg.Connection, routes: Sequence[Route]) -> None:
+        """New tickets of an open incident: stored with their team and due times but neither
+        assigned nor queued, announced by ticket.routed naming the incident; their SLA clocks
+        start paused."""
+        at = now()
+        held = [
+            repo.Held(
+                r.ticket_id, r.new.incident.incident_id, r.new.incident.status_url, False, None
+            )
+            for r in routes
+            if r.new is not None and r.new.incident is not None
+        ]
+        await repo.hold(conn, held, [announce(r, None, at) for r in routes])
+        await self.clocks.on_created(conn, [r.cause for r in routes if r.cause is not None])
+        await self.clocks.hold(conn, [(r.ticket_id, r.since) for r in routes])
 
     async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         known = {
@@ -559,6 +620,7 @@ class Router:
         await repo.share_load(conn)
         claims = await self.load.claims(ticket_ids)
         await repo.release(conn, ticket_ids)
+        await repo.unhold(conn, ticket_ids)  # an incident's tickets are done with too
 
         async def after_commit() -> None:
             await self.freed(claims)
@@ -579,6 +641,129 @@ class Router:
 
         return after_commit
 
+    # ---- open incidents: their tickets are held, off every agent's capacity -----------------
+
+    async def refresh_incidents(self) -> None:
+        """Open incidents from routing's read model into memory (after an incident event, and
+        at each sweep for what another replica consumed)."""
+        async with self._ctx.pool.acquire() as conn:
+            rows = await repo.open_incidents(conn)
+        self.incidents = [
+            (
+                Open(r["incident_id"], r["status_url"]),
+                msgspec.convert(r["criteria"], IncidentCriteria),
+            )
+            for r in rows
+        ]
+
+    async def on_incident_opened(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        opened: list[IncidentOpened] = [e.data for e in events]
+        await repo.open_incident(
+            conn,
+            [
+                (
+                    o.incident_id,
+                    o.number,
+                    o.severity.value,
+                    to_builtins(o.criteria),
+                    o.status_url,
+                    o.opened_at,
+                )
+                for o in opened
+            ],
+        )
+        return self.refresh_incidents
+
+    async def on_incident_updated(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """New criteria or severity hold for tickets from now on; those held stay held."""
+        updated: list[IncidentUpdated] = [e.data for e in events]
+        await repo.update_incidents(
+            conn, [(u.incident_id, u.severity.value, to_builtins(u.criteria)) for u in updated]
+        )
+        return self.refresh_incidents
+
+    async def on_incident_resolved(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """The incident is over. Tickets routing held for it that the incident never linked (a
+        race at the criteria's edge) are placed as any ticket; the linked ones stay held until
+        desk resolves them (incident.ticket_resolved)."""
+        resolved: dict[UUID, Envelope[Any]] = {e.data.incident_id: e for e in events}
+        rows = await repo.close_incidents(conn, list(resolved))
+        by_ticket = {r["ticket_id"]: resolved[r["incident_id"]] for r in rows}
+        await self._place_unheld(
+            conn, rows, {t: (e.data.resolved_at, e) for t, e in by_ticket.items()}
+        )
+        return self.refresh_incidents
+
+    async def on_ticket_linked(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """The incident linked tickets: one waiting leaves its queue, one an agent holds leaves
+        their capacity (the slot freed after the commit; desk still shows it to them); both are
+        held, their SLA clocks paused. A ticket routing has not seen yet is held as it
+        arrives."""
+        latest: dict[UUID, IncidentTicketLinked] = {e.data.ticket_id: e.data for e in events}
+        known = [r["ticket_id"] for r in await repo.get_tickets(conn, list(latest))]
+        await repo.share_load(conn)
+        holding = await repo.holders(conn, known)
+        claims = await self.load.claims(list(holding))
+        await repo.release(conn, known)
+        await repo.hold(
+            conn,
+            [
+                repo.Held(t, x.incident_id, x.status_url, True, holding.get(t))
+                for t, x in latest.items()
+            ],
+            [],
+        )
+        await self.clocks.hold(conn, [(t, latest[t].linked_at) for t in known])
+
+        async def after_commit() -> None:
+            await self.freed(claims)
+
+        return after_commit
+
+    async def on_ticket_unlinked(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> None:
+        """An agent said the ticket is not the incident's: it is placed as any ticket again
+        (its agent before preferred), its clocks running from what they had used."""
+        latest: dict[UUID, Envelope[Any]] = {e.data.ticket_id: e for e in events}
+        rows = await repo.unhold(conn, list(latest))
+        await self._place_unheld(
+            conn, rows, {t: (e.data.unlinked_at, e) for t, e in latest.items()}
+        )
+
+    async def _place_unheld(
+        self,
+        conn: asyncpg.Connection,
+        rows: Sequence[asyncpg.Record],
+        why: Mapping[UUID, tuple[datetime, Envelope[Any]]],
+    ) -> None:
+        """Tickets no longer held (`rows`: ticket_id, agent_id) are assigned or queued with
+        their priority; their clocks resume at the time in `why`."""
+        known = {
+            r["ticket_id"]: r for r in await repo.get_tickets(conn, [r["ticket_id"] for r in rows])
+        }
+        back = [r for r in rows if r["ticket_id"] in known]
+        await self.clocks.unhold(conn, [(r["ticket_id"], why[r["ticket_id"]][0]) for r in back])
+        routes = [
+            route_of(
+                known[r["ticket_id"]],
+                since=why[r["ticket_id"]][0],
+                preferred=r["agent_id"],
+                cause=why[r["ticket_id"]][1],
+            )
+            for r in back
+        ]
+        if routes:
+            await self.place(conn, routes)
+
     async def freed(self, claims: Sequence[Claim]) -> None:
         """Free committed releases' slots, then hand them to the queue. A failure is only
         logged: the reconciliation frees what is left held, the sweep drains."""
@@ -598,6 +783,11 @@ class Router:
             TicketResolved.TYPE: self.on_released,
             TicketClosed.TYPE: self.on_released,
             PersonChanged.TYPE: self.on_people,
+            IncidentOpened.TYPE: self.on_incident_opened,
+            IncidentUpdated.TYPE: self.on_incident_updated,
+            IncidentResolved.TYPE: self.on_incident_resolved,
+            IncidentTicketLinked.TYPE: self.on_ticket_linked,
+            IncidentTicketUnlinked.TYPE: self.on_ticket_unlinked,
         }
 
     async def sweep(self, ctx: Context[RoutingSettings]) -> None:
@@ -606,6 +796,7 @@ class Router:
         async def step() -> bool:
             await self.sync()
             await self.drain_now()
+            await self.refresh_incidents()
             return False
 
         await asyncio.sleep(self._settings.sweep_interval_seconds)

@@ -220,11 +220,15 @@ class NewRow(NamedTuple):
     vip: bool
 
 
-async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> dict[UUID, bool]:
+async def insert_tickets(
+    conn: asyncpg.Connection, rows: Sequence[NewRow]
+) -> dict[UUID, asyncpg.Record]:
     """Store the tickets not stored before; returns each one stored now, with whether its team
-    has tickets waiting. A ticket stored before (a ticket.created redelivered or re-sent) is
-    absent: it was placed once already. The statement also joins the transactions that may
-    change load (`share_load`), which placing the new tickets does next."""
+    has tickets waiting (`behind`) and the incident that linked it before it arrived
+    (`held_for`, `status_url`; None mostly). A ticket stored before (a ticket.created
+    redelivered or re-sent) is absent: it was placed once already. The statement also joins
+    the transactions that may change load (`share_load`), which placing the new tickets does
+    next."""
     records = await conn.fetch(
         """
         WITH fresh AS (
@@ -237,13 +241,14 @@ async def insert_tickets(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> di
         ), load AS (
             SELECT pg_advisory_xact_lock_shared(hashtext($9))
         )
-        SELECT fresh.ticket_id, EXISTS (SELECT 1 FROM queue WHERE queue.team = fresh.team) AS behind
-        FROM fresh, load
+        SELECT fresh.ticket_id, EXISTS (SELECT 1 FROM queue WHERE queue.team = fresh.team) AS behind,
+               h.incident_id AS held_for, h.status_url
+        FROM fresh CROSS JOIN load LEFT JOIN held h ON h.ticket_id = fresh.ticket_id
         """,
         *_columns(rows, 8),
         LOAD_LOCK,
     )
-    return {r["ticket_id"]: r["behind"] for r in records}
+    return {r["ticket_id"]: r for r in records}
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -443,3 +448,88 @@ async def hold_load(conn: asyncpg.Connection, *, timeout_seconds: float) -> None
 
 async def queue_depth(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT team, count(*) AS depth FROM queue GROUP BY team")
+
+
+# ---- open incidents and the tickets held for them -------------------------------------------
+
+
+class Held(NamedTuple):
+    """A ticket held for an open incident (no agent's capacity, no queue, no SLA timers)."""
+
+    ticket_id: UUID
+    incident_id: UUID
+    status_url: str
+    linked: bool
+    agent_id: str | None  # who held it before: preferred when it is placed again
+
+
+async def open_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The most severe first, then the oldest: the order `shared.incidents.first_match` takes."""
+    return await conn.fetch(
+        "SELECT incident_id, number, severity, criteria, status_url FROM incidents "
+        "ORDER BY severity, opened_at, incident_id"
+    )
+
+
+async def open_incident(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(incident_id, number, severity, criteria, status_url, opened_at) rows; a redelivery
+    changes nothing."""
+    await conn.executemany(
+        "INSERT INTO incidents (incident_id, number, severity, criteria, status_url, opened_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (incident_id) DO NOTHING",
+        rows,
+    )
+
+
+async def update_incidents(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(incident_id, severity, criteria) of open incidents (a resolved one stays away)."""
+    await conn.executemany(
+        "UPDATE incidents SET severity = $2, criteria = $3 WHERE incident_id = $1", rows
+    )
+
+
+async def close_incidents(
+    conn: asyncpg.Connection, incident_ids: Sequence[UUID]
+) -> list[asyncpg.Record]:
+    """Forget resolved incidents; returns the tickets held for them that the incident never
+    linked (no longer held: the caller places them). Linked ones stay held until desk
+    resolves them."""
+    return await conn.fetch(
+        """
+        WITH closed AS (DELETE FROM incidents WHERE incident_id = ANY($1::uuid[]))
+        DELETE FROM held WHERE incident_id = ANY($1::uuid[]) AND NOT linked
+        RETURNING ticket_id, incident_id, agent_id
+        """,
+        list(incident_ids),
+    )
+
+
+async def hold(
+    conn: asyncpg.Connection, held: Sequence[Held], events: Sequence[Envelope[Any]]
+) -> None:
+    """Hold tickets (a link marks one held already as linked, keeping who held it first) and
+    stage the events that announce it, in one statement."""
+    await conn.execute(
+        f"""
+        WITH held_now AS (
+            INSERT INTO held AS h (ticket_id, incident_id, status_url, linked, agent_id)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::boolean[], $5::text[])
+            ON CONFLICT (ticket_id) DO UPDATE
+            SET incident_id = excluded.incident_id, status_url = excluded.status_url,
+                linked = h.linked OR excluded.linked,
+                agent_id = coalesce(h.agent_id, excluded.agent_id)
+        )
+        {outbox.INSERT}
+        SELECT * FROM unnest($6::text[], $7::text[], $8::uuid[], $9::text[], $10::bytea[])
+        """,
+        *_columns(held, 5),
+        *_columns([outbox.row(e) for e in events], 5),
+    )
+
+
+async def unhold(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """Tickets no longer held; returns those that were (with who held them before)."""
+    return await conn.fetch(
+        "DELETE FROM held WHERE ticket_id = ANY($1::uuid[]) RETURNING ticket_id, agent_id",
+        list(ticket_ids),
+    )

@@ -217,6 +217,28 @@ class SlaClocks:
 
             await self._change(conn, resumed.ticket_id, running)
 
+    async def hold(self, conn: asyncpg.Connection, held: Sequence[tuple[UUID, datetime]]) -> None:
+        """Tickets an open incident holds (ticket, since when): their clocks pause like a
+        pending ticket's, nothing fires meanwhile (the incident's announcements answer them)."""
+        for ticket_id, at in held:
+
+            def paused(clock: Clock, calendar: Calendar, _: str, at: datetime = at) -> Clock:
+                return pause(clock, at, calendar)
+
+            await self._change(conn, ticket_id, paused)
+
+    async def unhold(
+        self, conn: asyncpg.Connection, unheld: Sequence[tuple[UUID, datetime]]
+    ) -> None:
+        """Tickets no longer held (ticket, since when): their clocks run on from what they
+        had used."""
+        for ticket_id, at in unheld:
+
+            def running(clock: Clock, _: Calendar, __: str, at: datetime = at) -> Clock:
+                return resume(clock, at)
+
+            await self._change(conn, ticket_id, running)
+
     async def on_retriaged(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         """A person changed the priority: the running clocks take its targets."""
         for event in events:

@@ -274,7 +274,7 @@ async def test_vip_tickets_go_to_the_senior_agent_first_and_skills_keep_others_a
 
 
 async def test_an_off_shift_agent_is_not_available(stack: RunningStack, api: httpx.Client) -> None:
-    never = {"schedule": {"weekly": {}}}
+    never: dict[str, Any] = {"schedule": {"weekly": {}}}
     redis = Redis.from_url(stack.redis_url)
     http = httpx.AsyncClient(base_url=api.base_url, timeout=10)
     try:

@@ -1,6 +1,7 @@
-"""routing follows desk: transfers to an agent or a team, and desk's people (new ones become
-agents, disabled ones take nothing), on the real broker, database and Redis, with one routing
-process for the module."""
+"""routing follows desk and the incident service: transfers to an agent or a team, desk's people
+(new ones become agents, disabled ones take nothing), and open incidents (their tickets held off
+every agent's capacity, their SLA clocks paused), on the real broker, database and Redis, with
+one routing process for the module."""
 
 import asyncio
 import uuid
@@ -19,6 +20,12 @@ from shared.agents import token_hash
 from shared.events import (
     Channel,
     Envelope,
+    IncidentCriteria,
+    IncidentOpened,
+    IncidentResolved,
+    IncidentSeverity,
+    IncidentTicketLinked,
+    IncidentTicketUnlinked,
     Learner,
     PersonChanged,
     TicketCreated,
@@ -109,14 +116,23 @@ class Desk:
     async def send(self, *events: Envelope[Any]) -> None:
         await publish_confirmed(self.broker, [outgoing(e) for e in events])
 
-    async def said(self, ticket_id: uuid.UUID, event_type: str, **fields: Any) -> Envelope[Any]:
-        """Wait for routing's `event_type` about the ticket with these field values."""
+    async def said(
+        self,
+        ticket_id: uuid.UUID,
+        event_type: str | tuple[str, ...],
+        *,
+        since: set[uuid.UUID] | None = None,
+        **fields: Any,
+    ) -> Envelope[Any]:
+        """Wait for routing's `event_type` (or one of them) about the ticket with these field
+        values; with `since` (event ids seen before), only a new one."""
 
         def match() -> Envelope[Any] | None:
             for e in self.seen.values():
                 if (
                     e.data.ticket_id == ticket_id
-                    and e.type == event_type
+                    and e.type in (event_type if isinstance(event_type, tuple) else (event_type,))
+                    and e.event_id not in (since or set())
                     and all(getattr(e.data, k) == v for k, v in fields.items())
                 ):
                     return e
@@ -136,6 +152,27 @@ class Desk:
     def count(self, ticket_id: uuid.UUID, event_type: str) -> int:
         return sum(
             1 for e in self.seen.values() if e.data.ticket_id == ticket_id and e.type == event_type
+        )
+
+    async def query(self, sql: str, *args: Any) -> Any:
+        conn = await asyncpg.connect(self.stack.dsn)
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    async def state(self, ticket_id: uuid.UUID) -> tuple[bool, bool, int]:
+        """Whether routing's ticket waits in a queue, whether an agent holds it, and how many of
+        its SLA clocks run."""
+        return await self.query(
+            """
+            SELECT (EXISTS (SELECT 1 FROM routing.queue WHERE ticket_id = $1),
+                    EXISTS (SELECT 1 FROM routing.assignments
+                            WHERE ticket_id = $1 AND released_at IS NULL),
+                    (SELECT count(*)::int FROM routing.sla_clocks
+                     WHERE ticket_id = $1 AND running_since IS NOT NULL AND stopped_at IS NULL))
+            """,
+            ticket_id,
         )
 
     async def holds(self, agent_id: str, ticket_id: uuid.UUID) -> bool:
@@ -295,3 +332,96 @@ async def test_desks_people_are_routings_agents_and_a_disabled_one_takes_nothing
         )
         assert online.status_code == 200
         await desk.said(ticket, "ticket.assigned", agent_id=agent_id)
+
+
+def incident_event(data: Any) -> Envelope[Any]:
+    return new_event(data, producer="incident")
+
+
+async def test_an_open_incidents_tickets_are_held_off_agents_until_unlinked_or_resolved(
+    routing: str, desk: Desk
+) -> None:
+    word, incident = f"outage{uuid.uuid4().hex[:6]}", uuid.uuid4()
+    url = f"http://incident.test/status/{incident}"
+    matching, linked = uuid.uuid4(), uuid.uuid4()
+    desk.ours |= {matching, linked}
+    await desk.send(
+        incident_event(
+            IncidentOpened(
+                incident_id=incident,
+                number="INC-0042",
+                title="Live classes do not load",
+                severity=IncidentSeverity.SEV2,
+                criteria=IncidentCriteria(keywords=(word.upper(),)),
+                status_url=url,
+                by="sue",
+                opened_at=now(),
+            )
+        )
+    )
+    known = "SELECT count(*) FROM routing.incidents WHERE incident_id = $1"
+    await eventually(lambda: desk.query(known, incident))
+
+    # A new ticket the criteria match is held: routed to nobody, in no queue, clocks paused.
+    await desk.send(created(matching, f"Live class {word}", "The classroom never loads"))
+    routed = await desk.said(matching, "ticket.routed")
+    assert routed.data.agent_id is None
+    assert (routed.data.incident_id, routed.data.incident_url) == (incident, url)
+    assert await desk.state(matching) == (False, False, 0)
+
+    # A ticket an agent holds, linked by the incident: off their capacity, clocks paused.
+    await desk.send(
+        created(linked, "The video player crashes", "Playback freezes in the browser"),
+        transferred(linked, to_agent="ana", to_team="tech_support", frm=None),
+    )
+    await desk.said(linked, "ticket.assigned", agent_id="ana")
+    assert (await desk.state(linked))[1:] == (True, 2)
+    await desk.send(
+        incident_event(
+            IncidentTicketLinked(
+                ticket_id=linked,
+                incident_id=incident,
+                number="INC-0042",
+                title="Live classes do not load",
+                status_url=url,
+                by="sue",
+                linked_at=now(),
+            )
+        )
+    )
+
+    async def off_anas_load() -> bool:
+        gone = not await desk.redis.sismember(f"{PREFIX}load:ana", str(linked))
+        return gone and await desk.state(linked) == (False, False, 0)
+
+    await eventually(off_anas_load)
+
+    # Unlinked, it is an ordinary ticket again: placed, its clocks running on.
+    before = set(desk.seen)
+    await desk.send(
+        incident_event(
+            IncidentTicketUnlinked(
+                ticket_id=linked, incident_id=incident, by="sue", unlinked_at=now()
+            )
+        )
+    )
+    await desk.said(linked, ("ticket.assigned", "ticket.queued"), since=before)
+    assert (await desk.state(linked))[2] == 2
+
+    # Resolved: the ticket routing held that the incident never linked is placed as any other.
+    await desk.send(
+        incident_event(
+            IncidentResolved(
+                incident_id=incident,
+                resolution="The classroom service is back",
+                linked_tickets=0,
+                by="sue",
+                resolved_at=now(),
+            )
+        )
+    )
+    await desk.said(matching, ("ticket.assigned", "ticket.queued"))
+    placed = await desk.state(matching)
+    assert placed[0] or placed[1], "queued or assigned"
+    assert placed[2] == 2
+    assert not await desk.query(known, incident)
