@@ -129,6 +129,7 @@ def test_the_rule_that_set_the_priority_is_named() -> None:
         ("今晚七点的课进不去", 600),
         ("明天上午的课能改到下午吗", 1440),
         ("I need help with tonight's class recording", 600),
+        ("过半小时就上课了 还是进不去", 30),  # "过" ahead; "过了" is a span behind
     ],
 )
 def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int) -> None:
@@ -144,6 +145,9 @@ def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int)
         "no rush — can my lesson in 20 minutes be recorded?",
         "I started the course last year and love it",
         "my classes were moved to a centre 1.5 hours away",  # a distance, not a time
+        "上周六的课老师没来 等了半小时 也没人说一声",  # a span that passed
+        "上课的时候每隔两分钟就掉线一次",  # a span that repeats
+        "老师上课迟到了二十分钟",
     ],
 )
 def test_a_time_without_a_class_or_with_no_hurry_counts_for_nothing(text: str) -> None:

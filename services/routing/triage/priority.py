@@ -214,6 +214,9 @@ _PLACE_BEFORE = re.compile(
     r"\b(centre|center|campus|branch|school|office|drive|ride|walk|commute|trip)"
     r"\s+(?:(?:that|which)\s+is\s+|is\s+)?$"
 )
+# A span that passed or repeats is no time ahead: "等了半小时", "迟到了二十分钟", "每隔两分钟就掉线"
+# ("过半小时就上课" is ahead, "过了半小时" is not).
+_SPAN_BEFORE = re.compile(r"(?:等了|过了|迟到了?|晚了|每隔|每|忘了|花了|用了|持续了?)\s*$")
 
 
 def no_hurry(text: str) -> bool:
@@ -232,7 +235,12 @@ def minutes_in_text(text: str, at: datetime | None = None) -> tuple[int | None, 
     for pattern, minutes in _PHRASES:
         for m in pattern.finditer(text):
             near = text[max(0, m.start() - 30) : m.end() + 30]
-            if not _EVENT.search(near) or _PLACE_BEFORE.search(text[: m.start()]):
+            before = text[: m.start()]
+            if (
+                not _EVENT.search(near)
+                or _PLACE_BEFORE.search(before)
+                or _SPAN_BEFORE.search(before)
+            ):
                 continue
             value = int(minutes(m))
             if best[0] is None or value < best[0]:
