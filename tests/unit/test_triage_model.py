@@ -187,15 +187,17 @@ def test_a_class_in_the_learners_context_soon_makes_a_blocking_problem_urgent(
 
 
 def test_the_thresholds_a_sweep_tries_reach_the_decision(triager: Triager) -> None:
-    texts = [("", "App 打开就闪退，重装也没用", "app")]
-    soon = [Situation(class_in=50)]
+    texts = [("", "App 打开就闪退，重装也没用", "app"), ("", "我的账号被盗了，密码被人改了", "app")]
+    soon = [Situation(class_in=50), Situation()]
 
-    [never] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=1.01)
-    [always] = triager.triage_texts(texts, soon, urgent_at=0.0, blocks_at=1.01)
-    [blocked] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=0.0)
+    [never, _] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=1.01)
+    always = triager.triage_texts(texts, soon, urgent_at=0.0, blocks_at=1.01)
+    [blocked, _] = triager.triage_texts(texts, soon, urgent_at=1.01, blocks_at=0.0)
 
     assert never.priority is Priority.MEDIUM
-    assert always.priority is Priority.URGENT and always.reason.endswith("urgent: text")
+    # only a live compromise of the account or money is urgent by its text alone
+    assert [t.priority for t in always] == [Priority.HIGH, Priority.URGENT]
+    assert always[1].reason.endswith("urgent: text")
     assert blocked.priority is Priority.URGENT and "blocks a class" in blocked.reason
 
 

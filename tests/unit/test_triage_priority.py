@@ -26,6 +26,13 @@ C, P = Category, Priority
         # what the text says stands when nothing else applies
         ("a plain problem", Situation(C.TECHNICAL, P.MEDIUM, None), P.MEDIUM),
         ("live compromise", Situation(C.ACCOUNT_SECURITY, P.URGENT, None), P.URGENT),
+        ("money taken now", Situation(C.PAYMENT_REFUND, P.URGENT, None), P.URGENT),
+        (
+            "urgent-sounding text, no compromise, nothing soon",
+            Situation(C.TECHNICAL, P.URGENT, None),
+            P.HIGH,
+        ),
+        ("在不在 在不在", Situation(C.OTHER, P.URGENT, None), P.HIGH),
         (
             "negated hack: forgot the password",
             Situation(C.ACCOUNT_SECURITY, P.MEDIUM, None),
@@ -42,8 +49,26 @@ C, P = Category, Priority
         ("class in 3 days", Situation(C.TECHNICAL, P.MEDIUM, 3 * 1440), P.MEDIUM),
         ("exam in 45 min, admission ticket", Situation(C.EXAM_CERTIFICATE, P.MEDIUM, 45), P.URGENT),
         ("locked out, class in 50 min", Situation(C.ACCOUNT_SECURITY, P.MEDIUM, 50), P.URGENT),
-        ("prevention question, class in 30 min", Situation(C.ACCOUNT_SECURITY, P.LOW, 30), P.LOW),
-        ("exam info question, exam in 1 h", Situation(C.EXAM_CERTIFICATE, P.LOW, 60), P.LOW),
+        (
+            "prevention question, class in 30 min: nothing blocked",
+            Situation(C.ACCOUNT_SECURITY, P.LOW, 30, False),
+            P.LOW,
+        ),
+        (
+            "exam info question, exam in 1 h: nothing blocked",
+            Situation(C.EXAM_CERTIFICATE, P.LOW, 60, False),
+            P.LOW,
+        ),
+        (
+            "any way to get into the room? class in 50 min: a question's phrasing still blocks",
+            Situation(C.TECHNICAL, P.LOW, 50),
+            P.URGENT,
+        ),
+        (
+            "is the coffee free? exam in 1 h: other blocks nothing, whatever the model says",
+            Situation(C.OTHER, P.LOW, 60, True),
+            P.LOW,
+        ),
         (
             "invoice, class in 1 h: no block",
             Situation(C.PAYMENT_REFUND, P.MEDIUM, 60, False),

@@ -114,10 +114,17 @@ class Features:
         return sp.hstack([*parts, self.denied.transform(gone), channel], format="csr")
 
 
-def _classifier() -> LogisticRegression:
+def _classifier(c: float = 20.0) -> LogisticRegression:
     # lbfgs is deterministic; balanced weights keep the rarer labels (urgent) from being
     # drowned by the common ones.
-    return LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced")
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+
+
+# The urgency model is regularised harder than the category model: it learns a few hundred
+# urgent and near-miss texts, and at C=20 it clung to their words; at 5 it ranks the first
+# writers' live compromises above their past ones better (cross-validation, urgent recall at
+# 90 % precision: 172/174 against 170/174).
+URGENCY_C = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +166,7 @@ class Models:
         x = features.transform(samples)
         category = _classifier().fit(x, [c.value for c in categories])
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
-        urgency = _classifier().fit(x[[i for i, _ in known]], [p for _, p in known])
+        urgency = _classifier(URGENCY_C).fit(x[[i for i, _ in known]], [p for _, p in known])
         told = [(i, b) for i, b in enumerate(blocks) if b is not None]
         if len({b for _, b in told}) < 2:
             raise ValueError(

@@ -38,10 +38,17 @@ class Rule:
 
 
 def _blocks(s: Situation) -> bool:
-    """The problem keeps the learner from the class or exam; a question about information or
-    prevention blocks nothing, whatever the model thinks, and neither does a request for study
-    advice ("exam in an hour, any last tips?"): the learner can attend without the answer."""
-    return s.blocks and s.said is not Priority.LOW and s.category is not Category.LEARNING_GUIDANCE
+    """The problem keeps the learner from the class or exam, as the blocking model judges. A
+    request for study advice ("exam in an hour, any last tips?") and anything else than a
+    course, an account or money (the coffee machine, lost property) block nothing, whatever
+    the model thinks: the learner can attend without the answer. A question's phrasing does not
+    count against it: "any way to get into the room? my class is in 50 min" is blocked."""
+    return s.blocks and s.category not in (Category.LEARNING_GUIDANCE, Category.OTHER)
+
+
+# The rules make a ticket urgent by its text alone for a live compromise of the account or of
+# money only; anything else is urgent when it blocks a class or exam within 2 h.
+LIVE_COMPROMISE = (Category.ACCOUNT_SECURITY, Category.PAYMENT_REFUND)
 
 
 # In order; the first exact rule that applies ends the table, floors accumulate.
@@ -64,6 +71,8 @@ RULES: tuple[Rule, ...] = (
 def decide(s: Situation) -> tuple[Priority, str]:
     """The priority of `s` and the rule that set it ("text" when the text's own level stood)."""
     level, why = s.said, "text"
+    if level is Priority.URGENT and s.category not in LIVE_COMPROMISE:
+        level, why = Priority.HIGH, "text pressing, but no live compromise of account or money"
     for rule in RULES:
         if not rule.applies(s):
             continue
