@@ -528,7 +528,8 @@ class Router:
         """A person corrected the triage: routing's ticket takes the new category, priority
         and team. A ticket that must change team leaves its agent (the slot freed after the
         commit) or its old queue, and waits in the new team's queue, which is then drained;
-        one that keeps its team keeps its place (its priority is re-ranked when it waits)."""
+        one that keeps its team keeps its place (its priority is re-ranked when it waits). A
+        ticket an open incident holds stays held, in its new team."""
         latest = {e.data.ticket_id: e for e in events}
         known = {r["ticket_id"]: r for r in await repo.get_tickets(conn, list(latest))}
         if unknown := [t for t in latest if t not in known]:
@@ -538,7 +539,10 @@ class Router:
             for t, e in latest.items()
         }
         await repo.set_triage(conn, changes)
-        moving = [t for t, (_, _, team) in changes.items() if team != known[t]["team"]]
+        held = await repo.held_among(conn, list(changes))  # held in their new team, not queued
+        moving = [
+            t for t, (_, _, team) in changes.items() if team != known[t]["team"] and t not in held
+        ]
         await repo.share_load(conn)
         holding = list(await repo.holders(conn, moving))
         claims = await self.load.claims(holding)
@@ -571,12 +575,15 @@ class Router:
         agent's load even above capacity (a person decided), announced by ticket.assigned;
         the slot it left is freed after the commit. To a team: it leaves its agent (the slot
         freed after the commit) or its old queue and waits in the new team's queue, which is
-        then drained. The SLA clocks run on as they were."""
+        then drained. The SLA clocks run on as they were; a ticket an open incident held is a
+        person's to work now: no longer held, its clocks run again."""
         latest = {e.data.ticket_id: e for e in events}
         known = {r["ticket_id"]: r for r in await repo.get_tickets(conn, list(latest))}
         if unknown := [t for t in latest if t not in known]:
             raise LookupError(f"transferred tickets {unknown} were never triaged here")
         transfers: dict[UUID, TicketTransferred] = {t: e.data for t, e in latest.items()}
+        unheld = [r["ticket_id"] for r in await repo.unhold(conn, list(transfers))]
+        await self.clocks.unhold(conn, [(t, transfers[t].transferred_at) for t in unheld])
         await repo.set_teams(conn, {t: x.to_team for t, x in transfers.items()})
         await repo.share_load(conn)
         holding = await repo.holders(conn, list(transfers))

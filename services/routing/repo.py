@@ -527,6 +527,13 @@ async def hold(
     )
 
 
+async def held_among(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> set[UUID]:
+    rows = await conn.fetch(
+        "SELECT ticket_id FROM held WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids)
+    )
+    return {r["ticket_id"] for r in rows}
+
+
 async def unhold(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     """Tickets no longer held; returns those that were (with who held them before)."""
     return await conn.fetch(

@@ -18,6 +18,7 @@ from services.routing.load import PREFIX
 from shared import topics
 from shared.agents import token_hash
 from shared.events import (
+    Category,
     Channel,
     Envelope,
     IncidentCriteria,
@@ -28,7 +29,9 @@ from shared.events import (
     IncidentTicketUnlinked,
     Learner,
     PersonChanged,
+    Priority,
     TicketCreated,
+    TicketRetriaged,
     TicketTransferred,
     decode,
     new_event,
@@ -367,6 +370,24 @@ async def test_an_open_incidents_tickets_are_held_off_agents_until_unlinked_or_r
     routed = await desk.said(matching, "ticket.routed")
     assert routed.data.agent_id is None
     assert (routed.data.incident_id, routed.data.incident_url) == (incident, url)
+    assert await desk.state(matching) == (False, False, 0)
+    # A person's new triage moves it to another team, where it stays held.
+    retriaged = TicketRetriaged(
+        ticket_id=matching,
+        number="CL-000001",
+        category=Category.PAYMENT_REFUND,
+        priority=Priority.HIGH,
+        by="sue",
+        reason="it is about a refund for the class",
+        retriaged_at=now(),
+    )
+    await desk.send(new_event(retriaged, producer="desk"))
+    team = "SELECT team FROM routing.tickets WHERE ticket_id = $1"
+
+    async def moved() -> bool:
+        return bool(await desk.query(team, matching) == "finance")
+
+    await eventually(moved)
     assert await desk.state(matching) == (False, False, 0)
 
     # A ticket an agent holds, linked by the incident: off their capacity, clocks paused.
