@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from deploy.local.harness import ROOT
+from deploy.local.stack import DB_SERVICES
 from shared.migrate import migrate
 from tests.support import RunningStack, port
 
@@ -51,9 +52,8 @@ async def test_no_service_role_is_a_superuser_or_may_create_schemas(stack: Runni
         )
     finally:
         await admin.close()
-    assert {r["rolname"] for r in rows} == {
-        f"careloop_{s}" for s in ("desk", "routing", "notify", "survey", "metrics")
-    }
+    assert {r["rolname"] for r in rows} == {f"careloop_{s}" for s in DB_SERVICES}
+    assert set(DB_SERVICES) >= {"desk", "routing", "notify", "survey", "metrics", "knowledge"}
     assert not any(r["rolsuper"] or r["rolcreaterole"] or r["rolcreatedb"] for r in rows)
     assert not any(r["create_schema"] for r in rows)
 
