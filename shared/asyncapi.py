@@ -21,7 +21,8 @@ DESCRIPTIONS = {
     "`updated_at` wins. desk keeps them and matches tickets to learners.",
     topics.INTAKE: "intake: normalised submissions.",
     topics.TICKETS: "desk: the Ticket aggregate's life.",
-    topics.ROUTING: "routing: triage, assignment and queueing.",
+    topics.ROUTING: "routing: triage, assignment and queueing (key = ticket id); agent.status, "
+    "each agent's presence and load against capacity (key = agent id, the newest wins).",
     topics.NOTIFY: "notify: what reached learners and what did not.",
     topics.SURVEY: "survey: requests, answers and low scores.",
     topics.KNOWLEDGE: "knowledge: articles suggested for new tickets (key = ticket id), articles "
@@ -37,7 +38,8 @@ DESCRIPTIONS = {
     "answers to their own remedies.",
     topics.PEOPLE: "desk: the people who work tickets (person.changed, key = agent id; the "
     "newest wins): role, teams, active and their API tokens' SHA-256 for other services' "
-    "read models.",
+    "read models; agent.seen (key = agent id), an agent using the workspace, which keeps "
+    "their presence in routing alive.",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

@@ -1103,6 +1103,51 @@ class TicketMerged(EventData, frozen=True, kw_only=True):
     merged_at: datetime
 
 
+# ---- careloop.routing.v1 / careloop.people.v1: agents' presence (the supervisor board) ----
+
+AgentId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{1,49}$")]
+
+
+class AgentStatus(EventData, frozen=True, kw_only=True):
+    """routing's view of one agent: presence and live load against capacity, when it changed
+    and every ~30 s. Key = agent id; the newest `at` wins, so a consumer keeps one row each.
+
+    `online` is the agent's own switch, `on_shift` their schedule now, `available` whether
+    routing may give them tickets (online, seen within the presence TTL, on shift).
+    `capacity` and `used` are in capacity units (`used` weighs each ticket by its channel),
+    `load` counts the tickets held.
+    """
+
+    TYPE = "agent.status"
+    TOPIC = topics.ROUTING
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    agent_id: AgentId
+    online: bool
+    available: bool
+    on_shift: bool
+    active: bool = True
+    capacity: Annotated[int, Meta(ge=0)]
+    used: Annotated[float, Meta(ge=0)]
+    load: Annotated[int, Meta(ge=0)]
+    last_seen_at: datetime
+    teams: tuple[str, ...] = ()
+    at: datetime
+
+
+class AgentSeen(EventData, frozen=True, kw_only=True):
+    """desk saw the agent use the workspace (a page or its open live feed), at most once a
+    minute each: routing keeps their presence alive with it. Key = agent id; idempotent (the
+    latest `at` wins)."""
+
+    TYPE = "agent.seen"
+    TOPIC = topics.PEOPLE
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    agent_id: AgentId
+    at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -1157,6 +1202,9 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         TicketNoteAdded,
         TicketTransferred,
         TicketMerged,
+        # ---- presence ----
+        AgentStatus,
+        AgentSeen,
     )
 }
 
