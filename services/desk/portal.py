@@ -302,6 +302,15 @@ class PostRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Posted:
+    """A post to a ticket's page: the ticket its link names, and the form or its refusal."""
+
+    ticket_id: UUID
+    form: Mapping[str, str]
+    refused: PostRefused | None
+
+
+@dataclass(frozen=True)
 class MessageProblem(Exception):
     """What is wrong with a posted message: a key of TEXT[lang]["errors"]."""
 
@@ -402,6 +411,33 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             raise PostRefused(403, "stale_form")
         return form
 
+    async def posted(request: Request, token: str) -> Posted | Response:
+        """A post's ticket and form (its refusal too: the page is shown again with it), read
+        before a connection is taken; or the page for a link that names no ticket."""
+        ticket_id = ticket_of(token)
+        if ticket_id is None:
+            return gone(None)
+        try:
+            return Posted(ticket_id, await read_post(request, token), None)
+        except PostRefused as exc:
+            return Posted(ticket_id, {}, exc)
+
+    async def opened(
+        conn: asyncpg.Connection, token: str, post: Posted
+    ) -> tuple[asyncpg.Record, str] | Response:
+        """The post's ticket, locked, and the page's language; or the page to answer with (no
+        such ticket, or the form refused)."""
+        ticket = await repo.lock_ticket(conn, post.ticket_id)
+        if ticket is None:
+            return gone(None)
+        lang = choose_language(post.form.get("lang"), ticket["language"])
+        if post.refused:
+            refused = post.refused
+            return await show(
+                conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
+            )
+        return ticket, lang
+
     @router.get(
         "/t/{token}",
         response_class=HTMLResponse,
@@ -434,22 +470,15 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         responses={**pages(400, 403, 404, 415, 422), **problems(413, 503)},
     )
     async def portal_message(token: str, request: Request) -> Response:
-        ticket_id = ticket_of(token)
-        if ticket_id is None:
-            return gone(None)
-        try:
-            form, refused = await read_post(request, token), None
-        except PostRefused as exc:
-            form, refused = {}, exc
+        post = await posted(request, token)
+        if isinstance(post, Response):
+            return post
+        form, ticket_id = post.form, post.ticket_id
         async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await repo.lock_ticket(conn, ticket_id)
-            if ticket is None:
-                return gone(None)
-            lang = choose_language(form.get("lang"), ticket["language"])
-            if refused:
-                return await show(
-                    conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
-                )
+            found = await opened(conn, token, post)
+            if isinstance(found, Response):
+                return found
+            ticket, lang = found
             try:
                 body, attachments = read_message(form)
             except MessageProblem as exc:
@@ -495,22 +524,15 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         responses={**pages(400, 403, 404, 409, 415, 422), **problems(413, 503)},
     )
     async def portal_answer(token: str, request: Request) -> Response:
-        ticket_id = ticket_of(token)
-        if ticket_id is None:
-            return gone(None)
-        try:
-            form, refused = await read_post(request, token), None
-        except PostRefused as exc:
-            form, refused = {}, exc
+        post = await posted(request, token)
+        if isinstance(post, Response):
+            return post
+        form, ticket_id = post.form, post.ticket_id
         async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await repo.get_ticket(conn, ticket_id)
-            if ticket is None:
-                return gone(None)
-            lang = choose_language(form.get("lang"), ticket["language"])
-            if refused:
-                return await show(
-                    conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
-                )
+            found = await opened(conn, token, post)
+            if isinstance(found, Response):
+                return found
+            ticket, lang = found
             try:
                 answer = Answer(form.get("answer", ""))
             except ValueError:
@@ -530,22 +552,15 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         responses={**pages(400, 403, 404, 409, 415), **problems(413, 503)},
     )
     async def portal_solved(token: str, request: Request) -> Response:
-        ticket_id = ticket_of(token)
-        if ticket_id is None:
-            return gone(None)
-        try:
-            form, refused = await read_post(request, token), None
-        except PostRefused as exc:
-            form, refused = {}, exc
+        post = await posted(request, token)
+        if isinstance(post, Response):
+            return post
+        form = post.form
         async with ctx.pool.acquire() as conn, conn.transaction():
-            ticket = await repo.lock_ticket(conn, ticket_id)
-            if ticket is None:
-                return gone(None)
-            lang = choose_language(form.get("lang"), ticket["language"])
-            if refused:
-                return await show(
-                    conn, ticket, token=token, lang=lang, status=refused.status, error=refused.key
-                )
+            found = await opened(conn, token, post)
+            if isinstance(found, Response):
+                return found
+            ticket, lang = found
             try:
                 await self_service.solved_by_article(
                     conn, ticket, article_id=form.get("article", ""), links=links
