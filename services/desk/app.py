@@ -10,7 +10,17 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
-from services.desk import api, handlers, incidents, learner_api, pages, portal, repo, self_service
+from services.desk import (
+    api,
+    handlers,
+    incidents,
+    learner_api,
+    pages,
+    portal,
+    presence,
+    repo,
+    self_service,
+)
 from services.desk.accounts import setup as accounts
 from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
@@ -50,8 +60,9 @@ def create_app(settings: DeskSettings) -> FastAPI:
             **cases.event_handlers(),
             **self_service.event_handlers(),
             **incidents.event_handlers(settings.public_url, handlers.links_for(settings)),
+            **presence.event_handlers(),
         },
-        idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT],
+        idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT, *presence.IDEMPOTENT],
     )
     consume_learners(ctx)
 

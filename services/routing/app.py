@@ -3,10 +3,10 @@ reconciliation."""
 
 from fastapi import FastAPI
 
-from services.routing import api, gauges, handlers, sla
+from services.routing import api, gauges, handlers, sla, status
 from services.routing.settings import RoutingSettings
 from shared import http, topics
-from shared.events import PersonChanged, TicketCreated
+from shared.events import AgentSeen, PersonChanged, TicketCreated
 from shared.service import build_app, consume, new_context
 
 
@@ -14,13 +14,14 @@ def create_app(settings: RoutingSettings) -> FastAPI:
     ctx = new_context("routing", settings)
     clocks = sla.SlaClocks(ctx)
     router = handlers.Router(ctx, clocks)
+    announcer = status.Announcer(ctx, router)
     # A ticket.created is placed once per ticket id (handlers.Router.on_created), a
     # person.changed applied by person, newest wins (Router.on_people): no inbox row for them.
     consume(
         ctx,
         topic_names=[topics.TICKETS, topics.PEOPLE, topics.INCIDENTS],
-        handlers=sla.chain(router.handlers(), clocks.handlers()),
-        idempotent=[TicketCreated.TYPE, PersonChanged.TYPE],
+        handlers=sla.chain(router.handlers(), clocks.handlers(), announcer.handlers()),
+        idempotent=[TicketCreated.TYPE, PersonChanged.TYPE, AgentSeen.TYPE],
     )
     app = build_app(
         ctx,
@@ -32,6 +33,7 @@ def create_app(settings: RoutingSettings) -> FastAPI:
             clocks.run,
             clocks.predict,
             gauges.refresh_gauges,
+            announcer.run,
         ),
         title="careloop routing",
     )

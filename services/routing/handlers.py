@@ -264,6 +264,10 @@ class Router:
             presence_ttl=self._settings.presence_ttl,
         )
 
+    def on_shift(self, row: asyncpg.Record, at: datetime) -> bool:
+        schedule = self._schedule(row["agent_id"], row["schedule"])
+        return schedule is None or schedule.on_shift(at)
+
     def _schedule(self, agent_id: str, raw: Any) -> Schedule | None:
         """Parsed once per agent and stored schedule, not on every sync."""
         cached = self._schedules.get(agent_id)

@@ -115,6 +115,21 @@ async def heartbeat(conn: asyncpg.Connection, agent_id: str) -> asyncpg.Record |
     )
 
 
+async def seen(conn: asyncpg.Connection, latest: Mapping[str, datetime]) -> list[asyncpg.Record]:
+    """Agents desk saw at these instants: `last_seen_at` moves forward only, and never past
+    now. The rows that moved, after it."""
+    return await conn.fetch(
+        f"""
+        UPDATE agents a SET last_seen_at = least(s.at, now())
+        FROM unnest($1::text[], $2::timestamptz[]) AS s(agent_id, at)
+        WHERE a.agent_id = s.agent_id AND least(s.at, now()) > a.last_seen_at
+        RETURNING {", ".join("a." + c for c in AGENT_COLUMNS.split(", "))}
+        """,
+        list(latest),
+        list(latest.values()),
+    )
+
+
 async def update_agent(
     conn: asyncpg.Connection, agent_id: str, fields: dict[str, Any]
 ) -> asyncpg.Record:

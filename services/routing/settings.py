@@ -60,6 +60,14 @@ class RoutingSettings(CommonSettings):
         "presence lasts until changed; set it (e.g. 900) once agents' clients send heartbeats.",
     )
 
+    status_interval_seconds: float = own(
+        "routing",
+        "status_interval_seconds",
+        30.0,
+        "How often routing announces every agent's status (agent.status: presence, load "
+        "against capacity) in full; a change is announced within the sweep interval anyway.",
+    )
+
     @property
     def presence_ttl(self) -> timedelta | None:
         seconds = self.presence_ttl_seconds

@@ -124,26 +124,23 @@ async def tickets_brief(conn: asyncpg.Connection, ids: Sequence[UUID]) -> list[a
     )
 
 
-# An agent whose session was used this recently is shown as in the workspace now.
-ACTIVE_WITHIN = "15 minutes"
-
-
 async def agents_load(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Every active person who works tickets: their open tickets (working and pending the
-    learner) and when their newest session was last used (the workspace's own presence:
-    routing's online flag and capacity stay routing's)."""
+    learner) from desk's tickets, and routing's last word on their presence and load against
+    capacity (`agent_status`, from agent.status; NULL columns when routing never said)."""
     return await conn.fetch(
-        f"""
+        """
         SELECT a.agent_id, a.name, a.role, a.teams,
                count(t.ticket_id) FILTER (WHERE t.status IN ('assigned', 'reopened')) AS working,
                count(t.ticket_id) FILTER (WHERE t.status = 'pending_learner') AS pending,
-               (SELECT max(s.last_seen_at) FROM sessions s WHERE s.agent_id = a.agent_id)
-                   > now() - interval '{ACTIVE_WITHIN}' AS active_now
+               s.online, s.available, s.on_shift, s.capacity, s.used, s.load, s.last_seen_at,
+               s.at AS status_at
         FROM agents a
+        LEFT JOIN agent_status s ON s.agent_id = a.agent_id
         LEFT JOIN tickets t ON t.assignee_id = a.agent_id
             AND t.status IN ('assigned', 'reopened', 'pending_learner')
         WHERE a.active AND a.role <> 'admin'
-        GROUP BY a.agent_id ORDER BY a.name
+        GROUP BY a.agent_id, s.agent_id ORDER BY a.name
         """
     )
 

@@ -9,6 +9,7 @@ reason and the draft. What a user may see and do is decided by desk's handlers, 
 JSON API; a ticket the user may not see is "no such ticket", whatever is typed.
 """
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from jinja2 import Environment, PackageLoader
 
-from services.desk import handlers
+from services.desk import handlers, presence
 from services.desk.accounts import repo as accounts_repo
 from services.desk.accounts.web import User, require_user
 from services.desk.domain import RESOLUTION_CODES, Caller, Conflict, NotAllowed, NotFound
@@ -40,6 +41,7 @@ from services.desk.web.views import (
     countdown,
     event_text,
     next_due,
+    presence_of,
     views_for,
 )
 from shared.agents import Role
@@ -123,6 +125,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
     settings = ctx.settings
     links = handlers.links_for(settings)
     hub = Hub(settings, lambda: ctx.pool)
+    seen = presence.Seen()
     router = APIRouter(tags=["workspace"], max_body_size=settings.http_max_body_bytes)
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -135,7 +138,9 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
     async def frame(
         conn: asyncpg.Connection, user: User, request: Request, current: str
     ) -> dict[str, Any]:
-        """What every page's frame shows: the user, the views with their counts."""
+        """What every page's frame shows: the user, the views with their counts. A page
+        shown is the user at work: routing hears of it (`presence.Seen`)."""
+        await seen.note(conn, user.agent_id)
         counts = await queries.view_counts(
             conn, agent_id=user.agent_id, role=user.role, teams=user.teams
         )
@@ -599,11 +604,15 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         queues: dict[str, dict[str, int]] = {}
         for d in depth:
             queues.setdefault(d["team"] or "—", {})[d["priority"]] = d["depth"]
+        at = now()
         return render(
             "board.html.j2",
             status,
             **base,
-            agents=agents,
+            agents=[
+                {**a, "presence": presence_of(a, at).value, "last_seen": beijing(a["last_seen_at"])}
+                for a in agents
+            ],
             queues=queues,
             rows=with_due(rows),
             empty=t["no_tickets"],
@@ -671,7 +680,16 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
         async with hub.listen(who) as queue:
             yield ServerSentEvent(comment="ready")
             while True:
-                push = await queue.get()
+                # The feed held open is the workspace open: routing hears of it every minute.
+                try:
+                    push = await asyncio.wait_for(queue.get(), presence.SEEN_EVERY.seconds)
+                except TimeoutError:
+                    push = None
+                if seen.due(user.agent_id):
+                    async with ctx.pool.acquire() as conn:
+                        await seen.note(conn, user.agent_id)
+                if push is None:
+                    continue
                 yield ServerSentEvent(event="refresh", raw_data=push.number or "1")
                 yield ServerSentEvent(event=f"ticket-{push.ticket_id}", raw_data="1")
                 if user.agent_id in push.direct and push.kind != "changed":

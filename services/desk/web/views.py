@@ -159,3 +159,36 @@ def event_text(item: Item, words: Mapping[str, Any]) -> str:
         category=words["category"].get(category, category or ""),
         priority=words["priority"].get(priority, priority or ""),
     )
+
+
+class Presence(StrEnum):
+    """An agent's presence on the supervisor board, from routing's last `agent.status`."""
+
+    AVAILABLE = "available"  # may be given tickets and has room
+    FULL = "full"  # available, but their load fills their capacity
+    AWAY = "away"  # online and on shift, but not seen within routing's presence TTL
+    OFF_SHIFT = "off_shift"  # online outside their schedule
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"  # routing has not said, or not lately (see STATUS_STALE_AFTER)
+
+
+# routing announces every agent at least every ~30 s: a status older than this is routing
+# being down or cut off, and the board says so rather than show it as fact.
+STATUS_STALE_AFTER = timedelta(minutes=2)
+
+
+def presence_of(status: Mapping[str, Any], at: datetime) -> Presence:
+    """What the board says of an agent, given the status columns (NULL when routing never
+    announced them)."""
+    said = status.get("status_at")
+    if said is None or at - said > STATUS_STALE_AFTER:
+        return Presence.UNKNOWN
+    if not status["online"]:
+        return Presence.OFFLINE
+    if not status["on_shift"]:
+        return Presence.OFF_SHIFT
+    if not status["available"]:
+        return Presence.AWAY
+    if status["used"] >= status["capacity"]:
+        return Presence.FULL
+    return Presence.AVAILABLE
