@@ -1,13 +1,8 @@
 """desk's wiring: the ticket and learner consumers, the agent API, the learner's pages, the
 auto-close clock."""
 
-from typing import Any
-
-import structlog
-from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
 
 from services.desk import (
@@ -28,12 +23,9 @@ from services.desk.cases.settings import CaseSettings
 from services.desk.retention import retention
 from services.desk.settings import DeskSettings
 from services.desk.web import routes as workspace
-from shared import dlq, http, topics
-from shared.events import LearnerSnapshot, decode_snapshot
-from shared.inbox import batch_subscriber_options
-from shared.service import Context, build_app, consume, new_context
+from shared import http, learners, topics
+from shared.service import build_app, consume, new_context
 
-log = structlog.get_logger(__name__)
 SNAPSHOTS = Counter(
     "careloop_learner_snapshots_total",
     "Learner snapshots desk read from careloop.learners.v1, by outcome: stored (newer than "
@@ -64,7 +56,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
         },
         idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT, *presence.IDEMPOTENT],
     )
-    consume_learners(ctx)
+    learners.consume_snapshots(ctx, upsert=repo.upsert_learners, counted=SNAPSHOTS)
 
     app = build_app(
         ctx,
@@ -90,34 +82,3 @@ def create_app(settings: DeskSettings) -> FastAPI:
     )
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app
-
-
-def consume_learners(ctx: Context[DeskSettings]) -> None:
-    """careloop.learners.v1: the LMS's learner snapshots (bare JSON, key = learner_id). A
-    newer snapshot replaces the held one, an older one changes nothing, so a redelivery is
-    harmless and needs no inbox; what is not a valid snapshot goes to the dead-letter topic
-    with the field that is wrong."""
-
-    def snapshot(record: ConsumerRecord[Any, Any]) -> LearnerSnapshot:
-        return decode_snapshot(record.value)
-
-    async def store(snapshots: list[LearnerSnapshot]) -> None:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            stored = await repo.upsert_learners(conn, snapshots)
-        SNAPSHOTS.labels("stored").inc(stored)
-        SNAPSHOTS.labels("stale").inc(len(snapshots) - stored)
-
-    @ctx.broker.subscriber(
-        topics.LEARNERS,
-        **batch_subscriber_options(ctx.settings, "desk-learners"),
-        title="desk:learners",
-    )
-    async def on_learners(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
-        snapshots, rejected = dlq.sort_out(records, snapshot, consumer="desk-learners")
-        rejected += await dlq.apply_each(snapshots, store, consumer="desk-learners")
-        if rejected:
-            SNAPSHOTS.labels("rejected").inc(len(rejected))
-            log.warning("learner snapshots rejected", count=len(rejected))
-            await dlq.publish(ctx.broker, rejected, service="desk")
