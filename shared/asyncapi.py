@@ -39,7 +39,8 @@ DESCRIPTIONS = {
     topics.PEOPLE: "desk: the people who work tickets (person.changed, key = agent id; the "
     "newest wins): role, teams, active and their API tokens' SHA-256 for other services' "
     "read models; agent.seen (key = agent id), an agent using the workspace, which keeps "
-    "their presence in routing alive.",
+    "their presence in routing alive; agent.change_requested (key = agent id), a supervisor "
+    "setting an agent online/offline or their capacity from the board, for routing to apply.",
 }
 SCHEMAS = "#/components/schemas/{name}"
 CORRELATION = {"location": "$message.payload#/correlation_id"}

@@ -1148,6 +1148,22 @@ class AgentSeen(EventData, frozen=True, kw_only=True):
     at: datetime
 
 
+class AgentChangeRequested(EventData, frozen=True, kw_only=True):
+    """A supervisor, on desk's board, sets an agent online or offline or changes their
+    capacity; routing applies it and audits it as `by`. Key = agent id (in order per agent);
+    a field left out stays as it is."""
+
+    TYPE = "agent.change_requested"
+    TOPIC = topics.PEOPLE
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    agent_id: AgentId
+    online: bool | None = None
+    capacity: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    by: AgentId
+    requested_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -1205,6 +1221,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         # ---- presence ----
         AgentStatus,
         AgentSeen,
+        AgentChangeRequested,
     )
 }
 

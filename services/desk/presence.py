@@ -6,7 +6,9 @@ routing owns presence, capacity, schedules and live load. It announces each agen
 per agent in `agent_status`, so the board reads its own table, never routing. In turn, while
 an agent has the workspace open (a page load, or the live feed held open), desk publishes
 `agent.seen` at most once a minute per agent; routing moves their last-seen time forward, so
-their presence does not lapse under CARELOOP_ROUTING_PRESENCE_TTL_SECONDS.
+their presence does not lapse under CARELOOP_ROUTING_PRESENCE_TTL_SECONDS. A supervisor's
+change on the board (online/offline, capacity) goes to routing the same way, as
+`agent.change_requested`; routing applies and audits it, and its next status shows it.
 """
 
 from datetime import datetime, timedelta
@@ -16,7 +18,14 @@ import asyncpg
 import msgspec
 
 from shared import outbox
-from shared.events import AgentSeen, AgentStatus, Envelope, new_event, now
+from shared.events import (
+    AgentChangeRequested,
+    AgentSeen,
+    AgentStatus,
+    Envelope,
+    new_event,
+    now,
+)
 from shared.inbox import Handler
 
 SEEN_EVERY = timedelta(minutes=1)
@@ -87,3 +96,30 @@ class Seen:
         event = new_event(AgentSeen(agent_id=agent_id, at=at), producer="desk")
         await outbox.add(conn, [msgspec.structs.replace(event, key=agent_id)])
         return True
+
+
+MAX_CAPACITY = 1000  # as AgentChangeRequested allows
+
+
+async def request_change(
+    conn: asyncpg.Connection,
+    *,
+    agent_id: str,
+    online: bool | None,
+    capacity: int | None,
+    by: str,
+) -> bool:
+    """Stage a supervisor's change of an agent the board lists (active, not an admin) for
+    routing; False when there is no such agent."""
+    listed = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM agents WHERE agent_id = $1 AND active AND role <> 'admin')",
+        agent_id,
+    )
+    if not listed:
+        return False
+    change = AgentChangeRequested(
+        agent_id=agent_id, online=online, capacity=capacity, by=by, requested_at=now()
+    )
+    event = new_event(change, producer="desk")
+    await outbox.add(conn, [msgspec.structs.replace(event, key=agent_id)])
+    return True

@@ -9,7 +9,9 @@ lost its read model, or a replica's missed change, is right again within that ti
 
 desk, in turn, says when an agent used the workspace (`agent.seen` on careloop.people.v1):
 routing moves their `last_seen_at` forward, which keeps their presence alive under
-CARELOOP_ROUTING_PRESENCE_TTL_SECONDS without the workspace calling routing's heartbeat.
+CARELOOP_ROUTING_PRESENCE_TTL_SECONDS without the workspace calling routing's heartbeat. And
+a supervisor's change on desk's board (`agent.change_requested`: online/offline, capacity)
+is applied here and audited as that supervisor.
 """
 
 import asyncio
@@ -21,11 +23,20 @@ import msgspec
 import structlog
 
 from services.routing import repo
+from services.routing.api import config
 from services.routing.handlers import Router
 from services.routing.settings import RoutingSettings
 from services.routing.skills import MILLI
 from shared import outbox
-from shared.events import AgentSeen, AgentStatus, Envelope, new_event, now
+from shared.errors import PermanentError
+from shared.events import (
+    AgentChangeRequested,
+    AgentSeen,
+    AgentStatus,
+    Envelope,
+    new_event,
+    now,
+)
 from shared.inbox import AfterCommit, Handler
 from shared.service import Context, every
 
@@ -134,8 +145,52 @@ class Announcer:
 
         return after_commit
 
+    async def on_change_requested(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> AfterCommit:
+        """A supervisor's change from desk's board, applied in order and audited as them, like
+        the admin API's. An agent routing does not know, or a disabled one set online, is
+        refused (dead-lettered with the reason); the status that follows shows what holds."""
+        for e in events:
+            await self._apply(conn, e.data)
+
+        async def after_commit() -> None:
+            await self._router.sync()
+            await self._router.drain_now()
+
+        return after_commit
+
+    async def _apply(self, conn: asyncpg.Connection, change: AgentChangeRequested) -> None:
+        agent_id = change.agent_id
+        current = await repo.get_agent(conn, agent_id)
+        if current is None:
+            raise PermanentError(f"agent.change_requested: routing has no agent {agent_id!r}")
+        subject = f"agent:{agent_id}"
+        if change.online is not None and change.online != current["online"]:
+            if change.online and not current["active"]:
+                raise PermanentError(f"agent.change_requested: {agent_id} is disabled in desk")
+            await repo.set_online(conn, agent_id, change.online)
+            await repo.audit(
+                conn,
+                actor=change.by,
+                action="agent.presence_set",
+                subject=subject,
+                before={"online": current["online"]},
+                after={"online": change.online},
+            )
+        if change.capacity is not None and change.capacity != current["capacity"]:
+            row = await repo.update_agent(conn, agent_id, {"capacity": change.capacity})
+            await repo.audit(
+                conn,
+                actor=change.by,
+                action="agent.changed",
+                subject=subject,
+                before=config(current),
+                after=config(row),
+            )
+
     def handlers(self) -> dict[str, Handler]:
-        return {AgentSeen.TYPE: self.on_seen}
+        return {AgentSeen.TYPE: self.on_seen, AgentChangeRequested.TYPE: self.on_change_requested}
 
 
 def _keyed(event: Envelope[AgentStatus], agent_id: str) -> Envelope[AgentStatus]:

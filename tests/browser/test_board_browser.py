@@ -1,6 +1,7 @@
 """The supervisor board in real Chromium, against desk over HTTP on its own stack: routing's
 agent.status (as routing publishes it) shows each agent's presence, load against capacity and
-last seen, in Chinese on a desktop. Screenshots go where the portal's go (see conftest)."""
+last seen, in Chinese on a desktop; a supervisor's change of an agent's presence and capacity
+leaves for routing as agent.change_requested. Screenshots go where the portal's go (see conftest)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -8,10 +9,11 @@ from pathlib import Path
 import msgspec
 from playwright.async_api import Browser, Page, expect
 
-from shared.events import AgentStatus, Envelope, new_event, now
+from shared import topics
+from shared.events import AgentChangeRequested, AgentStatus, Envelope, new_event, now
 from tests.browser.test_workspace_browser import DESKTOP, fits, log_in, page_of, passwords, shoot
 from tests.browser.tickets import Tickets
-from tests.integration.inprocess import publish
+from tests.integration.inprocess import find_event, publish
 from tests.support import eventually
 
 __all__ = ["passwords"]  # the module's fixture: the test users' passwords, set by an admin
@@ -71,5 +73,30 @@ async def test_the_board_shows_presence_and_load_against_capacity(
         await expect(sue).to_have_text("离线")
         await fits(page, DESKTOP["width"])
         await shoot(page, shots, "board-presence")
+
+        # A capacity that is no number is refused on the page, naming the field.
+        await page.locator("#change-agent-id").select_option("cai")
+        await page.locator("#change-capacity").evaluate("e => { e.type = 'text'; }")
+        await page.locator("#change-capacity").fill("五")
+        await page.locator("#change-agent button[type=submit]").click()
+        await expect(page.locator("p.notice.error")).to_contain_text("容量须为 0 到 1000 的整数")
+
+        # Cai online with capacity 6: sent to routing as the supervisor.
+        await page.locator("#change-agent-id").select_option("cai")
+        await page.locator("#change-online").select_option("online")
+        await page.locator("#change-capacity").fill("6")
+        await page.locator("#change-agent button[type=submit]").click()
+        await expect(page.locator("p.notice[role=status]")).to_contain_text("已提交给路由服务")
+        sent = await find_event(
+            tickets.settings.kafka_bootstrap,
+            topics.PEOPLE,
+            lambda e: e.type == AgentChangeRequested.TYPE and e.data.agent_id == "cai",
+        )
+        assert (sent.key, sent.data.online, sent.data.capacity, sent.data.by) == (
+            "cai",
+            True,
+            6,
+            "sue",
+        )
     finally:
         await page.context.close()

@@ -136,6 +136,7 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /workspace/static/{path}": Access.PUBLIC,
         "GET /board": Access.SUPERVISOR_PAGE,
         "POST /board/reassign": Access.SUPERVISOR_PAGE,
+        "POST /board/agents": Access.SUPERVISOR_PAGE,
         "POST /t/{token}/solved": Access.PUBLIC,
         # complaint cases
         "POST /v1/tickets/{ticket_id}/case": Access.PERSON,

@@ -17,7 +17,15 @@ from aiokafka import AIOKafkaConsumer
 from services.desk import presence
 from shared import topics
 from shared.db import create_pool
-from shared.events import AgentSeen, AgentStatus, Envelope, decode, new_event, now
+from shared.events import (
+    AgentChangeRequested,
+    AgentSeen,
+    AgentStatus,
+    Envelope,
+    decode,
+    new_event,
+    now,
+)
 from shared.inbox import EventConsumer
 from shared.kafka import make_broker, outgoing, publish_confirmed
 from shared.migrate import migrate
@@ -207,3 +215,45 @@ async def test_desks_seen_keeps_presence_alive_and_never_moves_it_back(
 
 def _keyed(seen: AgentSeen) -> Envelope[AgentSeen]:
     return msgspec.structs.replace(new_event(seen, producer="desk"), key=seen.agent_id)
+
+
+async def test_a_supervisors_change_from_the_board_is_applied_and_audited(
+    api: httpx.AsyncClient, statuses: Statuses, stack: RunningStack, settings: CommonSettings
+) -> None:
+    def change(agent_id: str, **fields: Any) -> Envelope[AgentChangeRequested]:
+        data = AgentChangeRequested(agent_id=agent_id, by="sue", requested_at=now(), **fields)
+        return msgspec.structs.replace(new_event(data, producer="desk"), key=agent_id)
+
+    await set_online(api, "cai", False)
+    broker = make_broker(settings, client_id="test-agent-change")
+    await broker.start()
+    try:
+        # One routing does not know goes to the dead letters; the next one applies all the same.
+        await publish_confirmed(
+            broker,
+            [
+                outgoing(change("zed", online=True)),
+                outgoing(change("cai", online=True, capacity=7)),
+            ],
+        )
+        await statuses.wait("cai", online=True, capacity=7)
+        await publish_confirmed(broker, [outgoing(change("cai", online=False, capacity=4))])
+        await statuses.wait("cai", online=False, capacity=4)
+    finally:
+        await broker.stop()
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        audit = await conn.fetch(
+            "SELECT actor, action, before, after FROM routing.audit WHERE subject = 'agent:cai' "
+            "AND at > now() - interval '1 minute' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    assert [(r["actor"], r["action"]) for r in audit][-4:] == [
+        ("sue", "agent.presence_set"),
+        ("sue", "agent.changed"),
+        ("sue", "agent.presence_set"),
+        ("sue", "agent.changed"),
+    ]
+    last = audit[-1]
+    assert '"capacity": 7' in last["before"] and '"capacity": 4' in last["after"]

@@ -109,6 +109,16 @@ class Refusal(Exception):
         self.reason = reason
 
 
+def read_capacity(raw: str) -> int | None:
+    """A capacity typed on the board: blank (unchanged) or a whole number in range."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) > presence.MAX_CAPACITY:
+        raise Refusal(422, "capacity")
+    return int(raw)
+
+
 def read_text(form: Mapping[str, str], name: str, *, limit: int = MAX_BODY) -> str:
     """A text field as stored: CRLF as LF, trimmed, present, not too long, storable."""
     value = form.get(name, "").replace("\r\n", "\n").strip()
@@ -616,7 +626,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             queues=queues,
             rows=with_due(rows),
             empty=t["no_tickets"],
-            notice=t["board_page"]["reassigned"] if notice == "reassigned" else None,
+            notice=t["board_page"][notice] if notice in ("reassigned", "requested") else None,
             error=error,
         )
 
@@ -664,6 +674,46 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             message = t["errors"][exc.key].format(reason=exc.reason)
             return await show_board(request, user, status=exc.status, error=message)
         return RedirectResponse("/board?notice=reassigned", status_code=303, headers=HEADERS)
+
+    @router.post(
+        "/board/agents",
+        response_class=HTMLResponse,
+        summary="Workspace: a supervisor sets an agent online/offline or changes their capacity",
+        description="Sent to routing (agent.change_requested), which applies it and audits it "
+        "as the supervisor; the board shows it once routing's next status arrives.",
+        responses={
+            303: {"description": "Sent: back to the board"},
+            **pages(400, 403, 404, 415, 422),
+            **problems(413, 503),
+        },
+    )
+    async def change_agent(request: Request, user: Supervisor) -> Response:
+        t = words(user)
+        try:
+            form = await read_form(request)
+            choice = form.get("online", "")
+            if choice not in ("", "online", "offline"):
+                raise Refusal(422, "choose")
+            online = None if choice == "" else choice == "online"
+            capacity = read_capacity(form.get("capacity", ""))
+            if online is None and capacity is None:
+                raise Refusal(422, "choose")
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                sent = await presence.request_change(
+                    conn,
+                    agent_id=form.get("agent", ""),
+                    online=online,
+                    capacity=capacity,
+                    by=user.agent_id,
+                )
+            if not sent:
+                raise Refusal(404, "no_agent")
+        except FormRefused as exc:
+            return await show_board(request, user, status=exc.status, error=t["errors"]["form"])
+        except Refusal as exc:
+            message = t["errors"][exc.key].format(reason=exc.reason)
+            return await show_board(request, user, status=exc.status, error=message)
+        return RedirectResponse("/board?notice=requested", status_code=303, headers=HEADERS)
 
     @router.get(
         "/workspace/live",

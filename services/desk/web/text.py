@@ -165,6 +165,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "choose": "请选择一项。",
             "conflict": "操作没有完成：{reason}",
             "not_found": "找不到这个工单，或您无权查看。",
+            "no_agent": "找不到这位客服。",
+            "capacity": "容量须为 0 到 1000 的整数。",
         },
         "resolution_codes": {
             "answered": "已解答",
@@ -187,7 +189,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "teams": "团队",
             "load": "负载 / 容量",
             "last_seen": "最近活动",
-            "presence_note": "状态与负载来自路由服务（约 30 秒更新一次）：“可接单”指在线、排班内且最近在使用工作台；“暂离”指超过在线时限没有活动。上线/下线与容量由主管通过路由服务的管理接口修改：PUT /v1/agents/{id}/presence、PATCH /v1/admin/agents/{id}。",
+            "presence_note": "状态与负载来自路由服务（约 30 秒更新一次）：“可接单”指在线、排班内且最近在使用工作台；“暂离”指超过在线时限没有活动。主管可在下方设置客服上线/下线或修改容量，由路由服务应用并记入审计；技能与排班由路由服务的管理接口（/v1/admin）修改。",
             "states": {
                 "available": "可接单",
                 "full": "满负荷",
@@ -201,6 +203,13 @@ TEXT: dict[str, dict[str, Any]] = {
             "at_risk": "即将超时/已超时的工单",
             "reassign": "重新分配",
             "reassigned": "工单已重新分配。",
+            "change": "调整客服",
+            "unchanged": "状态不变",
+            "go_online": "设为在线",
+            "go_offline": "设为离线",
+            "capacity": "容量",
+            "apply": "提交",
+            "requested": "已提交给路由服务；应用后看板会更新。",
         },
     },
     "en": {
@@ -362,6 +371,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "choose": "Please choose one.",
             "conflict": "Not done: {reason}",
             "not_found": "No such ticket, or it is not yours to see.",
+            "no_agent": "No such agent.",
+            "capacity": "Capacity must be a whole number from 0 to 1000.",
         },
         "resolution_codes": {
             "answered": "Answered",
@@ -384,7 +395,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "teams": "Teams",
             "load": "Load / capacity",
             "last_seen": "Last seen",
-            "presence_note": "Presence and load are routing's (updated every ~30 s): available means online, on shift and using the workspace lately; away means not seen within the presence timeout. Supervisors set agents online/offline and change capacity through routing's API: PUT /v1/agents/{id}/presence, PATCH /v1/admin/agents/{id}.",
+            "presence_note": "Presence and load are routing's (updated every ~30 s): available means online, on shift and using the workspace lately; away means not seen within the presence timeout. Below, a supervisor sets an agent online/offline or changes their capacity; routing applies it and audits it. Skills and schedules are routing's admin API (/v1/admin).",
             "states": {
                 "available": "available",
                 "full": "at capacity",
@@ -398,6 +409,13 @@ TEXT: dict[str, dict[str, Any]] = {
             "at_risk": "At risk & breached",
             "reassign": "Reassign",
             "reassigned": "Ticket reassigned.",
+            "change": "Change an agent",
+            "unchanged": "Presence unchanged",
+            "go_online": "Set online",
+            "go_offline": "Set offline",
+            "capacity": "Capacity",
+            "apply": "Apply",
+            "requested": "Sent to routing; the board shows it once applied.",
         },
     },
 }
