@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from services.routing.triage import Situation, Ticket, Triager, corpus
-from services.routing.triage.model import denied, zh_words
+from services.routing.triage.model import (
+    Features,
+    Sample,
+    _latin,
+    _subject,
+    denied,
+    normal,
+    zh_words,
+)
 from services.routing.triage.store import TriageSettings, artifact_path, build, load_or_train, train
 from shared.events import Category, LearnerContext, LearnerCourse, Priority
 
@@ -268,3 +276,26 @@ def test_the_words_a_negation_denies_are_read_apart(text: str, kept: str, gone: 
 
 def test_chinese_words_keep_a_refund_apart_from_logging_out() -> None:
     assert zh_words("退款 退出登录 refund") == ["退款", "退出", "登录"]
+
+
+def test_a_corpus_without_subjects_or_latin_words_has_no_such_features() -> None:
+    chinese = [
+        Sample(normal("", t), "chat")
+        for t in ("退款 20 元", "退款申请 20 元", "视频打不开", "视频卡")
+    ]
+    with_both = [Sample(normal("Refund", "退款 refunded twice, refunding?"), "email")] * 2
+
+    none = Features().fit(chinese)
+    both = Features().fit(with_both)
+
+    assert (none.latin, none.subject) == (None, None)
+    assert none.transform(chinese).shape[0] == 4
+    assert both.latin is not None and "fund" in both.latin.vocabulary_
+    assert both.subject is not None and "ref" in both.subject.vocabulary_
+
+
+def test_the_subject_is_the_first_line_and_latin_words_leave_chinese_out() -> None:
+    text = normal("Refund 申请", "我要 refund\n谢谢")
+
+    assert _subject(text) == "refund 申请"
+    assert _latin(text) == "refund refund"

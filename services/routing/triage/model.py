@@ -3,7 +3,7 @@ the text-urgency model, trained together and stored as one artifact."""
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,19 @@ def zh_words(text: str) -> list[str]:
     return [w for run in _CJK.findall(text) for w in jieba.lcut(run, HMM=False)]
 
 
+_LATIN = re.compile(r"[a-z][a-z']+")
+
+
+def _latin(text: str) -> str:
+    """The Latin words of a (normalised) text, without the Chinese around them."""
+    return " ".join(_LATIN.findall(text))
+
+
+def _subject(text: str) -> str:
+    """The subject line of a normalised text (`normal` puts it first, on a line of its own)."""
+    return text.partition("\n")[0]
+
+
 def normal(subject: str, description: str) -> str:
     """The text the models read: subject and description, NFKC (full-width letters and digits
     become ASCII), lower case, traditional characters as simplified (繁體 tickets share the
@@ -85,7 +98,12 @@ class Features:
     """Of the text less its denied words: character 1–3-grams (within word boundaries, so
     Chinese runs and Latin words alike), Latin word uni- and bigrams, jieba's Chinese words; the
     denied words' character n-grams apart; and the channel (a suggestion box holds
-    suggestions)."""
+    suggestions). The category model reads two more: the Latin words' character 4–5-grams
+    (English stems and inflections: "refunded" and "refunding", "reschedule" and
+    "rescheduling" share theirs) and the subject line's character n-grams (the writer's own
+    one-line summary). The priority models do without them: on the first writers'
+    cross-validation they took English category accuracy from 88.4 % to 89.5 %, but cost the
+    urgency model three points of precision at the same recall."""
 
     def __init__(self) -> None:
         self.chars = _tfidf(analyzer="char_wb", ngram_range=(1, 3))
@@ -93,6 +111,9 @@ class Features:
         self.zh = _tfidf(analyzer=zh_words)
         self.denied = _tfidf(analyzer="char_wb", ngram_range=(1, 3))
         self.channels = {c.value: i for i, c in enumerate(sorted(Channel))}
+        # None until fitted, and when the corpus has no Latin words or subjects twice
+        self.latin: TfidfVectorizer | None = None
+        self.subject: TfidfVectorizer | None = None
 
     def fit(self, samples: Sequence[Sample]) -> "Features":
         kept = [denied(s.text)[0] for s in samples]
@@ -100,9 +121,19 @@ class Features:
             v.fit(kept)
         # The denied words' n-grams are those of whole texts: a corpus may deny nothing twice.
         self.denied.fit([s.text for s in samples])
+        self.latin = _fitted(_tfidf(analyzer="char_wb", ngram_range=(4, 5)), map(_latin, kept))
+        subjects = (_subject(s.text) for s in samples)
+        self.subject = _fitted(_tfidf(analyzer="char_wb", ngram_range=(1, 3)), subjects)
         return self
 
+    @property
+    def shared(self) -> int:
+        """How many of the matrix's columns, from the first, every model reads."""
+        vocabularies = (self.chars, self.words, self.zh, self.denied)
+        return sum(len(v.vocabulary_) for v in vocabularies) + len(self.channels)
+
     def transform(self, samples: Sequence[Sample]) -> sp.csr_matrix:
+        """The shared columns first, then those only the category model reads."""
         kept, gone = zip(*(denied(s.text) for s in samples), strict=True)
         rows = np.arange(len(samples))
         cols = [self.channels.get(s.channel, self.channels["service"]) for s in samples]
@@ -111,7 +142,24 @@ class Features:
             shape=(len(samples), len(self.channels)),
         )
         parts = [v.transform(kept) for v in (self.chars, self.words, self.zh)]
-        return sp.hstack([*parts, self.denied.transform(gone), channel], format="csr")
+        latin = _transform(self.latin, [_latin(t) for t in kept])
+        subject = _transform(self.subject, [_subject(s.text) for s in samples])
+        denied_ = self.denied.transform(gone)
+        return sp.hstack([*parts, denied_, channel, latin, subject], format="csr")
+
+
+def _fitted(vectorizer: TfidfVectorizer, texts: Iterable[str]) -> TfidfVectorizer | None:
+    """`vectorizer` fitted on `texts`; None when they hold no term often enough to keep."""
+    try:
+        return vectorizer.fit(list(texts))
+    except ValueError:  # scikit-learn's "empty vocabulary"
+        return None
+
+
+def _transform(vectorizer: TfidfVectorizer | None, texts: list[str]) -> sp.csr_matrix:
+    if vectorizer is None:
+        return sp.csr_matrix((len(texts), 0), dtype=np.float32)
+    return vectorizer.transform(texts)
 
 
 def _classifier(c: float = 20.0) -> LogisticRegression:
@@ -166,14 +214,15 @@ class Models:
         x = features.transform(samples)
         category = _classifier().fit(x, [c.value for c in categories])
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
-        urgency = _classifier(URGENCY_C).fit(x[[i for i, _ in known]], [p for _, p in known])
+        shared = x[:, : features.shared]
+        urgency = _classifier(URGENCY_C).fit(shared[[i for i, _ in known]], [p for _, p in known])
         told = [(i, b) for i, b in enumerate(blocks) if b is not None]
         if len({b for _, b in told}) < 2:
             raise ValueError(
                 "the corpus needs examples with a class or exam soon that the problem blocks "
                 "and ones it does not"
             )
-        blocking = _classifier().fit(x[[i for i, _ in told]], [b for _, b in told])
+        blocking = _classifier().fit(shared[[i for i, _ in told]], [b for _, b in told])
         return cls(features, category, urgency, blocking)
 
     def predict(self, samples: Sequence[Sample], *, urgent_at: float) -> list[Prediction]:
@@ -183,9 +232,10 @@ class Models:
         if not samples:
             return []
         x = self.features.transform(samples)
+        shared = x[:, : self.features.shared]
         cat_p = self.category.predict_proba(x)
-        urg_p = self.urgency.predict_proba(x)
-        blk_p = self.blocks.predict_proba(x)[:, list(self.blocks.classes_).index(True)]
+        urg_p = self.urgency.predict_proba(shared)
+        blk_p = self.blocks.predict_proba(shared)[:, list(self.blocks.classes_).index(True)]
         cats = [Category(c) for c in self.category.classes_]
         levels = [Priority(p) for p in self.urgency.classes_]
         u = levels.index(Priority.URGENT) if Priority.URGENT in levels else None
