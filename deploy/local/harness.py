@@ -71,8 +71,15 @@ class RunningStack:
     def env(self) -> dict[str, str]:
         """Settings for service processes: a local run, each service with its own role, less
         metrics' scheduled reports (a fresh database makes three at once, seconds of CPU that
-        tests, the benchmark and the fault suite do not measure; tests of reports call them)."""
-        return {**self.stack.service_env(), "CARELOOP_REPORTS_SCHEDULE": ""}
+        tests, the benchmark and the fault suite do not measure; tests of reports call them),
+        and less incident's opening of incidents by itself: the tests', the benchmark's and the
+        fault suite's streams of alike tickets are spikes on an empty baseline, and an open
+        incident holds its tickets off agents (tests of incidents open them)."""
+        return {
+            **self.stack.service_env(),
+            "CARELOOP_REPORTS_SCHEDULE": "",
+            "CARELOOP_INCIDENT_AUTO_OPEN": "false",
+        }
 
     @property
     def dsn(self) -> str:
