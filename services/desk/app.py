@@ -22,6 +22,7 @@ from services.desk.cases import handlers as cases
 from services.desk.cases.settings import CaseSettings
 from services.desk.retention import retention
 from services.desk.settings import DeskSettings
+from services.desk.web import live
 from services.desk.web import routes as workspace
 from shared import http, learners, topics
 from shared.service import build_app, consume, new_context
@@ -37,6 +38,7 @@ SNAPSHOTS = Counter(
 def create_app(settings: DeskSettings) -> FastAPI:
     ctx = new_context("desk", settings)
     case_settings = CaseSettings()
+    hub = live.Hub(settings, lambda: ctx.pool)  # the workspace's live feed
     consume(
         ctx,
         topic_names=[
@@ -66,6 +68,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
             cases.clock(case_settings),
             handlers.index_search,
             retention,
+            hub.keep,
         ),
         title="careloop desk",
     )
@@ -75,7 +78,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app.include_router(pages.page_routes(ctx))
     app.include_router(portal.routes(ctx))
     app.include_router(learner_api.routes(ctx))
-    app.include_router(workspace.routes(ctx))
+    app.include_router(workspace.routes(ctx, hub))
     app.mount("/workspace/static", StaticFiles(directory=workspace.STATIC), name="workspace")
     app.include_router(
         cases_api.routes(ctx, current_agent=api.agent_dependency(ctx), settings=case_settings)

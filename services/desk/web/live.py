@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -35,6 +36,7 @@ log = structlog.get_logger(__name__)
 TOPICS = (topics.TICKETS, topics.ROUTING)
 APPLIED_WAIT_SECONDS = 5.0
 QUEUE_SIZE = 200  # a connection further behind than this misses pushes, not memory
+CLOSED = None  # the last thing a feed's queue holds when desk stops
 
 
 class _Someone(msgspec.Struct):
@@ -136,7 +138,8 @@ def push_of(raw: bytes) -> tuple[Push, str | None, str | None] | None:
 @dataclass(eq=False)  # each connection its own, hashed by identity
 class _Listener:
     who: Who
-    queue: asyncio.Queue[Push] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    # QUEUE_SIZE pushes, and room for the CLOSED that ends the feed when desk stops
+    queue: asyncio.Queue[Push | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
 
 
 class Hub:
@@ -148,11 +151,27 @@ class Hub:
         self._listeners: set[_Listener] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._closed = False
+
+    async def keep(self, _: Any) -> None:
+        """A background task of desk's lifespan: when desk stops, so does the reader, and every
+        open feed ends (a feed whose browser went away unnoticed would otherwise keep the
+        reader polling a broker that may be gone)."""
+        try:
+            await asyncio.Future()
+        finally:
+            self._closed = True
+            for listener in self._listeners:
+                listener.queue.put_nowait(CLOSED)
+            if self._task is not None:
+                self._task.cancel()
 
     @contextlib.asynccontextmanager
-    async def listen(self, who: Who) -> AsyncIterator[asyncio.Queue[Push]]:
+    async def listen(self, who: Who) -> AsyncIterator[asyncio.Queue[Push | None]]:
         """A queue of the pushes for `who`, once the reader is at the topics' end (what is
         published after this returns reaches the queue)."""
+        if self._closed:
+            raise RuntimeError("desk is stopping: no new live feed")
         listener = _Listener(who)
         self._listeners.add(listener)
         if self._task is None or self._task.done():
@@ -242,6 +261,5 @@ class Hub:
     def _fan_out(self, pushes: Iterable[Push]) -> None:
         for push in pushes:
             for listener in self._listeners:
-                if concerns(push, listener.who):
-                    with contextlib.suppress(asyncio.QueueFull):
-                        listener.queue.put_nowait(push)
+                if concerns(push, listener.who) and listener.queue.qsize() < QUEUE_SIZE:
+                    listener.queue.put_nowait(push)

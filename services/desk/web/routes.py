@@ -30,7 +30,7 @@ from services.desk.accounts.web import User, require_user
 from services.desk.domain import RESOLUTION_CODES, Caller, Conflict, NotAllowed, NotFound
 from services.desk.settings import DeskSettings
 from services.desk.web import queries
-from services.desk.web.live import Hub, Who
+from services.desk.web.live import CLOSED, Hub, Push, Who
 from services.desk.web.text import TEXT, language_of
 from services.desk.web.views import (
     OPEN,
@@ -131,10 +131,11 @@ def read_text(form: Mapping[str, str], name: str, *, limit: int = MAX_BODY) -> s
     return value
 
 
-def routes(ctx: Context[DeskSettings]) -> APIRouter:
+def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
+    """The workspace's pages; `hub` is the live feed's reader, whose `keep` desk runs as a
+    background task of its lifespan."""
     settings = ctx.settings
     links = handlers.links_for(settings)
-    hub = Hub(settings, lambda: ctx.pool)
     seen = presence.Seen()
     router = APIRouter(tags=["workspace"], max_body_size=settings.http_max_body_bytes)
 
@@ -731,10 +732,13 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             yield ServerSentEvent(comment="ready")
             while True:
                 # The feed held open is the workspace open: routing hears of it every minute.
+                push: Push | None = None
                 try:
                     push = await asyncio.wait_for(queue.get(), presence.SEEN_EVERY.seconds)
+                    if push is CLOSED:
+                        return  # desk is stopping
                 except TimeoutError:
-                    push = None
+                    pass  # nothing for them this minute
                 if seen.due(user.agent_id):
                     async with ctx.pool.acquire() as conn:
                         await seen.note(conn, user.agent_id)
