@@ -4,6 +4,7 @@ Every page is screenshotted (see conftest) and checked for what a phone needs: n
 than the screen, tap targets at least 44 px, Chinese in a CJK font."""
 
 import time
+import uuid
 from pathlib import Path
 
 from itsdangerous import TimestampSigner
@@ -11,10 +12,11 @@ from playwright.async_api import Page, expect
 
 from services.desk.links import SALT, Links
 from shared import topics
+from shared.events import ArticlesSuggested, SuggestedArticle, new_event, now
 from tests.browser.conftest import LINK_SECRET, PHONE
 from tests.browser.tickets import Tickets
-from tests.integration.inprocess import find_event
-from tests.support import RunningStack
+from tests.integration.inprocess import find_event, publish
+from tests.support import RunningStack, eventually
 
 YEAR = 365 * 86_400
 
@@ -199,3 +201,42 @@ async def test_the_emailed_confirmation_page_fits_a_phone_and_its_button_answers
     await tickets.in_state(made.ticket_id, status="reopened")
     await fits_a_phone(phone)
     await shoot(phone, shots, "confirm-reopened")
+
+
+async def test_an_offered_article_that_solved_it_closes_the_ticket_from_the_phone(
+    phone: Page, tickets: Tickets, links: Links, shots: Path
+) -> None:
+    made = await tickets.assigned()
+    article = uuid.uuid4()
+    suggested = ArticlesSuggested(
+        ticket_id=made.ticket_id,
+        language="zh",
+        articles=(
+            SuggestedArticle(
+                article_id=article,
+                title="视频无法播放怎么办",
+                url=f"http://127.0.0.1:18087/kb/{article}?lang=zh",
+                score=0.09,
+            ),
+        ),
+        suggested_at=now(),
+    )
+    await publish(tickets.settings, [new_event(suggested, producer="test")])
+    solved = phone.get_by_role("button", name="这篇解决了我的问题")
+
+    async def offered() -> bool:
+        await phone.goto(links.portal_url(made.ticket_id))
+        return await solved.count() == 1
+
+    await eventually(offered)
+    await expect(phone.get_by_role("link", name="视频无法播放怎么办")).to_be_visible()
+    await fits_a_phone(phone)
+    await shoot(phone, shots, "zh-articles-offered")
+
+    await solved.tap()
+
+    await expect(phone.locator(".status")).to_have_text("已关闭")
+    await expect(phone.locator(".notice")).to_contain_text("很高兴文章帮到了您")
+    await expect(phone.locator("ol.conversation")).to_contain_text("您确认这篇文章解决了问题")
+    await expect(solved).to_have_count(0)
+    await shoot(phone, shots, "zh-self-served")
