@@ -47,10 +47,12 @@ async def read_lags(bootstrap: str) -> list[Lag]:
     ends_reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="metrics-lag"
     )
-    await admin.start()
+    # Each started inside its try: a start that fails (the broker away) or is cancelled must
+    # still be stopped, or the half-started client keeps reconnecting in the background.
     try:
-        await ends_reader.start()
+        await admin.start()
         try:
+            await ends_reader.start()
             groups = [g[0] for g in await admin.list_consumer_groups()]
             described = await admin.describe_topics(
                 [t for t in await admin.list_topics() if not t.startswith("__")]

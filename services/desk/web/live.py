@@ -206,8 +206,10 @@ class Hub:
             auto_offset_reset="latest",
             client_id="desk-workspace-live",
         )
-        await consumer.start()
         try:
+            # Started inside the try: a start cancelled halfway (the last feed closed, desk
+            # stopping) must still be stopped, or its fetcher polls the broker forever.
+            await consumer.start()
             await consumer.topics()
             parts = [
                 TopicPartition(t, p) for t in TOPICS for p in consumer.partitions_for_topic(t) or ()
