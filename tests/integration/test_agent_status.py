@@ -60,6 +60,14 @@ def routing(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> It
     try:
         process.wait_healthy()
         yield f"http://127.0.0.1:{port}"
+        # The tests turn agents on and off; the seed has them all online, as the modules
+        # after this one expect (routing keeps presence in the database it shares with them).
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for agent_id in ("ana", "ben", "cai"):
+                back = client.put(
+                    f"/v1/agents/{agent_id}/presence", json={"online": True}, headers=SUE
+                )
+                assert back.status_code == 200, back.text
     finally:
         process.stop()
 
