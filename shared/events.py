@@ -1108,6 +1108,28 @@ class TicketMerged(EventData, frozen=True, kw_only=True):
 AgentId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{1,49}$")]
 
 
+class WeeklyHours(Struct, frozen=True, kw_only=True):
+    """An agent's weekly schedule: per weekday (mon..sun) [start, end) spans of local time in
+    `timezone`, "HH:MM" ("24:00" is midnight); a day left out is a day off."""
+
+    timezone: str
+    weekly: dict[str, tuple[tuple[str, str], ...]]
+
+
+class AgentSkills(Struct, frozen=True, kw_only=True):
+    """What routing gives an agent, besides their teams (validated by routing's admin rules,
+    shared.agents.Skills): empty lists mean any; `schedule` None means always on shift."""
+
+    languages: tuple[str, ...]
+    categories: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    course_lines: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    vip: bool = False
+    senior: bool = False
+    schedule: WeeklyHours | None = None
+
+
 class AgentStatus(EventData, frozen=True, kw_only=True):
     """routing's view of one agent: presence and live load against capacity, when it changed
     and every ~30 s. Key = agent id; the newest `at` wins, so a consumer keeps one row each.
@@ -1132,6 +1154,7 @@ class AgentStatus(EventData, frozen=True, kw_only=True):
     load: Annotated[int, Meta(ge=0)]
     last_seen_at: datetime
     teams: tuple[str, ...] = ()
+    skills: AgentSkills | None = None  # None: a routing that did not say yet
     at: datetime
 
 
@@ -1150,8 +1173,9 @@ class AgentSeen(EventData, frozen=True, kw_only=True):
 
 class AgentChangeRequested(EventData, frozen=True, kw_only=True):
     """A supervisor, on desk's board, sets an agent online or offline or changes their
-    capacity; routing applies it and audits it as `by`. Key = agent id (in order per agent);
-    a field left out stays as it is."""
+    capacity; an admin also their skills and weekly schedule (as routing's admin API allows).
+    routing applies it and audits it as `by`. Key = agent id (in order per agent); a field left
+    out stays as it is; `schedule: null` means always on shift."""
 
     TYPE = "agent.change_requested"
     TOPIC = topics.PEOPLE
@@ -1160,6 +1184,14 @@ class AgentChangeRequested(EventData, frozen=True, kw_only=True):
     agent_id: AgentId
     online: bool | None = None
     capacity: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    languages: tuple[str, ...] | None = None
+    categories: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    course_lines: tuple[str, ...] | None = None
+    priorities: tuple[str, ...] | None = None
+    vip: bool | None = None
+    senior: bool | None = None
+    schedule: WeeklyHours | msgspec.UnsetType | None = msgspec.UNSET
     by: AgentId
     requested_at: datetime
 
