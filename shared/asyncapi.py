@@ -36,6 +36,8 @@ DESCRIPTIONS = {
     topics.REMEDY_ACKS: "Other systems' answers to remedies: remedy.acknowledged or "
     "remedy.rejected with the remedy id (key = ticket id); desk and incident each apply the "
     "answers to their own remedies.",
+    topics.COURSE_CHANGES: "Course operations' system: changes the company makes to a course "
+    "(course_change.submitted, key = course id); incident tells every enrolled learner once.",
     topics.PEOPLE: "desk: the people who work tickets (person.changed, key = agent id; the "
     "newest wins): role, teams, active and their API tokens' SHA-256 for other services' "
     "read models; agent.seen (key = agent id), an agent using the workspace, which keeps "

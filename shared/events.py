@@ -875,6 +875,100 @@ class IncidentNoticeRequested(EventData, frozen=True, kw_only=True):
     requested_at: datetime
 
 
+# ---- course changes (incident) ----
+
+
+class ChangeKind(StrEnum):
+    """What course operations changed about a course (R8.3, seed 002 §二.3)."""
+
+    TEACHER = "teacher"
+    SCHEDULE = "schedule"
+    CANCELLATION = "cancellation"
+    MODE = "mode"  # online / offline
+
+
+ChangeText = Annotated[str, Meta(min_length=1, max_length=2000)]
+
+
+class CourseChangeSubmitted(EventData, frozen=True, kw_only=True):
+    """Course operations' system announces a change the company makes to a course; incident
+    checks it as its API does (a bad one is dead-lettered with the reason) and tells every
+    enrolled learner once. `change_ref` is the sender's id: the same ref twice is one change.
+    Each text may come in English too (`*_en`); learners whose locale is en read that."""
+
+    TYPE = "course_change.submitted"
+    TOPIC = topics.COURSE_CHANGES
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    change_ref: Annotated[str, Meta(min_length=1, max_length=200)]
+    course_id: Id
+    course_title: Annotated[str, Meta(max_length=200)] | None = None
+    kind: ChangeKind
+    old: Annotated[str, Meta(max_length=200)] | None = None
+    new: Annotated[str, Meta(max_length=200)] | None = None
+    reason: ChangeText
+    reason_en: ChangeText | None = None
+    impact: ChangeText
+    impact_en: ChangeText | None = None
+    remedy: ChangeText
+    remedy_en: ChangeText | None = None
+    effective_at: datetime
+    by: Id
+    submitted_at: datetime
+
+
+class CourseChangeNoticeRequested(EventData, frozen=True, kw_only=True):
+    """One message for one learner about a course change (`kind` announcement: the change, its
+    reason, impact and remedy, to everyone enrolled; `decision`: course operations' answer to
+    the learner's own request, `ticket_id` that request), for notify to send on `channel`, as
+    an incident notice is. `reply_url` is the learner's own page for answering it (a reply
+    becomes a ticket linked to the change). `notice_id` is the event's id too."""
+
+    TYPE = "course_change.notice_requested"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    notice_id: UUID
+    change_id: UUID | None = None
+    kind: Annotated[str, Meta(pattern="^(announcement|decision)$")]
+    learner: Learner
+    channel: Annotated[str, Meta(pattern="^(email|sms|wechat|weibo)$")]
+    locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    title: Annotated[str, Meta(max_length=200)]
+    body: Annotated[str, Meta(max_length=4000)]
+    reply_url: Annotated[str, Meta(max_length=2000)] | None = None
+    requested_at: datetime
+
+
+class CourseChangeTicketLinked(EventData, frozen=True, kw_only=True):
+    """A learner answered a course change: their ticket belongs to it (desk notes it in the
+    ticket's history, where agents see the change)."""
+
+    TYPE = "course_change.ticket_linked"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID
+    change_id: UUID
+    number: str  # the change's, CC-000123
+    course_id: Id
+    kind: ChangeKind
+    linked_at: datetime
+
+
+class CourseChangeDecided(EventData, frozen=True, kw_only=True):
+    """Course operations approved or declined the change a learner asked for in `ticket_id`
+    (audited in incident and in the ticket's history); the learner is told by a notice."""
+
+    TYPE = "course_change.decided"
+    TOPIC = topics.INCIDENTS
+
+    ticket_id: UUID
+    decision: Annotated[str, Meta(pattern="^(approved|declined)$")]
+    note: Annotated[str, Meta(min_length=1, max_length=2000)]
+    by: str
+    decided_at: datetime
+
+
 # ---- careloop.remedies.v1 ----
 
 
@@ -1236,6 +1330,11 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         IncidentTicketResolved,
         IncidentResolved,
         IncidentNoticeRequested,
+        # ---- course changes ----
+        CourseChangeSubmitted,
+        CourseChangeNoticeRequested,
+        CourseChangeTicketLinked,
+        CourseChangeDecided,
         # ---- cases ----
         RefundRequested,
         ExtensionGranted,

@@ -13,6 +13,8 @@ INCIDENTS = "careloop.incidents.v1"
 REMEDIES = "careloop.remedies.v1"
 REMEDY_ACKS = "careloop.remedies.acks.v1"
 PEOPLE = "careloop.people.v1"
+# Course operations' system announces the changes it makes to courses (incident reads them).
+COURSE_CHANGES = "careloop.course_changes.v1"
 
 ALL = (
     INBOUND,
@@ -28,6 +30,7 @@ ALL = (
     REMEDIES,
     REMEDY_ACKS,
     PEOPLE,
+    COURSE_CHANGES,
 )
 
 
