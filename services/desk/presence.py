@@ -7,8 +7,9 @@ per agent in `agent_status`, so the board reads its own table, never routing. In
 an agent has the workspace open (a page load, or the live feed held open), desk publishes
 `agent.seen` at most once a minute per agent; routing moves their last-seen time forward, so
 their presence does not lapse under CARELOOP_ROUTING_PRESENCE_TTL_SECONDS. A supervisor's
-change on the board (online/offline, capacity) goes to routing the same way, as
-`agent.change_requested`; routing applies and audits it, and its next status shows it.
+change on the board (online/offline, capacity; an admin's skills and weekly schedule) goes to
+routing the same way, as `agent.change_requested`; routing applies and audits it (or refuses it
+as its admin API would), and its next status shows it.
 """
 
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from shared import outbox
 from shared.events import (
     AgentChangeRequested,
     AgentSeen,
+    AgentSkills,
     AgentStatus,
     Envelope,
     new_event,
@@ -51,6 +53,7 @@ async def on_status(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
             s.load,
             s.last_seen_at,
             list(s.teams),
+            msgspec.to_builtins(s.skills) if s.skills is not None else None,
             s.at,
         )
         for s in newest.values()
@@ -58,13 +61,14 @@ async def on_status(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
     await conn.executemany(
         """
         INSERT INTO agent_status AS a (agent_id, online, available, on_shift, active, capacity,
-                                       used, load, last_seen_at, teams, at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                       used, load, last_seen_at, teams, skills, at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (agent_id) DO UPDATE SET
             online = excluded.online, available = excluded.available,
             on_shift = excluded.on_shift, active = excluded.active,
             capacity = excluded.capacity, used = excluded.used, load = excluded.load,
-            last_seen_at = excluded.last_seen_at, teams = excluded.teams, at = excluded.at
+            last_seen_at = excluded.last_seen_at, teams = excluded.teams,
+            skills = excluded.skills, at = excluded.at
         WHERE excluded.at > a.at
         """,
         rows,
@@ -105,12 +109,14 @@ async def request_change(
     conn: asyncpg.Connection,
     *,
     agent_id: str,
-    online: bool | None,
-    capacity: int | None,
+    online: bool | None = None,
+    capacity: int | None = None,
+    skills: AgentSkills | None = None,
     by: str,
 ) -> bool:
-    """Stage a supervisor's change of an agent the board lists (active, not an admin) for
-    routing; False when there is no such agent."""
+    """Stage a change of an agent the board lists (active, not an admin) for routing: presence
+    and capacity, or (`skills`) all their skills and schedule at once; False when there is no
+    such agent."""
     listed = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM agents WHERE agent_id = $1 AND active AND role <> 'admin')",
         agent_id,
@@ -120,6 +126,8 @@ async def request_change(
     change = AgentChangeRequested(
         agent_id=agent_id, online=online, capacity=capacity, by=by, requested_at=now()
     )
+    if skills is not None:
+        change = msgspec.structs.replace(change, **msgspec.structs.asdict(skills))
     event = new_event(change, producer="desk")
     await outbox.add(conn, [msgspec.structs.replace(event, key=agent_id)])
     return True

@@ -133,6 +133,41 @@ def config(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(row[k]) if isinstance(row[k], tuple | list) else row[k] for k in CONFIG}
 
 
+def changed_config(current: asyncpg.Record, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The agent's configuration after `given` (AgentChange's fields that were set), validated
+    as a whole (pydantic's ValidationError names what is wrong). Also for the board's change
+    (agent.change_requested, services/routing/status.py)."""
+    spec = AgentSpec.model_validate({**config(current), **given})
+    return config(spec.model_dump(mode="json"))
+
+
+async def teams_without_hours(
+    conn: asyncpg.Connection, agent_id: str, current: asyncpg.Record, after: Mapping[str, Any]
+) -> list[str]:
+    """The teams the agent was in that the change leaves with nobody on any shift (refused)."""
+    members = await repo.team_schedules(conn, current["teams"])
+
+    def schedules(changed: bool) -> dict[str, list[Schedule | None]]:
+        out: dict[str, list[Schedule | None]] = {t: [] for t in current["teams"]}
+        for m in members:
+            teams, raw = m["teams"], m["schedule"]
+            if changed and m["agent_id"] == agent_id:
+                teams, raw = after["teams"], after["schedule"]
+            for t in teams:
+                if t in out:
+                    out[t].append(parse_schedule(raw))
+        return out
+
+    return team_hours_lost(schedules(False), schedules(True))
+
+
+def no_hours_reason(lost: list[str]) -> str:
+    return (
+        f"refused: team {', '.join(lost)} would have no working hours at all (no member "
+        "on any shift); give someone else hours first"
+    )
+
+
 def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
     api = APIRouter(
         prefix="/v1/admin",
@@ -187,7 +222,7 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
                 raise HTTPException(404, "no such agent")
             before = config(current)
             try:
-                spec = AgentSpec.model_validate({**before, **given})
+                after = changed_config(current, given)
             except ValidationError as exc:
                 raise RequestValidationError(
                     [
@@ -195,8 +230,8 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
                         for e in exc.errors(include_url=False, include_context=False)
                     ]
                 ) from None
-            after = config(spec.model_dump(mode="json"))
-            await refuse_teams_without_hours(conn, agent_id, current, after)
+            if lost := await teams_without_hours(conn, agent_id, current, after):
+                raise HTTPException(409, no_hours_reason(lost))
             row = current
             if changed := {k: after[k] for k in given if after[k] != before[k]}:
                 row = await repo.update_agent(conn, agent_id, changed)
@@ -210,33 +245,6 @@ def admin_routes(ctx: Context[RoutingSettings], router: Router) -> APIRouter:
                 )
         await applied()
         return await view(row)
-
-    async def refuse_teams_without_hours(
-        conn: asyncpg.Connection,
-        agent_id: str,
-        current: asyncpg.Record,
-        after: Mapping[str, Any],
-    ) -> None:
-        """409 when the change leaves a team the agent was in with nobody on any shift."""
-        members = await repo.team_schedules(conn, current["teams"])
-
-        def schedules(changed: bool) -> dict[str, list[Schedule | None]]:
-            out: dict[str, list[Schedule | None]] = {t: [] for t in current["teams"]}
-            for m in members:
-                teams, raw = m["teams"], m["schedule"]
-                if changed and m["agent_id"] == agent_id:
-                    teams, raw = after["teams"], after["schedule"]
-                for t in teams:
-                    if t in out:
-                        out[t].append(parse_schedule(raw))
-            return out
-
-        if lost := team_hours_lost(schedules(False), schedules(True)):
-            raise HTTPException(
-                409,
-                f"refused: team {', '.join(lost)} would have no working hours at all (no member "
-                "on any shift); give someone else hours first",
-            )
 
     @api.get(
         "/teams", summary="Teams and how many agents each has", responses=problems(401, 403, 503)

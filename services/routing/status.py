@@ -10,8 +10,9 @@ lost its read model, or a replica's missed change, is right again within that ti
 desk, in turn, says when an agent used the workspace (`agent.seen` on careloop.people.v1):
 routing moves their `last_seen_at` forward, which keeps their presence alive under
 CARELOOP_ROUTING_PRESENCE_TTL_SECONDS without the workspace calling routing's heartbeat. And
-a supervisor's change on desk's board (`agent.change_requested`: online/offline, capacity)
-is applied here and audited as that supervisor.
+a change on desk's board (`agent.change_requested`: a supervisor's online/offline and capacity,
+an admin's skills and weekly schedule) is applied here, by the admin API's own validation, and
+audited as whoever made it.
 """
 
 import asyncio
@@ -21,19 +22,23 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
+from pydantic import ValidationError
 
 from services.routing import repo
-from services.routing.api import config
+from services.routing.api import changed_config, config, no_hours_reason, teams_without_hours
 from services.routing.handlers import Router
 from services.routing.settings import RoutingSettings
 from services.routing.skills import MILLI
 from shared import outbox
+from shared.agents import Role
 from shared.errors import PermanentError
 from shared.events import (
     AgentChangeRequested,
     AgentSeen,
+    AgentSkills,
     AgentStatus,
     Envelope,
+    WeeklyHours,
     new_event,
     now,
 )
@@ -42,6 +47,9 @@ from shared.service import Context, every
 
 log = structlog.get_logger(__name__)
 PRODUCER = "routing"
+# What agent.change_requested may change beyond presence and capacity: as PATCH
+# /v1/admin/agents/{id}, an admin's to change.
+SKILLS = ("languages", "categories", "channels", "course_lines", "priorities", "vip", "senior")
 
 
 def status_of(
@@ -58,8 +66,30 @@ def status_of(
         load=load[0],
         last_seen_at=row["last_seen_at"],
         teams=tuple(row["teams"]),
+        skills=AgentSkills(
+            languages=tuple(row["languages"]),
+            categories=tuple(row["categories"]),
+            channels=tuple(row["channels"]),
+            course_lines=tuple(row["course_lines"]),
+            priorities=tuple(row["priorities"]),
+            vip=row["vip"],
+            senior=row["senior"],
+            schedule=msgspec.convert(row["schedule"], WeeklyHours) if row["schedule"] else None,
+        ),
         at=at,
     )
+
+
+def requested(change: AgentChangeRequested) -> dict[str, Any]:
+    """The configuration fields a change names, as the admin API's PATCH body would."""
+    given: dict[str, Any] = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k in ("capacity", *SKILLS)
+        if (v := getattr(change, k)) is not None
+    }
+    if change.schedule is not msgspec.UNSET:
+        given["schedule"] = msgspec.to_builtins(change.schedule)
+    return given
 
 
 def _facts(status: AgentStatus) -> AgentStatus:
@@ -148,9 +178,12 @@ class Announcer:
     async def on_change_requested(
         self, conn: asyncpg.Connection, events: list[Envelope[Any]]
     ) -> AfterCommit:
-        """A supervisor's change from desk's board, applied in order and audited as them, like
-        the admin API's. An agent routing does not know, or a disabled one set online, is
-        refused (dead-lettered with the reason); the status that follows shows what holds."""
+        """A change from desk's board, applied in order and audited as its author, like the
+        admin API's, and refused (dead-lettered with the reason) where the admin API would
+        refuse it: an agent routing does not know, a disabled one set online, skills or a
+        schedule from someone who is not an admin, a value the admin API rejects, or a
+        schedule that leaves a team with no working hours. The status that follows shows
+        what holds."""
         for e in events:
             await self._apply(conn, e.data)
 
@@ -165,6 +198,8 @@ class Announcer:
         current = await repo.get_agent(conn, agent_id)
         if current is None:
             raise PermanentError(f"agent.change_requested: routing has no agent {agent_id!r}")
+        given = requested(change)
+        after = await self._checked(conn, change, current, given) if given else {}
         subject = f"agent:{agent_id}"
         if change.online is not None and change.online != current["online"]:
             if change.online and not current["active"]:
@@ -178,19 +213,53 @@ class Announcer:
                 before={"online": current["online"]},
                 after={"online": change.online},
             )
-        if change.capacity is not None and change.capacity != current["capacity"]:
-            row = await repo.update_agent(conn, agent_id, {"capacity": change.capacity})
+        before = config(current)
+        if changed := {k: after[k] for k in given if after[k] != before[k]}:
+            row = await repo.update_agent(conn, agent_id, changed)
             await repo.audit(
                 conn,
                 actor=change.by,
                 action="agent.changed",
                 subject=subject,
-                before=config(current),
+                before=before,
                 after=config(row),
             )
 
+    async def _checked(
+        self,
+        conn: asyncpg.Connection,
+        change: AgentChangeRequested,
+        current: asyncpg.Record,
+        given: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The agent's configuration after `given`, or PermanentError with the admin API's
+        reason for refusing it."""
+        refused = f"agent.change_requested for {change.agent_id} by {change.by}"
+        if given.keys() - {"capacity"}:
+            author = await conn.fetchval("SELECT role FROM people WHERE agent_id = $1", change.by)
+            if author != Role.ADMIN:
+                raise PermanentError(
+                    f"{refused}: only an admin changes skills and schedules (as PATCH "
+                    f"/v1/admin/agents/{{id}}); {change.by} is {author or 'unknown'}"
+                )
+        try:
+            after = changed_config(current, given)
+        except ValidationError as exc:
+            raise PermanentError(f"{refused}: {_reasons(exc)}") from None
+        if lost := await teams_without_hours(conn, change.agent_id, current, after):
+            raise PermanentError(f"{refused}: {no_hours_reason(lost)}")
+        return after
+
     def handlers(self) -> dict[str, Handler]:
         return {AgentSeen.TYPE: self.on_seen, AgentChangeRequested.TYPE: self.on_change_requested}
+
+
+def _reasons(exc: ValidationError) -> str:
+    """pydantic's refusal as one line: each field and why."""
+    return "; ".join(
+        f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_context=False)
+    )
 
 
 def _keyed(event: Envelope[AgentStatus], agent_id: str) -> Envelope[AgentStatus]:

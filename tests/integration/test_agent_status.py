@@ -15,13 +15,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.desk import presence
-from shared import topics
+from shared import dlq, topics
 from shared.db import create_pool
 from shared.events import (
     AgentChangeRequested,
     AgentSeen,
+    AgentSkills,
     AgentStatus,
     Envelope,
+    WeeklyHours,
     decode,
     new_event,
     now,
@@ -221,6 +223,12 @@ async def test_desks_seen_keeps_presence_alive_and_never_moves_it_back(
         await set_online(api, "ana", False)
 
 
+def change(agent_id: str, by: str = "sue", **fields: Any) -> Envelope[AgentChangeRequested]:
+    """What desk's board stages for routing (presence.request_change)."""
+    data = AgentChangeRequested(agent_id=agent_id, by=by, requested_at=now(), **fields)
+    return msgspec.structs.replace(new_event(data, producer="desk"), key=agent_id)
+
+
 def _keyed(seen: AgentSeen) -> Envelope[AgentSeen]:
     return msgspec.structs.replace(new_event(seen, producer="desk"), key=seen.agent_id)
 
@@ -228,10 +236,6 @@ def _keyed(seen: AgentSeen) -> Envelope[AgentSeen]:
 async def test_a_supervisors_change_from_the_board_is_applied_and_audited(
     api: httpx.AsyncClient, statuses: Statuses, stack: RunningStack, settings: CommonSettings
 ) -> None:
-    def change(agent_id: str, **fields: Any) -> Envelope[AgentChangeRequested]:
-        data = AgentChangeRequested(agent_id=agent_id, by="sue", requested_at=now(), **fields)
-        return msgspec.structs.replace(new_event(data, producer="desk"), key=agent_id)
-
     await set_online(api, "cai", False)
     broker = make_broker(settings, client_id="test-agent-change")
     await broker.start()
@@ -265,3 +269,84 @@ async def test_a_supervisors_change_from_the_board_is_applied_and_audited(
     ]
     last = audit[-1]
     assert '"capacity": 7' in last["before"] and '"capacity": 4' in last["after"]
+
+
+# ben as tests/integration/agents.yaml seeds him: the modules after this one expect him so.
+BEN = AgentSkills(languages=("en",))
+
+
+async def test_an_admins_skills_and_schedule_from_the_board_are_applied_as_the_admin_api_would(
+    statuses: Statuses, stack: RunningStack, settings: CommonSettings
+) -> None:
+    week = WeeklyHours(timezone="Asia/Shanghai", weekly={"mon": (("09:00", "18:00"),)})
+    wanted = AgentSkills(
+        languages=("zh", "en"),
+        categories=("technical", "payment_refund"),
+        channels=("chat", "email"),
+        course_lines=("PY",),
+        priorities=("urgent", "high"),
+        vip=True,
+        senior=True,
+        schedule=week,
+    )
+    refusals = [
+        # Skills are an admin's to change (PATCH /v1/admin/agents is admins only).
+        change("ben", by="sue", languages=("zh",)),
+        # What the admin API refuses is refused here too, naming why.
+        change("ben", by="ada", categories=("cooking",)),
+        change(
+            "ben",
+            by="ada",
+            schedule=WeeklyHours(timezone="Asia/Shanghai", weekly={"tue": (("18:00", "09:00"),)}),
+        ),
+        change("ben", by="ada", schedule=WeeklyHours(timezone="Mars/Olympus", weekly={})),
+    ]
+    applied = change("ben", by="ada", **msgspec.structs.asdict(wanted))
+    letters = AIOKafkaConsumer(
+        topics.dlq(topics.PEOPLE), bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
+    )
+    broker = make_broker(settings, client_id="test-agent-skills")
+    await letters.start()
+    await broker.start()
+    try:
+        await publish_confirmed(broker, [outgoing(e) for e in [*refusals, applied]])
+        shown = await statuses.wait("ben", skills=wanted)
+        assert shown.data.capacity == 4  # what the change left out stays
+
+        reasons: dict[str, str] = {}
+
+        async def dead() -> bool:
+            for records in (await letters.getmany(timeout_ms=300)).values():
+                for r in records:
+                    for e in refusals:
+                        if str(e.event_id).encode() in r.value:
+                            reasons[str(e.event_id)] = dict(r.headers)[dlq.ERROR].decode()
+            return len(reasons) == len(refusals)
+
+        assert await eventually(dead, timeout=30, interval=0)
+        why = [reasons[str(e.event_id)] for e in refusals]
+        assert (
+            "only an admin changes skills and schedules" in why[0] and "sue is supervisor" in why[0]
+        )
+        assert "unknown categories: cooking" in why[1]
+        assert "tue: 18:00-09:00 does not end after it starts" in why[2]
+        assert "unknown timezone: Mars/Olympus" in why[3]
+
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            audit = await conn.fetch(
+                "SELECT actor, action, before, after FROM routing.audit "
+                "WHERE subject = 'agent:ben' AND at > now() - interval '1 minute' ORDER BY id"
+            )
+        finally:
+            await conn.close()
+        assert [(r["actor"], r["action"]) for r in audit] == [("ada", "agent.changed")]
+        assert '"senior": false' in audit[0]["before"] and '"senior": true' in audit[0]["after"]
+        assert '"09:00"' in audit[0]["after"]
+    finally:
+        await publish_confirmed(
+            broker, [outgoing(change("ben", by="ada", **msgspec.structs.asdict(BEN)))]
+        )
+        await statuses.wait("ben", skills=BEN)
+        await broker.stop()
+        await letters.stop()

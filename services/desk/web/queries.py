@@ -134,7 +134,7 @@ async def agents_load(conn: asyncpg.Connection) -> list[asyncpg.Record]:
                count(t.ticket_id) FILTER (WHERE t.status IN ('assigned', 'reopened')) AS working,
                count(t.ticket_id) FILTER (WHERE t.status = 'pending_learner') AS pending,
                s.online, s.available, s.on_shift, s.capacity, s.used, s.load, s.last_seen_at,
-               s.at AS status_at
+               s.skills, s.at AS status_at
         FROM agents a
         LEFT JOIN agent_status s ON s.agent_id = a.agent_id
         LEFT JOIN tickets t ON t.assignee_id = a.agent_id
