@@ -1,6 +1,8 @@
 """What desk does with the incident service's events (careloop.incidents.v1): a linked or
 unlinked ticket notes it in its history (the workspace shows the incident), and a resolved
-incident resolves each of its linked tickets with its resolution, once.
+incident resolves each of its linked tickets with its resolution, once. A learner's reply to a
+course change, and course operations' decision on a learner's change request, are noted in
+the ticket's history too.
 
 The learner's one message about the resolution is the incident's notice, so the ticket's
 `ticket.resolved` carries resolution_code "incident" (notify then asks no confirmation and
@@ -16,6 +18,8 @@ from services.desk.domain import ResolutionCode, Status
 from services.desk.links import Links
 from shared import outbox, tokens
 from shared.events import (
+    CourseChangeDecided,
+    CourseChangeTicketLinked,
     Envelope,
     IncidentTicketLinked,
     IncidentTicketResolved,
@@ -59,6 +63,40 @@ async def on_unlinked(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
         [
             (i.ticket_id, "incident_unlinked", i.by, {"incident_id": str(i.incident_id)})
             for i in unlinked
+        ],
+    )
+
+
+async def on_course_change_linked(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """A learner's reply to a course change: the ticket's history names the change."""
+    linked: list[CourseChangeTicketLinked] = [e.data for e in events]
+    await repo.add_history(
+        conn,
+        [
+            (
+                c.ticket_id,
+                "course_change_linked",
+                "incident",
+                {"change_id": str(c.change_id), "number": c.number, "kind": c.kind.value},
+            )
+            for c in linked
+        ],
+    )
+
+
+async def on_course_change_decided(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    """Course operations' decision on the learner's request, in the ticket's history."""
+    decided: list[CourseChangeDecided] = [e.data for e in events]
+    await repo.add_history(
+        conn,
+        [
+            (
+                d.ticket_id,
+                f"course_change_{d.decision}",
+                d.by,
+                {"decision": d.decision, "note": d.note},
+            )
+            for d in decided
         ],
     )
 
@@ -126,4 +164,6 @@ def event_handlers(public_url: str, links: Links) -> dict[str, Handler]:
         IncidentTicketLinked.TYPE: on_linked,
         IncidentTicketUnlinked.TYPE: on_unlinked,
         IncidentTicketResolved.TYPE: resolving(public_url, links),
+        CourseChangeTicketLinked.TYPE: on_course_change_linked,
+        CourseChangeDecided.TYPE: on_course_change_decided,
     }

@@ -1,15 +1,22 @@
-"""incident's wiring: the ticket, people and learner consumers, the early warning, the notice releaser
+"""incident's wiring: the ticket, people, learner and course-change consumers, the early warning, the notice releaser
 and the response group's sender, the incidents API and the public status page."""
 
+from typing import Any
+
+import asyncpg
 from fastapi import FastAPI
 from prometheus_client import Counter
 
 from services.incident import api, handlers, pages, repo
+from services.incident.changes import api as change_api
+from services.incident.changes.handlers import Changes
 from services.incident.delivery import Delivery
 from services.incident.settings import IncidentSettings
 from services.incident.watch import Watch
 from shared import http, learners, people, topics
 from shared.agents import load_agents
+from shared.events import CourseChangeSubmitted, Envelope, TicketCreated
+from shared.inbox import Handler
 from shared.service import Context, build_app, consume, new_context
 
 SNAPSHOTS = Counter(
@@ -20,13 +27,35 @@ SNAPSHOTS = Counter(
 )
 
 
+def both(first: Handler, then: Handler) -> Handler:
+    """One event type, two use cases, in the same transaction."""
+
+    async def handle(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await first(conn, events)
+        await then(conn, events)
+
+    return handle
+
+
 def create_app(settings: IncidentSettings) -> FastAPI:
     ctx = new_context("incident", settings)
     incidents = handlers.Incidents(ctx)
+    changes = Changes(ctx)
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.ROUTING, topics.PEOPLE, topics.REMEDY_ACKS],
-        handlers={**incidents.handlers(), **people.HANDLERS},
+        topic_names=[
+            topics.TICKETS,
+            topics.ROUTING,
+            topics.PEOPLE,
+            topics.REMEDY_ACKS,
+            topics.COURSE_CHANGES,
+        ],
+        handlers={
+            **incidents.handlers(),
+            **people.HANDLERS,
+            TicketCreated.TYPE: both(incidents.on_created, changes.on_created),
+            CourseChangeSubmitted.TYPE: changes.on_submitted,
+        },
         idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
     )
     learners.consume_snapshots(ctx, upsert=repo.outreach.upsert_learners, counted=SNAPSHOTS)
@@ -46,5 +75,7 @@ def create_app(settings: IncidentSettings) -> FastAPI:
     )
     app.include_router(api.http_routes(ctx, incidents))
     app.include_router(pages.page_routes(ctx))
+    app.include_router(change_api.http_routes(ctx, changes))
+    app.include_router(change_api.page_routes(ctx, changes))
     http.install(app, max_body_bytes=settings.http_max_body_bytes)
     return app

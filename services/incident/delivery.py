@@ -1,6 +1,6 @@
-"""What leaves incident besides its events: learner notices released to notify at each
-provider's pace, compensation remedies to the acting systems, and the response group's e-mails
-and chat-robot messages.
+"""What leaves incident besides its events: learner notices (an incident's or a course
+change's) released to notify at each provider's pace, compensation remedies to the acting
+systems, and the response group's e-mails and chat-robot messages.
 
 A notice is released in the transaction that marks it released and stages its event, under a
 transaction-scoped advisory lock (one releaser at a time across replicas, so the rate is the
@@ -22,6 +22,8 @@ import structlog
 from prometheus_client import Counter
 
 from services.incident import repo
+from services.incident.changes import handlers as change_handlers
+from services.incident.changes import repo as change_repo
 from services.incident.domain import (
     Wording,
     dingtalk_signed,
@@ -133,15 +135,21 @@ class Delivery:
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", NOTICE_LOCK):
                 return False
-            for channel in await repo.outreach.pending_channels(conn):
+            pending = set(await repo.outreach.pending_channels(conn))
+            pending |= set(await change_repo.pending_channels(conn))
+            for channel in sorted(pending):
                 bucket = self._buckets.setdefault(channel, Bucket(self._s.rate_of(channel)))
                 allowed = bucket.allowance()
                 if allowed < 1:
                     continue
                 rows = await repo.outreach.take_notices(conn, channel, allowed)
-                await outbox.add(conn, [self._notice(r) for r in rows])
-                bucket.spend(len(rows))
-                released[channel] = len(rows)
+                events = [self._notice(r) for r in rows]
+                # Course changes' notices share the channel's pace, after incident notices.
+                more = await change_repo.take_notices(conn, channel, allowed - len(rows))
+                events += [change_handlers.notice_event(self._s, r) for r in more]
+                await outbox.add(conn, events)
+                bucket.spend(len(events))
+                released[channel] = len(events)
             remedies = await repo.outreach.take_remedies(conn, REMEDY_BATCH)
             await outbox.add(conn, [remedy_event(r) for r in remedies])
         for channel, n in released.items():

@@ -21,6 +21,7 @@ from services.notify.settings import NotifySettings
 from shared.events import (
     ArticlesSuggested,
     CaseConcluded,
+    CourseChangeNoticeRequested,
     Envelope,
     IncidentNoticeRequested,
     NotificationKind,
@@ -244,9 +245,40 @@ def sla_payload(e: Envelope[Any], *, name: str) -> dict[str, Any]:
 
 
 def notice(n: IncidentNoticeRequested, *, available: frozenset[str]) -> repo.Notice:
-    """An incident notice as a delivery: on the channel incident named when notify answers
-    there and has the learner's contact, else on the channel a ticket of theirs would be
-    answered on. A notice that can reach the learner nowhere is refused (a dead letter)."""
+    """An incident notice as a delivery (`learner_notice`)."""
+    return learner_notice(
+        n,
+        available=available,
+        what=f"incident notice {n.notice_id}",
+        words={"body": notice_words(n.body, n.status_url), "status_url": n.status_url},
+    )
+
+
+def change_notice(n: CourseChangeNoticeRequested, *, available: frozenset[str]) -> repo.Notice:
+    """A course change's notice, sent as an incident's is; its link is the learner's reply page
+    (`reply`), and an answer to the learner's own request has none."""
+    return learner_notice(
+        n,
+        available=available,
+        what=f"course change notice {n.notice_id}",
+        words={
+            "body": notice_words(n.body, n.reply_url) if n.reply_url else n.body,
+            "status_url": n.reply_url or "",
+            "reply": n.reply_url is not None,
+        },
+    )
+
+
+def learner_notice(
+    n: IncidentNoticeRequested | CourseChangeNoticeRequested,
+    *,
+    available: frozenset[str],
+    what: str,
+    words: dict[str, Any],
+) -> repo.Notice:
+    """A notice as a delivery: on the channel its sender named when notify answers there and
+    has the learner's contact, else on the channel a ticket of theirs would be answered on. A
+    notice that can reach the learner nowhere is refused (a dead letter)."""
     learner = n.learner
     contacts = Contacts(
         email=learner.email,
@@ -269,7 +301,7 @@ def notice(n: IncidentNoticeRequested, *, available: frozenset[str]) -> repo.Not
     )
     if channel is None:
         raise ValueError(
-            f"incident notice {n.notice_id}: the learner has no contact on any channel notify "
+            f"{what}: the learner has no contact on any channel notify "
             f"answers on ({', '.join(sorted(available))})"
         )
     return repo.Notice(
@@ -279,13 +311,7 @@ def notice(n: IncidentNoticeRequested, *, available: frozenset[str]) -> repo.Not
         channel=channel,
         address=addresses[channel],
         language=n.locale,
-        payload={
-            "name": learner.name,
-            "language": n.locale,
-            "title": n.title,
-            "body": notice_words(n.body, n.status_url),
-            "status_url": n.status_url,
-        },
+        payload={"name": learner.name, "language": n.locale, "title": n.title, **words},
         requested_at=n.requested_at,
     )
 
@@ -326,6 +352,9 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
     async def on_notice(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.add_notices(conn, [notice(e.data, available=available) for e in events])
 
+    async def on_change_notice(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.add_notices(conn, [change_notice(e.data, available=available) for e in events])
+
     async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.add_contacts_and_confirmations(
             conn, [contact(e.data, available=available) for e in events]
@@ -364,6 +393,7 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         TicketMerged.TYPE: on_merged,
         TicketNoteAdded.TYPE: on_note_added,
         IncidentNoticeRequested.TYPE: on_notice,
+        CourseChangeNoticeRequested.TYPE: on_change_notice,
         CaseConcluded.TYPE: on_case_concluded,
         ArticlesSuggested.TYPE: on_articles,
         SurveyRequested.TYPE: on_survey,
@@ -383,6 +413,7 @@ IDEMPOTENT = frozenset(
         TicketMerged.TYPE,  # a delivery per event
         TicketNoteAdded.TYPE,  # an e-mail per event and agent
         IncidentNoticeRequested.TYPE,  # a delivery per notice
+        CourseChangeNoticeRequested.TYPE,  # a delivery per notice
         CaseConcluded.TYPE,  # a delivery per case
         ArticlesSuggested.TYPE,
         SurveyRequested.TYPE,
