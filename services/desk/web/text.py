@@ -138,6 +138,9 @@ TEXT: dict[str, dict[str, Any]] = {
             "survey_requested": "已发送满意度调查",
             "incident_linked": "已关联到故障事件 {number}",
             "incident_unlinked": "已取消与故障事件的关联",
+            "course_change_linked": "回复课程变更 {number}",
+            "course_change_approved": "课程调整申请已批准：{note}",
+            "course_change_declined": "课程调整申请未获批准：{note}",
         },
         "live": {
             "assigned": "新工单分配给您：{number} {subject}",
@@ -344,6 +347,9 @@ TEXT: dict[str, dict[str, Any]] = {
             "survey_requested": "Survey sent",
             "incident_linked": "Linked to incident {number}",
             "incident_unlinked": "Unlinked from its incident",
+            "course_change_linked": "Reply to course change {number}",
+            "course_change_approved": "Change request approved: {note}",
+            "course_change_declined": "Change request declined: {note}",
         },
         "live": {
             "assigned": "New ticket for you: {number} {subject}",
