@@ -37,6 +37,7 @@ class Access(StrEnum):
     SELF = "self"  # a person's own (the path names someone else here): agents 403
     PAGE = "page"  # a workspace page: a session of any role, else 303 to /login
     SUPERVISOR_PAGE = "supervisor page"  # a page for supervisors and admins: an agent's is 403
+    ADMIN_PAGE = "admin page"  # a page for admins: an agent's and a supervisor's is 403
     LOGOUT = "logout"  # ends the session it is sent with (with its CSRF token), else 303 to /login
     STREAM = "stream"  # a page that streams (server-sent events): only its refusal is asked
 
@@ -137,6 +138,12 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /board": Access.SUPERVISOR_PAGE,
         "POST /board/reassign": Access.SUPERVISOR_PAGE,
         "POST /board/agents": Access.SUPERVISOR_PAGE,
+        "GET /board/agents/{agent_id}": Access.SUPERVISOR_PAGE,
+        "POST /board/agents/{agent_id}/skills": Access.ADMIN_PAGE,  # as routing's PATCH
+        "GET /account": Access.PAGE,
+        "POST /account/password": Access.PAGE,
+        "POST /account/tokens": Access.PAGE,
+        "POST /account/tokens/{token_id}/revoke": Access.PAGE,
         "POST /t/{token}/solved": Access.PUBLIC,
         # complaint cases
         "POST /v1/tickets/{ticket_id}/case": Access.PERSON,
@@ -404,7 +411,7 @@ async def walk_matrix(apps: dict[str, httpx.AsyncClient], stack: RunningStack) -
                     seen[role] = after.status_code
                     fine &= to_login(r) and after.status_code == 401
                     by_role[role] = (await sessions(apps["desk"], stack, roles=(role,)))[role]
-            elif access in (Access.PAGE, Access.SUPERVISOR_PAGE, Access.STREAM):
+            elif access in (Access.PAGE, Access.SUPERVISOR_PAGE, Access.ADMIN_PAGE, Access.STREAM):
                 fine = to_login(anonymous)
                 for role in ROLES:
                     with_token = await ask(client, route, token=TOKENS[role])
@@ -412,7 +419,9 @@ async def walk_matrix(apps: dict[str, httpx.AsyncClient], stack: RunningStack) -
                     if access is not Access.STREAM:
                         r = await ask(client, route, session=by_role[role])
                         seen[role] = r.status_code
-                        if access is Access.SUPERVISOR_PAGE and role == "agent":
+                        if (access is Access.SUPERVISOR_PAGE and role == "agent") or (
+                            access is Access.ADMIN_PAGE and role != "admin"
+                        ):
                             fine &= r.status_code == 403
                         else:
                             fine &= r.status_code not in (401, 403) and not to_login(r)

@@ -19,17 +19,20 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from jinja2 import Environment, PackageLoader
 
 from services.desk import handlers, presence
 from services.desk.accounts import repo as accounts_repo
-from services.desk.accounts.web import User, require_user
+from services.desk.accounts import security
+from services.desk.accounts.web import SESSION_COOKIE, User, require_user
 from services.desk.domain import RESOLUTION_CODES, Caller, Conflict, NotAllowed, NotFound
 from services.desk.settings import DeskSettings
-from services.desk.web import queries
+from services.desk.web import queries, skills
 from services.desk.web.live import CLOSED, Hub, Push, Who
 from services.desk.web.text import TEXT, language_of
 from services.desk.web.views import (
@@ -46,7 +49,7 @@ from services.desk.web.views import (
 )
 from shared.agents import Role
 from shared.errors import PermanentError
-from shared.events import Category, Priority, now
+from shared.events import AgentSkills, Category, Priority, now
 from shared.forms import FormRefused, read_form
 from shared.problems import pages, problems
 from shared.service import Context
@@ -76,6 +79,8 @@ WORKING = frozenset({"assigned", "pending_learner"})
 
 Page = Annotated[User, Depends(require_user())]
 Supervisor = Annotated[User, Depends(require_user(Role.SUPERVISOR, Role.ADMIN))]
+# Skills and schedules are an admin's to change, as in routing's admin API (PATCH is admins').
+Admin = Annotated[User, Depends(require_user(Role.ADMIN))]
 
 
 def caller(user: User) -> Caller:
@@ -715,6 +720,228 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
             message = t["errors"][exc.key].format(reason=exc.reason)
             return await show_board(request, user, status=exc.status, error=message)
         return RedirectResponse("/board?notice=requested", status_code=303, headers=HEADERS)
+
+    async def show_skills(
+        request: Request,
+        user: User,
+        agent_id: str,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "board")
+            found = [a for a in await queries.agents_load(conn) if a["agent_id"] == agent_id]
+        if not found:
+            return render("missing.html.j2", 404, **base, message=t["errors"]["no_agent"])
+        (agent,) = found
+        known = msgspec.convert(agent["skills"], AgentSkills) if agent["skills"] else None
+        return render(
+            "skills.html.j2",
+            status,
+            **base,
+            agent=agent,
+            known=known,
+            values=values if values is not None else (skills.as_form(known) if known else {}),
+            choices=skills.CHOICES,
+            days=skills.DAYS,
+            zones=skills.ZONES,
+            editable=user.role is Role.ADMIN,
+            notice=t["skills_page"]["requested"] if notice == "requested" else None,
+            error=error,
+        )
+
+    @router.get(
+        "/board/agents/{agent_id}",
+        response_class=HTMLResponse,
+        summary="Workspace: an agent's skills and weekly schedule (supervisors see, admins change)",
+        responses={**TO_LOGIN, **pages(403, 404), **problems(503)},
+    )
+    async def agent_skills(
+        agent_id: Annotated[str, PathParam(max_length=50)],
+        request: Request,
+        user: Supervisor,
+        notice: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> HTMLResponse:
+        return await show_skills(request, user, agent_id, notice=notice)
+
+    @router.post(
+        "/board/agents/{agent_id}/skills",
+        response_class=HTMLResponse,
+        summary="Workspace: an admin changes an agent's skills and weekly schedule",
+        description="Checked by routing's admin rules, then sent to routing "
+        "(agent.change_requested), which applies it and audits it as the admin; the page shows "
+        "it once routing's next status arrives.",
+        responses={
+            303: {"description": "Sent: back to the agent's page"},
+            **pages(400, 403, 404, 415, 422),
+            **problems(413, 503),
+        },
+    )
+    async def change_skills(
+        agent_id: Annotated[str, PathParam(max_length=50)], request: Request, user: Admin
+    ) -> Response:
+        t = words(user)
+        try:
+            form = await read_form(request)
+        except FormRefused as exc:
+            return await show_skills(
+                request, user, agent_id, status=exc.status, error=t["errors"]["form"]
+            )
+        try:
+            wanted = skills.read(form, t["skills_page"])
+        except skills.SkillsRefused as exc:
+            return await show_skills(
+                request, user, agent_id, status=422, error=exc.message, values=form
+            )
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            sent = await presence.request_change(
+                conn, agent_id=agent_id, skills=wanted, by=user.agent_id
+            )
+        if not sent:
+            return await show_skills(request, user, agent_id, status=404)
+        return RedirectResponse(
+            f"/board/agents/{agent_id}?notice=requested", status_code=303, headers=HEADERS
+        )
+
+    # ---- one's own account: password, sessions, API tokens (as /v1/account/* does) ----------
+
+    async def show_account(
+        request: Request,
+        user: User,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+        new_token: str | None = None,
+    ) -> HTMLResponse:
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "account")
+            tokens = await accounts_repo.tokens(conn, user.agent_id)
+        return render(
+            "account.html.j2",
+            status,
+            **base,
+            tokens=[
+                {
+                    **dict(r),
+                    "created": beijing(r["created_at"]),
+                    "used": beijing(r["last_used_at"]) if r["last_used_at"] else None,
+                }
+                for r in reversed(tokens)
+            ],
+            min_password=security.MIN_PASSWORD,
+            max_password=security.MAX_PASSWORD,
+            notice=t["account_page"][notice] if notice in ("changed", "revoked") else None,
+            error=error,
+            new_token=new_token,
+        )
+
+    @router.get(
+        "/account",
+        response_class=HTMLResponse,
+        summary="Workspace: one's own account (password, log out everywhere, API tokens)",
+        responses={**TO_LOGIN, **problems(503)},
+    )
+    async def account(
+        request: Request,
+        user: Page,
+        notice: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> HTMLResponse:
+        return await show_account(request, user, notice=notice)
+
+    account_form = {
+        303: {"description": "Done: back to the account page, with a notice"},
+        **pages(400, 403, 415, 422),
+        **problems(413, 503),
+    }
+
+    @router.post(
+        "/account/password",
+        response_class=HTMLResponse,
+        summary="Workspace: change one's own password (the current one required)",
+        description="One's other sessions end; this one stays. A wrong current password: 403.",
+        responses=account_form,
+    )
+    async def change_password(request: Request, user: Page) -> Response:
+        said = words(user)["account_page"]
+        try:
+            form = await read_form(request)
+        except FormRefused as exc:
+            return await show_account(
+                request, user, status=exc.status, error=words(user)["errors"]["form"]
+            )
+        new = form.get("new", "")
+        refusal = None
+        if new != form.get("again", ""):
+            refusal = said["mismatch"]
+        elif len(new) < security.MIN_PASSWORD:
+            refusal = said["too_short"].format(min=security.MIN_PASSWORD)
+        elif len(new) > security.MAX_PASSWORD:
+            refusal = said["too_long"].format(max=security.MAX_PASSWORD)
+        if refusal:
+            return await show_account(request, user, status=422, error=refusal)
+        async with ctx.pool.acquire() as conn:
+            stored = await accounts_repo.password_hash(conn, user.agent_id)
+        current = form.get("current", "")[: security.MAX_PASSWORD]
+        if not await asyncio.to_thread(security.verify_password, stored, current):
+            return await show_account(request, user, status=403, error=said["wrong"])
+        hashed = await asyncio.to_thread(security.hash_password, new)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await accounts_repo.set_password(
+                conn,
+                actor=user.agent_id,
+                agent_id=user.agent_id,
+                password_hash=hashed,
+                keep_session=security.digest(request.cookies[SESSION_COOKIE]),
+            )
+        return RedirectResponse("/account?notice=changed", status_code=303, headers=HEADERS)
+
+    @router.post(
+        "/account/tokens",
+        response_class=HTMLResponse,
+        summary="Workspace: a new personal API token, shown on this answer only",
+        description="200: the account page with the token's value, this once (never stored: "
+        "only its SHA-256 is kept, and the page is not cached).",
+        responses={**pages(400, 403, 415, 422), **problems(413, 503)},
+    )
+    async def new_token(request: Request, user: Page) -> HTMLResponse:
+        t = words(user)
+        try:
+            form = await read_form(request)
+            name = read_text(form, "name", limit=100)
+        except FormRefused as exc:
+            return await show_account(request, user, status=exc.status, error=t["errors"]["form"])
+        except Refusal as exc:
+            return await show_account(request, user, status=exc.status, error=t["errors"][exc.key])
+        token = security.new_secret()
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await accounts_repo.add_token(conn, agent_id=user.agent_id, name=name, token=token)
+        return await show_account(request, user, new_token=token)
+
+    @router.post(
+        "/account/tokens/{token_id}/revoke",
+        response_class=HTMLResponse,
+        summary="Workspace: revoke one of one's API tokens; it stops working at once",
+        responses={
+            303: {"description": "Done: back to the account page, with a notice"},
+            **pages(403, 404),
+            **problems(422, 503),
+        },
+    )
+    async def revoke_token(token_id: UUID, request: Request, user: Page) -> Response:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            done = await accounts_repo.revoke_token(
+                conn, actor=user.agent_id, agent_id=user.agent_id, token_id=token_id
+            )
+        if not done:
+            error = words(user)["account_page"]["no_token"]
+            return await show_account(request, user, status=404, error=error)
+        return RedirectResponse("/account?notice=revoked", status_code=303, headers=HEADERS)
 
     @router.get(
         "/workspace/live",
