@@ -1290,6 +1290,41 @@ class AgentChangeRequested(EventData, frozen=True, kw_only=True):
     requested_at: datetime
 
 
+# ---- careloop.tickets.v1 / careloop.knowledge.v1: an article from an agent's reply ----
+
+
+class ArticleDraftRequested(EventData, frozen=True, kw_only=True):
+    """An agent, on a ticket's page, makes a draft article of one of its replies (001 §三.1):
+    knowledge writes it as `by`'s draft, as its POST /v1/articles/from-reply does, under
+    desk's `article_id` (one per reply and agent: asked twice, it is one draft), and answers
+    `article.drafted`. Key = ticket id."""
+
+    TYPE = "article.draft_requested"
+    TOPIC = topics.TICKETS
+
+    article_id: UUID
+    reply: Annotated[str, Meta(min_length=1, max_length=20_000)]
+    category: Category
+    language: Annotated[str, Meta(pattern="^(zh|en)$")] | None = None
+    by: AgentId
+    requested_at: datetime
+
+
+class ArticleDrafted(EventData, frozen=True, kw_only=True):
+    """knowledge made the draft a ticket's reply was to become (`article.draft_requested`):
+    desk notes it in the ticket's history with the article's page (live once an editor
+    publishes it). Key = ticket id."""
+
+    TYPE = "article.drafted"
+    TOPIC = topics.KNOWLEDGE
+
+    article_id: UUID
+    title: Annotated[str, Meta(max_length=200)]
+    url: Annotated[str, Meta(max_length=2000)]
+    by: AgentId
+    drafted_at: datetime
+
+
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -1353,6 +1388,9 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         AgentStatus,
         AgentSeen,
         AgentChangeRequested,
+        # ---- articles from replies ----
+        ArticleDraftRequested,
+        ArticleDrafted,
     )
 }
 
