@@ -1,0 +1,472 @@
+"""Course changes (R8.3) against the real stack, incident running as its own process: course
+operations announce a change and every enrolled learner's notice is released once, even when
+incident is SIGKILLed in the middle of the fan-out and started again; a learner's answer on
+their reply page becomes a web submission whose ticket is linked to the change; course
+operations decide a learner's own request once; bad input is refused naming the field."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared import dlq, topics
+from shared.events import (
+    Category,
+    Channel,
+    Envelope,
+    Learner,
+    Priority,
+    TicketCreated,
+    TicketRouted,
+    new_event,
+    now,
+)
+from shared.kafka import ensure_topics, make_broker
+from shared.settings import CommonSettings
+from tests.integration.inprocess import ANA, SUE, find_event, publish, service_env
+from tests.support import RunningStack, eventually, fresh_groups, port
+
+COURSE = f"IELTS-{uuid.uuid4().hex[:6]}"
+LEARNERS = 60
+HTTP = port(18288)
+BASE = f"http://127.0.0.1:{HTTP}"
+
+
+class Incident:
+    """`python -m services.incident` on its own port, to be killed and started again."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.spawn()
+
+        async def up() -> bool:
+            try:
+                async with httpx.AsyncClient() as c:
+                    return (await c.get(f"{BASE}/healthz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(up, timeout=60)
+
+    def spawn(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.incident"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+async def incident(stack: RunningStack) -> AsyncIterator[Incident]:
+    env = {
+        **os.environ,
+        **service_env(stack),
+        **fresh_groups(),
+        "CARELOOP_INCIDENT_HTTP_PORT": str(HTTP),
+        "CARELOOP_INCIDENT_PG_DSN": stack.dsn,
+        "CARELOOP_INCIDENT_AUTO_OPEN": "false",
+        # 20 e-mails a second: the fan-out of 60 takes three seconds, long enough to kill it.
+        "CARELOOP_INCIDENT_NOTICE_RATES": json.dumps({"email": 20, "other": 20}),
+    }
+    service = Incident(env)
+    try:
+        await service.start()
+        yield service
+    finally:
+        service.kill()
+
+
+@pytest.fixture(scope="module")
+async def enrolled(stack: RunningStack, incident: Incident) -> list[str]:
+    """Sixty learners of the course (the first reads English), from the LMS's snapshots."""
+    settings = CommonSettings(kafka_bootstrap=stack.bootstrap)
+    await ensure_topics(settings)
+    broker = make_broker(settings, client_id="test-lms")
+    ids = [f"L-{uuid.uuid4().hex[:10]}" for _ in range(LEARNERS)]
+    await broker.start()
+    try:
+        for i, learner_id in enumerate(ids):
+            snapshot = {
+                "learner_id": learner_id,
+                "name": f"学员{i}",
+                "email": f"{learner_id.lower()}@example.com",
+                "locale": "en" if i == 0 else "zh",
+                "courses": [{"course_id": COURSE}],
+                "updated_at": now().isoformat(),
+            }
+            await broker.publish(
+                json.dumps(snapshot).encode(), topic=topics.LEARNERS, key=learner_id.encode()
+            )
+    finally:
+        await broker.stop()
+
+    async def stored() -> bool:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM incident.learners WHERE learner_id = ANY($1)", ids
+            )
+        finally:
+            await conn.close()
+        return bool(n == LEARNERS)
+
+    await eventually(stored)
+    return ids
+
+
+def change(**overrides: Any) -> dict[str, Any]:
+    return {
+        "course_id": COURSE,
+        "course_title": "雅思冲刺班",
+        "kind": "schedule",
+        "old": "周六 19:00",
+        "new": "周日 19:00",
+        "reason": "主讲老师周六参加教研培训",
+        "reason_en": "The teacher trains on Saturdays",
+        "impact": "第 5 至 8 讲改到周日同一时间",
+        "impact_en": "Lessons 5 to 8 move to Sunday, same time",
+        "remedy": "不方便的同学可免费转到周三班，或获赠一节一对一辅导",
+        "remedy_en": "Move to the Wednesday class free of charge, or take a free 1:1 lesson",
+        "effective_at": (now() + timedelta(days=3)).isoformat(),
+        **overrides,
+    }
+
+
+async def released(dsn: str, change_id: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        n: int = await conn.fetchval(
+            "SELECT count(released_at) FROM incident.change_notices WHERE change_id = $1",
+            uuid.UUID(change_id),
+        )
+        return n
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def announced(stack: RunningStack, incident: Incident, enrolled: list[str]) -> dict[str, Any]:
+    """The change announced, incident SIGKILLed once some notices went and started again."""
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        r = await c.post("/v1/course-changes", json=change(), headers=SUE)
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    assert body["learners"] == LEARNERS and body["number"].startswith("CC-")
+    part = await eventually(lambda: released_between(stack.dsn, body["change_id"]), interval=0.05)
+    incident.kill()
+    await incident.start()
+    await eventually(lambda: has_all(stack.dsn, body["change_id"]), timeout=30)
+    return {**body, "released_before_kill": part}
+
+
+async def released_between(dsn: str, change_id: str) -> int:
+    n = await released(dsn, change_id)
+    return n if 0 < n < LEARNERS else 0
+
+
+async def has_all(dsn: str, change_id: str) -> bool:
+    return await released(dsn, change_id) == LEARNERS
+
+
+async def test_every_enrolled_learner_is_told_once_through_a_sigkill(
+    stack: RunningStack, announced: dict[str, Any], enrolled: list[str]
+) -> None:
+    assert 0 < announced["released_before_kill"] < LEARNERS
+    seen: dict[str, set[str]] = defaultdict(set)
+
+    def match(e: Envelope[Any]) -> bool:
+        if (
+            e.type == "course_change.notice_requested"
+            and str(e.data.change_id) == announced["change_id"]
+        ):
+            seen[e.data.learner.learner_id].add(str(e.event_id))
+        return len(seen) == LEARNERS
+
+    await find_event(stack.bootstrap, topics.INCIDENTS, match)
+    assert set(seen) == set(enrolled)
+    assert all(len(ids) == 1 for ids in seen.values())  # a relayed repeat is the same event
+
+
+async def test_the_notice_says_reason_impact_remedy_and_the_reply_link_in_the_learners_language(
+    stack: RunningStack, announced: dict[str, Any], enrolled: list[str]
+) -> None:
+    found: dict[str, Envelope[Any]] = {}
+
+    def match(e: Envelope[Any]) -> bool:
+        if e.type == "course_change.notice_requested" and e.data.learner.learner_id in (
+            enrolled[0],
+            enrolled[1],
+        ):
+            found[e.data.learner.learner_id] = e
+        return len(found) == 2
+
+    await find_event(stack.bootstrap, topics.INCIDENTS, match)
+    english, chinese = found[enrolled[0]].data, found[enrolled[1]].data
+    assert english.locale == "en" and english.title.startswith("[Course change]")
+    assert "The teacher trains on Saturdays" in english.body
+    assert "Lessons 5 to 8 move to Sunday" in english.body
+    assert "Wednesday class" in english.body and english.reply_url in english.body
+    assert chinese.title.startswith("【课程变更】雅思冲刺班：上课时间调整")
+    assert "周六 19:00 → 周日 19:00" in chinese.body and "原因：主讲老师" in chinese.body
+    assert chinese.channel == "email" and chinese.reply_url.startswith(f"{BASE}/changes/reply/")
+
+
+async def test_a_reply_becomes_a_ticket_linked_to_the_change(
+    stack: RunningStack, announced: dict[str, Any], enrolled: list[str]
+) -> None:
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        token = await conn.fetchval(
+            "SELECT reply_token FROM incident.change_notices "
+            "WHERE change_id = $1 AND learner->>'learner_id' = $2",
+            uuid.UUID(announced["change_id"]),
+            enrolled[2],
+        )
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        page = await c.get(f"/changes/reply/{token}")
+        assert page.status_code == 200 and announced["number"] in page.text
+        assert "不方便的同学可免费转到周三班" in page.text
+        empty = await c.post(f"/changes/reply/{token}", data={"message": "  "})
+        assert empty.status_code == 422
+        assert (await c.get("/changes/reply/not-a-token")).status_code == 404
+        sent = await c.post(
+            f"/changes/reply/{token}", data={"message": "周日不行，我想转到周三班<script>"}
+        )
+        assert sent.status_code == 200 and "已收到" in sent.text
+    submitted = await find_event(
+        stack.bootstrap,
+        topics.INTAKE,
+        lambda e: (
+            e.type == "ticket.submitted"
+            and e.data.source == "course_change"
+            and e.data.learner.learner_id == enrolled[2]
+        ),
+    )
+    t = submitted.data
+    assert t.course_id == COURSE and announced["number"] in t.subject
+    assert t.description == "周日不行，我想转到周三班<script>" and t.channel == Channel.WEB
+    # desk creates the ticket from the submission (as its consumer does)
+    created = new_event(
+        TicketCreated(
+            ticket_id=t.ticket_id,
+            number=f"CL-{t.ticket_id.int % 10**8:08d}",
+            channel=t.channel,
+            learner=t.learner,
+            subject=t.subject,
+            description=t.description,
+            course_id=t.course_id,
+            language=t.language,
+            created_at=now(),
+        ),
+        producer="desk",
+    )
+    await publish(CommonSettings(kafka_bootstrap=stack.bootstrap), [created, created])
+    linked = await find_event(
+        stack.bootstrap,
+        topics.INCIDENTS,
+        lambda e: e.type == "course_change.ticket_linked" and e.data.ticket_id == t.ticket_id,
+    )
+    assert str(linked.data.change_id) == announced["change_id"]
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        one = (await c.get(f"/v1/course-changes/{announced['change_id']}", headers=ANA)).json()
+        replies = (
+            await c.get(f"/v1/course-changes/{announced['change_id']}/replies", headers=ANA)
+        ).json()
+    assert one["learners"] == LEARNERS and one["reached"] == LEARNERS and one["replies"] == 1
+    assert [r["ticket_id"] for r in replies] == [str(t.ticket_id)]
+    assert replies[0]["linked_at"] is not None
+
+
+async def test_course_ops_decide_a_learners_own_request_once(
+    stack: RunningStack, incident: Incident
+) -> None:
+    ticket_id = uuid.uuid4()
+    at = now()
+    learner = Learner(name="王同学", email=f"wang.{ticket_id.hex[:6]}@example.com")
+    created = new_event(
+        TicketCreated(
+            ticket_id=ticket_id,
+            number=f"CL-{ticket_id.int % 10**8:08d}",
+            channel=Channel.EMAIL,
+            learner=learner,
+            subject="想换老师",
+            description="现在的老师讲得太快，能不能换到李老师的班？",
+            course_id=COURSE,
+            language="zh",
+            created_at=at,
+        ),
+        producer="desk",
+    )
+    routed = new_event(
+        TicketRouted(
+            ticket_id=ticket_id,
+            channel=Channel.EMAIL,
+            category=Category.COURSE_CHANGE,
+            priority=Priority.MEDIUM,
+            team="course_ops",
+            language="zh",
+            first_response_due_at=at + timedelta(hours=4),
+            resolution_due_at=at + timedelta(days=2),
+            routed_at=at,
+        ),
+        producer="routing",
+    )
+    await publish(CommonSettings(kafka_bootstrap=stack.bootstrap), [created, routed])
+    decision = {"decision": "approved", "note": "已为您转到李老师的周三班，下周起生效"}
+    async with httpx.AsyncClient(base_url=BASE) as c:
+
+        async def listed() -> bool:
+            r = await c.get("/v1/course-change-requests", headers=ANA)
+            return any(x["ticket_id"] == str(ticket_id) for x in r.json())
+
+        await eventually(listed)
+        path = f"/v1/course-change-requests/{ticket_id}/decision"
+        assert (await c.post(path, json=decision, headers=ANA)).status_code == 403
+        r = await c.post(path, json=decision, headers=SUE)
+        assert r.status_code == 201, r.text
+        assert r.json()["by"] == "sue" and r.json()["decision"] == "approved"
+        again = await c.post(path, json={**decision, "decision": "declined"}, headers=SUE)
+        assert again.status_code == 409 and "decided already" in again.text
+        unknown = await c.post(
+            f"/v1/course-change-requests/{uuid.uuid4()}/decision", json=decision, headers=SUE
+        )
+        assert unknown.status_code == 404
+    decided = await find_event(
+        stack.bootstrap,
+        topics.INCIDENTS,
+        lambda e: e.type == "course_change.decided" and e.data.ticket_id == ticket_id,
+    )
+    assert decided.data.by == "sue"
+    told = await find_event(
+        stack.bootstrap,
+        topics.INCIDENTS,
+        lambda e: e.type == "course_change.notice_requested" and e.data.ticket_id == ticket_id,
+    )
+    assert told.data.kind == "decision" and told.data.learner.email == learner.email
+    assert "已批准" in told.data.title and "李老师的周三班" in told.data.body
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"kind": "holiday"}, "kind"),
+        ({"effective_at": (now() - timedelta(hours=1)).isoformat()}, "effective_at"),
+        ({"course_id": ""}, "course_id"),
+        ({"reason": None}, "reason"),
+        ({"kind": "teacher", "new": None}, "new"),
+    ],
+)
+async def test_a_bad_change_is_refused_naming_the_problem(
+    incident: Incident, overrides: dict[str, Any], named: str
+) -> None:
+    body = {k: v for k, v in change(**overrides).items() if v is not None}
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        r = await c.post("/v1/course-changes", json=body, headers=SUE)
+        assert r.status_code == 422 and named in r.text, r.text
+        forbidden = await c.post("/v1/course-changes", json=change(), headers=ANA)
+        assert forbidden.status_code == 403
+
+
+async def test_a_change_on_the_topic_is_announced_once_and_a_bad_one_dead_lettered(
+    stack: RunningStack, incident: Incident, enrolled: list[str]
+) -> None:
+    settings = CommonSettings(kafka_bootstrap=stack.bootstrap)
+    ref = f"ops-{uuid.uuid4().hex[:8]}"
+    good = {
+        "change_ref": ref,
+        "by": "course-ops-system",
+        **change(kind="teacher", old="张老师", new="李老师"),
+    }
+    bad = {
+        **good,
+        "change_ref": f"{ref}-bad",
+        "kind": "schedule",
+        "effective_at": "2020-01-01T00:00:00+08:00",
+    }
+    records = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "course_change.submitted",
+            "version": 1,
+            "occurred_at": now().isoformat(),
+            "producer": "course-ops",
+            "correlation_id": str(uuid.uuid4()),
+            "key": COURSE,
+            "data": {**d, "submitted_at": now().isoformat()},
+        }
+        for d in (good, good, bad)
+    ]
+    await ensure_topics(settings)
+    broker = make_broker(settings, client_id="test-course-ops")
+    await broker.start()
+    try:
+        for r in records:
+            await broker.publish(
+                json.dumps(r).encode(),
+                topic=topics.COURSE_CHANGES,
+                key=str(r["data"]["change_ref"]).encode(),  # type: ignore[index]
+            )
+    finally:
+        await broker.stop()
+    error = await dead_letter(stack.bootstrap, f"{ref}-bad")
+    assert "effective_at" in error and "past" in error
+
+    async def announced_once() -> bool:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT change_ref, learners FROM incident.course_changes WHERE change_ref LIKE $1",
+                f"{ref}%",
+            )
+        finally:
+            await conn.close()
+        return [(r["change_ref"], r["learners"]) for r in rows] == [(ref, LEARNERS)]
+
+    await eventually(announced_once)
+
+
+async def dead_letter(bootstrap: str, key: str) -> str:
+    """The reason on the dead letter of course changes' record `key`."""
+    consumer = AIOKafkaConsumer(
+        topics.dlq(topics.COURSE_CHANGES),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+
+        async def look() -> str | None:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    if r.key == key.encode():
+                        headers: dict[str, bytes] = dict(r.headers)
+                        return headers[dlq.ERROR].decode()
+            return None
+
+        found: str = await eventually(look, timeout=30, interval=0)
+        return found
+    finally:
+        await consumer.stop()
