@@ -7,6 +7,7 @@ from prometheus_client import Counter
 
 from services.desk import (
     api,
+    articles,
     handlers,
     incidents,
     learner_api,
@@ -55,6 +56,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
             **self_service.event_handlers(),
             **incidents.event_handlers(settings.public_url, handlers.links_for(settings)),
             **presence.event_handlers(),
+            **articles.event_handlers(),
         },
         idempotent=[*handlers.IDEMPOTENT, *self_service.IDEMPOTENT, *presence.IDEMPOTENT],
     )

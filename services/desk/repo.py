@@ -805,7 +805,8 @@ async def timeline(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncpg.Re
     notes are never the learner's to see.
 
     Each row: kind (description | message | reply | note | event), at, actor (an agent id,
-    'learner', 'routing'…), actor_name, channel, body (an event's history kind), detail."""
+    'learner', 'routing'…), actor_name, channel, body (an event's history kind), detail (a
+    reply's names its reply_id)."""
     return await conn.fetch(
         """
         SELECT * FROM (
@@ -818,7 +819,8 @@ async def timeline(conn: asyncpg.Connection, ticket_id: UUID) -> list[asyncpg.Re
                    jsonb_build_object('attachments', attachments), 0
             FROM messages WHERE ticket_id = $1
             UNION ALL
-            SELECT 'reply', r.created_at, r.agent_id, a.name, NULL, r.body, '{}'::jsonb, 0
+            SELECT 'reply', r.created_at, r.agent_id, a.name, NULL, r.body,
+                   jsonb_build_object('reply_id', r.reply_id), 0
             FROM replies r LEFT JOIN agents a USING (agent_id) WHERE r.ticket_id = $1
             UNION ALL
             SELECT 'note', n.created_at, n.agent_id, a.name, NULL, n.body,

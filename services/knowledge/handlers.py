@@ -14,6 +14,7 @@ import jieba
 import msgspec
 import structlog
 from prometheus_client import Counter
+from pydantic import ValidationError
 from uuid6 import uuid7
 
 from services.knowledge import repo
@@ -21,6 +22,7 @@ from services.knowledge.domain import (
     ArticleEdit,
     ArticleIn,
     Candidate,
+    FromReply,
     Language,
     NotFound,
     Ranked,
@@ -36,8 +38,11 @@ from services.knowledge.domain import (
 from services.knowledge.settings import KnowledgeSettings
 from shared import outbox
 from shared.agents import Role
+from shared.errors import PermanentError
 from shared.events import (
     ArticleArchived,
+    ArticleDrafted,
+    ArticleDraftRequested,
     ArticlePublished,
     ArticlesSuggested,
     Category,
@@ -352,8 +357,55 @@ class Knowledge:
 
         return count
 
+    async def on_draft_requested(
+        self, conn: asyncpg.Connection, events: list[Envelope[Any]]
+    ) -> None:
+        """desk's "make an article from this reply": the agent's draft, as POST
+        /v1/articles/from-reply makes it, under desk's article id (a redelivery finds it made
+        and announces nothing twice). Someone knowledge does not know as an active person, or
+        a reply no article may hold, is refused with the reason."""
+        drafted = []
+        for e in events:
+            asked: ArticleDraftRequested = e.data
+            refused = f"article.draft_requested by {asked.by} for ticket {asked.ticket_id}"
+            if not await conn.fetchval("SELECT active FROM people WHERE agent_id = $1", asked.by):
+                raise PermanentError(f"{refused}: knowledge knows no active person {asked.by!r}")
+            try:
+                article = FromReply(
+                    reply=asked.reply,
+                    category=asked.category,
+                    language=asked.language,
+                    ticket_id=asked.ticket_id,
+                ).article()
+            except ValidationError as exc:
+                raise PermanentError(f"{refused}: {exc}") from None
+            row = await repo.create(
+                conn,
+                article_id=asked.article_id,
+                article=article,
+                status=Status.DRAFT,
+                owner_id=asked.by,
+                source_ticket_id=asked.ticket_id,
+                change="from_reply",
+            )
+            if row is not None:
+                made = ArticleDrafted(
+                    ticket_id=asked.ticket_id,
+                    article_id=row["article_id"],
+                    title=row["title"],
+                    url=self._s.article_url(row["article_id"], row["language"]),
+                    by=asked.by,
+                    drafted_at=now(),
+                )
+                drafted.append(new_event(made, producer=PRODUCER, cause=e))
+        await outbox.add(conn, drafted)
+
     def handlers(self) -> dict[str, Handler]:
-        return {TicketCreated.TYPE: self.on_created, TicketResolved.TYPE: self.on_resolved}
+        return {
+            TicketCreated.TYPE: self.on_created,
+            TicketResolved.TYPE: self.on_resolved,
+            ArticleDraftRequested.TYPE: self.on_draft_requested,
+        }
 
     # ---- learners' votes ---------------------------------------------------------------------
 
@@ -366,5 +418,6 @@ class Knowledge:
 
 
 # Keyed by the ticket: a new ticket's offer is recorded once (repo.record_offers), so a
-# redelivered `ticket.created` needs no inbox row. Resolutions are counted, so claimed.
-IDEMPOTENT = frozenset({TicketCreated.TYPE})
+# redelivered `ticket.created` needs no inbox row; a draft from a reply is made once under
+# desk's article id. Resolutions are counted, so claimed.
+IDEMPOTENT = frozenset({TicketCreated.TYPE, ArticleDraftRequested.TYPE})

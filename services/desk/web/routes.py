@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from jinja2 import Environment, PackageLoader
 
-from services.desk import handlers, presence
+from services.desk import articles, handlers, presence
 from services.desk.accounts import repo as accounts_repo
 from services.desk.accounts import security
 from services.desk.accounts.web import SESSION_COOKIE, User, require_user
@@ -297,6 +297,8 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                     "channel": t["channel"].get(item.channel, item.channel) if learner else None,
                     "body": item.body,
                     "text": event_text(item, t) if item.kind == "event" else None,
+                    "link": safe_url(item.detail.get("url")) if item.kind == "event" else None,
+                    "reply_id": item.detail.get("reply_id") if item.kind == "reply" else None,
                     "author": item.author,
                     "attachments": [
                         {"name": a.get("name"), "url": safe_url(a.get("url"))}
@@ -384,7 +386,7 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
             except Refusal:
                 return render("_missing.html.j2", 404, t=t, message=t["errors"]["not_found"])
             items = await items_of(conn, ticket["ticket_id"], user)
-        return render("_conversation.html.j2", t=t, items=items)
+        return render("_conversation.html.j2", t=t, items=items, user=user, ticket=ticket)
 
     @router.get(
         "/tickets/{ref}/macros/{macro_id}",
@@ -552,6 +554,32 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
             return "pending", ticket["number"]
 
         return await act(request, user, ref, "pending", pending)
+
+    @router.post(
+        "/tickets/{ref}/article",
+        response_class=HTMLResponse,
+        summary="Workspace: make a draft article in knowledge from one of the ticket's replies",
+        description="Sent to knowledge (article.draft_requested), which makes it the user's "
+        "draft; the ticket's conversation shows it, with its page, once made. Once per reply "
+        "and user: asked again, it is the same draft.",
+        responses=form_responses,
+    )
+    async def post_article(ref: str, request: Request, user: Page) -> Response:
+        async def draft(conn: asyncpg.Connection, ticket: Any, form: Mapping[str, str]) -> Any:
+            try:
+                reply_id = UUID(form.get("reply", ""))
+            except ValueError:
+                raise Refusal(422, "choose") from None
+            if (
+                await articles.request_draft(
+                    conn, ticket=ticket, reply_id=reply_id, by=user.agent_id
+                )
+                is None
+            ):
+                raise Refusal(404, "no_reply")
+            return "drafting", ticket["number"]
+
+        return await act(request, user, ref, "article", draft)
 
     @router.post(
         "/tickets/{ref}/resolve",

@@ -78,6 +78,9 @@ TEXT: dict[str, dict[str, Any]] = {
         },
         "ticket": {
             "learner": "学员信息",
+            "to_article": "做成知识文章",
+            "to_article_hint": "用这条回复在知识库里做一篇草稿，由编辑审核发布",
+            "article_page": "文章页",
             "earlier": "以往工单",
             "no_earlier": "没有以往工单。",
             "context": "学习情况",
@@ -141,6 +144,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "course_change_linked": "回复课程变更 {number}",
             "course_change_approved": "课程调整申请已批准：{note}",
             "course_change_declined": "课程调整申请未获批准：{note}",
+            "article_drafted": "{who} 用一条回复做了知识文章草稿“{title}”",
         },
         "live": {
             "assigned": "新工单分配给您：{number} {subject}",
@@ -159,6 +163,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "retriaged": "分类已修改。",
             "pending": "工单已设为等待学员。",
             "resolved": "工单已解决，已请学员确认。",
+            "drafting": "已发送到知识库：草稿做好后会出现在下方对话中，并附文章链接（编辑发布后学员可见）。",
         },
         "errors": {
             "empty": "请填写内容。",
@@ -170,6 +175,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "not_found": "找不到这个工单，或您无权查看。",
             "no_agent": "找不到这位客服。",
             "capacity": "容量须为 0 到 1000 的整数。",
+            "no_reply": "这个工单没有这条回复。",
         },
         "resolution_codes": {
             "answered": "已解答",
@@ -360,6 +366,9 @@ TEXT: dict[str, dict[str, Any]] = {
         },
         "ticket": {
             "learner": "Learner",
+            "to_article": "Make an article",
+            "to_article_hint": "Make a draft article of this reply in the knowledge base, for an editor to publish",
+            "article_page": "article page",
             "earlier": "Earlier tickets",
             "no_earlier": "No earlier tickets.",
             "context": "Learning",
@@ -423,6 +432,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "course_change_linked": "Reply to course change {number}",
             "course_change_approved": "Change request approved: {note}",
             "course_change_declined": "Change request declined: {note}",
+            "article_drafted": "{who} made a draft article of a reply: “{title}”",
         },
         "live": {
             "assigned": "New ticket for you: {number} {subject}",
@@ -441,6 +451,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "retriaged": "Triage changed.",
             "pending": "Waiting for the learner.",
             "resolved": "Resolved; the learner is asked to confirm.",
+            "drafting": "Sent to the knowledge base: the draft shows in the conversation below, with its page, once made (learners see it when an editor publishes it).",
         },
         "errors": {
             "empty": "Please write something.",
@@ -452,6 +463,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "not_found": "No such ticket, or it is not yours to see.",
             "no_agent": "No such agent.",
             "capacity": "Capacity must be a whole number from 0 to 1000.",
+            "no_reply": "This ticket has no such reply.",
         },
         "resolution_codes": {
             "answered": "Answered",

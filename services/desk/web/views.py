@@ -158,6 +158,8 @@ def event_text(item: Item, words: Mapping[str, Any]) -> str:
         number=detail.get("number") or "",
         category=words["category"].get(category, category or ""),
         priority=words["priority"].get(priority, priority or ""),
+        title=detail.get("title") or "",
+        note=detail.get("note") or "",
     )
 
 
