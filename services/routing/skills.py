@@ -137,17 +137,17 @@ def course_line_matches(line: str, course_id: str) -> bool:
     return course == line or course.startswith(line + "-")
 
 
-def eligible(agents: Sequence[Profile], need: Need) -> list[Profile]:
+def eligible(agents: Sequence[Profile], need: Need, *, any_team: bool = False) -> list[Profile]:
     """Agents who may take the ticket: the team, then each skill in turn (language, category,
     channel, course line, priority, VIP). A skill nobody left in the pool has is skipped, so
     the team still owns a ticket it has no specialist for, as it did when only language
     counted; where someone has it, the ticket waits for them. A supervisor ticket goes to the
-    team's supervisors (or admins), else to any supervisor."""
-    chosen = [a for a in agents if need.team in a.teams]
+    team's supervisors (or admins), else (or, `any_team`, in any case) to any supervisor."""
     if need.supervisor:
-        chosen = [a for a in chosen if a.role is not Role.AGENT] or [
-            a for a in agents if a.role is not Role.AGENT
-        ]
+        bosses = [a for a in agents if a.role is not Role.AGENT]
+        chosen = ([] if any_team else [a for a in bosses if need.team in a.teams]) or bosses
+    else:
+        chosen = [a for a in agents if need.team in a.teams]
     course = need.course_id
     tests = [
         lambda a: need.language in a.languages,
@@ -167,16 +167,26 @@ def eligible(agents: Sequence[Profile], need: Need) -> list[Profile]:
 
 
 def plan(groups: Groups, need: Need) -> Plan:
-    """The pools to try for `need`: for a VIP or urgent ticket its seniors first. Decided on
-    the skill profiles, not on each agent: agents of one profile are all eligible or none."""
+    """The pools to try for `need`: for a VIP or urgent ticket its seniors first; for a
+    supervisor ticket the team's supervisors, then any supervisor, so that it never waits for
+    its team's supervisors while another is free. Decided on the skill profiles, not on each
+    agent: agents of one profile are all eligible or none."""
     chosen = eligible(list(groups), need)
     if not chosen:
         return Plan(())
-    everyone = tuple(sorted((groups[p] for p in chosen), key=lambda x: x.id))
-    seniors = tuple(sorted((groups[p] for p in chosen if p.senior), key=lambda x: x.id))
-    if (need.vip or need.priority is Priority.URGENT) and 0 < len(seniors) < len(everyone):
-        return Plan((seniors, everyone))
-    return Plan((everyone,))
+
+    def tier(profiles: Iterable[Profile]) -> tuple[Pool, ...]:
+        return tuple(sorted((groups[p] for p in profiles), key=lambda x: x.id))
+
+    tiers = [tier(chosen)]
+    if need.supervisor:
+        anyone = {*chosen, *eligible(list(groups), need, any_team=True)}
+        if len(anyone) > len(chosen):
+            tiers.append(tier(anyone))
+    seniors = tier(p for p in chosen if p.senior)
+    if (need.vip or need.priority is Priority.URGENT) and 0 < len(seniors) < len(tiers[0]):
+        tiers.insert(0, seniors)
+    return Plan(tuple(tiers))
 
 
 @dataclass

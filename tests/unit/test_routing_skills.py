@@ -277,3 +277,23 @@ def test_a_schedule_that_cannot_be_one_is_refused(weekly: object) -> None:
 def test_an_unknown_timezone_is_refused_naming_it() -> None:
     with pytest.raises(ValidationError, match="unknown timezone: Mars/Base"):
         WeeklySchedule.model_validate({"timezone": "Mars/Base", "weekly": {}})
+
+
+def test_a_supervisor_ticket_tries_the_teams_supervisors_then_any_supervisor() -> None:
+    """Supervisors of the team first; when none of them is free (offline, full) the ticket
+    goes to another supervisor rather than wait."""
+    agents = [
+        agent("li"),
+        agent("sue", role=Role.SUPERVISOR),
+        agent("zhou", role=Role.SUPERVISOR, teams={"finance"}),
+    ]
+
+    found = plan(group(agents), need(supervisor=True))
+
+    assert [sorted(m for p in tier for m in p.members) for tier in found.tiers] == [
+        ["sue"],
+        ["sue", "zhou"],
+    ]
+    assert found.members == {"sue", "zhou"}
+    only_others = plan(group(agents[:1] + agents[2:]), need(supervisor=True))
+    assert [[p.members for p in tier] for tier in only_others.tiers] == [[("zhou",)]]
