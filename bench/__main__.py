@@ -13,7 +13,10 @@ phase starts behind what an earlier one left in the broker, the tables or the WA
    burst of the same size;
 4. with --rate, a paced stream of that many tickets a second for --duration seconds;
 5. routing's own cost (--routing-agents): the learned triage's CPU per ticket, and the CPU per
-   assignment with 10, 100 and 1,000 agents, in the bench's process (no stack).
+   assignment with 10, 100 and 1,000 agents, in the bench's process (no stack);
+6. incident (--incident-learners): a bulk notice and a compensation batch to that many learners
+   through incident's API, on a stack with incident alone, each learner counted once on the
+   topic its message leaves on (bench/incident.py).
 
 Figures are wall-clock on whatever else the machine is doing: compare the ratios within one
 run, not absolute numbers across runs.
@@ -33,7 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import anchors, email, loop, routing_cost
+from bench import anchors, email, incident, loop, routing_cost
 from bench.report import email_comparison, full_report
 from bench.stack import BenchStack, bench_stack, cpu_seconds
 
@@ -189,6 +192,13 @@ def main() -> None:
         help="roster sizes routing's assignment cost is measured with, and the triage's CPU per "
         "ticket (default 10,100,1000; '' for neither)",
     )
+    parser.add_argument(
+        "--incident-learners",
+        type=lambda text: int(text.replace("_", "")),
+        default=100_000,
+        help="learners of the incident phase's bulk notice and compensation batch "
+        "(default 100000; 0: no incident phase)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
@@ -255,6 +265,15 @@ def main() -> None:
         figures["routing"] = phase(
             console, figures, "routing", partial(routing_cost.measure, args.routing_agents)
         )
+    if args.incident_learners:
+        n = args.incident_learners
+
+        def incident_phase() -> Any:
+            rates = dict.fromkeys(incident.DEFAULT_RATES, incident.UNPACED)
+            with incident.incident_stack(logs, rates=rates) as stack:
+                return with_progress(console, partial(incident.measure, n=n))(stack)
+
+        figures["incident"] = phase(console, figures, f"incident-{n}", incident_phase)
     print(full_report(figures))
     for error in figures.get("errors", []):
         print(f"\n- phase failed: {error}")

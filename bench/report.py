@@ -500,6 +500,57 @@ def cpu_line_cores(per_process: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in ordered)
 
 
+def paced_reach(shares: dict[str, float], rates: dict[str, float]) -> float:
+    """Learners a second a release reaches at `rates` per channel when `shares` of the learners
+    are on each: the slowest channel's bucket sets the end."""
+    return 1 / max(share / rates[channel] for channel, share in shares.items())
+
+
+def incident_section(
+    incident: dict[str, Any], anchors: dict[str, Any] | None, *, paced: float
+) -> str:
+    """The bulk notice and the compensation batch: reached exactly once or not, the API's
+    answer, learners a second to the last one, against the providers' default pace (`paced`
+    learners a second) and the raw 2-hop relay of the same run."""
+    relay = (anchors or {}).get("relay_2hop", {}).get("per_second")
+    n = incident["learners"]
+    lines = [
+        f"### Incident: a bulk notice and a compensation batch to {n:,} learners",
+        "",
+        f"incident alone on its stack; {n:,} learner snapshots stored in "
+        f"{incident['enrol_seconds']:.1f} s, {n:,} tickets linked on arrival in "
+        f"{incident.get('link_seconds', 0):.1f} s. Each step runs from the API call to the last "
+        "learner's message on the topic (careloop.incidents.v1, careloop.remedies.v1), the "
+        "notices released unpaced.",
+        "",
+        "| step | reached | exactly once | missing | twice | copies resent | API answer s "
+        "| end to end s | learners/s | ÷ providers' pace | ÷ raw 2-hop relay | CPU ms/learner |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, key in (("bulk notice", "notices"), ("compensation batch", "remedies")):
+        f = incident.get(key)
+        if f is None:
+            continue
+        vs_relay = "–" if not relay else f"{f['per_second'] / relay:.2f}"
+        vs_paced = f"{f['per_second'] / paced:.1f}" if key == "notices" else "–"
+        lines.append(
+            f"| {name} | {f['reached']:,} of {f['expected']:,} "
+            f"| {'yes' if f['exactly_once'] else '**no**'} | {f['missing']:,} | {f['twice']:,} "
+            f"| {f['resent']:,} | {f['api_seconds']:.1f} | {f['seconds']:.1f} "
+            f"| {f['per_second']:,.0f} | {vs_paced} | {vs_relay} "
+            f"| {sum(f['cpu_ms_per_learner'].values()):.2f} |"
+        )
+    lines += [
+        "",
+        f"The providers' default pace (CARELOOP_INCIDENT_NOTICE_RATES) reaches {paced:,.0f} "
+        f"learners a second with this mix of channels: {n / paced:,.0f} s for {n:,}.",
+    ]
+    for name, key in (("notice", "notices"), ("compensation", "remedies")):
+        if f := incident.get(key):
+            lines.append(f"- CPU per learner, {name}: {cpu_line(f['cpu_ms_per_learner'])}")
+    return "\n".join(lines)
+
+
 def full_report(figures: dict[str, Any]) -> str:
     """Every figure of the run, then the targets table."""
     parts = [f"## careloop bench\n\n{figures['note']}"]
@@ -518,6 +569,14 @@ def full_report(figures: dict[str, Any]) -> str:
         parts.append(paced_section(figures["paced_without_email"], without_email=True))
     if figures.get("routing"):
         parts.append(routing_section(figures["routing"]))
+    if figures.get("incident"):
+        parts.append(
+            incident_section(
+                figures["incident"],
+                figures.get("anchors"),
+                paced=paced_reach(figures["incident"]["shares"], figures["incident"]["rates"]),
+            )
+        )
     parts.append("### Targets of issue 6\n\n" + targets_markdown(targets(figures)))
     parts.append(
         "### Targets of issue 8\n\n" + targets_markdown(routing_targets(figures.get("routing")))
