@@ -32,7 +32,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from bench.stack import SERVICE_PORTS, BenchStack, cpu_seconds, port
+from bench.stack import BenchStack, cpu_seconds, port
 from bench.submit import Submitter
 from deploy.local.harness import ServiceProcess, running_stack
 from shared import topics
@@ -386,21 +386,24 @@ class Bulk:
 
 
 @contextlib.contextmanager
-def incident_stack(logs: Path, *, rates: Mapping[str, float]) -> Iterator[BenchStack]:
-    """A fresh stack with incident alone, releasing notices at `rates` per channel."""
+def incident_stack(
+    logs: Path, *, rates: Mapping[str, float], base: int = 24000
+) -> Iterator[BenchStack]:
+    """A fresh stack with incident alone, releasing notices at `rates` per channel; its ports
+    are `base` (shifted by CARELOOP_TEST_PORT_SHIFT) plus the harness's offsets, incident's
+    HTTP port `base` + 88."""
     folder = logs / "incident"
     folder.mkdir(parents=True, exist_ok=True)
-    with running_stack(port(24000)) as stack:
+    http_port = port(base + 88)
+    with running_stack(port(base)) as stack:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),
             "CARELOOP_LOG_LEVEL": "WARNING",
-            "CARELOOP_INCIDENT_HTTP_PORT": str(SERVICE_PORTS["incident"]),
+            "CARELOOP_INCIDENT_HTTP_PORT": str(http_port),
             "CARELOOP_INCIDENT_NOTICE_RATES": json.dumps({**rates, "other": max(rates.values())}),
         }
-        service = ServiceProcess(
-            "incident", SERVICE_PORTS["incident"], env, folder / "incident.log"
-        )
+        service = ServiceProcess("incident", http_port, env, folder / "incident.log")
         bench = BenchStack(stack, [service])
         try:
             service.start()
@@ -418,7 +421,7 @@ def _cpu_ms(pids: dict[str, int], before: dict[str, float], n: int) -> dict[str,
 async def measure(stack: BenchStack, *, n: int, progress: Any) -> dict[str, Any]:
     """Enrol n learners, announce to them, then compensate them; each step's rate is from the
     API call to the last learner's distinct message on the topic."""
-    bulk = Bulk(stack.bootstrap, stack.dsn, f"http://127.0.0.1:{SERVICE_PORTS['incident']}", n)
+    bulk = Bulk(stack.bootstrap, stack.dsn, f"http://127.0.0.1:{stack.services[0].port}", n)
     bar = progress.add_task("learner snapshots", total=n)
     enrol_seconds = await bulk.enrol(lambda d: progress.update(bar, completed=d))
     incident_id = await bulk.open_incident()

@@ -1,10 +1,13 @@
-"""`python -m chaos [--scenario NAME ...] [--tickets N] [--list]`: the fault suite.
+"""`python -m chaos [--scenario NAME ...] [--tickets N] [--learners N] [--list]`: the fault suite.
 
-It starts its own stack and the six services on ports 25xxx (shifted by
+It starts its own stack and the services on ports 25xxx (shifted by
 CARELOOP_TEST_PORT_SHIFT), then runs each scenario against it: a bounded stream of submissions
 over HTTP and Kafka while the fault happens, then a count of what careloop lost, duplicated or
-put over an agent's capacity, and how long it took to assign a ticket again. The exit status is
-1 when any of those counts is not zero.
+put over an agent's capacity, and how long it took to assign a ticket again. The bulk
+scenarios (chaos/bulk.py) follow on a stack of their own with incident alone: a bulk notice and
+a compensation batch to --learners learners with incident SIGKILLed twice during each, then a
+count of the learners missed or reached twice. The exit status is 1 when any of those counts is
+not zero.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from chaos.bulk import BULK, run_bulk
 from chaos.domain import Outcome, broken, exit_code
 from chaos.scenarios import SCENARIOS, run_scenario
 from chaos.target import Target, read_agents
@@ -135,12 +140,18 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=list(SCENARIOS),
+        choices=[*SCENARIOS, *BULK],
         metavar="NAME",
         help="run only this scenario (repeatable; default: all, see --list)",
     )
     parser.add_argument(
         "--tickets", type=int, default=150, help="submissions per scenario (default 150)"
+    )
+    parser.add_argument(
+        "--learners",
+        type=int,
+        default=100_000,
+        help="learners of the bulk scenarios' notice and compensation batch (default 100000)",
     )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args()
@@ -149,11 +160,57 @@ def main() -> None:
     if args.list:
         for scenario in SCENARIOS.values():
             console.print(f"{scenario.name:16} {scenario.about}")
+        for name, about in BULK.items():
+            console.print(f"{name:16} {about}")
         return
-    names = args.scenario or list(SCENARIOS)
+    chosen = args.scenario or [*SCENARIOS, *BULK]
+    names = [n for n in chosen if n in SCENARIOS]
+    bulk = [n for n in chosen if n in BULK]
     logs = Path(tempfile.mkdtemp(prefix="careloop-chaos-logs-"))
-    ports = dict(zip(SERVICES, range(port(25081), port(25089)), strict=True))
     started = time.monotonic()
+    outcomes = run_tickets(names, args.tickets, logs, console) if names else []
+    if bulk:
+        outcomes += run_bulk_scenarios(bulk, args.learners, logs, console)
+    console.print(summary(outcomes))
+    for o in outcomes:
+        if o.error:
+            console.print(f"  [red]{o.scenario}: could not run to its end: {o.error}[/]")
+        for note in o.notes:
+            console.print(f"  {o.scenario}: {note}")
+    console.print(f"{time.monotonic() - started:.0f} s; service logs in {logs}")
+    sys.exit(exit_code(outcomes))
+
+
+def run_bulk_scenarios(
+    names: list[str], learners: int, logs: Path, console: Console
+) -> list[Outcome]:
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[phase]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def reporter(name: str) -> Callable[[str, int, int], None]:
+            def report(phase: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total, phase=phase)
+                progress.update(tasks[name], completed=done, total=max(total, 1), phase=phase)
+
+            return report
+
+        outcomes = run_bulk(names, learners=learners, logs=logs, report=reporter)
+        for o in outcomes:
+            progress.console.print(line(o))
+    return outcomes
+
+
+def run_tickets(names: list[str], tickets: int, logs: Path, console: Console) -> list[Outcome]:
+    """The ticket scenarios on the stack with every service."""
+    ports = dict(zip(SERVICES, range(port(25081), port(25089)), strict=True))
     with running_stack(port(25000)) as stack:
         env = {
             **stack.env,
@@ -179,18 +236,10 @@ def main() -> None:
                 {name: f"http://127.0.0.1:{p}" for name, p in ports.items()},
                 read_agents(AGENTS),
             )
-            outcomes = asyncio.run(run_all(target, names, args.tickets, console))
+            return asyncio.run(run_all(target, names, tickets, console))
         finally:
             for s in services.values():
                 s.stop()
-    console.print(summary(outcomes))
-    for o in outcomes:
-        if o.error:
-            console.print(f"  [red]{o.scenario}: could not run to its end: {o.error}[/]")
-        for note in o.notes:
-            console.print(f"  {o.scenario}: {note}")
-    console.print(f"{time.monotonic() - started:.0f} s; service logs in {logs}")
-    sys.exit(exit_code(outcomes))
 
 
 if __name__ == "__main__":
