@@ -1,8 +1,9 @@
 """Course changes (R8.3) against the real stack, incident running as its own process: course
 operations announce a change and every enrolled learner's notice is released once, even when
 incident is SIGKILLed in the middle of the fan-out and started again; a learner's answer on
-their reply page becomes a web submission whose ticket is linked to the change; course
-operations decide a learner's own request once; bad input is refused naming the field."""
+their reply page, or an e-mail naming the change, becomes a ticket linked to the change; course
+operations decide a learner's own request once; desk (in-process) creates the tickets and
+shows links and decisions in their history; bad input is refused naming the field."""
 
 import json
 import os
@@ -20,6 +21,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from services.desk.app import create_app
+from services.desk.settings import DeskSettings
 from shared import dlq, topics
 from shared.events import (
     Category,
@@ -27,14 +30,22 @@ from shared.events import (
     Envelope,
     Learner,
     Priority,
-    TicketCreated,
     TicketRouted,
+    TicketSubmitted,
     new_event,
     now,
 )
 from shared.kafka import ensure_topics, make_broker
 from shared.settings import CommonSettings
-from tests.integration.inprocess import ANA, SUE, find_event, publish, service_env
+from tests.integration.inprocess import (
+    ANA,
+    SUE,
+    environment,
+    find_event,
+    publish,
+    served,
+    service_env,
+)
 from tests.support import RunningStack, eventually, fresh_groups, port
 
 COURSE = f"IELTS-{uuid.uuid4().hex[:6]}"
@@ -94,6 +105,14 @@ async def incident(stack: RunningStack) -> AsyncIterator[Incident]:
         yield service
     finally:
         service.kill()
+
+
+@pytest.fixture(scope="module")
+async def desk(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
+    """desk in-process: it creates the replies' tickets and notes links and decisions."""
+    with environment({**service_env(stack), **fresh_groups()}):
+        async with served(lambda: create_app(DeskSettings()), "desk") as client:
+            yield client
 
 
 @pytest.fixture(scope="module")
@@ -231,19 +250,41 @@ async def test_the_notice_says_reason_impact_remedy_and_the_reply_link_in_the_le
     assert chinese.channel == "email" and chinese.reply_url.startswith(f"{BASE}/changes/reply/")
 
 
-async def test_a_reply_becomes_a_ticket_linked_to_the_change(
-    stack: RunningStack, announced: dict[str, Any], enrolled: list[str]
-) -> None:
-    conn = await asyncpg.connect(stack.dsn)
+async def reply_token(dsn: str, change_id: str, learner_id: str) -> str:
+    conn = await asyncpg.connect(dsn)
     try:
-        token = await conn.fetchval(
+        token: str = await conn.fetchval(
             "SELECT reply_token FROM incident.change_notices "
             "WHERE change_id = $1 AND learner->>'learner_id' = $2",
-            uuid.UUID(announced["change_id"]),
-            enrolled[2],
+            uuid.UUID(change_id),
+            learner_id,
         )
+        return token
     finally:
         await conn.close()
+
+
+async def history(desk: httpx.AsyncClient, ticket_id: uuid.UUID, kind: str) -> list[str]:
+    """The ticket's timeline events once `kind` is among them (the agent's ticket page)."""
+
+    async def noted() -> list[str] | None:
+        answer = await desk.get(f"/v1/tickets/{ticket_id}/timeline", headers=SUE)
+        if answer.status_code != 200:
+            return None
+        kinds = [str(i["body"]) for i in answer.json() if i["kind"] == "event"]
+        return kinds if kind in kinds else None
+
+    found: list[str] = await eventually(noted)
+    return found
+
+
+async def test_a_reply_on_the_page_becomes_a_desk_ticket_linked_to_the_change(
+    stack: RunningStack,
+    desk: httpx.AsyncClient,
+    announced: dict[str, Any],
+    enrolled: list[str],
+) -> None:
+    token = await reply_token(stack.dsn, announced["change_id"], enrolled[2])
     async with httpx.AsyncClient(base_url=BASE) as c:
         page = await c.get(f"/changes/reply/{token}")
         assert page.status_code == 200 and announced["number"] in page.text
@@ -267,59 +308,105 @@ async def test_a_reply_becomes_a_ticket_linked_to_the_change(
     t = submitted.data
     assert t.course_id == COURSE and announced["number"] in t.subject
     assert t.description == "周日不行，我想转到周三班<script>" and t.channel == Channel.WEB
-    # desk creates the ticket from the submission (as its consumer does)
-    created = new_event(
-        TicketCreated(
-            ticket_id=t.ticket_id,
-            number=f"CL-{t.ticket_id.int % 10**8:08d}",
-            channel=t.channel,
-            learner=t.learner,
-            subject=t.subject,
-            description=t.description,
-            course_id=t.course_id,
-            language=t.language,
-            created_at=now(),
-        ),
-        producer="desk",
-    )
-    await publish(CommonSettings(kafka_bootstrap=stack.bootstrap), [created, created])
     linked = await find_event(
         stack.bootstrap,
         topics.INCIDENTS,
         lambda e: e.type == "course_change.ticket_linked" and e.data.ticket_id == t.ticket_id,
     )
     assert str(linked.data.change_id) == announced["change_id"]
+    assert "course_change_linked" in await history(desk, t.ticket_id, "course_change_linked")
     async with httpx.AsyncClient(base_url=BASE) as c:
-        one = (await c.get(f"/v1/course-changes/{announced['change_id']}", headers=ANA)).json()
         replies = (
             await c.get(f"/v1/course-changes/{announced['change_id']}/replies", headers=ANA)
         ).json()
-    assert one["learners"] == LEARNERS and one["reached"] == LEARNERS and one["replies"] == 1
-    assert [r["ticket_id"] for r in replies] == [str(t.ticket_id)]
-    assert replies[0]["linked_at"] is not None
+    assert str(t.ticket_id) in [r["ticket_id"] for r in replies]
+
+
+async def test_an_email_reply_naming_the_change_is_linked_and_a_stranger_is_not(
+    stack: RunningStack,
+    desk: httpx.AsyncClient,
+    announced: dict[str, Any],
+    enrolled: list[str],
+) -> None:
+    """An answer to the notice's e-mail keeps the CC- number in its subject; it is linked when
+    the sender was told of that change (by e-mail address: the e-mail has no learner id)."""
+    subject = f"Re: 【课程变更】雅思冲刺班：上课时间调整 ({announced['number']})"
+
+    def by_email(address: str) -> Any:
+        return new_event(
+            TicketSubmitted(
+                ticket_id=uuid.uuid4(),
+                channel=Channel.EMAIL,
+                learner=Learner(name="学员", email=address),
+                subject=subject,
+                description=f"周日我要上班，能退这几节课吗？{address}",
+                language="zh",
+                submitted_at=now(),
+            ),
+            producer="intake",
+        )
+
+    told = by_email(f"{enrolled[3].lower()}@example.com")
+    stranger = by_email(f"stranger.{uuid.uuid4().hex[:6]}@example.com")
+    await publish(CommonSettings(kafka_bootstrap=stack.bootstrap), [told, stranger])
+    await history(desk, told.data.ticket_id, "course_change_linked")
+
+    async def seen_not_linked() -> bool:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM incident.tickets WHERE ticket_id = $1) "
+                    "AND NOT EXISTS (SELECT 1 FROM incident.change_replies WHERE ticket_id = $1)",
+                    stranger.data.ticket_id,
+                )
+            )
+        finally:
+            await conn.close()
+
+    await eventually(seen_not_linked)
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        one = (await c.get(f"/v1/course-changes/{announced['change_id']}", headers=ANA)).json()
+    assert one["learners"] == LEARNERS and one["reached"] == LEARNERS and one["replies"] == 2
+
+
+async def test_a_reply_link_takes_five_messages_a_day(
+    stack: RunningStack,
+    desk: httpx.AsyncClient,
+    announced: dict[str, Any],
+    enrolled: list[str],
+) -> None:
+    token = await reply_token(stack.dsn, announced["change_id"], enrolled[4])
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        for i in range(5):
+            r = await c.post(f"/changes/reply/{token}", data={"message": f"第{i}个问题"})
+            assert r.status_code == 200
+        sixth = await c.post(f"/changes/reply/{token}", data={"message": "第六个问题"})
+    assert sixth.status_code == 429 and "上限" in sixth.text
 
 
 async def test_course_ops_decide_a_learners_own_request_once(
-    stack: RunningStack, incident: Incident
+    stack: RunningStack, desk: httpx.AsyncClient, incident: Incident
 ) -> None:
-    ticket_id = uuid.uuid4()
-    at = now()
-    learner = Learner(name="王同学", email=f"wang.{ticket_id.hex[:6]}@example.com")
-    created = new_event(
-        TicketCreated(
-            ticket_id=ticket_id,
-            number=f"CL-{ticket_id.int % 10**8:08d}",
+    learner = Learner(name="王同学", email=f"wang.{uuid.uuid4().hex[:6]}@example.com")
+    submitted = new_event(
+        TicketSubmitted(
+            ticket_id=uuid.uuid4(),
             channel=Channel.EMAIL,
             learner=learner,
             subject="想换老师",
             description="现在的老师讲得太快，能不能换到李老师的班？",
             course_id=COURSE,
             language="zh",
-            created_at=at,
+            submitted_at=now(),
         ),
-        producer="desk",
+        producer="intake",
     )
-    routed = new_event(
+    ticket_id = submitted.data.ticket_id
+    settings = CommonSettings(kafka_bootstrap=stack.bootstrap)
+    await publish(settings, [submitted])
+    at = now()
+    routed = new_event(  # as routing's triage says
         TicketRouted(
             ticket_id=ticket_id,
             channel=Channel.EMAIL,
@@ -333,7 +420,7 @@ async def test_course_ops_decide_a_learners_own_request_once(
         ),
         producer="routing",
     )
-    await publish(CommonSettings(kafka_bootstrap=stack.bootstrap), [created, routed])
+    await publish(settings, [routed])
     decision = {"decision": "approved", "note": "已为您转到李老师的周三班，下周起生效"}
     async with httpx.AsyncClient(base_url=BASE) as c:
 
@@ -353,12 +440,7 @@ async def test_course_ops_decide_a_learners_own_request_once(
             f"/v1/course-change-requests/{uuid.uuid4()}/decision", json=decision, headers=SUE
         )
         assert unknown.status_code == 404
-    decided = await find_event(
-        stack.bootstrap,
-        topics.INCIDENTS,
-        lambda e: e.type == "course_change.decided" and e.data.ticket_id == ticket_id,
-    )
-    assert decided.data.by == "sue"
+    await history(desk, ticket_id, "course_change_approved")
     told = await find_event(
         stack.bootstrap,
         topics.INCIDENTS,
@@ -366,6 +448,27 @@ async def test_course_ops_decide_a_learners_own_request_once(
     )
     assert told.data.kind == "decision" and told.data.learner.email == learner.email
     assert "已批准" in told.data.title and "李老师的周三班" in told.data.body
+
+
+async def test_a_reply_to_a_change_is_not_a_request_to_decide(
+    stack: RunningStack, desk: httpx.AsyncClient, announced: dict[str, Any]
+) -> None:
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        reply = await conn.fetchval(
+            "SELECT ticket_id FROM incident.change_replies r JOIN incident.tickets t "
+            "USING (ticket_id) WHERE r.change_id = $1 LIMIT 1",
+            uuid.UUID(announced["change_id"]),
+        )
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=BASE) as c:
+        r = await c.post(
+            f"/v1/course-change-requests/{reply}/decision",
+            json={"decision": "declined", "note": "不适用"},
+            headers=SUE,
+        )
+    assert r.status_code == 422 and "not a learner's course change request" in r.text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from services.incident.changes import repo
 from services.incident.changes.domain import COURSE_OPS, ChangeIn, DecisionIn
-from services.incident.changes.handlers import Changes, words
+from services.incident.changes.handlers import Changes, TooMany, words
 from services.incident.domain import Conflict, NotFound
 from services.incident.settings import IncidentSettings
 from shared import people
@@ -218,7 +218,7 @@ def page_routes(ctx: Context[IncidentSettings], changes: Changes) -> APIRouter:
         "/changes/reply/{token}",
         response_class=HTMLResponse,
         summary="The learner's answer: a ticket linked to the change",
-        responses={**pages(404, 422), **problems(413, 503)},
+        responses={**pages(404, 422, 429), **problems(413, 503)},
     )
     async def reply(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         form = await request.form()
@@ -230,7 +230,11 @@ def page_routes(ctx: Context[IncidentSettings], changes: Changes) -> APIRouter:
             return render(
                 notice, lang=language, status_code=422 if notice else 404, error="message"
             )
-        done = await changes.reply(token, text)
+        try:
+            done = await changes.reply(token, text)
+        except TooMany:
+            notice = await found(token)
+            return render(notice, lang=language, status_code=429, error="too_many")
         if done is None:
             return render(None, lang=language, status_code=404)
         notice, _ = done

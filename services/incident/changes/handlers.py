@@ -54,8 +54,15 @@ REPLY_SUBJECTS = {
 }
 
 
+REPLIES_PER_DAY = 5  # per reply link: a learner's answers, not a way to flood desk
+
+
 class Unprocessable(ValueError):
     """The request is well-formed but not one this service can act on (422)."""
+
+
+class TooMany(Exception):
+    """The reply link was used REPLIES_PER_DAY times in the last day (429)."""
 
 
 class Changes:
@@ -132,11 +139,14 @@ class Changes:
 
     async def reply(self, token: str, message: str) -> tuple[asyncpg.Record, UUID] | None:
         """A learner's answer on their reply page: a new web ticket (on careloop.intake.v1,
-        like any submission), recorded as a reply to the change; None for an unknown link."""
+        like any submission), recorded as a reply to the change; None for an unknown link.
+        The link's notice is locked, so that the day's count holds across concurrent posts."""
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             notice = await repo.notice_by_token(conn, token)
             if notice is None:
                 return None
+            if await repo.replies_today(conn, notice["notice_id"]) >= REPLIES_PER_DAY:
+                raise TooMany(f"{REPLIES_PER_DAY} replies a day on one link")
             ticket_id = uuid7()
             course = notice["course_title"] or notice["course_id"]
             await repo.add_reply(
@@ -169,9 +179,20 @@ class Changes:
         for e in events:
             t: TicketCreated = e.data
             found = NUMBER.search(t.subject)
-            key = learner_key(to_builtins(t.learner))
-            if found and key:
-                named.append((t.ticket_id, found.group(1), key))
+            if found:
+                who = t.learner
+                learner_id = who.learner_id or (
+                    t.learner_context.learner_id if t.learner_context else None
+                )
+                named.append(
+                    (
+                        t.ticket_id,
+                        found.group(1),
+                        *(v.lower() if v else None for v in (learner_id, who.email)),
+                        who.wechat_openid.lower() if who.wechat_openid else None,
+                        who.phone,
+                    )
+                )
         await repo.replies_by_number(conn, named)
         linked = await repo.link_replies(conn, [e.data.ticket_id for e in events])
         await outbox.add(

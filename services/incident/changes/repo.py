@@ -119,9 +119,19 @@ async def notice_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Recor
                c.impact, c.impact_en, c.remedy, c.remedy_en
         FROM change_notices n JOIN course_changes c USING (change_id)
         WHERE n.reply_token = $1
+        FOR UPDATE OF n
         """,
         token,
     )
+
+
+async def replies_today(conn: asyncpg.Connection, notice_id: UUID) -> int:
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM change_replies "
+        "WHERE notice_id = $1 AND submitted_at > now() - interval '1 day'",
+        notice_id,
+    )
+    return n
 
 
 async def add_reply(
@@ -151,19 +161,24 @@ async def link_replies(conn: asyncpg.Connection, ticket_ids: list[UUID]) -> list
     )
 
 
-async def replies_by_number(conn: asyncpg.Connection, found: list[tuple[UUID, str, str]]) -> None:
-    """(ticket_id, change number, learner_key) of tickets naming a change (a reply on the
-    channel, its subject keeping the number): recorded as replies when that learner was told
-    of that change."""
+async def replies_by_number(conn: asyncpg.Connection, found: list[tuple[Any, ...]]) -> None:
+    """(ticket_id, change number, learner_id, email, wechat_openid, phone), lower-cased, of
+    tickets naming a change (a reply on the channel, its subject keeping the number):
+    recorded as replies when the learner, by any of these, was told of that change."""
     if not found:
         return
     await conn.execute(
         """
         INSERT INTO change_replies (ticket_id, change_id, notice_id)
-        SELECT f.ticket_id, n.change_id, n.notice_id
-        FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(ticket_id, number, learner_key)
+        SELECT DISTINCT ON (f.ticket_id) f.ticket_id, n.change_id, n.notice_id
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+            AS f(ticket_id, number, learner_id, email, wechat_openid, phone)
         JOIN course_changes c ON c.number = f.number
-        JOIN change_notices n ON n.change_id = c.change_id AND n.learner_key = f.learner_key
+        JOIN change_notices n ON n.change_id = c.change_id
+            AND (lower(n.learner->>'learner_id') = f.learner_id
+                 OR lower(n.learner->>'email') = f.email
+                 OR lower(n.learner->>'wechat_openid') = f.wechat_openid
+                 OR n.learner->>'phone' = f.phone)
         ON CONFLICT DO NOTHING
         """,
         *(list(c) for c in zip(*found, strict=True)),
