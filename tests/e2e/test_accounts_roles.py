@@ -132,6 +132,7 @@ MATRIX: dict[str, dict[str, Access]] = {
         "POST /tickets/{ref}/retriage": Access.PAGE,
         "POST /tickets/{ref}/pending": Access.PAGE,
         "POST /tickets/{ref}/resolve": Access.PAGE,
+        "POST /tickets/{ref}/article": Access.PAGE,
         "POST /workspace/language": Access.PAGE,
         "GET /workspace/live": Access.STREAM,
         "GET /workspace/static/{path}": Access.PUBLIC,
@@ -226,6 +227,15 @@ MATRIX: dict[str, dict[str, Access]] = {
         "POST /v1/incidents/{incident_id}/compensations": Access.SUPERVISOR,
         "GET /v1/incidents/{incident_id}/compensations": Access.PERSON,
         "POST /v1/compensations/{batch_id}/approve": Access.SUPERVISOR,
+        # course changes: course operations are supervisors, admins or the course_ops team
+        "POST /v1/course-changes": Access.SUPERVISOR,
+        "GET /v1/course-changes": Access.PERSON,
+        "GET /v1/course-changes/{change_id}": Access.PERSON,
+        "GET /v1/course-changes/{change_id}/replies": Access.PERSON,
+        "GET /v1/course-change-requests": Access.PERSON,
+        "POST /v1/course-change-requests/{ticket_id}/decision": Access.SUPERVISOR,
+        "GET /changes/reply/{token}": Access.OWN,  # the learner's link
+        "POST /changes/reply/{token}": Access.OWN,
     },
 }
 
