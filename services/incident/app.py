@@ -1,5 +1,6 @@
-"""incident's wiring: the ticket, people, learner and course-change consumers, the early warning, the notice releaser
-and the response group's sender, the incidents API and the public status page."""
+"""incident's wiring: the ticket, people, learner and course-change consumers, the early warning,
+the notice releaser and the response group's sender, the incidents and course-changes API, the
+public status page and the learners' reply page."""
 
 from typing import Any
 
