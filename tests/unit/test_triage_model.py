@@ -15,6 +15,7 @@ from services.routing.triage.model import (
     _subject,
     denied,
     normal,
+    sounds,
     zh_words,
 )
 from services.routing.triage.store import TriageSettings, artifact_path, build, load_or_train, train
@@ -299,3 +300,19 @@ def test_the_subject_is_the_first_line_and_latin_words_leave_chinese_out() -> No
 
     assert _subject(text) == "refund 申请"
     assert _latin(text) == "refund refund"
+
+
+@pytest.mark.parametrize(
+    ("text", "heard"),
+    [
+        # Pinyin typed with or without spaces sounds like the characters it stands for.
+        ("mima wangle, zenme zhaohui", "mi ma wang le zen me zhao hui"),
+        ("密码忘了怎么找回", "mi ma wang le zen me zhao hui"),
+        ("zhibojian jin bu qu", "zhi bo jian jin bu qu"),
+        # 繁體 reads as simplified; Latin words that are no pinyin are left out.
+        (normal("", "帳號被盜 help"), "zhang hao bei dao"),
+        ("I was charged twice and need a refund", ""),
+    ],
+)
+def test_a_text_is_heard_as_toneless_pinyin(text: str, heard: str) -> None:
+    assert sounds(text) == heard

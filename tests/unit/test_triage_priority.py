@@ -257,6 +257,10 @@ def test_whether_an_examples_problem_blocks_its_class_or_exam(
         "I have a class in about 90 minutes, no problem there. Separately...",
         "the desktop app crashes, but it doesn't affect my class, I use the phone",
         "下个月开始想换到周末班",
+        "class in 40 min but that's not why i'm writing: the invoice has the wrong name",
+        "lesson in 10 min, quick q unrelated to it: when does my plan renew?",
+        "还有二十分钟上课 不过不是为这个 上个月的发票抬头错了",
+        "一小时后考试 跟考试没关系 就问下证书是纸质的吗",
     ],
 )
 def test_a_text_that_says_nothing_is_blocked_now_is_in_no_hurry(text: str) -> None:

@@ -212,9 +212,11 @@ _CALM = re.compile(
     r"不急|不着急|不赶时间|没那么急|有空再|不用马上回|不急着回|先不说这个|"
     r"不影响(上课|考试|今天|今晚)|不耽误|(跟|和)这个没关系|与此无关|"
     r"(考完试?|上完课|下课|考试后)再说|(下个月|下学期|下周)(开始|起)|"
+    r"不是为(了)?(这个|上课|考试)|(跟|和|与)(上课|考试)(没|无)关|"
     r"no rush|not urgent|no hurry|whenever (you|convenient)|no need to reply now|"
     r"no problem there|(does ?n[o']t|won'?t|will not|not) (affect|block|stop) (my |the |me )|"
-    r"(not related|unrelated) to (the |my |today)|from next (term|month|semester|week)"
+    r"(not related|unrelated) to (the |my |today)|from next (term|month|semester|week)|"
+    r"\bunrelated\b|not why i'?m (writing|asking|messaging)|about something else|question for later"
 )
 
 
