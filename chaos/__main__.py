@@ -160,7 +160,7 @@ def main() -> None:
     if args.list:
         for scenario in SCENARIOS.values():
             console.print(f"{scenario.name:16} {scenario.about}")
-        for name, about in BULK.items():
+        for name, (about, _) in BULK.items():
             console.print(f"{name:16} {about}")
         return
     chosen = args.scenario or [*SCENARIOS, *BULK]

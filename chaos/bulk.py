@@ -110,7 +110,7 @@ def outcome(
 
 async def notice_under_kills(bulk: Bulk, service: ServiceProcess, report: Report) -> Outcome:
     """The announcement to every enrolled learner; two kills while its notices are released."""
-    name = "kill-incident-notice"
+    name = "bulk-notice"
     assert bulk.incident_id is not None  # run_bulk opened it
     stop = asyncio.Event()
     watch = TopicWatch(
@@ -149,7 +149,7 @@ async def notice_under_kills(bulk: Bulk, service: ServiceProcess, report: Report
 async def compensation_under_kills(bulk: Bulk, service: ServiceProcess, report: Report) -> Outcome:
     """Every learner's ticket linked to the incident, a coupon batch asked for and approved;
     two kills while its remedies are issued."""
-    name = "kill-incident-compensation"
+    name = "bulk-remedies"
     await bulk.link_tickets(lambda d: report("tickets linked", d, bulk.n))
     batch_id, accepted = await bulk.compensate()
     stop = asyncio.Event()
@@ -184,10 +184,17 @@ async def compensation_under_kills(bulk: Bulk, service: ServiceProcess, report: 
     )
 
 
-BULK = {
-    "kill-incident-notice": "SIGKILL incident twice during a bulk notice to N learners",
-    "kill-incident-compensation": "SIGKILL incident twice while a compensation batch to N "
-    "learners is issued",
+BulkRun = Callable[[Bulk, ServiceProcess, Report], Awaitable[Outcome]]
+# name: (what it does, how it runs)
+BULK: dict[str, tuple[str, BulkRun]] = {
+    "bulk-notice": (
+        "SIGKILL incident twice during a bulk notice to N learners",
+        notice_under_kills,
+    ),
+    "bulk-remedies": (
+        "SIGKILL incident twice while a compensation batch to N learners is issued",
+        compensation_under_kills,
+    ),
 }
 
 
@@ -205,10 +212,7 @@ def run_bulk(
             await bulk.enrol(lambda d: report("setting up")("learners enrolled", d, learners))
             await bulk.open_incident()
             for name in names:
-                scenario = {
-                    "kill-incident-notice": notice_under_kills,
-                    "kill-incident-compensation": compensation_under_kills,
-                }[name]
+                _, scenario = BULK[name]
                 try:
                     outcomes.append(await scenario(bulk, service, report(name)))
                 except (FaultMissed, TimeoutError, RuntimeError) as exc:

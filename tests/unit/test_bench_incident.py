@@ -86,7 +86,7 @@ def test_the_fault_run_paces_any_size_to_the_same_release_time() -> None:
 
 def test_the_summary_counts_a_learner_reached_twice_as_duplicated() -> None:
     o = outcome(
-        "kill-incident-notice",
+        "bulk-notice",
         reached=Reach(expected=10, reached=10, missing=0, twice=1, strangers=0, resent=3),
         accepted=10,
         released=10,
