@@ -110,7 +110,7 @@ class Incidents:
 
     async def on_created(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         """Record each new ticket once, count it into its channel's and course's hour, and
-        link it when it matches an open incident."""
+        link it when it matches an open incident (an answer to a course change neither)."""
         rows = []
         for e in events:
             t: TicketCreated = e.data
@@ -131,6 +131,7 @@ class Incidents:
             )
         rows = list({r[0]: r for r in rows}.values())
         new = await repo.tickets.record_created(conn, rows)
+        new -= await repo.tickets.answers_to_changes(conn, list(new))
         counts: Counter[tuple[str, str, datetime]] = Counter()
         for ticket_id, _, created_at, channel, course_id, *_ in rows:
             if ticket_id in new:
@@ -147,6 +148,7 @@ class Incidents:
         new = await repo.tickets.record_category(
             conn, [(t, r.category.value) for t, r in routed.items()]
         )
+        new -= await repo.tickets.answers_to_changes(conn, list(new))
         await repo.tickets.count_hourly(
             conn,
             Counter(

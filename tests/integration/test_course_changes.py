@@ -292,6 +292,7 @@ async def test_a_reply_on_the_page_becomes_a_desk_ticket_linked_to_the_change(
         empty = await c.post(f"/changes/reply/{token}", data={"message": "  "})
         assert empty.status_code == 422
         assert (await c.get("/changes/reply/not-a-token")).status_code == 404
+        counted_before = await course_counted(stack.dsn)
         sent = await c.post(
             f"/changes/reply/{token}", data={"message": "周日不行，我想转到周三班<script>"}
         )
@@ -320,6 +321,29 @@ async def test_a_reply_on_the_page_becomes_a_desk_ticket_linked_to_the_change(
             await c.get(f"/v1/course-changes/{announced['change_id']}/replies", headers=ANA)
         ).json()
     assert str(t.ticket_id) in [r["ticket_id"] for r in replies]
+    # incident saw the ticket, but an answer to an announcement is no sign of trouble: the
+    # early warning's counts for the course leave it out.
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        seen = "SELECT created_at IS NOT NULL FROM incident.tickets WHERE ticket_id = $1"
+        assert await eventually(lambda: conn.fetchval(seen, t.ticket_id))
+    finally:
+        await conn.close()
+    assert await course_counted(stack.dsn) == counted_before
+
+
+async def course_counted(dsn: str) -> int:
+    """The tickets incident's early warning has counted for the test's course, all hours."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        counted: int = await conn.fetchval(
+            "SELECT coalesce(sum(count), 0)::int FROM incident.hourly_counts "
+            "WHERE dimension = 'course' AND value = $1",
+            COURSE,
+        )
+    finally:
+        await conn.close()
+    return counted
 
 
 async def test_an_email_reply_naming_the_change_is_linked_and_a_stranger_is_not(

@@ -91,7 +91,8 @@ async def recent_unheld(conn: asyncpg.Connection, since: datetime) -> list[async
 
 
 async def window_counts(conn: asyncpg.Connection, since: datetime) -> list[asyncpg.Record]:
-    """Tickets per (dimension, value) created since `since`."""
+    """Tickets per (dimension, value) created since `since`, but for answers to a course
+    change (see `answers_to_changes`)."""
     return await conn.fetch(
         """
         SELECT d.dimension, d.value, count(*)::int AS observed
@@ -99,6 +100,7 @@ async def window_counts(conn: asyncpg.Connection, since: datetime) -> list[async
              LATERAL (VALUES ('category', t.category), ('course', t.course_id),
                              ('channel', t.channel)) AS d(dimension, value)
         WHERE t.created_at > $1 AND d.value IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM change_replies r WHERE r.ticket_id = t.ticket_id)
         GROUP BY d.dimension, d.value
         """,
         since,
@@ -106,13 +108,15 @@ async def window_counts(conn: asyncpg.Connection, since: datetime) -> list[async
 
 
 async def rates(conn: asyncpg.Connection, since: datetime) -> asyncpg.Record:
-    """Triaged tickets since `since`: all of them, complaints and technical faults."""
+    """Triaged tickets since `since`, but for answers to a course change: all of them,
+    complaints and technical faults."""
     row = await conn.fetchrow(
         """
         SELECT count(*)::int AS total,
                count(*) FILTER (WHERE category = 'complaint')::int AS complaints,
                count(*) FILTER (WHERE category = 'technical')::int AS faults
-        FROM tickets WHERE created_at > $1 AND category IS NOT NULL
+        FROM tickets t WHERE created_at > $1 AND category IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM change_replies r WHERE r.ticket_id = t.ticket_id)
         """,
         since,
     )
@@ -213,3 +217,14 @@ async def forget_tickets(conn: asyncpg.Connection, before: datetime, limit: int 
         limit,
     )
     return int(status.split()[-1])
+
+
+async def answers_to_changes(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> set[UUID]:
+    """Those of `ticket_ids` that learners sent from a course change's reply page. They are
+    the expected answer to an announcement, not a sign of trouble: the detector leaves them out
+    of its counts (hundreds of replies about one course within the hour must not open an
+    incident that holds them away from course operations), and no incident links them."""
+    rows = await conn.fetch(
+        "SELECT ticket_id FROM change_replies WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids)
+    )
+    return {r["ticket_id"] for r in rows}
