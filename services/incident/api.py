@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from services.incident import repo
@@ -27,7 +27,7 @@ from services.incident.settings import IncidentSettings
 from shared import people
 from shared.agents import Role, bearer_auth
 from shared.http import Utf8JsonRoute
-from shared.params import DIGITS
+from shared.params import DIGITS, IdempotencyKey
 from shared.problems import problems
 from shared.service import Context
 
@@ -321,13 +321,25 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
         responses=problems(401, 403, 404, 409, 413, 422, 503),
     )
     async def announce(
-        incident_id: IncidentId, given: AnnouncementIn, caller: Manager
+        incident_id: IncidentId,
+        given: AnnouncementIn,
+        caller: Manager,
+        idempotency_key: Annotated[
+            IdempotencyKey | None,
+            Header(
+                alias="Idempotency-Key",
+                description="The same key again (a retry after a lost answer) makes no second "
+                "announcement and answers the first one's count.",
+            ),
+        ] = None,
     ) -> Announced:
         """A progress update on the status page, and a notice to each affected learner (the
         linked tickets' learners, or everyone enrolled in the incident's courses) on their
         channel, once each, at the pace the providers allow."""
         with as_http():
-            n = await incidents.announce(incident_id, given, by=caller.agent_id)
+            n = await incidents.announce(
+                incident_id, given, by=caller.agent_id, key=idempotency_key
+            )
         return Announced(learners=n)
 
     @router.post(

@@ -345,11 +345,20 @@ class Incidents:
             )
             await outbox.add(conn, [keyed(unlinked, incident_id)])
 
-    async def announce(self, incident_id: UUID, given: AnnouncementIn, *, by: str) -> int:
+    async def announce(
+        self, incident_id: UUID, given: AnnouncementIn, *, by: str, key: str | None = None
+    ) -> int:
         """A progress update on the status page and a notice to each affected learner, once
-        each, released at the providers' pace; returns how many learners it will reach."""
+        each, released at the providers' pace; returns how many learners it will reach. An
+        announcement made before under the same idempotency `key` is not made again: its count
+        is returned."""
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             incident = await self._locked(conn, incident_id)
+            if (
+                key is not None
+                and (made := await repo.outreach.announced(conn, incident_id, key)) is not None
+            ):
+                return made
             check_open(incident["status"])
             if given.audience == Audience.ENROLLED and not criteria_of(incident).courses:
                 raise Conflict("the incident names no course: announce to the linked learners")
@@ -371,6 +380,7 @@ class Incidents:
                 body=given.message,
                 body_en=given.message_en,
                 by=by,
+                key=key,
             )
 
     async def resolve(self, incident_id: UUID, given: ResolveIn, *, by: str) -> asyncpg.Record:
@@ -528,8 +538,10 @@ class Incidents:
         body: str,
         body_en: str | None,
         by: str,
+        key: str | None = None,
     ) -> int:
-        """The announcement and one pending notice per reachable learner of `audience`."""
+        """The announcement (under the client's idempotency `key`, if any) and one pending
+        notice per reachable learner of `audience`."""
         announcement_id = uuid7()
         rows = []
         if audience == Audience.LINKED:
@@ -564,6 +576,7 @@ class Incidents:
                 "body_en": body_en,
                 "learners": len(rows),
                 "by": by,
+                "idempotency_key": key,
             },
         )
         return await repo.outreach.add_notices(

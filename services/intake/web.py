@@ -27,6 +27,7 @@ from services.intake.settings import IntakeSettings
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import Channel, Submission, TicketSubmitted, now
 from shared.http import Utf8JsonRoute
+from shared.params import IdempotencyKey
 from shared.problems import problems
 from shared.ratelimit import Limit, RateLimited, RateLimiter, client_address, too_many
 from shared.service import Context
@@ -34,7 +35,6 @@ from shared.service import Context
 log = structlog.get_logger(__name__)
 WEB_SOURCE = "web"
 # Printable ASCII, as an HTTP header carries it unharmed and a log shows it as sent.
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")]
 
 # The window a content hash was first seen in; a retry within the window refreshes it.
 _FIRST_WINDOW = """

@@ -319,17 +319,37 @@ async def test_an_announcement_reaches_each_enrolled_learner_once(
         return bool(n == 3)
 
     await eventually(stored)
-    r = await incident.post(
-        f"/v1/incidents/{burst['opened'].data.incident_id}/announcements",
-        json={
-            "audience": "enrolled",
-            "message": "直播服务器故障，正在抢修",
-            "message_en": "The live servers failed; we are on it",
-        },
-        headers=SUE,
+    incident_id = burst["opened"].data.incident_id
+    announcement = {
+        "audience": "enrolled",
+        "message": "直播服务器故障，正在抢修",
+        "message_en": "The live servers failed; we are on it",
+    }
+    retried = {**SUE, "Idempotency-Key": f"status-{uuid.uuid4()}"}
+    # The client lost the first answer and sent it again with the same key: one announcement.
+    for _ in range(2):
+        r = await incident.post(
+            f"/v1/incidents/{incident_id}/announcements", json=announcement, headers=retried
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["learners"] == 3
+    bad_key = {**SUE, "Idempotency-Key": "k" * 201}
+    refused = await incident.post(
+        f"/v1/incidents/{incident_id}/announcements", json=announcement, headers=bad_key
     )
-    assert r.status_code == 202, r.text
-    assert r.json()["learners"] == 3
+    assert refused.status_code == 422 and "Idempotency-Key" in refused.text
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        made = await conn.fetchval(
+            "SELECT count(*) FROM incident.announcements WHERE idempotency_key = $1",
+            retried["Idempotency-Key"],
+        )
+        told = await conn.fetchval(
+            "SELECT count(*) FROM incident.notices WHERE learner->>'learner_id' = ANY($1)", ids
+        )
+    finally:
+        await conn.close()
+    assert (made, told) == (1, 3)
     seen: dict[str, Any] = {}
 
     def match(e: Envelope[Any]) -> bool:

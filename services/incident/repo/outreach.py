@@ -92,8 +92,8 @@ async def add_announcement(conn: asyncpg.Connection, announcement: dict[str, Any
     await conn.execute(
         """
         INSERT INTO announcements (announcement_id, incident_id, kind, audience, title, body,
-                                   body_en, learners, by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   body_en, learners, by, idempotency_key)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         *(
             announcement[k]
@@ -107,9 +107,21 @@ async def add_announcement(conn: asyncpg.Connection, announcement: dict[str, Any
                 "body_en",
                 "learners",
                 "by",
+                "idempotency_key",
             )
         ),
     )
+
+
+async def announced(conn: asyncpg.Connection, incident_id: UUID, key: str) -> int | None:
+    """How many learners the incident's announcement made under idempotency `key` reaches;
+    None when none was made under it."""
+    learners: int | None = await conn.fetchval(
+        "SELECT learners FROM announcements WHERE incident_id = $1 AND idempotency_key = $2",
+        incident_id,
+        key,
+    )
+    return learners
 
 
 async def add_notices(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
