@@ -292,6 +292,11 @@ async def test_a_reply_on_the_page_becomes_a_desk_ticket_linked_to_the_change(
         empty = await c.post(f"/changes/reply/{token}", data={"message": "  "})
         assert empty.status_code == 422
         assert (await c.get("/changes/reply/not-a-token")).status_code == 404
+        for odd in ("%00" * 20, "x" * 300, "%E5%A5%BD" * 10):  # never a token of ours
+            assert (await c.get(f"/changes/reply/{odd}")).status_code == 404
+            assert (
+                await c.post(f"/changes/reply/{odd}", data={"message": "hi"})
+            ).status_code == 404
         counted_before = await course_counted(stack.dsn)
         sent = await c.post(
             f"/changes/reply/{token}", data={"message": "周日不行，我想转到周三班<script>"}

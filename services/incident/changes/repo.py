@@ -1,10 +1,13 @@
 """SQL of course changes in incident's schema; never commits: the use case owns the
 transaction."""
 
+import re
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from shared.text import TOKEN_PATTERN
 
 CHANGE_COLUMNS = (
     "change_id",
@@ -111,7 +114,10 @@ CHANGES = """
 
 
 async def notice_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
-    """The announcement a reply link belongs to, with its change."""
+    """The announcement a reply link belongs to, with its change; None for a link that is
+    none of ours (a token of a shape we never make, a NUL in it say, is not looked up)."""
+    if not re.fullmatch(TOKEN_PATTERN, token):
+        return None
     return await conn.fetchrow(
         """
         SELECT n.notice_id, n.learner, n.locale, c.change_id, c.number, c.course_id,
