@@ -28,7 +28,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         env = {
             **stack.env,
             "CARELOOP_AGENTS_FILE": str(AGENTS),
-            "CARELOOP_SURVEY_DELAY_SECONDS": "1",
+            # Long enough for the ticket loop's learner to answer "not solved" before the
+            # first resolution's survey is due (a reopening cancels it), even on a busy machine.
+            "CARELOOP_SURVEY_DELAY_SECONDS": "6",
             "CARELOOP_SURVEY_POLL_SECONDS": "0.3",
             "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
             "CARELOOP_NOTIFY_CLAIM_SECONDS": "5",
