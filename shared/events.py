@@ -1105,6 +1105,33 @@ class CaseConcluded(EventData, frozen=True, kw_only=True):
     concluded_at: datetime
 
 
+class CallbackReason(StrEnum):
+    """Why a learner is phoned back after their ticket closed (R9.3, 004 §三.3)."""
+
+    SAMPLE = "sample"  # the ticket fell in CARELOOP_DESK_CALLBACK_SAMPLE
+    COMPLAINT = "complaint"  # every closed complaint ticket without a case
+    CASE = "case"  # a closed complaint case's call-back
+
+
+class CallbackRecorded(EventData, frozen=True, kw_only=True):
+    """An agent phoned the learner back after their ticket or complaint case closed: whether
+    they were reached, their 1-5 satisfaction (when reached and they gave one) and the agent's
+    note. metrics counts it beside the surveys' scores (dimension `callback`). On
+    careloop.tickets.v1: it is the ticket's story."""
+
+    TYPE = "callback.recorded"
+    TOPIC = topics.TICKETS
+
+    ticket_id: UUID
+    number: str
+    reason: CallbackReason
+    reached: bool
+    score: Annotated[int, Meta(ge=1, le=5)] | None = None
+    note: Annotated[str, Meta(max_length=20_000)] = ""
+    by: Annotated[str, Meta(min_length=1, max_length=100)]
+    recorded_at: datetime
+
+
 # ---- careloop.people.v1 -------------------------------------------------------------------
 
 
