@@ -8,6 +8,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
+from prometheus_client import Counter
 from pydantic import ValidationError
 from uuid6 import uuid7
 
@@ -20,6 +21,8 @@ from services.survey.domain import (
     check_open,
     due_at,
     is_low,
+    learner_key,
+    outside_quiet_period,
 )
 from services.survey.settings import SurveySettings
 from shared import outbox, tokens
@@ -28,9 +31,11 @@ from shared.events import (
     SurveyAnswered,
     SurveyLowScore,
     SurveyRequested,
+    TicketCreated,
     TicketReopened,
     TicketResolved,
     new_event,
+    now,
 )
 from shared.forms import FormRefused, read_form
 from shared.http import Utf8JsonRoute
@@ -48,6 +53,10 @@ FORM_FIELDS = (*(name for name, _ in DIMENSIONS), "comment")
 # A ticket resolved with its incident is not surveyed: the learner's one message about it is
 # the incident's resolution notice, and an agent's service is not what they would rate.
 BY_INCIDENT = "incident"
+QUIET = Counter(
+    "careloop_survey_quiet",
+    "Surveys not sent because their learner was sent one within the quiet period (R9.3).",
+)
 
 
 class Surveys:
@@ -71,17 +80,30 @@ class Surveys:
             )
         await repo.schedule(conn, rows)
 
+    async def on_created(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """Remember each ticket's learner: the quiet period follows learners, not tickets."""
+        created: list[TicketCreated] = [e.data for e in events]
+        await repo.record_learners(
+            conn,
+            [(c.ticket_id, key) for c in created if (key := learner_key(c.learner)) is not None],
+        )
+
     async def on_reopened(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.cancel_scheduled(conn, [e.data.ticket_id for e in events])
 
     def handlers(self) -> dict[str, Handler]:
-        return {TicketResolved.TYPE: self.on_resolved, TicketReopened.TYPE: self.on_reopened}
+        return {
+            TicketCreated.TYPE: self.on_created,
+            TicketResolved.TYPE: self.on_resolved,
+            TicketReopened.TYPE: self.on_reopened,
+        }
 
     async def send_due(self, ctx: Context[SurveySettings]) -> None:
         """Durable survey delay: due times live in Postgres, so a restart loses none.
 
         Each survey's token is made here: only its digest is stored, the raw token travels
-        in `survey.requested`'s link and nowhere else.
+        in `survey.requested`'s link and nowhere else. A survey whose learner was sent one
+        within the quiet period is not sent: it is kept as 'quiet' and counted.
         """
 
         async def step() -> bool:
@@ -89,9 +111,21 @@ class Surveys:
                 due = await repo.lock_due(conn, DUE_BATCH)
                 if not due:
                     return False
-                raw = {r["survey_id"]: tokens.new_token() for r in due}
+                keys = {r["survey_id"]: r["learner_key"] for r in due}
+                send, quiet = outside_quiet_period(
+                    list(keys.items()),
+                    await repo.last_sent(conn, [k for k in keys.values() if k is not None]),
+                    now(),
+                    self._s.quiet_days,
+                )
+                await repo.mark_quiet(conn, quiet)
+                raw = {survey_id: tokens.new_token() for survey_id in send}
                 sent = await repo.mark_requested(
-                    conn, [(survey_id, tokens.digest(t)) for survey_id, t in raw.items()]
+                    conn,
+                    [
+                        (survey_id, tokens.digest(t), keys[survey_id])
+                        for survey_id, t in raw.items()
+                    ],
                 )
                 await outbox.add(
                     conn,
@@ -108,6 +142,7 @@ class Surveys:
                         for r in sent
                     ],
                 )
+            QUIET.inc(len(quiet))
             return len(due) == DUE_BATCH
 
         await every(self._s.poll_seconds, step, what="survey scheduler")

@@ -1,6 +1,7 @@
 """SQL for survey's schema. Nothing here commits: the caller owns the transaction."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,19 @@ async def schedule(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> 
     )
 
 
+async def record_learners(conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str]]) -> None:
+    """(ticket_id, learner key) pairs from ticket.created; a redelivery changes nothing."""
+    await conn.execute(
+        """
+        INSERT INTO ticket_learners (ticket_id, learner_key)
+        SELECT * FROM unnest($1::uuid[], $2::text[])
+        ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        [ticket_id for ticket_id, _ in rows],
+        [key for _, key in rows],
+    )
+
+
 async def cancel_scheduled(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute(
         "UPDATE surveys SET status = 'cancelled' "
@@ -32,30 +46,60 @@ async def cancel_scheduled(conn: asyncpg.Connection, ticket_ids: Sequence[UUID])
 
 
 async def lock_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Due surveys, locked for sending; replicas skip each other's rows."""
+    """Due surveys with their learner's key where known, locked for sending; replicas skip
+    each other's rows."""
     return await conn.fetch(
         """
-        SELECT survey_id, ticket_id FROM surveys WHERE status = 'scheduled' AND due_at <= now()
-        ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+        SELECT s.survey_id, s.ticket_id, COALESCE(s.learner_key, t.learner_key) AS learner_key
+        FROM surveys s LEFT JOIN ticket_learners t USING (ticket_id)
+        WHERE s.status = 'scheduled' AND s.due_at <= now()
+        ORDER BY s.due_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED
         """,
         limit,
     )
 
 
+async def last_sent(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, datetime]:
+    """When each learner was last sent a survey, holding a lock per learner until the caller
+    commits, so that two replicas cannot both send one inside the quiet period."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+        "FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
+        list(keys),
+    )
+    rows = await conn.fetch(
+        """
+        SELECT learner_key, max(requested_at) AS at FROM surveys
+        WHERE learner_key = ANY($1::text[]) AND requested_at IS NOT NULL
+        GROUP BY learner_key
+        """,
+        list(keys),
+    )
+    return {r["learner_key"]: r["at"] for r in rows}
+
+
+async def mark_quiet(conn: asyncpg.Connection, survey_ids: Sequence[UUID]) -> None:
+    await conn.execute(
+        "UPDATE surveys SET status = 'quiet' WHERE survey_id = ANY($1::uuid[])", list(survey_ids)
+    )
+
+
 async def mark_requested(
-    conn: asyncpg.Connection, sent: Sequence[tuple[UUID, str]]
+    conn: asyncpg.Connection, sent: Sequence[tuple[UUID, str, str | None]]
 ) -> list[asyncpg.Record]:
-    """Mark (survey_id, token digest) pairs sent; returns each survey with its request time."""
+    """Mark (survey_id, token digest, learner key) triples sent; returns each survey with its
+    request time."""
     return await conn.fetch(
         """
         UPDATE surveys s SET status = 'requested', requested_at = now(),
-               token_sha256 = r.token_sha256
-        FROM unnest($1::uuid[], $2::text[]) AS r(survey_id, token_sha256)
+               token_sha256 = r.token_sha256, learner_key = r.learner_key
+        FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(survey_id, token_sha256, learner_key)
         WHERE s.survey_id = r.survey_id
         RETURNING s.survey_id, s.ticket_id, s.requested_at
         """,
-        [survey_id for survey_id, _ in sent],
-        [token_sha256 for _, token_sha256 in sent],
+        [survey_id for survey_id, _, _ in sent],
+        [token_sha256 for _, token_sha256, _ in sent],
+        [key for _, _, key in sent],
     )
 
 

@@ -17,6 +17,13 @@ class SurveySettings(CommonSettings):
         2,
         "An overall score at or below this reopens the ticket for a supervisor.",
     )
+    quiet_days: float = own(
+        "survey",
+        "quiet_days",
+        30,
+        "A learner is never sent two surveys of any kind within this many days (R9.3); "
+        "a survey that would be is skipped. 0: no quiet period.",
+    )
     poll_seconds: float = own("survey", "poll_seconds", 1, "How often due surveys are sent.")
 
     public_url_override: str | None = own(
