@@ -516,6 +516,56 @@ class SurveyLowScore(EventData, frozen=True, kw_only=True):
     answered_at: datetime
 
 
+class SurveyPeriodicRequested(EventData, frozen=True, kw_only=True):
+    """The follow-up programme's periodic survey for one active learner (R9.3, 002 §五.1): for
+    notify to e-mail `survey_url` in the learner's locale. Once per (learner, period) and never
+    within the learner's quiet period. Not about a ticket."""
+
+    TYPE = "survey.periodic_requested"
+    TOPIC = topics.SURVEY
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    survey_id: UUID
+    learner: Learner
+    locale: Annotated[str, Meta(pattern="^(zh|en)$")] = "zh"
+    period: Annotated[str, Meta(max_length=20)]
+    survey_url: str
+    requested_at: datetime
+
+
+class CourseScores(_Struct, frozen=True, kw_only=True):
+    """A learner's course satisfaction for one enrolled course (002 §五.2)."""
+
+    course_id: Id
+    usefulness: Score
+    difficulty: Score
+    structure: Score
+
+
+class SurveyPeriodicAnswered(EventData, frozen=True, kw_only=True):
+    """A learner's answer to a periodic survey: the service dimensions, each enrolled course's
+    usefulness, difficulty and structure, and the teaching (teacher level, method, attitude).
+    metrics counts each as a `careloop_survey_score` dimension."""
+
+    TYPE = "survey.periodic_answered"
+    TOPIC = topics.SURVEY
+
+    ticket_id: UUID | None = None  # type: ignore[assignment]
+    survey_id: UUID
+    learner_id: Id
+    period: Annotated[str, Meta(max_length=20)]
+    overall: Score
+    response_speed: Score
+    problem_solving: Score
+    attitude: Score
+    courses: tuple[CourseScores, ...] = ()
+    teacher_level: Score
+    teaching_method: Score
+    teaching_attitude: Score
+    comment: str | None = None
+    answered_at: datetime
+
+
 # ---- SLA ----------------------------------------------------------------------------------
 
 
@@ -1373,6 +1423,8 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         SurveyRequested,
         SurveyAnswered,
         SurveyLowScore,
+        SurveyPeriodicRequested,
+        SurveyPeriodicAnswered,
         # ---- SLA ----
         TicketPendingLearner,
         TicketResumed,
