@@ -1457,6 +1457,7 @@ EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {
         RemedyAcknowledged,
         RemedyRejected,
         CaseConcluded,
+        CallbackRecorded,
         # ---- people ----
         PersonChanged,
         # ---- desk ops ----
