@@ -368,7 +368,12 @@ def http_routes(ctx: Context[DeskSettings]) -> APIRouter:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 return ConfirmOut(
-                    status=await handlers.confirm(conn, token=token, answer=body.answer)
+                    status=await handlers.confirm(
+                        conn,
+                        token=token,
+                        answer=body.answer,
+                        callback_sample=ctx.settings.callback_sample,
+                    )
                 )
 
     return router

@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from uuid6 import uuid7
 
-from services.desk import repo
+from services.desk import callbacks, repo
 from services.desk.domain import (
     Answer,
     Caller,
@@ -607,8 +607,12 @@ async def _close(
     reason: CloseReason,
     actor: str,
     closed_at: datetime,
+    callback_sample: float,
 ) -> None:
     await repo.close_many(conn, [t["ticket_id"] for t in tickets], closed_at)
+    await callbacks.raise_on_close(
+        conn, [t["ticket_id"] for t in tickets], closed_at, callback_sample
+    )
     await repo.add_history(
         conn, [(t["ticket_id"], "closed", actor, {"reason": reason}) for t in tickets]
     )
@@ -643,7 +647,12 @@ async def auto_close(ctx: Context[DeskSettings]) -> None:
             cutoff = closed_at - timedelta(days=settings.auto_close_days)
             due = await repo.resolved_before(conn, cutoff, AUTO_CLOSE_BATCH)
             await _close(
-                conn, due, reason=CloseReason.AUTO_CLOSED, actor="system", closed_at=closed_at
+                conn,
+                due,
+                reason=CloseReason.AUTO_CLOSED,
+                actor="system",
+                closed_at=closed_at,
+                callback_sample=settings.callback_sample,
             )
         return len(due) == AUTO_CLOSE_BATCH
 
@@ -831,27 +840,40 @@ async def ticket_ref(conn: asyncpg.Connection, ref: str) -> UUID:
         raise NotFound("no such ticket") from None
 
 
-async def confirm(conn: asyncpg.Connection, *, token: str, answer: Answer) -> Status:
+async def confirm(
+    conn: asyncpg.Connection, *, token: str, answer: Answer, callback_sample: float
+) -> Status:
     """The learner's answer to "is it solved?" from the e-mailed link: closes or reopens;
     NotFound, Conflict."""
     ticket = await repo.lock_by_confirm_token(conn, tokens.digest(token))
     if ticket is None:
         raise NotFound("this link is no longer valid")
-    return await _answer(conn, ticket, answer)
+    return await _answer(conn, ticket, answer, callback_sample)
 
 
-async def confirm_ticket(conn: asyncpg.Connection, *, ticket_id: UUID, answer: Answer) -> Status:
+async def confirm_ticket(
+    conn: asyncpg.Connection, *, ticket_id: UUID, answer: Answer, callback_sample: float
+) -> Status:
     """The learner's answer from the ticket's page (its signed link is the credential):
     closes or reopens a resolved ticket; NotFound, Conflict (not waiting for an answer)."""
-    return await _answer(conn, await _locked(conn, ticket_id), answer)
+    return await _answer(conn, await _locked(conn, ticket_id), answer, callback_sample)
 
 
-async def _answer(conn: asyncpg.Connection, ticket: asyncpg.Record, answer: Answer) -> Status:
+async def _answer(
+    conn: asyncpg.Connection, ticket: asyncpg.Record, answer: Answer, callback_sample: float
+) -> Status:
     outcome = answer_outcome(Status(ticket["status"]), answer)
     if outcome is Status.REOPENED:
         await _reopen(conn, ticket, reason=ReopenReason.NOT_SOLVED, actor="learner")
     else:
-        await _close(conn, [ticket], reason=CloseReason.CONFIRMED, actor="learner", closed_at=now())
+        await _close(
+            conn,
+            [ticket],
+            reason=CloseReason.CONFIRMED,
+            actor="learner",
+            closed_at=now(),
+            callback_sample=callback_sample,
+        )
     return outcome
 
 

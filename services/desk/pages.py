@@ -79,7 +79,12 @@ def page_routes(ctx: Context[DeskSettings]) -> APIRouter:
             return page("confirm.html.j2", status=422, error="answer: choose solved or not solved")
         async with ctx.pool.acquire() as conn, conn.transaction():
             try:
-                outcome = await handlers.confirm(conn, token=token, answer=answer)
+                outcome = await handlers.confirm(
+                    conn,
+                    token=token,
+                    answer=answer,
+                    callback_sample=ctx.settings.callback_sample,
+                )
             except NotFound:
                 return invalid_link()
             except Conflict:

@@ -538,7 +538,12 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             except ValueError:
                 return await show(conn, ticket, token=token, lang=lang, status=422, error="answer")
             try:
-                outcome = await handlers.confirm_ticket(conn, ticket_id=ticket_id, answer=answer)
+                outcome = await handlers.confirm_ticket(
+                    conn,
+                    ticket_id=ticket_id,
+                    answer=answer,
+                    callback_sample=ctx.settings.callback_sample,
+                )
             except Conflict:
                 return await show(
                     conn, ticket, token=token, lang=lang, status=409, notice="answered"

@@ -1,8 +1,9 @@
 """desk's settings on top of the shared ones."""
 
 import secrets
+from typing import Annotated
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from shared.settings import CommonSettings, own
 
@@ -21,6 +22,13 @@ class DeskSettings(CommonSettings):
     )
     auto_close_interval_seconds: float = own(
         "desk", "auto_close_interval_seconds", 60, "How often desk looks for tickets to auto-close."
+    )
+    callback_sample: Annotated[float, Field(ge=0, le=1)] = own(
+        "desk",
+        "callback_sample",
+        0.05,
+        "The share of closed tickets (0-1, chosen by ticket id) that get a call-back task in "
+        "the agents' list; every closed complaint gets one whatever this says.",
     )
 
     link_secret: SecretStr = own(

@@ -7,7 +7,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 
-from services.metrics import handlers, lag
+from services.metrics import callbacks, handlers, lag
 from services.metrics.reports import api as reports_api
 from services.metrics.reports import facts as report_facts
 from services.metrics.reports import schedule as report_schedule
@@ -51,7 +51,11 @@ def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
     consume(
         ctx,
         topic_names=TOPICS,
-        handlers={**report_facts.with_facts(handlers.EVENT_HANDLERS), **people.HANDLERS},
+        handlers={
+            **report_facts.with_facts(handlers.EVENT_HANDLERS),
+            **people.HANDLERS,
+            **callbacks.HANDLERS,
+        },
         idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
         options={
             "max_records": settings.batch_max_records,

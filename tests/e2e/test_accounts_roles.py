@@ -161,6 +161,7 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /v1/remedies/pending": Access.SUPERVISOR,
         "GET /v1/callbacks": Access.PERSON,
         "POST /v1/cases/{case_id}/callback": Access.PERSON,
+        "POST /v1/tickets/{ticket_id}/callback": Access.PERSON,
         # last: they end the sessions the pages above are asked with
         "POST /logout": Access.LOGOUT,
         "POST /logout-everywhere": Access.LOGOUT,
@@ -185,6 +186,7 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /s/{token}": Access.PUBLIC,
         "POST /s/{token}": Access.PUBLIC,
         "POST /v1/surveys/{token}": Access.PUBLIC,
+        "POST /v1/periodic-surveys/{token}": Access.PUBLIC,
     },
     "metrics": {
         **PLUMBING,

@@ -139,9 +139,22 @@ class CloseIn(BaseModel):
 
 
 class CallbackIn(BaseModel):
+    """A call-back made: whether the learner answered, how satisfied they said they are, and
+    what they said (or why nobody answered)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    reached: bool = Field(True, description="`false`: the learner did not answer.")
+    score: int | None = Field(
+        None, ge=1, le=5, description="The learner's satisfaction, 1 (very poor) to 5, if given."
+    )
     outcome: Text = Field(min_length=1, max_length=20_000, description="What the learner said.")
+
+    @model_validator(mode="after")
+    def _score_from_the_learner(self) -> "CallbackIn":
+        if self.score is not None and not self.reached:
+            raise ValueError("a score comes from a learner reached: drop it or set reached")
+        return self
 
 
 class Ref(BaseModel):
@@ -390,6 +403,9 @@ def routes(
     @router.get(
         "/v1/callbacks",
         summary="Call-backs that fell due and nobody has made, the longest due first",
+        description="Each row's `reason`: `case` (a closed complaint case's, recorded on the "
+        "case), `complaint` (a complaint closed without a case) or `sample` "
+        "(CARELOOP_DESK_CALLBACK_SAMPLE of closed tickets), both recorded on the ticket.",
         responses=problems(401, 403, 422, 503),
     )
     async def callbacks(
@@ -408,8 +424,34 @@ def routes(
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
                 await handlers.record_callback(
-                    conn, case_id=case_id, agent=agent, outcome=body.outcome
+                    conn,
+                    case_id=case_id,
+                    agent=agent,
+                    reached=body.reached,
+                    score=body.score,
+                    outcome=body.outcome,
                 )
         return Ref(id=case_id)
+
+    @router.post(
+        "/v1/tickets/{ticket_id}/callback",
+        summary="Record the call-back on a closed ticket, with what the learner said",
+        description="For a ticket in the call-back list without a case (a sampled ticket, or a "
+        "complaint closed without one; a case's call-back is recorded on the case). 409 when "
+        "no call-back is due on the ticket, 404 for a ticket the caller cannot see.",
+        responses=problems(400, 401, 404, 409, 413, 422, 503),
+    )
+    async def ticket_callback(ticket_id: TicketRef, body: CallbackIn, agent: Agent) -> Ref:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            with as_http():
+                ticket = await handlers.record_ticket_callback(
+                    conn,
+                    ticket_id=await desk_handlers.ticket_ref(conn, ticket_id),
+                    agent=agent,
+                    reached=body.reached,
+                    score=body.score,
+                    outcome=body.outcome,
+                )
+        return Ref(id=ticket)
 
     return router

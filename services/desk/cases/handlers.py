@@ -41,6 +41,8 @@ from services.desk.links import Links
 from services.desk.settings import DeskSettings
 from shared import outbox
 from shared.events import (
+    CallbackReason,
+    CallbackRecorded,
     CaseConcluded,
     CaseRemedy,
     CoinKind,
@@ -584,17 +586,93 @@ async def close_case(
 
 
 async def record_callback(
-    conn: asyncpg.Connection, *, case_id: UUID, agent: Caller, outcome: str
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    agent: Caller,
+    reached: bool,
+    score: int | None,
+    outcome: str,
 ) -> datetime:
-    case, _ = await _case_for(conn, case_id, agent, lock=True)
-    done_at = await repo.callback_done(conn, case_id=case_id, by=agent.agent_id, outcome=outcome)
+    case, ticket = await _case_for(conn, case_id, agent, lock=True)
+    done_at = await repo.callback_done(
+        conn, case_id=case_id, by=agent.agent_id, reached=reached, score=score, outcome=outcome
+    )
     if done_at is None:
         raise Conflict("no call-back is due on this case")
     await desk_repo.add_history(
         conn,
         [(case["ticket_id"], "callback_made", agent.agent_id, {"case_id": str(case_id)})],
     )
+    await _callback_recorded(
+        conn,
+        ticket,
+        reason=CallbackReason.CASE,
+        agent=agent,
+        reached=reached,
+        score=score,
+        note=outcome,
+        at=done_at,
+    )
     return done_at
+
+
+async def record_ticket_callback(
+    conn: asyncpg.Connection,
+    *,
+    ticket_id: UUID,
+    agent: Caller,
+    reached: bool,
+    score: int | None,
+    outcome: str,
+) -> UUID:
+    """Record the call-back on a closed ticket without a case (sampled, or a complaint);
+    NotFound, Conflict when none is due."""
+    ticket = await _ticket_seen_by(conn, ticket_id, agent)
+    done = await repo.ticket_callback_done(
+        conn, ticket_id=ticket_id, by=agent.agent_id, reached=reached, score=score, note=outcome
+    )
+    if done is None:
+        raise Conflict("no call-back is due on this ticket")
+    await desk_repo.add_history(
+        conn, [(ticket_id, "callback_made", agent.agent_id, {"reason": done["reason"]})]
+    )
+    await _callback_recorded(
+        conn,
+        ticket,
+        reason=CallbackReason(done["reason"]),
+        agent=agent,
+        reached=reached,
+        score=score,
+        note=outcome,
+        at=done["done_at"],
+    )
+    return ticket_id
+
+
+async def _callback_recorded(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    *,
+    reason: CallbackReason,
+    agent: Caller,
+    reached: bool,
+    score: int | None,
+    note: str,
+    at: datetime,
+) -> None:
+    """The outcome for the analysis: metrics counts it beside the surveys' scores."""
+    recorded = CallbackRecorded(
+        ticket_id=ticket["ticket_id"],
+        number=ticket["number"],
+        reason=reason,
+        reached=reached,
+        score=score,
+        note=note,
+        by=agent.agent_id,
+        recorded_at=at,
+    )
+    await outbox.add(conn, [new_event(recorded, producer=PRODUCER)])
 
 
 def clock(settings: CaseSettings) -> Task:

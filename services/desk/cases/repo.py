@@ -324,15 +324,24 @@ async def raise_callbacks(
 async def callbacks(
     conn: asyncpg.Connection, *, assignee_id: str | None, limit: int
 ) -> list[asyncpg.Record]:
-    """Raised call-backs nobody has made yet, the longest due first."""
+    """Call-backs due that nobody has made yet, cases' and closed tickets', the longest due
+    first."""
     return await conn.fetch(
         """
-        SELECT c.case_id, c.ticket_id, t.number, t.subject, t.assignee_id, c.finding,
-               c.closed_at, c.callback_due_at, t.learner
-        FROM cases c JOIN tickets t USING (ticket_id)
-        WHERE c.callback_raised_at IS NOT NULL AND c.callback_done_at IS NULL
-          AND ($1::text IS NULL OR t.assignee_id = $1)
-        ORDER BY c.callback_due_at
+        SELECT * FROM (
+            SELECT 'case' AS reason, c.case_id, c.ticket_id, t.number, t.subject,
+                   t.assignee_id, c.finding, c.closed_at, c.callback_due_at, t.learner
+            FROM cases c JOIN tickets t USING (ticket_id)
+            WHERE c.callback_raised_at IS NOT NULL AND c.callback_done_at IS NULL
+              AND ($1::text IS NULL OR t.assignee_id = $1)
+            UNION ALL
+            SELECT k.reason, NULL, k.ticket_id, t.number, t.subject, t.assignee_id, NULL,
+                   t.closed_at, k.due_at, t.learner
+            FROM ticket_callbacks k JOIN tickets t USING (ticket_id)
+            WHERE k.done_at IS NULL AND k.due_at <= now()
+              AND ($1::text IS NULL OR t.assignee_id = $1)
+        ) AS due
+        ORDER BY callback_due_at
         LIMIT $2
         """,
         assignee_id,
@@ -341,20 +350,55 @@ async def callbacks(
 
 
 async def callback_done(
-    conn: asyncpg.Connection, *, case_id: UUID, by: str, outcome: str
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    by: str,
+    reached: bool,
+    score: int | None,
+    outcome: str,
 ) -> datetime | None:
     """Record a raised call-back as made; None when none is waiting."""
     at: datetime | None = await conn.fetchval(
         """
-        UPDATE cases SET callback_done_at = now(), callback_by = $2, callback_outcome = $3
+        UPDATE cases SET callback_done_at = now(), callback_by = $2, callback_outcome = $3,
+            callback_reached = $4, callback_score = $5
         WHERE case_id = $1 AND callback_raised_at IS NOT NULL AND callback_done_at IS NULL
         RETURNING callback_done_at
         """,
         case_id,
         by,
         outcome,
+        reached,
+        score,
     )
     return at
+
+
+async def ticket_callback_done(
+    conn: asyncpg.Connection,
+    *,
+    ticket_id: UUID,
+    by: str,
+    reached: bool,
+    score: int | None,
+    note: str,
+) -> asyncpg.Record | None:
+    """Record a closed ticket's due call-back as made: its reason and when; None when none is
+    waiting."""
+    return await conn.fetchrow(
+        """
+        UPDATE ticket_callbacks SET done_at = now(), done_by = $2, reached = $3, score = $4,
+            note = $5
+        WHERE ticket_id = $1 AND done_at IS NULL AND due_at <= now()
+        RETURNING reason, done_at
+        """,
+        ticket_id,
+        by,
+        reached,
+        score,
+        note,
+    )
 
 
 async def repeats(
