@@ -31,6 +31,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             # Long enough for the ticket loop's learner to answer "not solved" before the
             # first resolution's survey is due (a reopening cancels it), even on a busy machine.
             "CARELOOP_SURVEY_DELAY_SECONDS": "6",
+            # The tests' learners come back ticket after ticket, each surveyed.
+            "CARELOOP_SURVEY_QUIET_DAYS": "0",
             "CARELOOP_SURVEY_POLL_SECONDS": "0.3",
             "CARELOOP_METRICS_REFRESH_SECONDS": "0.5",
             "CARELOOP_NOTIFY_CLAIM_SECONDS": "5",
