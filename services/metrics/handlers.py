@@ -30,6 +30,7 @@ from shared.events import (
     SlaTarget,
     SurveyAnswered,
     SurveyLowScore,
+    SurveyPeriodicAnswered,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -212,6 +213,33 @@ async def on_answered(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
     return observe
 
 
+# A periodic survey's scores (R9.3): its service scores apart from the post-resolution ones
+# (a learner's view of the service in general, not of one ticket), and the course and teaching
+# dimensions of 002 §五.2.
+PERIODIC_DIMENSIONS = {
+    **{d: f"periodic_{d}" for d in SURVEY_DIMENSIONS},
+    "teacher_level": "teacher_level",
+    "teaching_method": "teaching_method",
+    "teaching_attitude": "teaching_attitude",
+}
+COURSE_DIMENSIONS = ("usefulness", "difficulty", "structure")
+
+
+async def on_periodic_answered(_: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
+    """A periodic survey's scores, each course's under `course_<dimension>`."""
+    answers: list[SurveyPeriodicAnswered] = [e.data for e in events]
+
+    def observe() -> None:
+        for a in answers:
+            for field, dimension in PERIODIC_DIMENSIONS.items():
+                exporter.SURVEY_SCORE.labels(dimension).observe(getattr(a, field))
+            for course in a.courses:
+                for d in COURSE_DIMENSIONS:
+                    exporter.SURVEY_SCORE.labels(f"course_{d}").observe(getattr(course, d))
+
+    return observe
+
+
 async def on_low_score(_: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
     def count() -> None:
         exporter.SURVEY_LOW.inc(len(events))
@@ -243,6 +271,7 @@ EVENT_HANDLERS: dict[str, Handler] = {
     TicketReopened.TYPE: on_reopened,
     TicketClosed.TYPE: on_closed,
     SurveyAnswered.TYPE: on_answered,
+    SurveyPeriodicAnswered.TYPE: on_periodic_answered,
     SurveyLowScore.TYPE: on_low_score,
     NotificationSent.TYPE: on_notification,
     NotificationFailed.TYPE: on_notification,

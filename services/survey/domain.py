@@ -42,6 +42,71 @@ class AnswerIn(BaseModel):
         return cls.model_validate(fields, strict=False)
 
 
+COURSE_DIMENSIONS = (
+    ("usefulness", "课程实用性 · Usefulness"),
+    ("difficulty", "难度是否合适 · Right difficulty"),
+    ("structure", "课程结构 · Structure"),
+)
+TEACHING_DIMENSIONS = (
+    ("teacher_level", "老师水平 · Teacher's level"),
+    ("teaching_method", "教学方法 · Teaching method"),
+    ("teaching_attitude", "教学态度 · Teaching attitude"),
+)
+
+
+class CourseAnswer(BaseModel):
+    """One enrolled course's satisfaction in a periodic survey (002 §五.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    course_id: str = Field(min_length=1, max_length=100)
+    usefulness: Score
+    difficulty: Score
+    structure: Score
+
+
+class PeriodicAnswerIn(AnswerIn):
+    """A periodic survey's answer: the service scores, each enrolled course's, and the
+    teaching's (R9.3)."""
+
+    courses: list[CourseAnswer] = Field(default_factory=list, max_length=500)
+    teacher_level: Score
+    teaching_method: Score
+    teaching_attitude: Score
+
+    @classmethod
+    def from_periodic_form(
+        cls, fields: dict[str, str], course_ids: Sequence[str]
+    ) -> "PeriodicAnswerIn":
+        """The answer from the periodic form, whose course fields are numbered in the order of
+        the survey's courses (`course_<n>_<dimension>`), scores as strings."""
+        courses: list[dict[str, str | None]] = [
+            {
+                "course_id": course_id,
+                **{d: fields.get(f"course_{n}_{d}") for d, _ in COURSE_DIMENSIONS},
+            }
+            for n, course_id in enumerate(course_ids)
+        ]
+        own = {k: v for k, v in fields.items() if not k.startswith("course_")}
+        return cls.model_validate({**own, "courses": courses}, strict=False)
+
+
+def check_courses(answer: PeriodicAnswerIn, course_ids: Sequence[str]) -> None:
+    """A periodic answer rates exactly the courses its survey asked about, each once."""
+    given = [c.course_id for c in answer.courses]
+    if sorted(given) != sorted(course_ids):
+        raise WrongCourses(
+            f"courses: rate exactly the survey's courses {sorted(course_ids)}, got {given}"
+        )
+
+
+def period_of(at: datetime, months: int) -> str:
+    """The programme's period `at` falls in: periods of `months` months counted from January
+    (with 3: Jan-Mar, Apr-Jun, ...), named by their first month and length ('2026-10+3m')."""
+    start = (at.year * 12 + at.month - 1) // months * months
+    return f"{start // 12}-{start % 12 + 1:02d}+{months}m"
+
+
 def is_low(answer: AnswerIn, threshold: int) -> bool:
     """A low overall score is not filed away: it goes to a supervisor (R9.2)."""
     return answer.overall <= threshold
@@ -87,6 +152,10 @@ def outside_quiet_period(
 
 class UnknownSurvey(PermanentError):
     """No survey was sent with this link."""
+
+
+class WrongCourses(PermanentError):
+    """A periodic answer's courses are not the ones its survey asked about."""
 
 
 class NotOpen(PermanentError):

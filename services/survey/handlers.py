@@ -1,9 +1,11 @@
 """survey's edges: schedule on resolution, send when due, take answers on a small page."""
 
 import re
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
+import msgspec
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
@@ -14,22 +16,32 @@ from uuid6 import uuid7
 
 from services.survey import repo
 from services.survey.domain import (
+    COURSE_DIMENSIONS,
     DIMENSIONS,
+    TEACHING_DIMENSIONS,
     AnswerIn,
     NotOpen,
+    PeriodicAnswerIn,
     UnknownSurvey,
+    WrongCourses,
+    check_courses,
     check_open,
     due_at,
     is_low,
     learner_key,
     outside_quiet_period,
+    period_of,
 )
 from services.survey.settings import SurveySettings
 from shared import outbox, tokens
 from shared.events import (
+    CourseScores,
     Envelope,
+    Learner,
     SurveyAnswered,
     SurveyLowScore,
+    SurveyPeriodicAnswered,
+    SurveyPeriodicRequested,
     SurveyRequested,
     TicketCreated,
     TicketReopened,
@@ -53,6 +65,22 @@ FORM_FIELDS = (*(name for name, _ in DIMENSIONS), "comment")
 # A ticket resolved with its incident is not surveyed: the learner's one message about it is
 # the incident's resolution notice, and an agent's service is not what they would rate.
 BY_INCIDENT = "incident"
+PERIODIC = "periodic"
+PERIODIC_NEEDS = (
+    "this is a periodic survey: answer it at POST /v1/periodic-surveys/{token} with the four "
+    "service scores, teacher_level, teaching_method, teaching_attitude and courses"
+)
+PERIODIC_FIELD = "teacher_level"  # a field only the periodic form has
+PERIODIC_SCHEDULED = Counter(
+    "careloop_survey_periodic_scheduled",
+    "Periodic surveys the follow-up programme scheduled for active learners (R9.3).",
+)
+SNAPSHOTS = Counter(
+    "careloop_survey_learner_snapshots",
+    "Learner snapshots survey read from careloop.learners.v1 (for the periodic programme), "
+    "by outcome: stored, stale (not newer than the one held), rejected (dead-lettered).",
+    ["outcome"],
+)
 QUIET = Counter(
     "careloop_survey_quiet",
     "Surveys not sent because their learner was sent one within the quiet period (R9.3).",
@@ -127,17 +155,14 @@ class Surveys:
                         for survey_id, t in raw.items()
                     ],
                 )
+                rows = {r["survey_id"]: r for r in due}
                 await outbox.add(
                     conn,
                     [
-                        new_event(
-                            SurveyRequested(
-                                survey_id=r["survey_id"],
-                                ticket_id=r["ticket_id"],
-                                survey_url=f"{self._s.public_url}/s/{raw[r['survey_id']]}",
-                                requested_at=r["requested_at"],
-                            ),
-                            producer=PRODUCER,
+                        self._requested(
+                            rows[r["survey_id"]],
+                            f"{self._s.public_url}/s/{raw[r['survey_id']]}",
+                            r["requested_at"],
                         )
                         for r in sent
                     ],
@@ -147,21 +172,82 @@ class Surveys:
 
         await every(self._s.poll_seconds, step, what="survey scheduler")
 
-    async def check(self, token: str) -> None:
-        """Raise UnknownSurvey or NotOpen unless the survey behind `token` takes an answer."""
+    def _requested(
+        self, due: asyncpg.Record, url: str, at: datetime
+    ) -> Envelope[SurveyRequested] | Envelope[SurveyPeriodicRequested]:
+        if due["kind"] == PERIODIC:
+            return by_learner(
+                SurveyPeriodicRequested(
+                    survey_id=due["survey_id"],
+                    learner=Learner(
+                        name=due["name"] or due["learner_id"],
+                        email=due["email"],
+                        learner_id=due["learner_id"],
+                    ),
+                    locale=due["locale"] or "zh",
+                    period=due["period"],
+                    survey_url=url,
+                    requested_at=at,
+                ),
+            )
+        return new_event(
+            SurveyRequested(
+                survey_id=due["survey_id"],
+                ticket_id=due["ticket_id"],
+                survey_url=url,
+                requested_at=at,
+            ),
+            producer=PRODUCER,
+        )
+
+    async def run_programme(self, ctx: Context[SurveySettings]) -> None:
+        """The periodic programme (R9.3): each round, every active learner without a survey this
+        period and outside the quiet period gets one, due at once (`send_due` sends it). One
+        statement for all learners; a (learner, period) pair is surveyed once however often
+        this runs."""
+
+        async def step() -> bool:
+            at = now()
+            async with ctx.pool.acquire() as conn:
+                added = await repo.schedule_periodic(
+                    conn,
+                    period_of(at, self._s.periodic_months),
+                    active_since=at - timedelta(days=30.44 * self._s.active_months),
+                    quiet_since=at - timedelta(days=self._s.quiet_days),
+                )
+            PERIODIC_SCHEDULED.inc(added)
+            return False
+
+        await every(self._s.programme_seconds, step, what="periodic survey programme")
+
+    async def check(self, token: str) -> asyncpg.Record:
+        """The survey behind `token`; UnknownSurvey or NotOpen unless it takes an answer."""
         async with self._ctx.pool.acquire() as conn:
             survey = await repo.by_token(conn, tokens.digest(token))
         if survey is None:
             raise UnknownSurvey("no such survey")
         check_open(survey["status"])
+        return survey
 
     async def answer(self, token: str, answer: AnswerIn) -> bool:
-        """Store the answer once; returns whether it was low (and so went to a supervisor)."""
+        """Store the answer once; returns whether it was low (and so went to a supervisor).
+        A periodic survey takes a PeriodicAnswerIn rating exactly its courses."""
         async with self._ctx.pool.acquire() as conn, conn.transaction():
             survey = await repo.lock_by_token(conn, tokens.digest(token))
             if survey is None:
                 raise UnknownSurvey("no such survey")
             check_open(survey["status"])
+            if survey["kind"] == PERIODIC:
+                if not isinstance(answer, PeriodicAnswerIn):
+                    raise WrongCourses(PERIODIC_NEEDS)
+                check_courses(answer, course_ids(survey))
+                await self._answer_periodic(conn, survey, answer)
+                return False
+            if isinstance(answer, PeriodicAnswerIn):
+                raise WrongCourses(
+                    "this survey is about a ticket: answer it at POST /v1/surveys/{token} "
+                    "with the four scores only"
+                )
             row = await repo.record_answer(conn, survey["survey_id"], answer)
             events: list[Envelope[Any]] = [
                 new_event(
@@ -191,6 +277,36 @@ class Surveys:
             await outbox.add(conn, events)
         return low
 
+    async def _answer_periodic(
+        self, conn: asyncpg.Connection, survey: asyncpg.Record, answer: PeriodicAnswerIn
+    ) -> None:
+        row = await repo.record_periodic_answer(conn, survey["survey_id"], answer)
+        scores = answer.model_dump(exclude={"courses"})
+        event = SurveyPeriodicAnswered(
+            survey_id=survey["survey_id"],
+            learner_id=survey["learner_id"],
+            period=survey["period"],
+            courses=tuple(CourseScores(**c.model_dump()) for c in answer.courses),
+            answered_at=row["answered_at"],
+            **scores,
+        )
+        await outbox.add(conn, [by_learner(event)])
+
+
+P = TypeVar("P", SurveyPeriodicRequested, SurveyPeriodicAnswered)
+
+
+def by_learner(data: P) -> Envelope[P]:
+    """A periodic survey's event is about a learner, not a ticket: the learner id is its key."""
+    learner_id = (
+        data.learner.learner_id if isinstance(data, SurveyPeriodicRequested) else data.learner_id
+    )
+    return msgspec.structs.replace(new_event(data, producer=PRODUCER), key=str(learner_id))
+
+
+def course_ids(survey: asyncpg.Record) -> list[str]:
+    return [c["course_id"] for c in survey["courses"]]
+
 
 def is_token(token: str) -> bool:
     """Whether `token` could be one careloop sent; anything else is answered 404 unread."""
@@ -203,6 +319,17 @@ def form_answer(form: dict[str, str]) -> AnswerIn | str:
         return AnswerIn.from_form({k: v for k, v in form.items() if k in FORM_FIELDS})
     except ValidationError as exc:
         return "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+
+
+def periodic_form_answer(form: dict[str, str], courses: list[str]) -> PeriodicAnswerIn | str:
+    """A periodic survey's answer on its posted form, or what is wrong, naming each field
+    (a course's as `courses <n> <dimension>`)."""
+    try:
+        return PeriodicAnswerIn.from_periodic_form(form, courses)
+    except ValidationError as exc:
+        return "; ".join(
+            f"{' '.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
 
 
 TokenInPath = Annotated[
@@ -242,8 +369,20 @@ def http_routes(surveys: Surveys, *, max_body_bytes: int) -> APIRouter:
     api = APIRouter(route_class=Utf8JsonRoute, max_body_size=max_body_bytes)
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = _pages.get_template(name).render(dimensions=DIMENSIONS, **context)
+        html = _pages.get_template(name).render(
+            dimensions=DIMENSIONS,
+            course_dimensions=COURSE_DIMENSIONS,
+            teaching_dimensions=TEACHING_DIMENSIONS,
+            **context,
+        )
         return HTMLResponse(html, status_code=status)
+
+    def survey_form(
+        survey: asyncpg.Record, status: int = 200, error: str | None = None
+    ) -> HTMLResponse:
+        if survey is not None and survey["kind"] == PERIODIC:
+            return page("periodic_form.html.j2", status, courses=survey["courses"], error=error)
+        return page("form.html.j2", status, error=error)
 
     def refusal(exc: Exception) -> HTMLResponse:
         if isinstance(exc, NotOpen):
@@ -253,17 +392,17 @@ def http_routes(surveys: Surveys, *, max_body_bytes: int) -> APIRouter:
     @web.get(
         "/s/{token}",
         response_class=HTMLResponse,
-        summary="The survey page the e-mailed link opens",
+        summary="The survey page the e-mailed link opens (a ticket's, or a periodic one)",
         responses={**pages(404, 409), **problems(503)},
     )
     async def form(token: TokenInPath) -> HTMLResponse:
         if not is_token(token):
             return refusal(UnknownSurvey(token))
         try:
-            await surveys.check(token)
+            survey = await surveys.check(token)
         except (UnknownSurvey, NotOpen) as exc:
             return refusal(exc)
-        return page("form.html.j2")
+        return survey_form(survey)
 
     @web.post(
         "/s/{token}",
@@ -276,23 +415,47 @@ def http_routes(surveys: Surveys, *, max_body_bytes: int) -> APIRouter:
         if not is_token(token):
             return refusal(UnknownSurvey(token))
         try:
-            answer = form_answer(await read_form(request))
+            fields = await read_form(request)
         except FormRefused as exc:
             return page("form.html.j2", status=exc.status, error=exc.reason)
+        survey = None
+        if PERIODIC_FIELD in fields:  # the periodic form: its courses are the survey's
+            try:
+                survey = await surveys.check(token)
+            except (UnknownSurvey, NotOpen) as exc:
+                return refusal(exc)
+        answer = (
+            periodic_form_answer(fields, course_ids(survey))
+            if survey is not None and survey["kind"] == PERIODIC
+            else form_answer(fields)
+        )
         if isinstance(answer, str):
-            return page("form.html.j2", status=422, error=answer)
+            return survey_form(survey, 422, answer)
         try:
             low = await surveys.answer(token, answer)
+        except WrongCourses as exc:
+            return page("form.html.j2", 422, error=str(exc))
         except (UnknownSurvey, NotOpen) as exc:
             return refusal(exc)
         return page("thanks.html.j2", low=low)
 
     @api.post(
         "/v1/surveys/{token}",
-        summary="Answer a survey",
-        responses=problems(400, 404, 409, 413, 503),
+        summary="Answer a ticket's survey",
+        responses=problems(400, 404, 409, 413, 422, 503),
     )
     async def submit_api(token: TokenInPath, answer: AnswerIn) -> dict[str, Any]:
+        return await api_answer(token, answer)
+
+    @api.post(
+        "/v1/periodic-surveys/{token}",
+        summary="Answer a periodic survey: the service, the teaching and each of its courses",
+        responses=problems(400, 404, 409, 413, 422, 503),
+    )
+    async def submit_periodic_api(token: TokenInPath, answer: PeriodicAnswerIn) -> dict[str, Any]:
+        return await api_answer(token, answer)
+
+    async def api_answer(token: str, answer: AnswerIn) -> dict[str, Any]:
         if not is_token(token):
             raise HTTPException(404, "no such survey")
         try:
@@ -301,6 +464,8 @@ def http_routes(surveys: Surveys, *, max_body_bytes: int) -> APIRouter:
             raise HTTPException(404, "no such survey") from exc
         except NotOpen as exc:
             raise HTTPException(409, str(exc)) from exc
+        except WrongCourses as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     web.include_router(api)
     return web

@@ -24,6 +24,26 @@ class SurveySettings(CommonSettings):
         "A learner is never sent two surveys of any kind within this many days (R9.3); "
         "a survey that would be is skipped. 0: no quiet period.",
     )
+    periodic_months: int = own(
+        "survey",
+        "periodic_months",
+        3,
+        "Every this many months each active learner is sent a periodic satisfaction survey "
+        "(R9.3); 0: no periodic surveys.",
+    )
+    active_months: int = own(
+        "survey",
+        "active_months",
+        6,
+        "A learner is active, and so surveyed periodically, when enrolled in a course or when "
+        "the LMS's snapshot of them changed within this many months.",
+    )
+    programme_seconds: float = own(
+        "survey",
+        "programme_seconds",
+        3600,
+        "How often the periodic programme looks for active learners not yet surveyed this period.",
+    )
     poll_seconds: float = own("survey", "poll_seconds", 1, "How often due surveys are sent.")
 
     public_url_override: str | None = own(

@@ -1,10 +1,23 @@
-"""The follow-up programme's pure parts: whose survey it is, and the quiet period (R9.3)."""
+"""The follow-up programme's pure parts (R9.3): whose survey it is, the quiet period, the
+periodic programme's periods and answers, and how metrics counts them."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.survey.domain import learner_key, outside_quiet_period
-from shared.events import Learner
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
+
+from services.metrics.handlers import on_periodic_answered
+from services.survey.domain import (
+    PeriodicAnswerIn,
+    WrongCourses,
+    check_courses,
+    learner_key,
+    outside_quiet_period,
+    period_of,
+)
+from shared.events import CourseScores, Learner, SurveyPeriodicAnswered, new_event
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -36,3 +49,82 @@ def test_zero_days_turns_the_quiet_period_off() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     due = [(a, "id:L-1"), (b, "id:L-1")]
     assert outside_quiet_period(due, {"id:L-1": NOW}, NOW, 0) == ([a, b], [])
+
+
+def test_periods_are_counted_from_january_and_named_by_their_first_month() -> None:
+    assert period_of(datetime(2026, 11, 30, tzinfo=UTC), 3) == "2026-10+3m"
+    assert period_of(datetime(2026, 1, 1, tzinfo=UTC), 3) == "2026-01+3m"
+    assert period_of(datetime(2026, 12, 31, tzinfo=UTC), 6) == "2026-07+6m"
+    assert period_of(datetime(2027, 2, 1, tzinfo=UTC), 12) == "2027-01+12m"
+    # A period need not divide the year: five months from year 0 cross New Year's Day.
+    assert period_of(datetime(2026, 1, 15, tzinfo=UTC), 5) == "2025-11+5m"
+    assert period_of(datetime(2026, 4, 1, tzinfo=UTC), 5) == "2026-04+5m"
+
+
+PERIODIC_FORM = {
+    "overall": "4",
+    "response_speed": "4",
+    "problem_solving": "5",
+    "attitude": "5",
+    "teacher_level": "5",
+    "teaching_method": "3",
+    "teaching_attitude": "4",
+    "course_0_usefulness": "5",
+    "course_0_difficulty": "2",
+    "course_0_structure": "4",
+    "comment": " 口语课的练习太少 ",
+}
+
+
+def test_the_periodic_form_numbers_its_courses_in_the_surveys_order() -> None:
+    answer = PeriodicAnswerIn.from_periodic_form(PERIODIC_FORM, ["IELTS-7"])
+    assert [c.model_dump() for c in answer.courses] == [
+        {"course_id": "IELTS-7", "usefulness": 5, "difficulty": 2, "structure": 4}
+    ]
+    assert (answer.teaching_method, answer.comment) == (3, "口语课的练习太少")
+    check_courses(answer, ["IELTS-7"])
+
+
+def test_a_periodic_answer_must_rate_each_of_the_surveys_courses() -> None:
+    with pytest.raises(ValidationError, match=r"courses\.1\.usefulness"):
+        PeriodicAnswerIn.from_periodic_form(PERIODIC_FORM, ["IELTS-7", "PY-101"])
+    answer = PeriodicAnswerIn.from_periodic_form(PERIODIC_FORM, ["IELTS-7"])
+    with pytest.raises(WrongCourses, match="PY-101"):
+        check_courses(answer, ["PY-101"])
+    with pytest.raises(WrongCourses):
+        check_courses(answer, ["IELTS-7", "IELTS-7"])
+
+
+async def test_metrics_counts_a_periodic_answer_under_its_own_dimensions() -> None:
+    def count(dimension: str) -> float:
+        return (
+            REGISTRY.get_sample_value("careloop_survey_score_count", {"dimension": dimension})
+            or 0.0
+        )
+
+    before = {d: count(d) for d in ("periodic_overall", "teacher_level", "course_structure")}
+    event = new_event(
+        SurveyPeriodicAnswered(
+            survey_id=uuid.uuid4(),
+            learner_id="L-1",
+            period="2026-10+3m",
+            overall=4,
+            response_speed=4,
+            problem_solving=4,
+            attitude=5,
+            courses=(
+                CourseScores(course_id="A", usefulness=5, difficulty=3, structure=4),
+                CourseScores(course_id="B", usefulness=2, difficulty=4, structure=3),
+            ),
+            teacher_level=5,
+            teaching_method=4,
+            teaching_attitude=5,
+            answered_at=NOW,
+        ),
+        producer="survey",
+    )
+    observe = await on_periodic_answered(None, [event])  # the handler reads no database
+    observe()
+    assert count("periodic_overall") == before["periodic_overall"] + 1
+    assert count("teacher_level") == before["teacher_level"] + 1
+    assert count("course_structure") == before["course_structure"] + 2
