@@ -28,6 +28,7 @@ from shared.events import (
     SlaAtRisk,
     SlaBreached,
     SlaWarning,
+    SurveyPeriodicRequested,
     SurveyRequested,
     TicketAssigned,
     TicketCreated,
@@ -250,7 +251,11 @@ def notice(n: IncidentNoticeRequested, *, available: frozenset[str]) -> repo.Not
         n,
         available=available,
         what=f"incident notice {n.notice_id}",
-        words={"body": notice_words(n.body, n.status_url), "status_url": n.status_url},
+        words={
+            "title": n.title,
+            "body": notice_words(n.body, n.status_url),
+            "status_url": n.status_url,
+        },
     )
 
 
@@ -262,6 +267,7 @@ def change_notice(n: CourseChangeNoticeRequested, *, available: frozenset[str]) 
         available=available,
         what=f"course change notice {n.notice_id}",
         words={
+            "title": n.title,
             "body": notice_words(n.body, n.reply_url) if n.reply_url else n.body,
             "status_url": n.reply_url or "",
             "reply": n.reply_url is not None,
@@ -270,7 +276,7 @@ def change_notice(n: CourseChangeNoticeRequested, *, available: frozenset[str]) 
 
 
 def learner_notice(
-    n: IncidentNoticeRequested | CourseChangeNoticeRequested,
+    n: IncidentNoticeRequested | CourseChangeNoticeRequested | SurveyPeriodicRequested,
     *,
     available: frozenset[str],
     what: str,
@@ -280,6 +286,10 @@ def learner_notice(
     has the learner's contact, else on the channel a ticket of theirs would be answered on. A
     notice that can reach the learner nowhere is refused (a dead letter)."""
     learner = n.learner
+    if isinstance(n, SurveyPeriodicRequested):  # about no ticket: no channel of its own
+        notice_id, ticket_channel = n.survey_id, ""
+    else:
+        notice_id, ticket_channel = n.notice_id, n.channel
     contacts = Contacts(
         email=learner.email,
         phone=learner.phone,
@@ -297,7 +307,10 @@ def learner_notice(
         if address
     }
     channel = choose_channel(
-        ticket_channel=n.channel, preferred=None, contacts=contacts, available=available
+        ticket_channel=ticket_channel,
+        preferred=None,
+        contacts=contacts,
+        available=available,
     )
     if channel is None:
         raise ValueError(
@@ -305,14 +318,42 @@ def learner_notice(
             f"answers on ({', '.join(sorted(available))})"
         )
     return repo.Notice(
-        notice_id=n.notice_id,
+        notice_id=notice_id,
         ticket_id=n.ticket_id,
         name=learner.name,
         channel=channel,
         address=addresses[channel],
         language=n.locale,
-        payload={"name": learner.name, "language": n.locale, "title": n.title, **words},
+        payload={"name": learner.name, "language": n.locale, **words},
         requested_at=n.requested_at,
+    )
+
+
+PERIODIC_TITLE = {
+    "zh": "【学习回访】请告诉我们您的学习体验",
+    "en": "[Follow-up] Tell us how your learning goes",
+}
+PERIODIC_BODY = {
+    "zh": "感谢您在这里学习。我们每季度请在读学员为课程、老师和我们的服务打分，只需两分钟。",
+    "en": "Thank you for learning with us. Each quarter we ask our learners to rate their courses, "
+    "their teachers and our service; it takes two minutes.",
+}
+PERIODIC_LINK = {"zh": "填写问卷：", "en": "Answer here:"}
+
+
+def periodic_survey(s: SurveyPeriodicRequested, *, available: frozenset[str]) -> repo.Notice:
+    """The follow-up programme's periodic survey, sent as a ticket-less notice (one per survey
+    id) on the learner's channel, in their language, with the survey's link."""
+    return learner_notice(
+        s,
+        available=available,
+        what=f"periodic survey {s.survey_id}",
+        words={
+            "title": PERIODIC_TITLE[s.locale],
+            "body": PERIODIC_BODY[s.locale],
+            "status_url": s.survey_url,
+            "link_words": PERIODIC_LINK[s.locale],
+        },
     )
 
 
@@ -354,6 +395,9 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
 
     async def on_change_notice(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.add_notices(conn, [change_notice(e.data, available=available) for e in events])
+
+    async def on_periodic_survey(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.add_notices(conn, [periodic_survey(e.data, available=available) for e in events])
 
     async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
         await repo.add_contacts_and_confirmations(
@@ -397,6 +441,7 @@ def event_handlers(settings: NotifySettings) -> dict[str, Handler]:
         CaseConcluded.TYPE: on_case_concluded,
         ArticlesSuggested.TYPE: on_articles,
         SurveyRequested.TYPE: on_survey,
+        SurveyPeriodicRequested.TYPE: on_periodic_survey,
         SlaWarning.TYPE: on_sla,
         SlaBreached.TYPE: on_sla,
         SlaAtRisk.TYPE: on_sla,
@@ -417,6 +462,7 @@ IDEMPOTENT = frozenset(
         CaseConcluded.TYPE,  # a delivery per case
         ArticlesSuggested.TYPE,
         SurveyRequested.TYPE,
+        SurveyPeriodicRequested.TYPE,  # a delivery per survey
         *SLA_KINDS,
     }
 )

@@ -29,6 +29,7 @@ from shared.events import (
     Mentioned,
     NoticeKind,
     Priority,
+    SurveyPeriodicRequested,
     TicketAssigned,
     TicketCreated,
     TicketMerged,
@@ -537,6 +538,43 @@ async def test_incident_notices_reach_learners_with_and_without_a_ticket_once_ea
         await conn.close()
     assert sorted((r["kind"], r["status"]) for r in rows) == [("incident_notice", "sent")] * 3
     assert len(await to(enrolled)) == 1
+
+
+async def test_a_periodic_survey_reaches_the_learner_once_with_its_link(
+    stack: RunningStack, settings: CommonSettings, notify: ServiceProcess
+) -> None:
+    """survey's follow-up programme asks notify to send a learner their periodic survey: one
+    e-mail with the link, however often the request is relayed."""
+    address = f"periodic-{uuid.uuid4().hex[:8]}@example.com"
+    url = f"https://survey.example/s/{uuid.uuid4().hex}"
+    asked = SurveyPeriodicRequested(
+        survey_id=uuid.uuid4(),
+        learner=Learner(name="韩梅梅", email=address),
+        locale="zh",
+        period="2026-10+3m",
+        survey_url=url,
+        requested_at=now(),
+    )
+    event = new_event(asked, producer="survey")
+    await _publish(settings, event, event)
+
+    async def to() -> list[Message]:
+        return [m for m in stack.mails() if m["To"] == address]
+
+    [mail] = await eventually(to, timeout=30)
+    assert mail["Subject"] == "【学习回访】请告诉我们您的学习体验"
+    assert mail["X-Careloop-Ticket"] is None
+    body = cast(EmailMessage, mail).get_content()
+    assert f"填写问卷： {url}" in body and "韩梅梅" in body
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        status = await conn.fetchval(
+            "SELECT status FROM notify.deliveries WHERE delivery_key = $1",
+            f"incident_notice:{asked.survey_id}",
+        )
+    finally:
+        await conn.close()
+    assert status == "sent" and len(await to()) == 1
 
 
 async def test_a_ticket_its_incident_resolved_gets_no_confirm_request(

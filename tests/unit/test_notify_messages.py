@@ -19,9 +19,9 @@ from services.notify.domain import (
     render,
     sms_text,
 )
-from services.notify.handlers import notice
+from services.notify.handlers import notice, periodic_survey
 from services.notify.settings import NotifySettings
-from shared.events import IncidentNoticeRequested, Learner, NoticeKind
+from shared.events import IncidentNoticeRequested, Learner, NoticeKind, SurveyPeriodicRequested
 
 CREATED = datetime(2026, 11, 30, 6, 5, tzinfo=UTC)
 STATUS = "https://status.careloop.example/incidents/INC-0007?lang=zh"
@@ -253,3 +253,46 @@ def test_the_workspace_link_follows_desks_public_url_unless_notify_is_given_its_
 
     monkeypatch.setenv("CARELOOP_NOTIFY_DESK_URL", "https://desk.internal.example")
     assert NotifySettings().desk_url == "https://desk.internal.example"
+
+
+# ---- the follow-up programme's periodic survey -------------------------------------------------
+
+SURVEY = "https://survey.careloop.example/s/Zm9vYmFyYmF6cXV4MTIz"
+
+
+def _periodic(learner: Learner, locale: str) -> SurveyPeriodicRequested:
+    return SurveyPeriodicRequested(
+        survey_id=uuid4(),
+        learner=learner,
+        locale=locale,
+        period="2026-10+3m",
+        survey_url=SURVEY,
+        requested_at=CREATED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "channel", "words"),
+    [("zh", "email", f"填写问卷： {SURVEY}"), ("en", "sms", f"Answer here: {SURVEY}")],
+)
+def test_a_periodic_survey_goes_as_a_ticketless_notice_with_its_link(
+    locale: str, channel: str, words: str
+) -> None:
+    learner = Learner(
+        name="李雷", email="li@example.com" if channel == "email" else None, phone="+8613800138000"
+    )
+    asked = _periodic(learner, locale)
+
+    n = periodic_survey(asked, available=ALL)
+    # As the sender renders it: the recipient's number beside the payload (none: no ticket).
+    rendered = render("incident_notice", locale, {"number": "", **n.payload}, channel=channel)
+
+    assert (n.notice_id, n.ticket_id, n.channel) == (asked.survey_id, None, channel)
+    assert words in rendered.body
+    assert ("学习回访" if locale == "zh" else "Follow-up") in rendered.subject + rendered.body
+    assert "进展" not in rendered.body and "progress" not in rendered.body  # no status page
+
+
+def test_a_periodic_survey_to_a_learner_notify_cannot_reach_is_refused_with_why() -> None:
+    with pytest.raises(ValueError, match=r"periodic survey .* no contact"):
+        periodic_survey(_periodic(Learner(name="Lei Li"), "en"), available=ALL)
