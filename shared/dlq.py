@@ -402,8 +402,8 @@ async def list_dead_letters(
 ) -> list[StoredLetter]:
     """Every dead letter of `topic`, each failure once, oldest first per partition."""
     consumer = _reader(settings)
-    await consumer.start()
     try:
+        await consumer.start()
         records = await read_all(consumer, topics.dlq(topic), quiet_ms=quiet_ms)
     finally:
         await consumer.stop()
@@ -469,9 +469,9 @@ async def replay(
         acks="all",
         enable_idempotence=settings.kafka_idempotent,
     )
-    await consumer.start()
-    await producer.start()
     try:
+        await consumer.start()
+        await producer.start()
         records = await read_all(consumer, topics.dlq(topic), quiet_ms=quiet_ms)
         done = {} if from_start else await _committed(consumer, records)
         report = ReplayReport()

@@ -98,8 +98,8 @@ async def ensure_topics(settings: CommonSettings, names: Iterable[str] | None = 
     if settings.kafka_min_insync_replicas is not None:
         topic_configs["min.insync.replicas"] = str(settings.kafka_min_insync_replicas)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [n for n in (names or all_topics()) if n not in existing]
         if missing:
@@ -213,7 +213,11 @@ class BrokerWatch:
                 enable_auto_commit=False,
                 client_id=f"{self._service}-watch",
             )
-            await probe.start()
+            try:
+                await probe.start()
+            except BaseException:  # failed or cancelled half-way: stop what did start
+                await probe.stop()
+                raise
             self._probe = probe
         return self._probe
 
