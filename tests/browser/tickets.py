@@ -88,13 +88,15 @@ class Tickets:
         t = await self.in_state(event.data.ticket_id, status="new")
         return Made(event.data.ticket_id, t["number"])
 
-    async def assigned(self, agent_id: str = "ana", **submitted: Any) -> Made:
+    async def assigned(
+        self, agent_id: str = "ana", category: Category = Category.TECHNICAL, **submitted: Any
+    ) -> Made:
         made = await self.submitted(**submitted)
         at = now()
         routed = TicketRouted(
             ticket_id=made.ticket_id,
             channel=submitted.get("channel", Channel.EMAIL),
-            category=Category.TECHNICAL,
+            category=category,
             priority=Priority.MEDIUM,
             team="tech_support",
             language=submitted.get("language", "zh"),

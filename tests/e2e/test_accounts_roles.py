@@ -122,6 +122,8 @@ MATRIX: dict[str, dict[str, Access]] = {
         "GET /views/{view}": Access.PAGE,
         "GET /workspace/nav": Access.PAGE,
         "GET /search": Access.PAGE,
+        "GET /callbacks": Access.PAGE,
+        "POST /callbacks/{ref}": Access.PAGE,
         "GET /tickets/{ref}": Access.PAGE,
         "GET /tickets/{ref}/conversation": Access.PAGE,
         "GET /tickets/{ref}/macros/{macro_id}": Access.PAGE,

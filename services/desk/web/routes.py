@@ -30,6 +30,8 @@ from services.desk import articles, handlers, presence
 from services.desk.accounts import repo as accounts_repo
 from services.desk.accounts import security
 from services.desk.accounts.web import SESSION_COOKIE, User, require_user
+from services.desk.cases import handlers as cases
+from services.desk.cases import repo as cases_repo
 from services.desk.domain import RESOLUTION_CODES, Caller, Conflict, NotAllowed, NotFound
 from services.desk.settings import DeskSettings
 from services.desk.web import queries, skills
@@ -122,6 +124,23 @@ def read_capacity(raw: str) -> int | None:
     if not raw.isascii() or not raw.isdigit() or int(raw) > presence.MAX_CAPACITY:
         raise Refusal(422, "capacity")
     return int(raw)
+
+
+def read_score(raw: str) -> int | None:
+    """A satisfaction score chosen on a form: none, or 1 to 5."""
+    if not raw:
+        return None
+    if raw not in ("1", "2", "3", "4", "5"):
+        raise Refusal(422, "score")
+    return int(raw)
+
+
+def parse_uuid(raw: str) -> UUID:
+    """An id a form carries back; anything else is a case that does not exist."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise Refusal(404, "not_found") from None
 
 
 def read_text(form: Mapping[str, str], name: str, *, limit: int = MAX_BODY) -> str:
@@ -748,6 +767,105 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
             message = t["errors"][exc.key].format(reason=exc.reason)
             return await show_board(request, user, status=exc.status, error=message)
         return RedirectResponse("/board?notice=requested", status_code=303, headers=HEADERS)
+
+    async def show_callbacks(
+        request: Request,
+        user: User,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+    ) -> HTMLResponse:
+        """The call-backs due (R9.3): an agent's own tickets', every one for supervisors."""
+        t = words(user)
+        async with ctx.pool.acquire() as conn:
+            base = await frame(conn, user, request, "callbacks")
+            rows = await cases_repo.callbacks(
+                conn,
+                assignee_id=None if user.role in SUPERVISING else user.agent_id,
+                limit=200,
+            )
+        learners = [
+            msgspec.json.decode(r["learner"]) if isinstance(r["learner"], str) else r["learner"]
+            for r in rows
+        ]
+        return render(
+            "callbacks.html.j2",
+            status,
+            **base,
+            rows=[
+                {
+                    **dict(r),
+                    "learner": learner,
+                    "due": beijing(r["callback_due_at"]),
+                    "closed": beijing(r["closed_at"]),
+                }
+                for r, learner in zip(rows, learners, strict=True)
+            ],
+            notice=t["callbacks"]["recorded"] if notice == "recorded" else None,
+            error=error,
+        )
+
+    @router.get(
+        "/callbacks",
+        response_class=HTMLResponse,
+        summary="Workspace: the call-backs due (closed complaints and sampled closed tickets)",
+        responses={**TO_LOGIN, **problems(503)},
+    )
+    async def callbacks_page(
+        request: Request,
+        user: Page,
+        notice: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> HTMLResponse:
+        return await show_callbacks(request, user, notice=notice)
+
+    @router.post(
+        "/callbacks/{ref}",
+        response_class=HTMLResponse,
+        summary="Workspace: record a call-back made (reached or not, a score, what was said)",
+        responses={
+            303: {"description": "Done: back to the call-backs"},
+            **pages(400, 403, 404, 409, 415, 422),
+            **problems(413, 503),
+        },
+    )
+    async def record_callback(ref: str, request: Request, user: Page) -> Response:
+        t = words(user)
+        try:
+            form = await read_form(request)
+            reached = form.get("reached") != "no"
+            score = read_score(form.get("score", ""))
+            if score is not None and not reached:
+                raise Refusal(422, "score_unreached")
+            outcome = read_text(form, "outcome")
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                ticket = await ticket_of(conn, ref, user)
+                with refusals():
+                    case_id = form.get("case", "")
+                    if case_id:
+                        await cases.record_callback(
+                            conn,
+                            case_id=parse_uuid(case_id),
+                            agent=caller(user),
+                            reached=reached,
+                            score=score,
+                            outcome=outcome,
+                        )
+                    else:
+                        await cases.record_ticket_callback(
+                            conn,
+                            ticket_id=ticket["ticket_id"],
+                            agent=caller(user),
+                            reached=reached,
+                            score=score,
+                            outcome=outcome,
+                        )
+        except FormRefused as exc:
+            return await show_callbacks(request, user, status=exc.status, error=t["errors"]["form"])
+        except Refusal as exc:
+            message = t["errors"][exc.key].format(reason=exc.reason)
+            return await show_callbacks(request, user, status=exc.status, error=message)
+        return RedirectResponse("/callbacks?notice=recorded", status_code=303, headers=HEADERS)
 
     async def show_skills(
         request: Request,
