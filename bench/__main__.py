@@ -190,7 +190,7 @@ def main() -> None:
         type=sizes,
         default=[10, 100, 1000],
         help="roster sizes routing's assignment cost is measured with, and the triage's CPU per "
-        "ticket (default 10,100,1000; '' for neither)",
+        "ticket (default 10,100,1000; '' or 0 for neither)",
     )
     parser.add_argument(
         "--incident-learners",
@@ -261,9 +261,9 @@ def main() -> None:
                 with_progress(console, work),
                 settings={"CARELOOP_NOTIFY_SENDERS": "0"},
             )
-    if args.routing_agents:
+    if rosters := [n for n in args.routing_agents if n > 0]:
         figures["routing"] = phase(
-            console, figures, "routing", partial(routing_cost.measure, args.routing_agents)
+            console, figures, "routing", partial(routing_cost.measure, rosters)
         )
     if args.incident_learners:
         n = args.incident_learners
