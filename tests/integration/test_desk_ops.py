@@ -532,7 +532,9 @@ async def indexed(desk: httpx.AsyncClient, tag: str, ids: list[uuid.UUID]) -> No
     async def look() -> bool:
         return set(ids) <= {uuid.UUID(r["ticket_id"]) for r in await found(desk, tag, SUE)}
 
-    await eventually(look, timeout=20)
+    # The module's desk starts with every ticket the earlier modules left unindexed in the
+    # shared database, and indexes the oldest first: the first searches wait behind them.
+    await eventually(look, timeout=60)
 
 
 async def ranked(
