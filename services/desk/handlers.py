@@ -1199,20 +1199,27 @@ async def search(
     among those the agent may see (supervisors and admins: all)."""
     teams = None if agent.supervises else agent.teams
     kind, value = search_kind(q)
-    if kind is SearchKind.NUMBER:
-        rows = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
-    elif kind is SearchKind.TEXT:
-        tsquery = query(value)
-        if tsquery is None:
-            return []
-        rows = await repo.search_words(
-            conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
-        )
-    else:
+    if kind in (SearchKind.EMAIL, SearchKind.PHONE):
         rows = await repo.search_words(
             conn, tsquery=value, contact=True, teams=teams, agent_id=agent.agent_id, limit=limit
         )
-    return [dict(r) for r in rows]
+        return [dict(r) for r in rows]
+    # Bare digits are a ticket's number, that ticket first, and words too (an order number
+    # or a course code the learner wrote): `195151` also finds the tickets that mention it.
+    numbered: list[asyncpg.Record] = []
+    if kind is SearchKind.NUMBER:
+        numbered = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
+    written = kind is SearchKind.TEXT or q.strip().isdigit()
+    tsquery = query(q) if written else None
+    worded: list[asyncpg.Record] = []
+    if tsquery is not None:
+        worded = await repo.search_words(
+            conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
+        )
+    first = {r["ticket_id"] for r in numbered}
+    return [dict(r) for r in [*numbered, *(r for r in worded if r["ticket_id"] not in first)]][
+        :limit
+    ]
 
 
 SEARCH_BATCH = 200
