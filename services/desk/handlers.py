@@ -1199,27 +1199,23 @@ async def search(
     among those the agent may see (supervisors and admins: all)."""
     teams = None if agent.supervises else agent.teams
     kind, value = search_kind(q)
-    if kind in (SearchKind.EMAIL, SearchKind.PHONE):
-        rows = await repo.search_words(
+    first: list[asyncpg.Record] = []
+    if kind is SearchKind.NUMBER:
+        first = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
+    elif kind is not SearchKind.TEXT:
+        first = await repo.search_words(
             conn, tsquery=value, contact=True, teams=teams, agent_id=agent.agent_id, limit=limit
         )
-        return [dict(r) for r in rows]
-    # Bare digits are a ticket's number, that ticket first, and words too (an order number
-    # or a course code the learner wrote): `195151` also finds the tickets that mention it.
-    numbered: list[asyncpg.Record] = []
-    if kind is SearchKind.NUMBER:
-        numbered = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
-    written = kind is SearchKind.TEXT or q.strip().isdigit()
-    tsquery = query(q) if written else None
-    worded: list[asyncpg.Record] = []
-    if tsquery is not None:
-        worded = await repo.search_words(
-            conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
-        )
-    first = {r["ticket_id"] for r in numbered}
-    return [dict(r) for r in [*numbered, *(r for r in worded if r["ticket_id"] not in first)]][
-        :limit
-    ]
+    # Bare digits are a ticket's number or a phone number, and words too (an order number or
+    # a course code the learner wrote): `195151` also finds the tickets that mention it.
+    tsquery = query(q) if kind is SearchKind.TEXT or q.strip().isdigit() else None
+    if tsquery is None:
+        return [dict(r) for r in first]
+    worded = await repo.search_words(
+        conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
+    )
+    seen = {r["ticket_id"] for r in first}
+    return [dict(r) for r in [*first, *(r for r in worded if r["ticket_id"] not in seen)]][:limit]
 
 
 SEARCH_BATCH = 200

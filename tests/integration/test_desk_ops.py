@@ -625,6 +625,10 @@ async def test_digits_find_the_ticket_of_that_number_first_then_tickets_that_men
 
     assert await ranked(desk, digits, [numbered, mentions]) == [numbered, mentions]
     assert await ranked(desk, number, [numbered, mentions]) == [numbered]
+    # eleven digits are a phone number, and words too
+    order = f"{uuid.uuid4().int % 10**11:011d}"
+    ordered, _ = await a_ticket(deliver, desk_pool, subject=f"Order {order} was charged twice")
+    await indexed(desk, order, [ordered])
 
 
 async def test_search_shows_an_agent_only_their_teams_tickets(
