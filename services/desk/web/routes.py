@@ -116,6 +116,14 @@ class Refusal(Exception):
         self.reason = reason
 
 
+def refused(user: User, exc: FormRefused | Refusal) -> str:
+    """What a page says, in the user's language, of a form it refused."""
+    errors = TEXT[language_of(user.language)]["errors"]
+    if isinstance(exc, FormRefused):
+        return str(errors["form"])
+    return str(errors[exc.key]).format(reason=exc.reason)
+
+
 def read_capacity(raw: str) -> int | None:
     """A capacity typed on the board: blank (unchanged) or a whole number in range."""
     raw = raw.strip()
@@ -429,7 +437,6 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
         """Run `action(conn, ticket, form)` on a ticket the user may see, in one
         transaction; back to the ticket's page with the action's notice, or the page again
         with why it was refused (and what was typed)."""
-        t = words(user)
         form: dict[str, str] = {}
         try:
             form = await read_form(request)
@@ -437,18 +444,13 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                 ticket = await ticket_of(conn, ref, user)
                 with refusals():
                     notice, number = await action(conn, ticket, form)
-        except FormRefused as exc:
-            return await show_ticket(
-                request, user, ref, status=exc.status, error=t["errors"]["form"]
-            )
-        except Refusal as exc:
-            message = t["errors"][exc.key].format(reason=exc.reason)
+        except (FormRefused, Refusal) as exc:
             return await show_ticket(
                 request,
                 user,
                 ref,
                 status=exc.status,
-                error=message,
+                error=refused(user, exc),
                 draft={draft_key: form.get("body") or form.get("resolution") or ""},
             )
         query = urlencode({"notice": notice})
@@ -707,7 +709,6 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
         },
     )
     async def reassign(request: Request, user: Supervisor) -> Response:
-        t = words(user)
         try:
             form = await read_form(request)
             async with ctx.pool.acquire() as conn, conn.transaction():
@@ -721,11 +722,8 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                         to_team=None,
                         reason=read_text(form, "reason", limit=MAX_REASON),
                     )
-        except FormRefused as exc:
-            return await show_board(request, user, status=exc.status, error=t["errors"]["form"])
-        except Refusal as exc:
-            message = t["errors"][exc.key].format(reason=exc.reason)
-            return await show_board(request, user, status=exc.status, error=message)
+        except (FormRefused, Refusal) as exc:
+            return await show_board(request, user, status=exc.status, error=refused(user, exc))
         return RedirectResponse("/board?notice=reassigned", status_code=303, headers=HEADERS)
 
     @router.post(
@@ -741,7 +739,6 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
         },
     )
     async def change_agent(request: Request, user: Supervisor) -> Response:
-        t = words(user)
         try:
             form = await read_form(request)
             choice = form.get("online", "")
@@ -761,11 +758,8 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                 )
             if not sent:
                 raise Refusal(404, "no_agent")
-        except FormRefused as exc:
-            return await show_board(request, user, status=exc.status, error=t["errors"]["form"])
-        except Refusal as exc:
-            message = t["errors"][exc.key].format(reason=exc.reason)
-            return await show_board(request, user, status=exc.status, error=message)
+        except (FormRefused, Refusal) as exc:
+            return await show_board(request, user, status=exc.status, error=refused(user, exc))
         return RedirectResponse("/board?notice=requested", status_code=303, headers=HEADERS)
 
     async def show_callbacks(
@@ -830,7 +824,6 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
         },
     )
     async def record_callback(ref: str, request: Request, user: Page) -> Response:
-        t = words(user)
         try:
             form = await read_form(request)
             reached = form.get("reached") != "no"
@@ -860,11 +853,8 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                             score=score,
                             outcome=outcome,
                         )
-        except FormRefused as exc:
-            return await show_callbacks(request, user, status=exc.status, error=t["errors"]["form"])
-        except Refusal as exc:
-            message = t["errors"][exc.key].format(reason=exc.reason)
-            return await show_callbacks(request, user, status=exc.status, error=message)
+        except (FormRefused, Refusal) as exc:
+            return await show_callbacks(request, user, status=exc.status, error=refused(user, exc))
         return RedirectResponse("/callbacks?notice=recorded", status_code=303, headers=HEADERS)
 
     async def show_skills(
@@ -1056,14 +1046,11 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
         responses={**pages(400, 403, 415, 422), **problems(413, 503)},
     )
     async def new_token(request: Request, user: Page) -> HTMLResponse:
-        t = words(user)
         try:
             form = await read_form(request)
             name = read_text(form, "name", limit=100)
-        except FormRefused as exc:
-            return await show_account(request, user, status=exc.status, error=t["errors"]["form"])
-        except Refusal as exc:
-            return await show_account(request, user, status=exc.status, error=t["errors"][exc.key])
+        except (FormRefused, Refusal) as exc:
+            return await show_account(request, user, status=exc.status, error=refused(user, exc))
         token = security.new_secret()
         async with ctx.pool.acquire() as conn, conn.transaction():
             await accounts_repo.add_token(conn, agent_id=user.agent_id, name=name, token=token)
