@@ -6,9 +6,8 @@ The events go through the real broker to metrics' own handlers in its real schem
 of the test's own; each test names a team and an agent of its own, so its series are its own.
 """
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.metrics.handlers import EVENT_HANDLERS, IDEMPOTENT, refresh_once
-from shared.db import create_pool
+from services.metrics.handlers import refresh_once
 from shared.events import (
     Category,
     Channel,
@@ -38,64 +36,21 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, subscribe
-from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
-from shared.migrate import migrate
 from shared.settings import CommonSettings
-from tests.support import RunningStack, eventually
-
-Publish = Callable[[list[Envelope[Any]]], Awaitable[None]]
+from tests.integration.metrics_feed import Publish, metrics_database, metrics_feed
+from tests.support import RunningStack
 
 
 @pytest.fixture
 async def metrics_pool(stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
-    dsn = stack.service_dsn("metrics")
-    await asyncio.to_thread(migrate, dsn, "metrics")
-    pool = await create_pool(dsn, schema="metrics")
-    yield pool
-    await pool.close()
+    async with metrics_database(stack) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def deliver(settings: CommonSettings, metrics_pool: asyncpg.Pool) -> AsyncIterator[Publish]:
-    """Publish events to metrics' handlers and wait until its consumer has applied them all."""
-    topic = f"careloop.test.business.{uuid.uuid4().hex[:8]}"
-    name = f"metrics-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic])
-    consumer_broker = make_broker(settings, client_id="test-metrics")
-    consumer = EventConsumer(
-        name=name,
-        handlers=EVENT_HANDLERS,
-        pool=lambda: metrics_pool,
-        broker=consumer_broker,
-        idempotent=IDEMPOTENT,
-    )
-    subscribe(consumer_broker, consumer, topic_names=[topic], group_id=name, settings=settings)
-    publisher = make_broker(settings, client_id="test-publisher")
-    await consumer_broker.start()
-    await publisher.start()
-    sent = 0
-
-    def applied() -> float:
-        return sum(
-            REGISTRY.get_sample_value("careloop_events_applied_total", {"service": name, "type": t})
-            or 0
-            for t in EVENT_HANDLERS
-        ) + (REGISTRY.get_sample_value("careloop_events_redelivered_total", {"service": name}) or 0)
-
-    async def publish(events: list[Envelope[Any]]) -> None:
-        nonlocal sent
-        await publish_confirmed(publisher, [outgoing(e, topic=topic) for e in events])
-        sent += len(events)
-
-        async def all_applied() -> bool:
-            return applied() >= sent
-
-        await eventually(all_applied, timeout=30)
-
-    yield publish
-    await publisher.stop()
-    await consumer_broker.stop()
+    async with metrics_feed(settings, metrics_pool) as publish:
+        yield publish
 
 
 def exported() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -4,9 +4,8 @@ The events go through the real broker to metrics' own handlers, in its real sche
 test's consumer has a name of its own, so its plumbing counters say when it has read all.
 """
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -15,8 +14,6 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from services.metrics.handlers import EVENT_HANDLERS, IDEMPOTENT
-from shared.db import create_pool
 from shared.events import (
     Category,
     Channel,
@@ -31,68 +28,21 @@ from shared.events import (
     new_event,
     now,
 )
-from shared.inbox import EventConsumer, subscribe
-from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
-from shared.migrate import migrate
 from shared.settings import CommonSettings
-from tests.support import RunningStack, eventually
-
-Publish = Callable[[list[Envelope[Any]]], Awaitable[None]]
+from tests.integration.metrics_feed import Publish, metrics_database, metrics_feed
+from tests.support import RunningStack
 
 
 @pytest.fixture
 async def metrics_pool(stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
-    dsn = stack.service_dsn("metrics")
-    await asyncio.to_thread(migrate, dsn, "metrics")
-    pool = await create_pool(dsn, schema="metrics")
-    yield pool
-    await pool.close()
+    async with metrics_database(stack) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def deliver(settings: CommonSettings, metrics_pool: asyncpg.Pool) -> AsyncIterator[Publish]:
-    """Publish events to metrics' handlers and wait until its consumer has read them all."""
-    topic = f"careloop.test.metrics.{uuid.uuid4().hex[:8]}"
-    name = f"metrics-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic])
-    consumer_broker = make_broker(settings, client_id="test-metrics")
-    consumer = EventConsumer(
-        name=name,
-        handlers=EVENT_HANDLERS,
-        pool=lambda: metrics_pool,
-        broker=consumer_broker,
-        idempotent=IDEMPOTENT,
-    )
-    subscribe(consumer_broker, consumer, topic_names=[topic], group_id=name, settings=settings)
-    publisher = make_broker(settings, client_id="test-publisher")
-    await consumer_broker.start()
-    await publisher.start()
-    sent = 0
-
-    def read() -> float:
-        applied = sum(
-            REGISTRY.get_sample_value("careloop_events_applied_total", {"service": name, "type": t})
-            or 0
-            for t in EVENT_HANDLERS
-        )
-        skipped = (
-            REGISTRY.get_sample_value("careloop_events_redelivered_total", {"service": name}) or 0
-        )
-        return applied + skipped
-
-    async def publish(events: list[Envelope[Any]]) -> None:
-        nonlocal sent
-        await publish_confirmed(publisher, [outgoing(e, topic=topic) for e in events])
-        sent += len(events)
-
-        async def all_read() -> bool:
-            return read() >= sent
-
-        await eventually(all_read, timeout=30)
-
-    yield publish
-    await publisher.stop()
-    await consumer_broker.stop()
+    async with metrics_feed(settings, metrics_pool) as publish:
+        yield publish
 
 
 def created_count(category: Category = Category.TECHNICAL) -> float:
