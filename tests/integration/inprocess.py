@@ -8,6 +8,7 @@ httpx's ASGI transport, and a 500 comes back as a response rather than an except
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,15 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
-from shared.events import Envelope, decode
+from shared.events import (
+    Category,
+    Envelope,
+    Priority,
+    TicketRouted,
+    TicketSubmitted,
+    decode,
+    new_event,
+)
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.support import RunningStack, eventually
@@ -64,8 +73,8 @@ async def served(app_factory: Callable[[], FastAPI], name: str) -> AsyncIterator
 async def publish(settings: CommonSettings, events: list[Envelope[Any]]) -> None:
     await ensure_topics(settings)
     broker = make_broker(settings, client_id="test-publisher")
-    await broker.start()
     try:
+        await broker.start()
         await publish_confirmed(broker, [outgoing(e) for e in events])
     finally:
         await broker.stop()
@@ -78,8 +87,8 @@ async def find_event(
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await consumer.start()
 
         async def look() -> Envelope[Any] | None:
             batches = await consumer.getmany(timeout_ms=500)
@@ -95,3 +104,42 @@ async def find_event(
         return found
     finally:
         await consumer.stop()
+
+
+async def routed_to_ana(
+    settings: CommonSettings,
+    desk: httpx.AsyncClient,
+    submitted: TicketSubmitted,
+    *,
+    category: Category,
+    priority: Priority,
+) -> None:
+    """The learner's ticket `submitted`, created by desk and routed to Ana in the complaints
+    team (none of the other test agents' team: Ben cannot see it)."""
+    ticket_id = submitted.ticket_id
+    await publish(settings, [new_event(submitted, producer="test")])
+
+    async def created() -> bool:
+        return (await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)).status_code == 200
+
+    await eventually(created)
+    at = submitted.submitted_at
+    routed = TicketRouted(
+        ticket_id=ticket_id,
+        channel=submitted.channel,
+        category=category,
+        priority=priority,
+        team="complaints",
+        language=submitted.language,
+        first_response_due_at=at + timedelta(hours=2),
+        resolution_due_at=at + timedelta(hours=24),
+        agent_id="ana",
+        routed_at=at,
+    )
+    await publish(settings, [new_event(routed, producer="test")])
+
+    async def assigned() -> bool:
+        r = await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)
+        return r.status_code == 200 and r.json()["assignee_id"] == "ana"
+
+    await eventually(assigned)

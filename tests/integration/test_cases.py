@@ -6,7 +6,6 @@ dead-lettered with its reason, and the closed case tells the learner and raises 
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -25,7 +24,6 @@ from shared.events import (
     Priority,
     RefundRequested,
     RemedyAcknowledged,
-    TicketRouted,
     TicketSubmitted,
     decode,
     new_event,
@@ -38,6 +36,7 @@ from tests.integration.inprocess import (
     environment,
     find_event,
     publish,
+    routed_to_ana,
     served,
     service_env,
 )
@@ -77,31 +76,7 @@ async def complaint(
         language="zh",
         submitted_at=at,
     )
-    await publish(settings, [new_event(submitted, producer="test")])
-
-    async def created() -> bool:
-        return (await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)).status_code == 200
-
-    await eventually(created)
-    routed = TicketRouted(
-        ticket_id=ticket_id,
-        channel=Channel.WEB,
-        category=category,
-        priority=Priority.HIGH,
-        team="complaints",  # none of the test agents' team: Ben cannot see it
-        language="zh",
-        first_response_due_at=at + timedelta(hours=2),
-        resolution_due_at=at + timedelta(hours=24),
-        agent_id="ana",
-        routed_at=at,
-    )
-    await publish(settings, [new_event(routed, producer="test")])
-
-    async def assigned() -> bool:
-        r = await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)
-        return r.status_code == 200 and r.json()["assignee_id"] == "ana"
-
-    await eventually(assigned)
+    await routed_to_ana(settings, desk, submitted, category=category, priority=Priority.HIGH)
     return ticket_id
 
 

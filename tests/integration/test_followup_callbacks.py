@@ -5,7 +5,6 @@ counts it beside the surveys' scores."""
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -23,18 +22,15 @@ from shared.events import (
     Channel,
     Learner,
     Priority,
-    TicketRouted,
     TicketSubmitted,
-    new_event,
     now,
 )
 from shared.settings import CommonSettings
 from tests.integration.inprocess import (
     ANA,
-    SUE,
     environment,
     find_event,
-    publish,
+    routed_to_ana,
     served,
     service_env,
 )
@@ -87,31 +83,7 @@ async def closed_ticket(
         language="zh",
         submitted_at=at,
     )
-    await publish(settings, [new_event(submitted, producer="test")])
-
-    async def created() -> bool:
-        return (await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)).status_code == 200
-
-    await eventually(created)
-    routed = TicketRouted(
-        ticket_id=ticket_id,
-        channel=Channel.WEB,
-        category=category,
-        priority=Priority.MEDIUM,
-        team="complaints",  # none of the test agents' team: Ben cannot see it
-        language="zh",
-        first_response_due_at=at + timedelta(hours=2),
-        resolution_due_at=at + timedelta(hours=24),
-        agent_id="ana",
-        routed_at=at,
-    )
-    await publish(settings, [new_event(routed, producer="test")])
-
-    async def assigned() -> bool:
-        r = await desk.get(f"/v1/tickets/{ticket_id}", headers=SUE)
-        return r.status_code == 200 and r.json()["assignee_id"] == "ana"
-
-    await eventually(assigned)
+    await routed_to_ana(settings, desk, submitted, category=category, priority=Priority.MEDIUM)
     resolution = {"resolution": "已为您切换到备用线路，回放也已重新生成。"}
     r = await desk.post(f"/v1/tickets/{ticket_id}/resolve", headers=ANA, json=resolution)
     assert r.status_code == 200, r.text
