@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import asyncpg
 import jieba
@@ -494,19 +494,7 @@ class Incidents:
                 raise NotFound(f"no compensation batch {batch_id}")
             check_approver(batch["requested_by"], by, batch["approved_by"])
             incident_id = batch["incident_id"]
-            items = [
-                (
-                    uuid5(batch_id, r["learner_key"]),
-                    incident_id,
-                    batch["kind"],
-                    r["learner_key"],
-                    r["learner"],
-                    r["ticket_id"],
-                    r["number"],
-                )
-                for r in await repo.outreach.linked_learners(conn, incident_id)
-            ]
-            row = await repo.outreach.approve_compensation(conn, batch_id, by=by, items=items)
+            row = await repo.outreach.approve_compensation(conn, batch, by=by)
             await repo.incidents.add_entry(
                 conn,
                 incident_id=incident_id,

@@ -290,36 +290,39 @@ async def compensations(conn: asyncpg.Connection, incident_id: UUID) -> list[asy
 
 
 async def approve_compensation(
-    conn: asyncpg.Connection, batch_id: UUID, *, by: str, items: list[tuple[Any, ...]]
+    conn: asyncpg.Connection, batch: asyncpg.Record, *, by: str
 ) -> asyncpg.Record:
-    """Approve the batch and add its remedies, (remedy_id, incident_id, kind, learner_key,
-    learner, ticket_id, number) each; a learner this incident already compensated in kind is
-    skipped. The batch's `learners` is how many it adds."""
-    added = 0
-    if items:
-        status = await conn.execute(
-            """
-            INSERT INTO compensation_items (remedy_id, batch_id, incident_id, kind, learner_key,
-                                            learner, ticket_id, number)
-            SELECT r.remedy_id, $1, r.incident_id, r.kind, r.learner_key, r.learner, r.ticket_id,
-                   r.number
-            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::uuid[],
-                        $8::text[])
-                AS r(remedy_id, incident_id, kind, learner_key, learner, ticket_id, number)
-            ON CONFLICT DO NOTHING
-            """,
-            batch_id,
-            *(list(c) for c in zip(*items, strict=True)),
-        )
-        added = int(status.split()[-1])
+    """Approve the (locked) batch and add a remedy for each learner of its incident's linked
+    tickets (`linked_learners`: their latest ticket), in one statement however many learners
+    there are; a learner this incident already compensated in kind is skipped. The remedy's
+    id is the batch's and the learner's (an MD5 UUID). The batch's `learners` is how many it
+    adds."""
+    status = await conn.execute(
+        """
+        INSERT INTO compensation_items (remedy_id, batch_id, incident_id, kind, learner_key,
+                                        learner, ticket_id, number)
+        SELECT md5($1::uuid::text || ':' || l.learner_key)::uuid, $1::uuid, $2, $3, l.learner_key,
+               l.learner, l.ticket_id, l.number
+        FROM (
+            SELECT DISTINCT ON (t.learner_key) t.learner_key, t.learner, t.ticket_id, t.number
+            FROM links k JOIN tickets t USING (ticket_id)
+            WHERE k.incident_id = $2 AND k.unlinked_at IS NULL AND t.learner_key IS NOT NULL
+            ORDER BY t.learner_key, t.created_at DESC
+        ) AS l
+        ON CONFLICT DO NOTHING
+        """,
+        batch["batch_id"],
+        batch["incident_id"],
+        batch["kind"],
+    )
     row = await conn.fetchrow(
         """
         UPDATE compensations SET approved_by = $2, approved_at = now(), learners = $3
         WHERE batch_id = $1 RETURNING *
         """,
-        batch_id,
+        batch["batch_id"],
         by,
-        added,
+        int(status.split()[-1]),
     )
     assert row is not None  # the caller locked it
     return row
