@@ -216,6 +216,11 @@ class EventData(_Struct, frozen=True, kw_only=True):
 # ---- careloop.intake.v1 -------------------------------------------------------------------
 
 
+# The `source` of the ticket a low periodic-survey score opens (R9.2: "a low score is not filed
+# away"): a follow-up that routing gives to a supervisor.
+LOW_PERIODIC_SCORE = "periodic_survey_low_score"
+
+
 class TicketSubmitted(EventData, frozen=True, kw_only=True):
     TYPE = "ticket.submitted"
     TOPIC = topics.INTAKE

@@ -2,7 +2,7 @@
 itself is services.routing.triage)."""
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -48,6 +48,15 @@ class Triage:
     # Other teams the ticket needs too (R3.3): a second category's team, when the model gives
     # that category nearly as much weight.
     collaborators: tuple[str, ...] = ()
+
+
+def as_follow_up(triage: Triage) -> Triage:
+    """The follow-up of a low periodic-survey score (R9.2): a dissatisfied learner, as urgent
+    to the desk as a complaint (at least high), for a supervisor (the route says so)."""
+    if PRIORITY_RANK[triage.priority] <= PRIORITY_RANK[Priority.HIGH]:
+        return triage
+    reason = f"{triage.reason}; a low periodic survey score: high"
+    return replace(triage, priority=Priority.HIGH, reason=reason)
 
 
 def due_times(

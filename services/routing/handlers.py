@@ -18,6 +18,7 @@ from services.routing.capacity import Reconciler
 from services.routing.domain import (
     PRIORITY_RANK,
     TEAM_OF,
+    as_follow_up,
     due_times,
     held_by_ordinary_agents,
 )
@@ -41,6 +42,7 @@ from shared import people
 from shared.agents import AGENT_ID_PATTERN, Role, bearer_auth, load_agents
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
+    LOW_PERIODIC_SCORE,
     Category,
     Channel,
     Envelope,
@@ -384,6 +386,10 @@ class Router:
                 for t in tickets
             ]
         )
+        results = [
+            as_follow_up(r) if t.source == LOW_PERIODIC_SCORE else r
+            for t, r in zip(tickets, results, strict=True)
+        ]
         fresh = await repo.insert_tickets(
             conn,
             [
@@ -433,6 +439,8 @@ class Router:
                 category=result.category,
                 course_id=course_of(t),
                 vip=vip_of(t),
+                # the follow-up of a low periodic-survey score is a supervisor's (R9.2)
+                supervisor=t.source == LOW_PERIODIC_SCORE,
                 cause=event,
                 new=new,
             )

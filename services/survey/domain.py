@@ -4,12 +4,12 @@ survey can be answered."""
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import PermanentError
-from shared.events import Learner
+from shared.events import LOW_PERIODIC_SCORE, Channel, Learner, TicketSubmitted
 from shared.text import Text
 
 DIMENSIONS = (
@@ -168,3 +168,64 @@ def check_open(status: str) -> None:
         raise NotOpen("this survey was already answered")
     if status != "requested":
         raise UnknownSurvey(f"this survey is {status}")
+
+
+_FOLLOW_UP = {
+    "zh": (
+        "定期满意度调查低分（总体 {overall}/5）",
+        "学员在定期满意度调查（{period}）中给了低分，请主管回访。",
+        "学员留言：",
+        "课程 {course}：",
+    ),
+    "en": (
+        "Low periodic survey score (overall {overall}/5)",
+        "The learner gave a low score in the periodic satisfaction survey ({period}); a "
+        "supervisor should follow up.",
+        "The learner wrote: ",
+        "Course {course}: ",
+    ),
+}
+
+
+def _scored(dimensions: Sequence[tuple[str, str]], values: Mapping[str, Any], zh: bool) -> str:
+    """ "总体满意度 2/5 · 响应速度 3/5" in the learner's language."""
+    names = (label.split(" · ")[0 if zh else 1] for _, label in dimensions)
+    return " · ".join(f"{n} {values[k]}/5" for n, (k, _) in zip(names, dimensions, strict=True))
+
+
+def low_periodic_follow_up(
+    survey_id: UUID,
+    *,
+    learner: Learner,
+    locale: str,
+    period: str,
+    answer: PeriodicAnswerIn,
+    at: datetime,
+) -> TicketSubmitted:
+    """The follow-up ticket a low periodic answer opens for a supervisor (R9.2), with every
+    score and the comment, in the learner's language. Its id is the survey's: one per answer."""
+    zh = locale != "en"
+    subject, opening, wrote, course = _FOLLOW_UP["zh" if zh else "en"]
+    scores = answer.model_dump()
+    lines = [
+        opening.format(period=period),
+        _scored(DIMENSIONS, scores, zh),
+        _scored(TEACHING_DIMENSIONS, scores, zh),
+        *(
+            course.format(course=c.course_id) + _scored(COURSE_DIMENSIONS, c.model_dump(), zh)
+            for c in answer.courses
+        ),
+    ]
+    if answer.comment:
+        lines.append(wrote + answer.comment)
+    return TicketSubmitted(
+        ticket_id=uuid5(survey_id, LOW_PERIODIC_SCORE),
+        channel=Channel.SERVICE,
+        source=LOW_PERIODIC_SCORE,
+        external_id=f"{LOW_PERIODIC_SCORE}:{survey_id}",
+        learner=learner,
+        subject=subject.format(overall=answer.overall),
+        description="\n".join(lines),
+        language="zh" if zh else "en",
+        submitted_at=at,
+    )

@@ -29,6 +29,7 @@ from services.survey.domain import (
     due_at,
     is_low,
     learner_key,
+    low_periodic_follow_up,
     outside_quiet_period,
     period_of,
 )
@@ -241,8 +242,7 @@ class Surveys:
                 if not isinstance(answer, PeriodicAnswerIn):
                     raise WrongCourses(PERIODIC_NEEDS)
                 check_courses(answer, course_ids(survey))
-                await self._answer_periodic(conn, survey, answer)
-                return False
+                return await self._answer_periodic(conn, survey, answer)
             if isinstance(answer, PeriodicAnswerIn):
                 raise WrongCourses(
                     "this survey is about a ticket: answer it at POST /v1/surveys/{token} "
@@ -279,7 +279,9 @@ class Surveys:
 
     async def _answer_periodic(
         self, conn: asyncpg.Connection, survey: asyncpg.Record, answer: PeriodicAnswerIn
-    ) -> None:
+    ) -> bool:
+        """Store it and announce it; a low one also opens a follow-up ticket for a supervisor
+        (R9.2). Returns whether it was low."""
         row = await repo.record_periodic_answer(conn, survey["survey_id"], answer)
         scores = answer.model_dump(exclude={"courses"})
         event = SurveyPeriodicAnswered(
@@ -290,7 +292,25 @@ class Surveys:
             answered_at=row["answered_at"],
             **scores,
         )
-        await outbox.add(conn, [by_learner(event)])
+        events: list[Envelope[Any]] = [by_learner(event)]
+        low = is_low(answer, self._s.low_score)
+        if low:
+            who = await repo.learner(conn, survey["learner_id"])
+            follow_up = low_periodic_follow_up(
+                survey["survey_id"],
+                learner=Learner(
+                    learner_id=survey["learner_id"],
+                    name=(who and who["name"]) or survey["learner_id"],
+                    email=who and who["email"],
+                ),
+                locale=(who and who["locale"]) or "zh",
+                period=survey["period"],
+                answer=answer,
+                at=row["answered_at"],
+            )
+            events.append(new_event(follow_up, producer=PRODUCER, cause=events[0]))
+        await outbox.add(conn, events)
+        return low
 
 
 P = TypeVar("P", SurveyPeriodicRequested, SurveyPeriodicAnswered)

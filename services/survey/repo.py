@@ -203,6 +203,13 @@ async def schedule_periodic(
     return len(added)
 
 
+async def learner(conn: asyncpg.Connection, learner_id: str) -> asyncpg.Record | None:
+    """The learner as the LMS's latest snapshot describes them."""
+    return await conn.fetchrow(
+        "SELECT learner_id, name, email, locale FROM learners WHERE learner_id = $1", learner_id
+    )
+
+
 async def record_periodic_answer(
     conn: asyncpg.Connection, survey_id: UUID, answer: PeriodicAnswerIn
 ) -> asyncpg.Record:

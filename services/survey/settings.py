@@ -15,7 +15,8 @@ class SurveySettings(CommonSettings):
         "survey",
         "low_score",
         2,
-        "An overall score at or below this reopens the ticket for a supervisor.",
+        "An overall score at or below this reopens the ticket for a supervisor; a periodic "
+        "survey's opens a follow-up ticket for one.",
     )
     quiet_days: float = own(
         "survey",

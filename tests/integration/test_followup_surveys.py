@@ -17,6 +17,7 @@ from services.survey.domain import period_of
 from services.survey.settings import SurveySettings
 from shared import topics
 from shared.events import (
+    LOW_PERIODIC_SCORE,
     Channel,
     Envelope,
     Learner,
@@ -241,3 +242,43 @@ async def test_active_learners_get_one_periodic_survey_of_service_courses_and_te
         (f"PY-{run}", 2),
     ]
     assert (answered.data.teaching_method, answered.data.comment) == (3, "口语练习再多一点")
+
+
+async def test_a_low_periodic_answer_opens_a_follow_up_ticket_for_a_supervisor(
+    survey: httpx.AsyncClient, stack: RunningStack
+) -> None:
+    learner = f"L-low-{uuid.uuid4().hex[:8]}"
+    course = {"course_id": f"PY-{learner}", "title": "Python 入门"}
+    await publish_snapshots(stack, [snapshot(learner, [course], now())])
+    requested = await find_event(
+        stack.bootstrap,
+        topics.SURVEY,
+        lambda e: e.type == "survey.periodic_requested" and e.data.learner.learner_id == learner,
+    )
+    token = requested.data.survey_url.rsplit("/", 1)[1]
+    answer = {
+        "overall": 1,
+        "response_speed": 2,
+        "problem_solving": 1,
+        "attitude": 2,
+        "teacher_level": 2,
+        "teaching_method": 1,
+        "teaching_attitude": 3,
+        "courses": [
+            {"course_id": course["course_id"], "usefulness": 2, "difficulty": 4, "structure": 1}
+        ],
+        "comment": "老师总是迟到，问题反映了也没人管",
+    }
+
+    r = await survey.post(f"/v1/periodic-surveys/{token}", json=answer)
+
+    assert (r.status_code, r.json()) == (200, {"low_score": True})
+    opened = await find_event(
+        stack.bootstrap,
+        topics.INTAKE,
+        lambda e: e.type == "ticket.submitted" and e.data.learner.learner_id == learner,
+    )
+    assert opened.data.source == LOW_PERIODIC_SCORE
+    assert opened.data.learner.email == f"{learner.lower()}@example.com"
+    assert opened.data.subject == "定期满意度调查低分（总体 1/5）"
+    assert "学员留言：老师总是迟到，问题反映了也没人管" in opened.data.description

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
@@ -18,6 +19,7 @@ from services.routing.load import PREFIX
 from shared import topics
 from shared.agents import token_hash
 from shared.events import (
+    LOW_PERIODIC_SCORE,
     Category,
     Channel,
     Envelope,
@@ -286,6 +288,40 @@ async def test_a_transfer_moves_the_ticket_and_its_load(routing: str, desk: Desk
         gus = next(a for a in agents if a["agent_id"] == "gus")
         assert gus["load"] == 1 and not gus["available"]
         assert desk.count(ticket, "ticket.assigned") == 3
+
+
+async def test_the_follow_up_of_a_low_periodic_survey_score_goes_to_a_supervisor(
+    routing: str, desk: Desk
+) -> None:
+    follow_up, plain = uuid.uuid4(), uuid.uuid4()
+    desk.ours |= {follow_up, plain}
+    async with httpx.AsyncClient(base_url=routing, timeout=10) as api:
+        # sue, the one supervisor, with room whatever earlier tests left her (and her
+        # capacity back afterwards, for the modules after this one)
+        agents = (await api.get("/v1/agents", headers=SUE)).json()
+        capacity = next(a["capacity"] for a in agents if a["agent_id"] == "sue")
+        roomy = await api.patch("/v1/admin/agents/sue", json={"capacity": 10_000}, headers=ADA)
+        assert roomy.status_code == 200, roomy.text
+        try:
+            online = await api.put("/v1/agents/sue/presence", json={"online": True}, headers=SUE)
+            assert online.status_code == 200, online.text
+            text = ("Low periodic survey score (overall 1/5)", "Overall 1/5 · Response speed 2/5")
+            survey = created(follow_up, *text)
+            survey = msgspec.structs.replace(
+                survey, data=msgspec.structs.replace(survey.data, source=LOW_PERIODIC_SCORE)
+            )
+
+            await desk.send(survey, created(plain, *text))
+
+            routed = await desk.said(follow_up, "ticket.routed", agent_id="sue")
+            assert routed.data.priority in (Priority.HIGH, Priority.URGENT)
+            placed = await desk.said(plain, "ticket.routed")
+            # the same text, the same team; not sue's, whose supervisor she is not
+            assert routed.data.team == placed.data.team != "tech_support"
+            assert placed.data.agent_id != "sue"
+        finally:
+            back = {"capacity": capacity}
+            await api.patch("/v1/admin/agents/sue", json=back, headers=ADA)
 
 
 async def test_desks_people_are_routings_agents_and_a_disabled_one_takes_nothing(

@@ -4,6 +4,7 @@ periodic programme's periods and answers, and how metrics counts them."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
@@ -14,10 +15,19 @@ from services.survey.domain import (
     WrongCourses,
     check_courses,
     learner_key,
+    low_periodic_follow_up,
     outside_quiet_period,
     period_of,
 )
-from shared.events import CourseScores, Learner, SurveyPeriodicAnswered, new_event
+from shared.events import (
+    LOW_PERIODIC_SCORE,
+    Channel,
+    CourseScores,
+    Learner,
+    SurveyPeriodicAnswered,
+    decode,
+    new_event,
+)
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -128,3 +138,60 @@ async def test_metrics_counts_a_periodic_answer_under_its_own_dimensions() -> No
     assert count("periodic_overall") == before["periodic_overall"] + 1
     assert count("teacher_level") == before["teacher_level"] + 1
     assert count("course_structure") == before["course_structure"] + 2
+
+
+def low_answer(comment: str | None) -> PeriodicAnswerIn:
+    return PeriodicAnswerIn(
+        overall=1,
+        response_speed=2,
+        problem_solving=1,
+        attitude=3,
+        teacher_level=2,
+        teaching_method=1,
+        teaching_attitude=4,
+        courses=[{"course_id": "IELTS-7", "usefulness": 2, "difficulty": 5, "structure": 1}],
+        comment=comment,
+    )
+
+
+def test_a_low_periodic_answer_opens_one_follow_up_with_every_score_in_the_learners_language() -> (
+    None
+):
+    survey_id = uuid.uuid4()
+    learner = Learner(name="王芳", learner_id="L-1", email="w@x.cn")
+
+    zh = low_periodic_follow_up(
+        survey_id,
+        learner=learner,
+        locale="zh",
+        period="2026-Q4",
+        answer=low_answer("老师经常迟到"),
+        at=NOW,
+    )
+    en = low_periodic_follow_up(
+        survey_id, learner=learner, locale="en", period="2026-Q4", answer=low_answer(None), at=NOW
+    )
+
+    assert zh.ticket_id == en.ticket_id != survey_id  # one follow-up per answer
+    assert (zh.source, zh.channel, zh.learner, zh.language) == (
+        LOW_PERIODIC_SCORE,
+        Channel.SERVICE,
+        learner,
+        "zh",
+    )
+    assert zh.subject == "定期满意度调查低分（总体 1/5）"
+    assert zh.description.splitlines() == [
+        "学员在定期满意度调查（2026-Q4）中给了低分，请主管回访。",
+        "总体满意度 1/5 · 响应速度 2/5 · 解决问题能力 1/5 · 服务态度 3/5",
+        "老师水平 2/5 · 教学方法 1/5 · 教学态度 4/5",
+        "课程 IELTS-7：课程实用性 2/5 · 难度是否合适 5/5 · 课程结构 1/5",
+        "学员留言：老师经常迟到",
+    ]
+    assert en.subject == "Low periodic survey score (overall 1/5)"
+    assert en.description.splitlines()[1:] == [
+        "Overall 1/5 · Response speed 2/5 · Problem solving 1/5 · Attitude 3/5",
+        "Teacher's level 2/5 · Teaching method 1/5 · Teaching attitude 4/5",
+        "Course IELTS-7: Usefulness 2/5 · Right difficulty 5/5 · Structure 1/5",
+    ]
+    # what consumers decode is what was built: every field within the event's limits
+    assert decode(msgspec.json.encode(new_event(zh, producer="survey"))).data == zh
