@@ -173,18 +173,34 @@ def check_open(status: str) -> None:
 _FOLLOW_UP = {
     "zh": (
         "定期满意度调查低分（总体 {overall}/5）",
-        "学员在定期满意度调查（{period}）中给了低分，请主管回访。",
+        "学员在{period}的定期满意度调查中给了低分，请主管回访。",
         "学员留言：",
         "课程 {course}：",
     ),
     "en": (
         "Low periodic survey score (overall {overall}/5)",
-        "The learner gave a low score in the periodic satisfaction survey ({period}); a "
+        "The learner gave a low score in the periodic satisfaction survey of {period}; a "
         "supervisor should follow up.",
         "The learner wrote: ",
         "Course {course}: ",
     ),
 }
+
+
+def _period_words(period: str, zh: bool) -> str:
+    """A period as people say it: '2026-10+3m' is "2026年10–12月" / "2026-10 to 2026-12"."""
+    first, _, length = period.partition("+")
+    year, month = (int(p) for p in first.split("-"))
+    last = year * 12 + month - 1 + int(length.removesuffix("m")) - 1
+    last_year, last_month = divmod(last, 12)
+    last_month += 1
+    if (last_year, last_month) == (year, month):
+        return f"{year}年{month}月" if zh else first
+    if not zh:
+        return f"{first} to {last_year}-{last_month:02d}"
+    if last_year == year:
+        return f"{year}年{month}–{last_month}月"
+    return f"{year}年{month}月–{last_year}年{last_month}月"
 
 
 def _scored(dimensions: Sequence[tuple[str, str]], values: Mapping[str, Any], zh: bool) -> str:
@@ -208,7 +224,7 @@ def low_periodic_follow_up(
     subject, opening, wrote, course = _FOLLOW_UP["zh" if zh else "en"]
     scores = answer.model_dump()
     lines = [
-        opening.format(period=period),
+        opening.format(period=_period_words(period, zh)),
         _scored(DIMENSIONS, scores, zh),
         _scored(TEACHING_DIMENSIONS, scores, zh),
         *(

@@ -164,12 +164,17 @@ def test_a_low_periodic_answer_opens_one_follow_up_with_every_score_in_the_learn
         survey_id,
         learner=learner,
         locale="zh",
-        period="2026-Q4",
+        period="2026-10+3m",
         answer=low_answer("老师经常迟到"),
         at=NOW,
     )
     en = low_periodic_follow_up(
-        survey_id, learner=learner, locale="en", period="2026-Q4", answer=low_answer(None), at=NOW
+        survey_id,
+        learner=learner,
+        locale="en",
+        period="2026-10+3m",
+        answer=low_answer(None),
+        at=NOW,
     )
 
     assert zh.ticket_id == en.ticket_id != survey_id  # one follow-up per answer
@@ -181,17 +186,41 @@ def test_a_low_periodic_answer_opens_one_follow_up_with_every_score_in_the_learn
     )
     assert zh.subject == "定期满意度调查低分（总体 1/5）"
     assert zh.description.splitlines() == [
-        "学员在定期满意度调查（2026-Q4）中给了低分，请主管回访。",
+        "学员在2026年10–12月的定期满意度调查中给了低分，请主管回访。",
         "总体满意度 1/5 · 响应速度 2/5 · 解决问题能力 1/5 · 服务态度 3/5",
         "老师水平 2/5 · 教学方法 1/5 · 教学态度 4/5",
         "课程 IELTS-7：课程实用性 2/5 · 难度是否合适 5/5 · 课程结构 1/5",
         "学员留言：老师经常迟到",
     ]
     assert en.subject == "Low periodic survey score (overall 1/5)"
-    assert en.description.splitlines()[1:] == [
+    assert en.description.splitlines() == [
+        "The learner gave a low score in the periodic satisfaction survey of 2026-10 to "
+        "2026-12; a supervisor should follow up.",
         "Overall 1/5 · Response speed 2/5 · Problem solving 1/5 · Attitude 3/5",
         "Teacher's level 2/5 · Teaching method 1/5 · Teaching attitude 4/5",
         "Course IELTS-7: Usefulness 2/5 · Right difficulty 5/5 · Structure 1/5",
     ]
     # what consumers decode is what was built: every field within the event's limits
     assert decode(msgspec.json.encode(new_event(zh, producer="survey"))).data == zh
+
+
+@pytest.mark.parametrize(
+    ("period", "zh", "en"),
+    [
+        ("2026-10+3m", "2026年10–12月", "2026-10 to 2026-12"),
+        ("2026-11+3m", "2026年11月–2027年1月", "2026-11 to 2027-01"),
+        ("2026-05+1m", "2026年5月", "survey of 2026-05;"),
+    ],
+)
+def test_a_period_reads_as_its_months(period: str, zh: str, en: str) -> None:
+    answer = low_answer(None)
+    for locale, words in (("zh", zh), ("en", en)):
+        made = low_periodic_follow_up(
+            uuid.uuid4(),
+            learner=Learner(name="王芳"),
+            locale=locale,
+            period=period,
+            answer=answer,
+            at=NOW,
+        )
+        assert words in made.description.splitlines()[0]
