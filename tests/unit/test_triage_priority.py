@@ -34,6 +34,16 @@ C, P = Category, Priority
         ),
         ("在不在 在不在", Situation(C.OTHER, P.URGENT, None), P.HIGH),
         (
+            "codes I never asked for, read as technical, account likely enough: live compromise",
+            Situation(C.TECHNICAL, P.URGENT, None, live_p=0.3),
+            P.URGENT,
+        ),
+        (
+            "urgent-sounding, account or money unlikely",
+            Situation(C.TECHNICAL, P.URGENT, None, live_p=0.1),
+            P.HIGH,
+        ),
+        (
             "negated hack: forgot the password",
             Situation(C.ACCOUNT_SECURITY, P.MEDIUM, None),
             P.MEDIUM,
@@ -65,9 +75,14 @@ C, P = Category, Priority
             P.URGENT,
         ),
         (
-            "is the coffee free? exam in 1 h: other blocks nothing, whatever the model says",
-            Situation(C.OTHER, P.LOW, 60, True),
+            "is the coffee free? exam in 1 h: the blocking model says it blocks nothing",
+            Situation(C.OTHER, P.LOW, 60, False),
             P.LOW,
+        ),
+        (
+            "admission ticket left at the centre, exam in 1 h: other can block too",
+            Situation(C.OTHER, P.MEDIUM, 60, True),
+            P.URGENT,
         ),
         (
             "invoice, class in 1 h: no block",
@@ -155,6 +170,7 @@ def test_the_rule_that_set_the_priority_is_named() -> None:
         ("明天上午的课能改到下午吗", 1440),
         ("I need help with tonight's class recording", 600),
         ("过半小时就上课了 还是进不去", 30),  # "过" ahead; "过了" is a span behind
+        ("Caller is at the test centre, exam starts in an hour and a half", 90),
     ],
 )
 def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int) -> None:
@@ -173,6 +189,8 @@ def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int)
         "上周六的课老师没来 等了半小时 也没人说一声",  # a span that passed
         "上课的时候每隔两分钟就掉线一次",  # a span that repeats
         "老师上课迟到了二十分钟",
+        "每节视频还剩一两分钟就自己切到后面一课了",  # a numbered lesson of a recording
+        "my exam is later today. just a question for afterwards: is the score on it?",
     ],
 )
 def test_a_time_without_a_class_or_with_no_hurry_counts_for_nothing(text: str) -> None:

@@ -1,5 +1,6 @@
 """`python -m services.routing.triage train|evaluate|sweep`: build the artifact of the current
-corpus, score triage and write docs/triage-evaluation.md, or print the urgent thresholds' table."""
+corpus, score triage (on the corpus and on the independent check set in data/triage-check/,
+never trained on) and write docs/triage-evaluation.md, or print the urgent thresholds' table."""
 
 import argparse
 import time
@@ -28,7 +29,12 @@ def main() -> None:
     if args.command == "sweep":
         print(sweep(corpus.read(paths)))
         return
-    text = report(corpus.read(paths), corpus.digest(paths))
+    check = corpus.files(settings.check_dir) if settings.check_dir.is_dir() else []
+    if set(check) & set(paths):
+        raise ValueError(
+            f"the check set {settings.check_dir} lies in the corpus: it would be trained on"
+        )
+    text = report(corpus.read(paths), corpus.digest(paths), corpus.read(check))
     with open(args.report, "w", encoding="utf-8") as f:
         f.write(text)
     print(text)

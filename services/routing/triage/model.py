@@ -16,6 +16,7 @@ from pypinyin.pinyin_dict import pinyin_dict
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from services.routing.triage.priority import LIVE_COMPROMISE
 from shared.events import Category, Channel, Priority
 
 _T2S = opencc.OpenCC("t2s")
@@ -234,6 +235,7 @@ class Prediction:
     blocks_p: float  # the probability that the problem keeps the learner from a class or exam
     second: Category  # the next most probable category
     second_p: float
+    live_p: float = 0.0  # the probability that it is about the account or money
 
 
 class Models:
@@ -287,6 +289,7 @@ class Models:
         urg_p = self.urgency.predict_proba(shared)
         blk_p = self.blocks.predict_proba(shared)[:, list(self.blocks.classes_).index(True)]
         cats = [Category(c) for c in self.category.classes_]
+        live = [i for i, c in enumerate(cats) if c in LIVE_COMPROMISE]
         levels = [Priority(p) for p in self.urgency.classes_]
         u = levels.index(Priority.URGENT) if Priority.URGENT in levels else None
         out = []
@@ -303,6 +306,7 @@ class Models:
                     float(bp),
                     cats[second],
                     float(cp[second]),
+                    float(cp[live].sum()),
                 )
             )
         return out

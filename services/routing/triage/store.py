@@ -25,6 +25,11 @@ class TriageSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELOOP_TRIAGE_", extra="ignore")
 
     corpus_dir: Path = Field(ROOT / "data" / "triage", description="The labelled corpus (*.jsonl).")
+    check_dir: Path = Field(
+        ROOT / "data" / "triage-check",
+        description="An independent check set (*.jsonl, the corpus format), written apart from the "
+        "corpus: `evaluate` scores it, nothing ever trains on it.",
+    )
     artifact_dir: Path = Field(
         ROOT / "var" / "triage",
         description="Where trained models are kept, one file per corpus hash (generated, never "
