@@ -12,6 +12,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,9 +32,12 @@ from shared import http, people
 from shared.agents import load_seed
 from shared.db import create_pool
 from shared.events import (
+    CallbackReason,
+    CallbackRecorded,
     Category,
     Channel,
     CloseReason,
+    CourseScores,
     Envelope,
     EventData,
     Learner,
@@ -42,6 +46,7 @@ from shared.events import (
     Priority,
     ReopenReason,
     SurveyAnswered,
+    SurveyPeriodicAnswered,
     TicketClosed,
     TicketCreated,
     TicketReopened,
@@ -228,6 +233,57 @@ def march_tickets() -> list[Ticket]:
     ]  # fmt: skip
 
 
+def march_follow_ups(tickets: list[Ticket]) -> list[Envelope[Any]]:
+    """Two periodic answers in March (overall 5 and 2; IELTS rated twice, PY once), one in
+    February, and three call-backs: two sampled (one reached, scored 4), one complaint's
+    (reached, scored 2)."""
+
+    def periodic(day: datetime, overall: int, courses: list[tuple[str, int]]) -> Envelope[Any]:
+        return new_event(
+            SurveyPeriodicAnswered(
+                survey_id=uuid.uuid4(),
+                learner_id=f"L-{uuid.uuid4().hex[:6]}",
+                period="2025-01+3m",
+                overall=overall,
+                response_speed=overall,
+                problem_solving=overall,
+                attitude=overall,
+                teacher_level=4,
+                teaching_method=3,
+                teaching_attitude=5,
+                courses=tuple(
+                    CourseScores(course_id=c, usefulness=u, difficulty=3, structure=4)
+                    for c, u in courses
+                ),
+                answered_at=day,
+            ),
+            producer="survey",
+        )
+
+    def called(ticket: Ticket, reason: CallbackReason, score: int | None) -> Envelope[Any]:
+        return new_event(
+            CallbackRecorded(
+                ticket_id=ticket.id,
+                number="CL-700001",
+                reason=reason,
+                reached=score is not None,
+                score=score,
+                by="ana",
+                recorded_at=ticket.created_at + timedelta(days=2),
+            ),
+            producer="desk",
+        )
+
+    return [
+        periodic(at(4), 5, [("IELTS-7", 4), ("PY-101", 5)]),
+        periodic(at(18), 2, [("ielts-9", 2)]),
+        periodic(at(4) - timedelta(days=30), 1, [("IELTS-7", 1)]),  # February's
+        called(tickets[0], CallbackReason.SAMPLE, 4),
+        called(tickets[2], CallbackReason.SAMPLE, None),
+        called(tickets[1], CallbackReason.COMPLAINT, 2),
+    ]
+
+
 @pytest.fixture(scope="module")
 async def metrics_pool(stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
     dsn = stack.service_dsn("metrics")
@@ -257,7 +313,7 @@ async def march(settings: CommonSettings, metrics_pool: asyncpg.Pool) -> list[Ti
     await consumer_broker.start()
     await publisher.start()
     tickets = march_tickets()
-    events = [e for t in tickets for e in t.events]
+    events = [e for t in tickets for e in t.events] + march_follow_ups(tickets)
 
     def read() -> float:
         applied = sum(
@@ -304,6 +360,19 @@ def row(html: str, kpi: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found[1])).strip()
 
 
+def table(html: str, table_id: str) -> list[list[str]]:
+    """The table's cells, row by row, as text."""
+    found = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert found is not None, table_id
+    return [
+        [
+            unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", c))).strip()
+            for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", tr, re.S)
+        ]
+        for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", found[1], re.S)
+    ]
+
+
 def pages(pdf: bytes) -> int:
     """The page objects of a PDF, in its compressed object streams too."""
     streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
@@ -331,6 +400,18 @@ async def test_a_month_renders_to_html_with_its_numbers_and_to_a_pdf(
     assert row(html, "first_response_sla").startswith("First-response SLA met 80.0 %")
     assert "视频播放卡顿" in html  # the top problem: two tickets worded alike
     assert html.count('src="data:image/svg+xml;base64,') == 6
+    # the follow-up programme: March's two periodic answers, not February's
+    assert table(html, "periodic") == [
+        ["Surveys answered", "Satisfied", "Overall", "Response speed", "Problem solving",
+         "Attitude", "Teacher's level", "Teaching method", "Teaching attitude"],
+        ["2", "50.0 %", "3.50", "3.50", "3.50", "3.50", "4.00", "3.00", "5.00"],
+    ]  # fmt: skip
+    assert table(html, "courses")[1:] == [["IELTS", "2", "3.00", "3.00", "4.00"],
+                                          ["PY", "1", "5.00", "3.00", "4.00"]]  # fmt: skip
+    assert table(html, "callbacks")[1:] == [
+        ["Closed complaints", "1", "100.0 %", "1", "2.00", "1"],
+        ["Sampled closed tickets", "2", "50.0 %", "1", "4.00", "0"],
+    ]
     assert made.pdf.startswith(b"%PDF-")
     assert pages(made.pdf) >= 2
 

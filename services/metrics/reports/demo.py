@@ -29,8 +29,11 @@ import msgspec
 from services.metrics.settings import MetricsSettings
 from shared.db import create_pool
 from shared.events import (
+    CallbackReason,
+    CallbackRecorded,
     Channel,
     CloseReason,
+    CourseScores,
     Envelope,
     EventData,
     Learner,
@@ -38,6 +41,7 @@ from shared.events import (
     LearnerCourse,
     ReopenReason,
     SurveyAnswered,
+    SurveyPeriodicAnswered,
     TicketClosed,
     TicketCreated,
     TicketReopened,
@@ -275,7 +279,94 @@ def _story(
                 ),
             )
         )
+        _call_back(rng, story, ticket_id=ticket_id, number=number, closed=closed, until=until,
+                   complaint=kind == "complaint", agent=agent, progress=progress)  # fmt: skip
+    _periodic(
+        rng, story, learner_id=learner_id, course=course, at=at, until=until, progress=progress
+    )
     return story
+
+
+def _call_back(
+    rng: random.Random,
+    story: Story,
+    *,
+    ticket_id: UUID,
+    number: str,
+    closed: datetime,
+    until: datetime,
+    complaint: bool,
+    agent: str,
+    progress: float,
+) -> None:
+    """Every closed complaint and one closed ticket in ten is phoned back a day or so later;
+    three in four learners answer, most of them content."""
+    called = closed + _hours(rng, 24)
+    if not (complaint or rng.random() < 0.1) or called >= until:
+        return
+    reached = rng.random() < 0.75
+    score = rng.choices((1, 2, 3, 4, 5), weights=(4, 6, 15, 35, 30 + 10 * progress))[0]
+    story.later.append(
+        (
+            called,
+            CallbackRecorded(
+                ticket_id=ticket_id,
+                number=number,
+                reason=CallbackReason.COMPLAINT if complaint else CallbackReason.SAMPLE,
+                reached=reached,
+                score=score if reached else None,
+                by=agent,
+                recorded_at=called,
+            ),
+        )
+    )
+
+
+def _periodic(
+    rng: random.Random,
+    story: Story,
+    *,
+    learner_id: str,
+    course: str,
+    at: datetime,
+    until: datetime,
+    progress: float,
+) -> None:
+    """One learner in eight also answers the periodic survey, rating their course."""
+    answered = at + _hours(rng, 48)
+    if rng.random() > 0.125 or answered >= until:
+        return
+
+    def score(*weights: float) -> int:
+        return rng.choices((1, 2, 3, 4, 5), weights=weights)[0]
+
+    overall = score(4, 6, 16, 40, 34 + 10 * progress)
+    story.later.append(
+        (
+            answered,
+            SurveyPeriodicAnswered(
+                survey_id=uuid4(),
+                learner_id=learner_id,
+                period=f"{answered.year}-{(answered.month - 1) // 3 * 3 + 1:02d}+3m",
+                overall=overall,
+                response_speed=score(4, 6, 20, 40, 30),
+                problem_solving=score(4, 6, 20, 40, 30),
+                attitude=score(2, 4, 14, 40, 40),
+                courses=(
+                    CourseScores(
+                        course_id=course,
+                        usefulness=score(3, 5, 20, 40, 32),
+                        difficulty=score(5, 10, 30, 35, 20),
+                        structure=score(3, 7, 25, 40, 25),
+                    ),
+                ),
+                teacher_level=score(2, 4, 14, 40, 40),
+                teaching_method=score(3, 6, 21, 40, 30),
+                teaching_attitude=score(2, 3, 15, 40, 40),
+                answered_at=answered,
+            ),
+        )
+    )
 
 
 def _resolved(

@@ -13,8 +13,10 @@ import asyncpg
 
 from services.metrics.reports import repo
 from shared.events import (
+    CallbackRecorded,
     Envelope,
     SurveyAnswered,
+    SurveyPeriodicAnswered,
     TicketClosed,
     TicketCreated,
     TicketReopened,
@@ -42,15 +44,19 @@ def learner_key(created: TicketCreated) -> str | None:
     return hashlib.sha256(ident.strip().lower().encode()).hexdigest()[:32]
 
 
-def course_line(created: TicketCreated) -> str | None:
+def line_of(course_id: str) -> str | None:
     """The course line (routing's skills' word): a course id's prefix before a dash, `PY` of
-    `PY-101`; the ticket's own course, else the learner's first course the LMS lists."""
+    `PY-101`."""
+    return course_id.strip().upper().split("-", 1)[0][:32] or None
+
+
+def course_line(created: TicketCreated) -> str | None:
+    """The ticket's course line: of its own course, else of the learner's first course the LMS
+    lists."""
     course = created.course_id
     if course is None and created.learner_context and created.learner_context.courses:
         course = created.learner_context.courses[0].course_id
-    if not course:
-        return None
-    return course.strip().upper().split("-", 1)[0][:32] or None
+    return line_of(course) if course else None
 
 
 async def on_created(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
@@ -101,6 +107,47 @@ async def on_answered(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> 
     )
 
 
+async def on_periodic_answered(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    answers: list[SurveyPeriodicAnswered] = [e.data for e in events]
+    await repo.record_periodic(
+        conn,
+        [
+            (
+                a.survey_id,
+                a.overall,
+                a.response_speed,
+                a.problem_solving,
+                a.attitude,
+                a.teacher_level,
+                a.teaching_method,
+                a.teaching_attitude,
+                a.answered_at,
+            )
+            for a in answers
+        ],
+        [
+            (
+                a.survey_id,
+                c.course_id,
+                line_of(c.course_id) or c.course_id,
+                c.usefulness,
+                c.difficulty,
+                c.structure,
+                a.answered_at,
+            )
+            for a in answers
+            for c in a.courses
+        ],
+    )
+
+
+async def on_callback(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+    calls: list[CallbackRecorded] = [e.data for e in events]
+    await repo.record_callbacks(
+        conn, [(c.ticket_id, c.recorded_at, c.reason, c.reached, c.score) for c in calls]
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     TicketCreated.TYPE: on_created,
     TicketRouted.TYPE: on_triaged,
@@ -109,6 +156,8 @@ HANDLERS: dict[str, Handler] = {
     TicketReopened.TYPE: on_reopened,
     TicketClosed.TYPE: on_closed,
     SurveyAnswered.TYPE: on_answered,
+    SurveyPeriodicAnswered.TYPE: on_periodic_answered,
+    CallbackRecorded.TYPE: on_callback,
 }
 
 

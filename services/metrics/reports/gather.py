@@ -49,7 +49,31 @@ class Report:
     step: str
     series: list[dict[str, Any]]
     problems: list[Problem]
+    followup: "FollowUp"
     actions: list[Action] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The follow-up programme's results in the period (R9.3, R9.4): the periodic surveys'
+    scores, their courses' by course line, and the call-backs made, per reason."""
+
+    periodic: dict[str, Any]
+    courses: list[dict[str, Any]]
+    callbacks: list[dict[str, Any]]
+
+
+async def follow_up(conn: asyncpg.Connection, start: datetime, end: datetime) -> FollowUp:
+    periodic = dict(await repo.periodic_scores(conn, start, end))
+    periodic["satisfied_share"] = share(periodic["satisfied"], periodic["surveys"])
+    return FollowUp(
+        periodic=periodic,
+        courses=[dict(r) for r in await repo.course_scores(conn, start, end)],
+        callbacks=[
+            {**dict(r), "reached_share": share(r["reached"], r["made"])}
+            for r in await repo.callbacks(conn, start, end)
+        ],
+    )
 
 
 def step_of(period: Period) -> str:
@@ -121,6 +145,7 @@ async def gather(
         step=step,
         series=series,
         problems=problems,
+        followup=await follow_up(conn, start, end),
     )
     report.actions = await _actions(
         conn, figures, period, zone=zone, now=now, window=timedelta(days=action_window_days)
@@ -164,4 +189,4 @@ async def measure_action(
     )
 
 
-__all__ = ["KPIS", "Action", "Figures", "Report", "gather", "measure_action"]
+__all__ = ["KPIS", "Action", "Figures", "FollowUp", "Report", "gather", "measure_action"]

@@ -14,6 +14,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "satisfaction_section": ("满意度", "Satisfaction"),
     "groups": ("渠道、课程类型与学员群体", "Channels, course lines and learner groups"),
     "problems": ("常见问题", "Top problems"),
+    "followup": ("定期回访与电话回访", "Follow-up: periodic surveys and call-backs"),
     "actions": ("改进措施", "Improvement actions"),
     "definitions": ("指标说明", "Definitions"),
     "period": ("统计周期", "Period"),
@@ -58,6 +59,27 @@ WORDS: dict[str, tuple[str, str]] = {
     "before": ("实施前", "Before"),
     "after": ("实施后", "After"),
     "overdue": ("已逾期", "Overdue"),
+    "answers": ("评价数", "Answers"),
+    "usefulness": ("课程实用性", "Usefulness"),
+    "difficulty": ("难度是否合适", "Right difficulty"),
+    "structure": ("课程结构", "Structure"),
+    "teacher_level": ("老师水平", "Teacher's level"),
+    "teaching_method": ("教学方法", "Teaching method"),
+    "teaching_attitude": ("教学态度", "Teaching attitude"),
+    "callback_reason": ("回访原因", "Reason"),
+    "callbacks_made": ("已回访", "Calls made"),
+    "reached": ("接通率", "Reached"),
+    "scored": ("给分", "Scored"),
+    "callback_score": ("回访评分均值", "Score, mean"),
+    "low_scores": ("低分(1–2)", "Low (1–2)"),
+    "callback_sample": ("抽样回访", "Sampled closed tickets"),
+    "callback_complaint": ("投诉工单回访", "Closed complaints"),
+    "callback_case": ("投诉案件回访", "Closed complaint cases"),
+    "no_periodic": (
+        "本期没有定期满意度调查的回答。",
+        "No periodic survey was answered in the period.",
+    ),
+    "no_callbacks": ("本期没有电话回访记录。", "No call-back was recorded in the period."),
     "none": ("无", "None"),
     "no_actions": ("本期无改进措施。", "No improvement actions in this period."),
     "no_problems": ("本期无重复出现的问题。", "No problem came up more than once."),
@@ -118,7 +140,9 @@ WORDS: dict[str, tuple[str, str]] = {
         "一次解决率:已解决工单中从未重开的比例。时限达标:在路由设定的时限内首次回复(解决);尚未到期的工单不计。"
         "重复问题:同一学员在此前30天内提出过同类问题。满意度:本期回收问卷中整体评分为4或5分的比例。"
         "课程类型:课程编号中横线前的前缀(PY-101 的 PY)。学员群体:LMS 中的学员等级。"
-        "常见问题:去掉数字、标点与无意义词后相同的问题标题。",
+        "常见问题:去掉数字、标点与无意义词后相同的问题标题。"
+        "定期回访:本期回答的定期满意度调查,课程按课程类型汇总,实用性最低的在前。"
+        "电话回访:本期记录的回访,接通率为接通的占比,评分为学员在电话中给出的1–5分。",
         "Tickets are those created in the period; their resolution, SLA and reopen figures are as "
         "known when the report was made. Resolution rate: resolved or closed and not reopened "
         "since. First-contact resolution: resolved tickets never reopened. SLA met: answered "
@@ -127,7 +151,9 @@ WORDS: dict[str, tuple[str, str]] = {
         "Satisfaction: surveys answered in the period with an overall score of 4 or 5. Course "
         "line: the course id's prefix before a dash (PY of PY-101). Learner group: the LMS tier. "
         "Top problems: subjects that read the same once numbers, punctuation and filler words "
-        "are removed.",
+        "are removed. Periodic surveys: those answered in the period; courses by course line, "
+        "the least useful first. Call-backs: those recorded in the period; reached is their "
+        "share that got through, the score the learner's 1–5 on the phone.",
     ),
 }
 

@@ -31,6 +31,16 @@ SUMMARY = (
     "open_at_end",
     "surveys",
 )
+# The periodic survey's dimensions, in the order the report's follow-up table shows them.
+PERIODIC_SCORES = (
+    "overall",
+    "response_speed",
+    "problem_solving",
+    "attitude",
+    "teacher_level",
+    "teaching_method",
+    "teaching_attitude",
+)
 EFFICIENCY = (
     "first_response_median",
     "first_response_p90",
@@ -153,6 +163,7 @@ def html(report: Report, *, language: str) -> str:
             charts=chart_images(report, word),
             summary=SUMMARY,
             efficiency=EFFICIENCY,
+            periodic_scores=PERIODIC_SCORES,
             kpis=KPIS,
             delta=delta,
             number=number,

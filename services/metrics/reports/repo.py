@@ -112,6 +112,47 @@ async def record_surveys(
     )
 
 
+async def record_periodic(
+    conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], courses: Sequence[tuple[Any, ...]]
+) -> None:
+    """Periodic answers, (survey_id, overall, response_speed, problem_solving, attitude,
+    teacher_level, teaching_method, teaching_attitude, answered_at), and their courses'
+    scores, (survey_id, course_id, course_line, usefulness, difficulty, structure,
+    answered_at)."""
+    await conn.execute(
+        """
+        INSERT INTO report_periodic (survey_id, overall, response_speed, problem_solving,
+            attitude, teacher_level, teaching_method, teaching_attitude, answered_at)
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[],
+                             $7::int[], $8::int[], $9::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        *_columns(rows, 9),
+    )
+    await conn.execute(
+        """
+        INSERT INTO report_periodic_courses (survey_id, course_id, course_line, usefulness,
+            difficulty, structure, answered_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],
+                             $6::int[], $7::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        *_columns(courses, 7, key_width=2),
+    )
+
+
+async def record_callbacks(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(ticket_id, recorded_at, reason, reached, score)."""
+    await conn.execute(
+        """
+        INSERT INTO report_callbacks (ticket_id, recorded_at, reason, reached, score)
+        SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[], $5::int[])
+        ON CONFLICT DO NOTHING
+        """,
+        *_columns(rows, 5, key_width=2),
+    )
+
+
 # ---- a period's figures --------------------------------------------------------------------
 
 # The tickets created in [$1, $2), with what the reports know of them. Resolved "now": closed,
@@ -446,4 +487,64 @@ async def actions(
         """,
         started_before,
         since,
+    )
+
+
+# ---- the follow-up programme ---------------------------------------------------------------
+
+
+async def periodic_scores(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> asyncpg.Record:
+    """Periodic answers in [start, end): how many, how many satisfied (overall 4-5), and each
+    dimension's mean."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS surveys, count(*) FILTER (WHERE overall >= 4) AS satisfied,
+               avg(overall)::float8 AS overall, avg(response_speed)::float8 AS response_speed,
+               avg(problem_solving)::float8 AS problem_solving,
+               avg(attitude)::float8 AS attitude, avg(teacher_level)::float8 AS teacher_level,
+               avg(teaching_method)::float8 AS teaching_method,
+               avg(teaching_attitude)::float8 AS teaching_attitude
+        FROM report_periodic WHERE answered_at >= $1 AND answered_at < $2
+        """,
+        start,
+        end,
+    )
+    assert row is not None
+    return row
+
+
+async def course_scores(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """The courses' scores of periodic answers in [start, end), per course line, lowest
+    usefulness first."""
+    return await conn.fetch(
+        """
+        SELECT course_line, count(*) AS answers, avg(usefulness)::float8 AS usefulness,
+               avg(difficulty)::float8 AS difficulty, avg(structure)::float8 AS structure
+        FROM report_periodic_courses WHERE answered_at >= $1 AND answered_at < $2
+        GROUP BY course_line ORDER BY 3, 2 DESC, 1
+        """,
+        start,
+        end,
+    )
+
+
+async def callbacks(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Call-backs made in [start, end), per reason: how many, reached, scored, the mean score
+    and how many scored 1-2."""
+    return await conn.fetch(
+        """
+        SELECT reason, count(*) AS made, count(*) FILTER (WHERE reached) AS reached,
+               count(score) AS scored, avg(score)::float8 AS score,
+               count(*) FILTER (WHERE score <= 2) AS low
+        FROM report_callbacks WHERE recorded_at >= $1 AND recorded_at < $2
+        GROUP BY reason ORDER BY reason
+        """,
+        start,
+        end,
     )
