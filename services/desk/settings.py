@@ -1,7 +1,8 @@
 """desk's settings on top of the shared ones."""
 
 import secrets
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, NamedTuple
 
 from pydantic import Field, SecretStr
 
@@ -10,6 +11,13 @@ from shared.settings import CommonSettings, own
 # Without a configured secret, links are signed with one made at start: they work until desk
 # restarts and only on this replica. The local stack and every deployment set one.
 _EPHEMERAL = secrets.token_urlsafe(32)
+
+
+class Retry(NamedTuple):
+    """How an unreached call-back is tried again: up to `attempts` calls, `after` apart."""
+
+    attempts: int
+    after: timedelta
 
 
 class DeskSettings(CommonSettings):
@@ -30,6 +38,23 @@ class DeskSettings(CommonSettings):
         "The share of closed tickets (0-1, chosen by ticket id) that get a call-back task in "
         "the agents' list; every closed complaint gets one whatever this says.",
     )
+    callback_attempts: Annotated[int, Field(ge=1, le=10)] = own(
+        "desk",
+        "callback_attempts",
+        3,
+        "A learner a call-back did not reach is called again, up to this many calls in all; "
+        "then the call-back is done, unreached.",
+    )
+    callback_retry_hours: Annotated[float, Field(gt=0)] = own(
+        "desk",
+        "callback_retry_hours",
+        24,
+        "An unreached call-back is due again this many hours after the call.",
+    )
+
+    @property
+    def callback_retry(self) -> Retry:
+        return Retry(self.callback_attempts, timedelta(hours=self.callback_retry_hours))
 
     link_secret: SecretStr = own(
         "desk",

@@ -38,11 +38,18 @@ from tests.support import RunningStack, eventually, fresh_groups
 
 BEN = {"Authorization": "Bearer test-ben-token"}
 SAMPLE = 0.5
+RETRY_SECONDS = 10
 
 
 @pytest.fixture(scope="module")
 async def desk(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
-    with environment({**service_env(stack), "CARELOOP_DESK_CALLBACK_SAMPLE": str(SAMPLE)}):
+    env = {
+        **service_env(stack),
+        "CARELOOP_DESK_CALLBACK_SAMPLE": str(SAMPLE),
+        "CARELOOP_DESK_CALLBACK_ATTEMPTS": "2",
+        "CARELOOP_DESK_CALLBACK_RETRY_HOURS": str(RETRY_SECONDS / 3600),
+    }
+    with environment(env):
         async with served(lambda: create_desk(DeskSettings()), "desk") as client:
             yield client
 
@@ -184,3 +191,40 @@ async def test_sampled_and_complaint_tickets_get_one_call_back_whose_outcome_is_
         )
 
     assert await eventually(counted)
+
+
+async def test_a_learner_not_reached_is_called_again_until_the_last_try(
+    desk: httpx.AsyncClient, stack: RunningStack, settings: CommonSettings
+) -> None:
+    complaint = ticket_id_where(in_sample=False)
+    email = f"liu.yang+{uuid.uuid4().hex[:6]}@example.com"
+    await closed_ticket(
+        settings, desk, stack, ticket_id=complaint, category=Category.COMPLAINT, email=email
+    )
+    unreached = {"reached": False, "outcome": "无人接听"}
+
+    async def due() -> bool:
+        rows = (await desk.get("/v1/callbacks", headers=ANA)).json()
+        return str(complaint) in {r["ticket_id"] for r in rows}
+
+    first = await desk.post(f"/v1/tickets/{complaint}/callback", json=unreached, headers=ANA)
+    assert first.status_code == 200, first.text
+    assert (first.json()["attempts"], first.json()["done"]) == (1, False)
+    assert first.json()["due_at"] is not None
+    assert not await due()  # not before the retry time
+    again = await desk.post(f"/v1/tickets/{complaint}/callback", json=unreached, headers=ANA)
+    assert again.status_code == 409
+
+    assert await eventually(due, timeout=RETRY_SECONDS + 20)
+    rows = (await desk.get("/v1/callbacks", headers=ANA)).json()
+    assert next(r for r in rows if r["ticket_id"] == str(complaint))["attempts"] == 1
+    last = await desk.post(f"/v1/tickets/{complaint}/callback", json=unreached, headers=ANA)
+    assert (last.json()["attempts"], last.json()["done"], last.json()["due_at"]) == (2, True, None)
+
+    history = (await desk.get(f"/v1/tickets/{complaint}", headers=ANA)).json()["history"]
+    calls = [h["detail"] for h in history if h["kind"] == "callback_made"]
+    assert [(c["attempt"], c["reached"], c["again_at"] is None) for c in calls] == [
+        (1, False, False),
+        (2, False, True),
+    ]
+    assert not await due()  # nothing comes back after the last try

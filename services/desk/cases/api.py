@@ -3,7 +3,7 @@ remedies; overdue remedies and due call-backs are listed for both."""
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -163,6 +163,15 @@ class Ref(BaseModel):
     id: UUID
 
 
+class CallMade(Ref):
+    """A call recorded: `done` when the learner was reached or it was the last try
+    (CARELOOP_DESK_CALLBACK_ATTEMPTS); otherwise the call-back is due again at `due_at`."""
+
+    attempts: int
+    done: bool
+    due_at: datetime | None
+
+
 @contextlib.contextmanager
 def as_http_422() -> Iterator[None]:
     """desk's refusals, and a field the request got wrong as a 422 naming it."""
@@ -173,6 +182,15 @@ def as_http_422() -> Iterator[None]:
         raise HTTPException(
             422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
         ) from exc
+
+
+def call_made(ref: UUID, made: Any) -> CallMade:
+    return CallMade(
+        id=ref,
+        attempts=made["attempts"],
+        done=made["done"],
+        due_at=None if made["done"] else made["due_at"],
+    )
 
 
 def routes(
@@ -417,41 +435,48 @@ def routes(
 
     @router.post(
         "/v1/cases/{case_id}/callback",
-        summary="Record the call-back made, with what the learner said",
+        summary="Record a call made for the case's call-back, with what the learner said",
+        description="A call that did not reach the learner (`reached: false`) leaves the "
+        "call-back due again CARELOOP_DESK_CALLBACK_RETRY_HOURS later, up to "
+        "CARELOOP_DESK_CALLBACK_ATTEMPTS calls; the answer says which. 409 when none is due.",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def callback(case_id: UUID, body: CallbackIn, agent: Agent) -> Ref:
+    async def callback(case_id: UUID, body: CallbackIn, agent: Agent) -> CallMade:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
-                await handlers.record_callback(
+                made = await handlers.record_callback(
                     conn,
                     case_id=case_id,
                     agent=agent,
                     reached=body.reached,
                     score=body.score,
                     outcome=body.outcome,
+                    retry=ctx.settings.callback_retry,
                 )
-        return Ref(id=case_id)
+        return call_made(case_id, made)
 
     @router.post(
         "/v1/tickets/{ticket_id}/callback",
         summary="Record the call-back on a closed ticket, with what the learner said",
         description="For a ticket in the call-back list without a case (a sampled ticket, or a "
-        "complaint closed without one; a case's call-back is recorded on the case). 409 when "
-        "no call-back is due on the ticket, 404 for a ticket the caller cannot see.",
+        "complaint closed without one; a case's call-back is recorded on the case). A call "
+        "that did not reach the learner leaves it due again, as for a case. 409 when no "
+        "call-back is due on the ticket, 404 for a ticket the caller cannot see.",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
-    async def ticket_callback(ticket_id: TicketRef, body: CallbackIn, agent: Agent) -> Ref:
+    async def ticket_callback(ticket_id: TicketRef, body: CallbackIn, agent: Agent) -> CallMade:
         async with ctx.pool.acquire() as conn, conn.transaction():
             with as_http():
-                ticket = await handlers.record_ticket_callback(
+                ticket = await desk_handlers.ticket_ref(conn, ticket_id)
+                made = await handlers.record_ticket_callback(
                     conn,
-                    ticket_id=await desk_handlers.ticket_ref(conn, ticket_id),
+                    ticket_id=ticket,
                     agent=agent,
                     reached=body.reached,
                     score=body.score,
                     outcome=body.outcome,
+                    retry=ctx.settings.callback_retry,
                 )
-        return Ref(id=ticket)
+        return call_made(ticket, made)
 
     return router

@@ -38,7 +38,7 @@ from services.desk.cases.domain import (
 from services.desk.cases.settings import CaseSettings
 from services.desk.domain import Caller, Conflict, NotFound
 from services.desk.links import Links
-from services.desk.settings import DeskSettings
+from services.desk.settings import DeskSettings, Retry
 from shared import outbox
 from shared.events import (
     CallbackReason,
@@ -593,28 +593,26 @@ async def record_callback(
     reached: bool,
     score: int | None,
     outcome: str,
-) -> datetime:
-    case, ticket = await _case_for(conn, case_id, agent, lock=True)
-    done_at = await repo.callback_done(
-        conn, case_id=case_id, by=agent.agent_id, reached=reached, score=score, outcome=outcome
-    )
-    if done_at is None:
-        raise Conflict("no call-back is due on this case")
-    await desk_repo.add_history(
+    retry: Retry,
+) -> asyncpg.Record:
+    """Record a call made for the case's due call-back; one that did not reach the learner is
+    due again after `retry.after`, up to `retry.attempts` calls. (when, done, calls so far,
+    due); NotFound, Conflict when none is due."""
+    _, ticket = await _case_for(conn, case_id, agent, lock=True)
+    made = await repo.callback_done(
         conn,
-        [(case["ticket_id"], "callback_made", agent.agent_id, {"case_id": str(case_id)})],
-    )
-    await _callback_recorded(
-        conn,
-        ticket,
-        reason=CallbackReason.CASE,
-        agent=agent,
+        case_id=case_id,
+        by=agent.agent_id,
         reached=reached,
         score=score,
-        note=outcome,
-        at=done_at,
+        outcome=outcome,
+        retry=retry,
     )
-    return done_at
+    if made is None:
+        raise Conflict("no call-back is due on this case")
+    await _made(conn, ticket, made, reason=CallbackReason.CASE, agent=agent, reached=reached,
+                score=score, note=outcome, detail={"case_id": str(case_id)})  # fmt: skip
+    return made
 
 
 async def record_ticket_callback(
@@ -625,29 +623,55 @@ async def record_ticket_callback(
     reached: bool,
     score: int | None,
     outcome: str,
-) -> UUID:
-    """Record the call-back on a closed ticket without a case (sampled, or a complaint);
-    NotFound, Conflict when none is due."""
+    retry: Retry,
+) -> asyncpg.Record:
+    """Record a call made for a closed ticket's due call-back (sampled, or a complaint without
+    a case), as `record_callback` does; NotFound, Conflict when none is due."""
     ticket = await _ticket_seen_by(conn, ticket_id, agent)
-    done = await repo.ticket_callback_done(
-        conn, ticket_id=ticket_id, by=agent.agent_id, reached=reached, score=score, note=outcome
+    made = await repo.ticket_callback_done(
+        conn,
+        ticket_id=ticket_id,
+        by=agent.agent_id,
+        reached=reached,
+        score=score,
+        note=outcome,
+        retry=retry,
     )
-    if done is None:
+    if made is None:
         raise Conflict("no call-back is due on this ticket")
+    await _made(conn, ticket, made, reason=CallbackReason(made["reason"]), agent=agent,
+                reached=reached, score=score, note=outcome, detail={"reason": made["reason"]})  # fmt: skip
+    return made
+
+
+async def _made(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    made: asyncpg.Record,
+    *,
+    reason: CallbackReason,
+    agent: Caller,
+    reached: bool,
+    score: int | None,
+    note: str,
+    detail: dict[str, Any],
+) -> None:
+    """A call in the ticket's history (which try, and whether it is due again) and on Kafka."""
+    again = None if made["done"] else made["due_at"].isoformat()
+    history = {**detail, "reached": reached, "attempt": made["attempts"], "again_at": again}
     await desk_repo.add_history(
-        conn, [(ticket_id, "callback_made", agent.agent_id, {"reason": done["reason"]})]
+        conn, [(ticket["ticket_id"], "callback_made", agent.agent_id, history)]
     )
     await _callback_recorded(
         conn,
         ticket,
-        reason=CallbackReason(done["reason"]),
+        reason=reason,
         agent=agent,
         reached=reached,
         score=score,
-        note=outcome,
-        at=done["done_at"],
+        note=note,
+        at=made["at"],
     )
-    return ticket_id
 
 
 async def _callback_recorded(

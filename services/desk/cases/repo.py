@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.desk.settings import Retry
+
 CASE_FIELDS = ("department", "responsible", "teacher_id", "course_id", "order_id", "order_value")
 
 
@@ -324,19 +326,20 @@ async def raise_callbacks(
 async def callbacks(
     conn: asyncpg.Connection, *, assignee_id: str | None, limit: int
 ) -> list[asyncpg.Record]:
-    """Call-backs due that nobody has made yet, cases' and closed tickets', the longest due
-    first."""
+    """Call-backs due that nobody has made yet (or that did not reach the learner and are due
+    again), cases' and closed tickets', the longest due first, with the calls made so far."""
     return await conn.fetch(
         """
         SELECT * FROM (
             SELECT 'case' AS reason, c.case_id, c.ticket_id, t.number, t.subject,
-                   t.assignee_id, c.finding, c.closed_at, c.callback_due_at, t.learner
+                   t.assignee_id, c.finding, c.closed_at, c.callback_due_at, t.learner,
+                   c.callback_attempts AS attempts
             FROM cases c JOIN tickets t USING (ticket_id)
             WHERE c.callback_raised_at IS NOT NULL AND c.callback_done_at IS NULL
-              AND ($1::text IS NULL OR t.assignee_id = $1)
+              AND c.callback_due_at <= now() AND ($1::text IS NULL OR t.assignee_id = $1)
             UNION ALL
             SELECT k.reason, NULL, k.ticket_id, t.number, t.subject, t.assignee_id, NULL,
-                   t.closed_at, k.due_at, t.learner
+                   t.closed_at, k.due_at, t.learner, k.attempts
             FROM ticket_callbacks k JOIN tickets t USING (ticket_id)
             WHERE k.done_at IS NULL AND k.due_at <= now()
               AND ($1::text IS NULL OR t.assignee_id = $1)
@@ -357,22 +360,31 @@ async def callback_done(
     reached: bool,
     score: int | None,
     outcome: str,
-) -> datetime | None:
-    """Record a raised call-back as made; None when none is waiting."""
-    at: datetime | None = await conn.fetchval(
+    retry: Retry,
+) -> asyncpg.Record | None:
+    """Record a call made for a case's due call-back: done when the learner was reached or it
+    was the last try, else due again `retry.after` from now. (when, done, calls so far); None
+    when none is due."""
+    return await conn.fetchrow(
         """
-        UPDATE cases SET callback_done_at = now(), callback_by = $2, callback_outcome = $3,
-            callback_reached = $4, callback_score = $5
+        UPDATE cases SET callback_attempts = callback_attempts + 1,
+            callback_done_at = CASE WHEN $4 OR callback_attempts + 1 >= $6 THEN now() END,
+            callback_due_at = CASE WHEN $4 OR callback_attempts + 1 >= $6 THEN callback_due_at
+                                   ELSE now() + $7::interval END,
+            callback_by = $2, callback_outcome = $3, callback_reached = $4, callback_score = $5
         WHERE case_id = $1 AND callback_raised_at IS NOT NULL AND callback_done_at IS NULL
-        RETURNING callback_done_at
+          AND callback_due_at <= now()
+        RETURNING now() AS at, callback_done_at IS NOT NULL AS done,
+                  callback_attempts AS attempts, callback_due_at AS due_at
         """,
         case_id,
         by,
         outcome,
         reached,
         score,
+        retry.attempts,
+        retry.after,
     )
-    return at
 
 
 async def ticket_callback_done(
@@ -383,21 +395,26 @@ async def ticket_callback_done(
     reached: bool,
     score: int | None,
     note: str,
+    retry: Retry,
 ) -> asyncpg.Record | None:
-    """Record a closed ticket's due call-back as made: its reason and when; None when none is
-    waiting."""
+    """Record a call made for a closed ticket's due call-back, as `callback_done` does: its
+    reason, when, done, calls so far; None when none is due."""
     return await conn.fetchrow(
         """
-        UPDATE ticket_callbacks SET done_at = now(), done_by = $2, reached = $3, score = $4,
-            note = $5
+        UPDATE ticket_callbacks SET attempts = attempts + 1,
+            done_at = CASE WHEN $3 OR attempts + 1 >= $6 THEN now() END,
+            due_at = CASE WHEN $3 OR attempts + 1 >= $6 THEN due_at ELSE now() + $7::interval END,
+            done_by = $2, reached = $3, score = $4, note = $5
         WHERE ticket_id = $1 AND done_at IS NULL AND due_at <= now()
-        RETURNING reason, done_at
+        RETURNING reason, now() AS at, done_at IS NOT NULL AS done, attempts, due_at
         """,
         ticket_id,
         by,
         reached,
         score,
         note,
+        retry.attempts,
+        retry.after,
     )
 
 

@@ -796,7 +796,7 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                 }
                 for r, learner in zip(rows, learners, strict=True)
             ],
-            notice=t["callbacks"]["recorded"] if notice == "recorded" else None,
+            notice=t["callbacks"][notice] if notice in ("recorded", "again") else None,
             error=error,
         )
 
@@ -836,26 +836,29 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                 with refusals():
                     case_id = form.get("case", "")
                     if case_id:
-                        await cases.record_callback(
+                        made = await cases.record_callback(
                             conn,
                             case_id=parse_uuid(case_id),
                             agent=caller(user),
                             reached=reached,
                             score=score,
                             outcome=outcome,
+                            retry=settings.callback_retry,
                         )
                     else:
-                        await cases.record_ticket_callback(
+                        made = await cases.record_ticket_callback(
                             conn,
                             ticket_id=ticket["ticket_id"],
                             agent=caller(user),
                             reached=reached,
                             score=score,
                             outcome=outcome,
+                            retry=settings.callback_retry,
                         )
         except (FormRefused, Refusal) as exc:
             return await show_callbacks(request, user, status=exc.status, error=refused(user, exc))
-        return RedirectResponse("/callbacks?notice=recorded", status_code=303, headers=HEADERS)
+        notice = "recorded" if made["done"] else "again"
+        return RedirectResponse(f"/callbacks?notice={notice}", status_code=303, headers=HEADERS)
 
     async def show_skills(
         request: Request,

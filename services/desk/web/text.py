@@ -184,6 +184,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "outcome": "学员怎么说（或未接通的情况）",
             "record": "记录回访",
             "recorded": "回访已记录。",
+            "again": "已记录未接通，稍后会再次出现在回访列表中。",
+            "calls": "已打 {n} 次",
         },
         "errors": {
             "empty": "请填写内容。",
@@ -494,6 +496,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "outcome": "What the learner said (or what happened)",
             "record": "Record call-back",
             "recorded": "Call-back recorded.",
+            "again": "Recorded as not reached; the call-back comes back to the list for another try.",
+            "calls": "{n} calls so far",
         },
         "errors": {
             "empty": "Please write something.",
