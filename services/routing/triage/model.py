@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from pypinyin.pinyin_dict import pinyin_dict
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
 
 from services.routing.triage.priority import LIVE_COMPROMISE
 from shared.events import Category, Channel, Priority
@@ -213,6 +214,16 @@ def _transform(vectorizer: TfidfVectorizer | None, texts: list[str]) -> sp.csr_m
     return vectorizer.transform(texts)
 
 
+# The category is the logistic regression's probabilities blended with a complement naive
+# Bayes's on the same features, at this weight: on the first writers' cross-validation (7,212-
+# example corpus) it took category accuracy from zh 93.7 / en 91.4 / mixed 94.9 % to 94.2 /
+# 92.3 / 95.3 % (0.35: 94.4 / 92.2 / 95.6; naive Bayes alone 90.6 / 86.8 / 94.9). Naive Bayes
+# weighs every word's evidence, where the regression leans on a few: the two err apart. At a
+# fifth, the regression's probabilities (the confidence the review flag reads) still lead.
+NAIVE_BAYES_WEIGHT = 0.2
+NAIVE_BAYES_ALPHA = 0.1
+
+
 def _classifier(c: float = 20.0) -> LogisticRegression:
     # lbfgs is deterministic; balanced weights keep the rarer labels (urgent) from being
     # drowned by the common ones.
@@ -239,15 +250,18 @@ class Prediction:
 
 
 class Models:
-    """Three models over one feature matrix (a batch costs one transform and three predicts):
-    the category; what the text says of the priority without any class or exam in sight
+    """Three models over one feature matrix (a batch costs one transform and four predicts):
+    the category (a regression and naive Bayes, blended); what the text says of the priority without any class or exam in sight
     (urgent for a live compromise, low for a prevention question); and whether the problem
     blocks a class or exam close at hand ("the classroom won't load" does, "I have a class
     soon, but by the way my old invoice..." does not)."""
 
-    def __init__(self, features: Features, category: Any, urgency: Any, blocks: Any) -> None:
+    def __init__(
+        self, features: Features, category: Any, bayes: Any, urgency: Any, blocks: Any
+    ) -> None:
         self.features = features
         self.category = category
+        self.bayes = bayes
         self.urgency = urgency
         self.blocks = blocks
 
@@ -264,7 +278,9 @@ class Models:
         priority.text_level and priority.blocked)."""
         features = Features().fit(samples)
         x = features.transform(samples)
-        category = _classifier().fit(x, [c.value for c in categories])
+        labels = [c.value for c in categories]
+        category = _classifier().fit(x, labels)
+        bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(x, labels)
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
         shared = x[:, : features.shared]
         urgency = _classifier(URGENCY_C).fit(shared[[i for i, _ in known]], [p for _, p in known])
@@ -275,7 +291,7 @@ class Models:
                 "and ones it does not"
             )
         blocking = _classifier().fit(shared[[i for i, _ in told]], [b for _, b in told])
-        return cls(features, category, urgency, blocking)
+        return cls(features, category, bayes, urgency, blocking)
 
     def predict(self, samples: Sequence[Sample], *, urgent_at: float) -> list[Prediction]:
         """Each sample's category with its confidence, and what its text says of the priority:
@@ -285,7 +301,8 @@ class Models:
             return []
         x = self.features.transform(samples)
         shared = x[:, : self.features.shared]
-        cat_p = self.category.predict_proba(x)
+        lr_p, nb_p = self.category.predict_proba(x), self.bayes.predict_proba(x)
+        cat_p = (1 - NAIVE_BAYES_WEIGHT) * lr_p + NAIVE_BAYES_WEIGHT * nb_p
         urg_p = self.urgency.predict_proba(shared)
         blk_p = self.blocks.predict_proba(shared)[:, list(self.blocks.classes_).index(True)]
         cats = [Category(c) for c in self.category.classes_]
