@@ -190,6 +190,7 @@ def test_time_phrases_in_the_text_count_as_a_class_soon(text: str, minutes: int)
         "上课的时候每隔两分钟就掉线一次",  # a span that repeats
         "老师上课迟到了二十分钟",
         "每节视频还剩一两分钟就自己切到后面一课了",  # a numbered lesson of a recording
+        "can I join a class that already started last week? I want to switch intakes",
         "my exam is later today. just a question for afterwards: is the score on it?",
     ],
 )

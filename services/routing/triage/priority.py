@@ -215,6 +215,8 @@ _PHRASES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], float]], ...] =
         re.compile(
             r"\b(starts now|starting now|has started|already started|just started|is starting"
             r"|about to start|started \d+ ?min|going on now|right now)\b"
+            # "a class that already started last week" began long ago: a course, not a class now
+            r"(?! (?:last|a|\d+|two|three|few|several) (?:week|month|term|day|year)s?\b| yesterday)"
         ),
         lambda m: 0,
     ),
