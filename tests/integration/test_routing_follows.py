@@ -42,7 +42,7 @@ from shared.events import (
 from shared.kafka import make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests import support
-from tests.integration.test_routing_capacity import AGENTS
+from tests.integration.test_routing_capacity import AGENTS, resolved
 from tests.support import RunningStack, ServiceProcess, eventually
 
 SUE = {"Authorization": "Bearer test-sue-token"}  # a supervisor
@@ -320,6 +320,15 @@ async def test_the_follow_up_of_a_low_periodic_survey_score_goes_to_a_supervisor
             assert routed.data.team == placed.data.team != "tech_support"
             assert placed.data.agent_id != "sue"
         finally:
+            # neither left held or queued (for nobody works customer_service here) for the
+            # modules after this one, nor sue with room she does not have
+            await desk.send(resolved(follow_up), resolved(plain))
+
+            async def released() -> bool:
+                states = [await desk.state(t) for t in (follow_up, plain)]
+                return all(not queued and not held for queued, held, _ in states)
+
+            await eventually(released)
             back = {"capacity": capacity}
             await api.patch("/v1/admin/agents/sue", json=back, headers=ADA)
 
