@@ -44,6 +44,25 @@ def two_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServicePro
         yield routers
 
 
+@pytest.fixture
+def two_slower_routers(stack: RunningStack, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    """As `two_routers`, with 15 s to the first response and 30 s to the resolution: the kill
+    must come before the timers fire, however slowly a loaded machine sets them."""
+    slower = {
+        **SHORT,
+        "CARELOOP_ROUTING_FIRST_RESPONSE_MINUTES": json.dumps(
+            dict.fromkeys(("urgent", "high", "medium", "low"), 0.25)
+        ),
+        "CARELOOP_ROUTING_RESOLUTION_MINUTES": json.dumps(
+            dict.fromkeys(("urgent", "high", "medium", "low"), 0.5)
+        ),
+    }
+    with routers_running(
+        stack, tmp_path, (support.port(22085), support.port(22095)), **slower
+    ) as routers:
+        yield routers
+
+
 class Timeline:
     """The SLA events routing announced about our tickets, by event id (the relay may re-send
     an event after a crash: consumers de-duplicate by id, so do we)."""
@@ -142,8 +161,9 @@ async def test_timers_fire_once_across_two_replicas(
 
 
 async def test_timers_survive_a_sigkill_of_every_replica(
-    stack: RunningStack, two_routers: list[ServiceProcess], publisher: Any
+    stack: RunningStack, two_slower_routers: list[ServiceProcess], publisher: Any
 ) -> None:
+    two_routers = two_slower_routers
     ids = [uuid.uuid4() for _ in range(6)]
     await publisher([created(t, 910_000 + n) for n, t in enumerate(ids)])
 
@@ -163,7 +183,7 @@ async def test_timers_survive_a_sigkill_of_every_replica(
         async def all_due() -> bool:
             return bool(await conn.fetchval("SELECT now() > $1", latest))
 
-        await eventually(all_due, timeout=30)
+        await eventually(all_due, timeout=60)
     finally:
         await conn.close()
 
