@@ -19,6 +19,12 @@ from shared.service import Context, build_app, consume, new_context
 
 TOPICS = (topics.TICKETS, topics.ROUTING, topics.NOTIFY, topics.SURVEY, topics.PEOPLE)
 _RANK = {event_type: rank for rank, event_type in enumerate(handlers.EVENT_HANDLERS)}
+# Every type metrics consumes, each event type the reports read keeping its facts too (the
+# call-backs' counter and their facts alike).
+HANDLERS = {
+    **report_facts.with_facts({**handlers.EVENT_HANDLERS, **callbacks.HANDLERS}),
+    **people.HANDLERS,
+}
 
 
 def create_app(settings: MetricsSettings) -> FastAPI:
@@ -51,11 +57,7 @@ def _consume_in_bulk(ctx: Context[MetricsSettings]) -> None:
     consume(
         ctx,
         topic_names=TOPICS,
-        handlers={
-            **report_facts.with_facts(handlers.EVENT_HANDLERS),
-            **people.HANDLERS,
-            **callbacks.HANDLERS,
-        },
+        handlers=HANDLERS,
         idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
         options={
             "max_records": settings.batch_max_records,

@@ -22,9 +22,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from services.metrics.handlers import EVENT_HANDLERS, IDEMPOTENT
+from services.metrics.app import HANDLERS
+from services.metrics.handlers import IDEMPOTENT
 from services.metrics.reports import api
-from services.metrics.reports.facts import with_facts
 from services.metrics.reports.periods import month_of
 from services.metrics.reports.schedule import due_reports, make_report
 from services.metrics.reports.settings import ReportSettings
@@ -65,7 +65,6 @@ from tests.support import RunningStack, eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MARCH = month_of(date(2025, 3, 1))
-HANDLERS = with_facts(EVENT_HANDLERS)
 SUE = {"Authorization": "Bearer test-sue-token"}  # a supervisor
 ANA = {"Authorization": "Bearer test-ana-token"}  # an agent
 
