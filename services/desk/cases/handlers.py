@@ -4,7 +4,7 @@ the ticket's history and stages the events it causes in the outbox."""
 import collections
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -610,8 +610,17 @@ async def record_callback(
     )
     if made is None:
         raise Conflict("no call-back is due on this case")
-    await _made(conn, ticket, made, reason=CallbackReason.CASE, agent=agent, reached=reached,
-                score=score, note=outcome, detail={"case_id": str(case_id)})  # fmt: skip
+    await _made(
+        conn,
+        ticket,
+        made,
+        reason=CallbackReason.CASE,
+        agent=agent,
+        reached=reached,
+        score=score,
+        note=outcome,
+        detail={"case_id": str(case_id)},
+    )
     return made
 
 
@@ -639,8 +648,17 @@ async def record_ticket_callback(
     )
     if made is None:
         raise Conflict("no call-back is due on this ticket")
-    await _made(conn, ticket, made, reason=CallbackReason(made["reason"]), agent=agent,
-                reached=reached, score=score, note=outcome, detail={"reason": made["reason"]})  # fmt: skip
+    await _made(
+        conn,
+        ticket,
+        made,
+        reason=CallbackReason(made["reason"]),
+        agent=agent,
+        reached=reached,
+        score=score,
+        note=outcome,
+        detail={"reason": made["reason"]},
+    )
     return made
 
 
@@ -662,30 +680,7 @@ async def _made(
     await desk_repo.add_history(
         conn, [(ticket["ticket_id"], "callback_made", agent.agent_id, history)]
     )
-    await _callback_recorded(
-        conn,
-        ticket,
-        reason=reason,
-        agent=agent,
-        reached=reached,
-        score=score,
-        note=note,
-        at=made["at"],
-    )
-
-
-async def _callback_recorded(
-    conn: asyncpg.Connection,
-    ticket: asyncpg.Record,
-    *,
-    reason: CallbackReason,
-    agent: Caller,
-    reached: bool,
-    score: int | None,
-    note: str,
-    at: datetime,
-) -> None:
-    """The outcome for the analysis: metrics counts it beside the surveys' scores."""
+    # the outcome for the analysis: metrics counts it beside the surveys' scores
     recorded = CallbackRecorded(
         ticket_id=ticket["ticket_id"],
         number=ticket["number"],
@@ -694,7 +689,7 @@ async def _callback_recorded(
         score=score,
         note=note,
         by=agent.agent_id,
-        recorded_at=at,
+        recorded_at=made["at"],
     )
     await outbox.add(conn, [new_event(recorded, producer=PRODUCER)])
 

@@ -279,8 +279,17 @@ def _story(
                 ),
             )
         )
-        _call_back(rng, story, ticket_id=ticket_id, number=number, closed=closed, until=until,
-                   complaint=kind == "complaint", agent=agent, progress=progress)  # fmt: skip
+        _call_back(
+            rng,
+            story,
+            ticket_id=ticket_id,
+            number=number,
+            closed=closed,
+            until=until,
+            complaint=kind == "complaint",
+            agent=agent,
+            progress=progress,
+        )
     _periodic(
         rng, story, learner_id=learner_id, course=course, at=at, until=until, progress=progress
     )
