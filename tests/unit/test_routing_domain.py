@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.routing.domain import due_times
+from services.routing.domain import Triage, as_follow_up, due_times
 from shared.business_hours import always, parse_calendar
-from shared.events import Priority
+from shared.events import Category, Priority
 
 # ---- due_times ----------------------------------------------------------------------------
 
@@ -56,3 +56,21 @@ def test_due_times_count_only_the_teams_business_hours() -> None:
 
     # 60 minutes, but Friday is closed in this calendar: Monday 09:00 + 60 minutes
     assert first == datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+# ---- the follow-up of a low periodic-survey score ------------------------------------------
+
+
+def triaged(priority: Priority) -> Triage:
+    return Triage(Category.OTHER, priority, "customer_service", (), 0.4, "other at 40%; low: text")
+
+
+def test_a_low_score_follow_up_is_at_least_high_and_says_why() -> None:
+    raised = as_follow_up(triaged(Priority.LOW))
+    assert (raised.priority, raised.reason) == (
+        Priority.HIGH,
+        "other at 40%; low: text; a low periodic survey score: high",
+    )
+    assert as_follow_up(triaged(Priority.MEDIUM)).priority is Priority.HIGH
+    for kept in (Priority.HIGH, Priority.URGENT):
+        assert as_follow_up(triaged(kept)) == triaged(kept)
