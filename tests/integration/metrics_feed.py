@@ -5,7 +5,7 @@ has read everything the test published."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from services.metrics.handlers import EVENT_HANDLERS, IDEMPOTENT
 from shared.db import create_pool
 from shared.events import Envelope
-from shared.inbox import EventConsumer, subscribe
+from shared.inbox import EventConsumer, Handler, subscribe
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.migrate import migrate
 from shared.settings import CommonSettings
@@ -36,16 +36,22 @@ async def metrics_database(stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
 
 
 @contextlib.asynccontextmanager
-async def metrics_feed(settings: CommonSettings, pool: asyncpg.Pool) -> AsyncIterator[Publish]:
-    """`publish(events)`: sends them to metrics' handlers and returns once its consumer has
-    applied them or skipped them as repeats."""
+async def metrics_feed(
+    settings: CommonSettings,
+    pool: asyncpg.Pool,
+    *,
+    handlers: Mapping[str, Handler] = EVENT_HANDLERS,
+    timeout: float = 30,
+) -> AsyncIterator[Publish]:
+    """`publish(events)`: sends them to `handlers` (metrics' own by default) and returns once
+    the consumer has applied them or skipped them as repeats, within `timeout` seconds."""
     topic = f"careloop.test.metrics.{uuid.uuid4().hex[:8]}"
     name = f"metrics-{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings, [topic])
     consumer_broker = make_broker(settings, client_id="test-metrics")
     consumer = EventConsumer(
         name=name,
-        handlers=EVENT_HANDLERS,
+        handlers=dict(handlers),
         pool=lambda: pool,
         broker=consumer_broker,
         idempotent=IDEMPOTENT,
@@ -58,7 +64,7 @@ async def metrics_feed(settings: CommonSettings, pool: asyncpg.Pool) -> AsyncIte
         applied = sum(
             REGISTRY.get_sample_value("careloop_events_applied_total", {"service": name, "type": t})
             or 0
-            for t in EVENT_HANDLERS
+            for t in handlers
         )
         skipped = (
             REGISTRY.get_sample_value("careloop_events_redelivered_total", {"service": name}) or 0
@@ -73,7 +79,7 @@ async def metrics_feed(settings: CommonSettings, pool: asyncpg.Pool) -> AsyncIte
         async def all_read() -> bool:
             return read() >= sent
 
-        await eventually(all_read, timeout=30)
+        await eventually(all_read, timeout=timeout)
 
     try:
         await consumer_broker.start()

@@ -20,17 +20,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client import REGISTRY
 
 from services.metrics.app import HANDLERS
-from services.metrics.handlers import IDEMPOTENT
 from services.metrics.reports import api
 from services.metrics.reports.periods import month_of
 from services.metrics.reports.schedule import due_reports, make_report
 from services.metrics.reports.settings import ReportSettings
 from shared import http, people
 from shared.agents import load_seed
-from shared.db import create_pool
 from shared.events import (
     CallbackReason,
     CallbackRecorded,
@@ -55,12 +52,10 @@ from shared.events import (
     TicketRouted,
     new_event,
 )
-from shared.inbox import EventConsumer, subscribe
-from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
-from shared.migrate import migrate
 from shared.service import new_context
 from shared.settings import CommonSettings, Environment
 from tests.integration.inprocess import AGENTS, environment
+from tests.integration.metrics_feed import metrics_database, metrics_feed
 from tests.support import RunningStack, eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -285,57 +280,19 @@ def march_follow_ups(tickets: list[Ticket]) -> list[Envelope[Any]]:
 
 @pytest.fixture(scope="module")
 async def metrics_pool(stack: RunningStack) -> AsyncIterator[asyncpg.Pool]:
-    dsn = stack.service_dsn("metrics")
-    await asyncio.to_thread(migrate, dsn, "metrics")
-    pool = await create_pool(dsn, schema="metrics")
-    yield pool
-    await pool.close()
+    async with metrics_database(stack) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
 async def march(settings: CommonSettings, metrics_pool: asyncpg.Pool) -> list[Ticket]:
     """March's tickets, published to a topic of their own and applied by metrics' handlers
     with the reports' facts, as the metrics service applies them."""
-    topic = f"careloop.test.reports.{uuid.uuid4().hex[:8]}"
-    name = f"metrics-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic])
-    consumer_broker = make_broker(settings, client_id="test-reports")
-    consumer = EventConsumer(
-        name=name,
-        handlers=HANDLERS,
-        pool=lambda: metrics_pool,
-        broker=consumer_broker,
-        idempotent=IDEMPOTENT,
-    )
-    subscribe(consumer_broker, consumer, topic_names=[topic], group_id=name, settings=settings)
-    publisher = make_broker(settings, client_id="test-publisher")
-    await consumer_broker.start()
-    await publisher.start()
     tickets = march_tickets()
     events = [e for t in tickets for e in t.events] + march_follow_ups(tickets)
-
-    def read() -> float:
-        applied = sum(
-            REGISTRY.get_sample_value("careloop_events_applied_total", {"service": name, "type": t})
-            or 0
-            for t in HANDLERS
-        )
-        again = (
-            REGISTRY.get_sample_value("careloop_events_redelivered_total", {"service": name}) or 0
-        )
-        return applied + again
-
-    try:
-        for copy in (1, 2):  # then again, as a relay re-sends after a crash
-            await publish_confirmed(publisher, [outgoing(e, topic=topic) for e in events])
-
-            async def all_read(copy: int = copy) -> bool:
-                return read() >= copy * len(events)
-
-            await eventually(all_read, timeout=60)
-    finally:
-        await publisher.stop()
-        await consumer_broker.stop()
+    async with metrics_feed(settings, metrics_pool, handlers=HANDLERS, timeout=60) as publish:
+        await publish(events)
+        await publish(events)  # again, as a relay re-sends after a crash
     return tickets
 
 
