@@ -497,7 +497,7 @@ TEXT: dict[str, dict[str, Any]] = {
             "record": "Record call-back",
             "recorded": "Call-back recorded.",
             "again": "Recorded as not reached; the call-back comes back to the list for another try.",
-            "calls": "{n} calls so far",
+            "calls": "Calls so far: {n}",
         },
         "errors": {
             "empty": "Please write something.",
