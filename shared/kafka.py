@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared import telemetry, topics
+from shared.cancel import raise_if_cancelled
 from shared.events import Envelope
 from shared.settings import CommonSettings
 
@@ -154,6 +155,7 @@ class BrokerWatch:
         try:
             while True:
                 await self.check()
+                raise_if_cancelled()
                 await asyncio.sleep(self._interval)
         finally:
             await self._close_probe()
@@ -161,7 +163,8 @@ class BrokerWatch:
     async def check(self) -> None:
         """One look at the broker; recovers the subscribers when it came back."""
         try:
-            await asyncio.wait_for(self._look(), timeout=max(self._interval, 5))
+            async with asyncio.timeout(max(self._interval, 5)):
+                await self._look()
         except (KafkaError, OSError, TimeoutError) as exc:
             if self.reachable:
                 log.warning("kafka unreachable", error=repr(exc))

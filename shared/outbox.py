@@ -10,6 +10,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 
 from shared import telemetry
+from shared.cancel import raise_if_cancelled
 from shared.errors import is_transient
 from shared.events import Envelope, now
 from shared.kafka import OutgoingMessage, headers_for, publish_confirmed
@@ -72,12 +73,14 @@ class OutboxRelay:
             await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"outbox:{self._schema}")
             await conn.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
             while True:
+                raise_if_cancelled()
                 self._wake.clear()
                 if await self.relay_once(conn) < self._batch:
                     # Every commit that stages events notifies this connection; the timeout
                     # is only a safety net, so an idle service does not poll every second.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=IDLE_LOOK_SECONDS)
+                        async with asyncio.timeout(IDLE_LOOK_SECONDS):
+                            await self._wake.wait()
         finally:
             await conn.close()
 

@@ -123,10 +123,9 @@ class RateLimiter:
         for lim in active:
             args += [lim.limit, lim.window_seconds * 1000]
         try:
-            index, wait_ms = await asyncio.wait_for(
-                self._script(keys=[self.key(lim) for lim in active], args=args, client=redis),
-                timeout=self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                keys = [self.key(lim) for lim in active]
+                index, wait_ms = await self._script(keys=keys, args=args, client=redis)
         except _UNAVAILABLE as exc:
             log.warning("rate limits unavailable; letting the request through", error=repr(exc))
             UNLIMITED.labels(self._scope).inc()

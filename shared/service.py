@@ -252,7 +252,8 @@ def build_app(
 async def _probe(check: Callable[[], Awaitable[Any]]) -> bool:
     """Whether a dependency answers within two seconds; any failure is a no."""
     try:
-        return bool(await asyncio.wait_for(check(), timeout=2))
+        async with asyncio.timeout(2):
+            return bool(await check())
     except Exception:
         return False
 

@@ -180,10 +180,9 @@ class ReplayGuard:
         """Record the signature's use; raise `Refused` when it was used before."""
         redis: Redis = self._redis()
         try:
-            fresh = await asyncio.wait_for(
-                redis.set(self._key(source, signature_header), "1", nx=True, ex=self._ttl),
-                self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                key = self._key(source, signature_header)
+                fresh = await redis.set(key, "1", nx=True, ex=self._ttl)
         except _UNAVAILABLE as exc:
             log.warning("replay check unavailable; accepting the call", error=repr(exc))
             return
@@ -198,7 +197,8 @@ class ReplayGuard:
         sender's retry of the very same request is not taken for a replay."""
         redis: Redis = self._redis()
         try:
-            await asyncio.wait_for(redis.delete(self._key(source, signature_header)), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await redis.delete(self._key(source, signature_header))
         except _UNAVAILABLE as exc:
             log.warning("replay mark not released", error=repr(exc))
 

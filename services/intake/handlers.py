@@ -55,21 +55,21 @@ async def accept(ctx: Context[IntakeSettings], tickets: list[TicketSubmitted]) -
     timeout = ctx.settings.redis_timeout_seconds
     keys = [_seen_key(t) for t in tickets]
     try:
-        seen = [v is not None for v in await asyncio.wait_for(ctx.redis.mget(keys), timeout)]
+        async with asyncio.timeout(timeout):
+            seen = [v is not None for v in await ctx.redis.mget(keys)]
     except REDIS_UNAVAILABLE as exc:
         log.warning("dedupe window unavailable", error=repr(exc))
         seen = [False] * len(tickets)
     fresh = [t for t, s in zip(tickets, seen, strict=True) if not s]
     events: list[Envelope[Any]] = [new_event(t, producer=PRODUCER) for t in fresh]
-    await asyncio.wait_for(
-        publish_confirmed(ctx.broker, [outgoing(e) for e in events]),
-        timeout=ctx.settings.publish_timeout_seconds,
-    )
+    async with asyncio.timeout(ctx.settings.publish_timeout_seconds):
+        await publish_confirmed(ctx.broker, [outgoing(e) for e in events])
     # A fresh uuid7 can never recur; a named ticket or message can.
     named = [t for t in fresh if t.message_id is not None or t.ticket_id.version == 5]
     if named:
         try:
-            await asyncio.wait_for(_remember(ctx, named), timeout)
+            async with asyncio.timeout(timeout):
+                await _remember(ctx, named)
         except REDIS_UNAVAILABLE as exc:
             log.warning("dedupe window not updated", error=repr(exc))
     return seen

@@ -164,12 +164,9 @@ async def first_window(ctx: Context[IntakeSettings], *, digest: str, at: datetim
     seconds = ctx.settings.derived_key_window_seconds
     fallback = window_of(at, seconds=seconds)
     try:
-        found = await asyncio.wait_for(
-            ctx.redis.eval(
-                _FIRST_WINDOW, 1, f"careloop:intake:derived:{digest}", fallback, seconds
-            ),
-            timeout=ctx.settings.redis_timeout_seconds,
-        )
+        async with asyncio.timeout(ctx.settings.redis_timeout_seconds):
+            key = f"careloop:intake:derived:{digest}"
+            found = await ctx.redis.eval(_FIRST_WINDOW, 1, key, fallback, seconds)
     except REDIS_UNAVAILABLE as exc:
         log.warning("derived-key window unavailable; using the clock's window", error=repr(exc))
         return fallback

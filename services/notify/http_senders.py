@@ -34,6 +34,7 @@ from services.notify.senders import (
     until_recorded,
 )
 from services.notify.settings import NotifySettings
+from shared.cancel import raise_if_cancelled
 from shared.events import NotificationKind, NotificationSent, new_event, now
 from shared.service import Context
 
@@ -91,6 +92,7 @@ class HttpSenders:
         async with httpx.AsyncClient() as client:
             senders = http_senders(channels, client)
             while True:
+                raise_if_cancelled()
                 try:
                     idle = await self._round(ctx, senders)
                 except asyncio.CancelledError:
@@ -100,7 +102,8 @@ class HttpSenders:
                     idle = 1.0
                 if idle:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=idle)
+                        async with asyncio.timeout(idle):
+                            await self._wake.wait()
 
     async def _round(
         self, ctx: Context[NotifySettings], senders: dict[str, ChannelSender]

@@ -40,6 +40,7 @@ from services.notify.domain import (
 )
 from services.notify.settings import NotifySettings
 from shared import outbox
+from shared.cancel import raise_if_cancelled
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import (
     Envelope,
@@ -244,6 +245,7 @@ class Senders:
     async def _sender(self, ctx: Context[NotifySettings], number: int) -> None:
         smtp = SmtpConnection(self._s)
         while True:
+            raise_if_cancelled()
             try:
                 token = uuid4()
                 async with ctx.pool.acquire() as conn:
@@ -263,7 +265,8 @@ class Senders:
                 if not batch:
                     await smtp.close()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=idle)
+                        async with asyncio.timeout(idle):
+                            await self._wake.wait()
                     continue
                 await self._work(ctx, smtp, token=token, batch=batch)
             except asyncio.CancelledError:

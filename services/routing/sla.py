@@ -39,6 +39,7 @@ from services.routing.sla_rules import (
 from shared import outbox
 from shared.agents import Role, load_agents
 from shared.business_hours import Calendar
+from shared.cancel import raise_if_cancelled
 from shared.errors import is_transient
 from shared.events import (
     Category,
@@ -325,6 +326,7 @@ class SlaClocks:
         try:
             await listener.add_listener(sla_repo.WAKE_CHANNEL, lambda *_: self._wake.set())
             while True:
+                raise_if_cancelled()
                 self._wake.clear()
                 if await self.fire_once() >= self._settings.sla_batch:
                     continue
@@ -333,7 +335,8 @@ class SlaClocks:
                 timeout = IDLE_LOOK_SECONDS if wait is None else min(wait, IDLE_LOOK_SECONDS)
                 if timeout > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                        async with asyncio.timeout(timeout):
+                            await self._wake.wait()
         finally:
             await listener.close()
 

@@ -178,7 +178,8 @@ class Hub:
             self._ready.clear()
             self._task = asyncio.create_task(self._run(), name="workspace-live")
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout=30)
+            async with asyncio.timeout(30):
+                await self._ready.wait()
             yield listener.queue
         finally:
             self._listeners.discard(listener)

@@ -1097,7 +1097,8 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
                 # The feed held open is the workspace open: routing hears of it every minute.
                 push: Push | None = None
                 try:
-                    push = await asyncio.wait_for(queue.get(), presence.SEEN_EVERY.seconds)
+                    async with asyncio.timeout(presence.SEEN_EVERY.seconds):
+                        push = await queue.get()
                     if push is CLOSED:
                         return  # desk is stopping
                 except TimeoutError:

@@ -30,6 +30,7 @@ from services.intake.channels.email import (
 )
 from services.intake.handlers import accept
 from services.intake.settings import IntakeSettings
+from shared.cancel import raise_if_cancelled
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.events import now
 from shared.service import Context
@@ -176,7 +177,8 @@ class Poller:
             pass
         finally:
             client.idle_done()
-            await asyncio.wait_for(idle, client.timeout)
+            async with asyncio.timeout(client.timeout):
+                await idle
 
     async def run(self) -> None:
         """Forever: connect, settle what is unseen, wait for news; reconnect after failures."""
@@ -188,6 +190,7 @@ class Poller:
                 while True:
                     if await self.poll_once(client) == 0:
                         await self.wait(client)
+                    raise_if_cancelled()
             except IMAP_UNAVAILABLE as exc:
                 log.warning("imap mailbox unavailable; reconnecting", error=repr(exc))
             finally:
@@ -206,7 +209,8 @@ def _literal(response: Response) -> bytes:
 
 async def _close(client: IMAP4) -> None:
     with contextlib.suppress(*IMAP_UNAVAILABLE):  # the connection is going away either way
-        await asyncio.wait_for(client.logout(), 5)
+        async with asyncio.timeout(5):
+            await client.logout()
 
 
 async def run(ctx: Context[IntakeSettings]) -> None:
