@@ -186,6 +186,25 @@ def test_compose_runs_every_service_from_the_one_image_and_the_whole_stack_besid
     ]
 
 
+def test_compose_postgres_initialises_a_role_for_every_service_with_a_database() -> None:
+    """postgres-init.sh stops (`set -eu`, `${var:?}`) at the first password the postgres
+    container lacks, leaving later roles and the REVOKE hardening undone for good: the volume
+    is initialised once. So its loop and the container's environment cover every such service."""
+    script = (ROOT / "deploy" / "compose" / "postgres-init.sh").read_text()
+    (loop,) = re.findall(r"^for service in ([a-z ]+); do$", script, re.M)
+    assert sorted(loop.split()) == DB_SERVICES
+    postgres = compose()["services"]["postgres"]["environment"]
+    example = (ROOT / "deploy" / "compose" / "example.env").read_text()
+    for service in DB_SERVICES:
+        var = f"CARELOOP_PG_{service.upper()}_PASSWORD"
+        assert postgres.get(var) == f"${{{var}:?}}", f"postgres lacks {var}"
+        assert re.search(rf"^{var}=$", example, re.M), f"example.env lacks {var}"
+        assert (
+            f"careloop_{service}:${{{var}:?}}@"
+            in compose_env(service)[f"CARELOOP_{service.upper()}_PG_DSN"]
+        )
+
+
 def test_compose_prometheus_scrapes_every_service_and_both_configs_load() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
     assert sorted(job["job_name"] for job in config["scrape_configs"]) == SERVICES
