@@ -30,6 +30,13 @@ COPY --from=dashboards /out/dashboards /etc/grafana/dashboards/careloop
 FROM python:3.11.14-slim-trixie AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     CARELOOP_HTTP_HOST=0.0.0.0
+# Pango and a CJK font: metrics' reports (PDF by WeasyPrint, Chinese in its pages and charts), as
+# bin/careloop installs them on a developer's machine. Pinned to the upstream release trixie
+# ships; the Debian revision is left open so a rebuild takes its security updates.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libpango-1.0-0=1.56.3-* libpangoft2-1.0-0=1.56.3-* fonts-wqy-microhei=0.2.0-beta-3.* \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin careloop
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv

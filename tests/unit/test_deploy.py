@@ -242,6 +242,35 @@ def test_dockerfile_runs_as_a_user_with_a_health_check_on_an_exact_base() -> Non
     assert any(line.startswith("HEALTHCHECK") for line in runtime)
 
 
+# What bin/careloop's ensure_packages installs that the runtime image does without: the local
+# stand-ins for compose's own containers (Redis, Prometheus, Alertmanager), the IMAP mailbox of
+# the local run, and the browser the tests drive.
+NOT_IN_THE_IMAGE = {
+    "redis-server",
+    "dovecot-imapd",
+    "prometheus",
+    "prometheus-alertmanager",
+    "chromium",
+}
+
+
+def test_the_runtime_image_installs_the_debian_packages_the_services_need() -> None:
+    """metrics' reports need Pango and a CJK font (WeasyPrint, Chinese); without them every
+    scheduled report fails to render in a container, as it would on a machine bin/careloop had
+    not prepared."""
+    careloop = (ROOT / "bin" / "careloop").read_text()
+    body = re.search(r"^ensure_packages\(\) \{$(.*?)^\}$", careloop, re.M | re.S)
+    assert body is not None
+    ensured = {p for group in re.findall(r"missing\+=\(([^)]*)\)", body[1]) for p in group.split()}
+    needed = ensured - NOT_IN_THE_IMAGE
+    assert {"libpango-1.0-0", "libpangoft2-1.0-0", "fonts-wqy-microhei"} <= needed
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    runtime = dockerfile[dockerfile.index("AS runtime") :]
+    installs = re.findall(r"apt-get install (.*?)(?:&&|$)", runtime, re.M)
+    installed = {word.split("=")[0] for line in installs for word in line.split()}
+    assert sorted(needed - installed) == []
+
+
 def test_every_kubernetes_manifest_follows_its_schema() -> None:
     """Every built-in kind, strictly (unknown fields fail). KEDA's CRD schema is not packaged
     for Python; its ScaledObjects are checked against the Deployments below."""
