@@ -18,6 +18,8 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+# Each careloop service is scraped as the job of its name (compose, deploy/k8s, the local run).
+SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/__main__.py"))
 SEVERITIES = {"critical", "warning"}
 
 
@@ -91,3 +93,14 @@ def test_recording_rules_are_named_level_metric_operation() -> None:
             assert re.fullmatch(r"[a-z_]+:careloop_[a-z_]+:[a-z0-9_]+", rule["record"]) or (
                 re.fullmatch(r"careloop:[a-z_]+:[a-z0-9_]+", rule["record"])
             ), rule["record"]
+
+
+def test_a_service_down_covers_every_service_failing_its_scrape_or_gone() -> None:
+    """Every service, both ways: a target whose scrape fails (up == 0), and a job with no target
+    at all (absent), which is what compose's DNS and Kubernetes discovery leave of a service
+    whose every replica has stopped."""
+    (alert,) = [a for a in _alerts() if a["alert"] == "CareloopServiceDown"]
+    (failing,) = re.findall(r'up\{job=~"([a-z|]+)"\} == 0', alert["expr"])
+    gone = re.findall(r'absent\(up\{job="([a-z]+)"\}\)', alert["expr"])
+    assert sorted(failing.split("|")) == SERVICES
+    assert sorted(gone) == SERVICES
