@@ -15,17 +15,18 @@ from services.desk import (
     portal,
     presence,
     repo,
+    retention,
     self_service,
 )
 from services.desk.accounts import setup as accounts
 from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
 from services.desk.cases.settings import CaseSettings
-from services.desk.retention import retention
 from services.desk.settings import DeskSettings
 from services.desk.web import live
 from services.desk.web import routes as workspace
 from shared import http, learners, topics
+from shared.retention import scheduled
 from shared.service import build_app, consume, new_context
 
 SNAPSHOTS = Counter(
@@ -69,7 +70,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
             handlers.auto_close,
             cases.clock(case_settings),
             handlers.index_search,
-            retention,
+            scheduled(retention.job(settings), what="desk"),
             hub.keep,
         ),
         title="careloop desk",

@@ -2,25 +2,51 @@
 their learners' personal data pseudonymised after CARELOOP_DESK_RETENTION_DAYS.
 
 Pseudonymising keeps what reports and audits need (the ticket, its category, times, who
-worked it, its history) and drops who the learner is: their name becomes a pseudonym; their
-contacts, LMS id and context, call details and attachments go; e-mail addresses and phone
-numbers inside the text they wrote, agents' replies and notes are masked. Each ticket is done
+worked it, its history, a case's finding and remedies' kinds and amounts) and drops who the
+learner is: their name becomes a pseudonym; their contacts, LMS id and context, call details
+and attachments go; e-mail addresses and phone numbers are masked inside every text about the
+ticket: what the learner wrote, agents' replies and notes, call-back notes, a case's notes,
+finding summary and outcomes, remedies' descriptions and the acting systems' reasons, and the
+reasons and notes in the history (a survey's comment in the history goes). Each ticket is done
 once (`pseudonymised_at`), so running the job again changes nothing. The LMS's snapshot of a
 learner goes too once no ticket names them and the LMS has not updated it for as long.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
-import structlog
 
-from services.desk.domain import masked, pseudonym
 from services.desk.settings import DeskSettings
 from shared.events import now
-from shared.service import Context, every
+from shared.retention import Round, mask_texts, masked, pseudonym
 
-log = structlog.get_logger(__name__)
-BATCH = 200
+# Keys of the history's details that hold what a person wrote (a transfer's or re-triage's
+# reason, an approver's note, a resolution, an acting system's reason); the rest are codes.
+HISTORY_TEXTS = ("reason", "note", "resolution")
+_OF_TICKETS = "ticket_id = ANY($1::uuid[])"
+# The other texts about a ticket, whose contacts are masked: each table, the columns that
+# identify a row (with their types), its text columns, and which rows are the tickets' ($1).
+TEXTS: tuple[tuple[str, dict[str, str], list[str], str], ...] = (
+    ("replies", {"reply_id": "uuid"}, ["body"], _OF_TICKETS),
+    ("notes", {"note_id": "uuid"}, ["body"], _OF_TICKETS),
+    ("ticket_callbacks", {"ticket_id": "uuid"}, ["note"], _OF_TICKETS),
+    ("cases", {"case_id": "uuid"}, ["finding_summary", "outcome", "callback_outcome"], _OF_TICKETS),
+    (
+        "case_notes",
+        {"note_id": "uuid"},
+        ["body"],
+        f"case_id IN (SELECT case_id FROM cases WHERE {_OF_TICKETS})",
+    ),
+    ("remedies", {"remedy_id": "uuid"}, ["description", "answer_reason"], _OF_TICKETS),
+    (
+        "remedy_approvals",
+        {"remedy_id": "uuid", "approver_id": "text"},
+        ["note"],
+        f"remedy_id IN (SELECT remedy_id FROM remedies WHERE {_OF_TICKETS})",
+    ),
+)
 
 
 async def archive(conn: asyncpg.Connection, *, closed_before: datetime, limit: int) -> int:
@@ -76,17 +102,10 @@ async def pseudonymise(conn: asyncpg.Connection, *, closed_before: datetime, lim
         [masked(t["subject"]) for t in due],
         [masked(t["description"]) for t in due],
     )
-    await _mask_texts(conn, "messages", "message_id", ids, learner=True)
-    await _mask_texts(conn, "replies", "reply_id", ids)
-    await _mask_texts(conn, "notes", "note_id", ids)
-    # A survey's free comment is the learner's own words, like a message.
-    await conn.execute(
-        """
-        UPDATE history SET detail = detail - 'comment'
-        WHERE ticket_id = ANY($1::uuid[]) AND kind = 'survey_answered'
-        """,
-        ids,
-    )
+    await _forget_in_messages(conn, ids)
+    for table, keys, columns, where in TEXTS:
+        await mask_texts(conn, table=table, keys=keys, columns=columns, where=where, args=[ids])
+    await _mask_history(conn, ids)
     await conn.execute(
         """
         INSERT INTO history (ticket_id, kind, actor, detail)
@@ -95,6 +114,38 @@ async def pseudonymise(conn: asyncpg.Connection, *, closed_before: datetime, lim
         ids,
     )
     return len(ids)
+
+
+async def _mask_history(conn: asyncpg.Connection, ticket_ids: list[object]) -> None:
+    """Mask the free texts in these tickets' history details, and drop survey comments (the
+    learner's own words, like a message)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, detail FROM history
+        WHERE ticket_id = ANY($1::uuid[]) AND detail ?| $2::text[]
+        """,
+        ticket_ids,
+        [*HISTORY_TEXTS, "comment"],
+    )
+    changed = [(r["id"], d) for r in rows if (d := _masked_detail(r["detail"])) != r["detail"]]
+    if not changed:
+        return
+    await conn.execute(
+        """
+        UPDATE history h SET detail = r.detail
+        FROM unnest($1::bigint[], $2::jsonb[]) AS r(id, detail) WHERE h.id = r.id
+        """,
+        [c[0] for c in changed],
+        [c[1] for c in changed],
+    )
+
+
+def _masked_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: masked(v) if k in HISTORY_TEXTS and isinstance(v, str) else v
+        for k, v in detail.items()
+        if k != "comment"
+    }
 
 
 async def forget_learners(conn: asyncpg.Connection, *, unchanged_since: datetime) -> int:
@@ -113,62 +164,43 @@ async def forget_learners(conn: asyncpg.Connection, *, unchanged_since: datetime
     return len(forgotten)
 
 
-async def _mask_texts(
-    conn: asyncpg.Connection,
-    table: str,
-    key: str,
-    ticket_ids: list[object],
-    *,
-    learner: bool = False,
-) -> None:
-    """Mask contacts in the bodies of `table`'s rows of these tickets (`learner`: the rows
-    also carry the learner, who becomes the ticket's pseudonym, and their attachments go).
-    `table` and `key` come from code, never from input."""
+async def _forget_in_messages(conn: asyncpg.Connection, ticket_ids: list[object]) -> None:
+    """The learner's messages on these tickets: the sender becomes the ticket's pseudonym,
+    attachments go, contacts in the text are masked."""
     rows = await conn.fetch(
-        f"SELECT {key}, ticket_id, body FROM {table} WHERE ticket_id = ANY($1::uuid[])", ticket_ids
+        "SELECT message_id, ticket_id, body FROM messages WHERE ticket_id = ANY($1::uuid[])",
+        ticket_ids,
     )
     if not rows:
         return
-    who = (
-        ", learner = jsonb_build_object('name', r.pseudonym), attachments = '[]'" if learner else ""
-    )
     await conn.execute(
-        f"""
-        UPDATE {table} x SET body = r.body{who}
+        """
+        UPDATE messages x
+        SET body = r.body, learner = jsonb_build_object('name', r.pseudonym), attachments = '[]'
         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, body, pseudonym)
-        WHERE x.{key} = r.id
+        WHERE x.message_id = r.id
         """,
-        [r[key] for r in rows],
+        [r["message_id"] for r in rows],
         [masked(r["body"]) for r in rows],
         [pseudonym(r["ticket_id"]) for r in rows],
     )
 
 
-async def run_once(
-    conn: asyncpg.Connection, settings: DeskSettings, *, limit: int = BATCH
-) -> tuple[int, int]:
-    """One round: archive, then pseudonymise, what is due, then forget the learners nobody
-    needs; returns how many tickets were archived and pseudonymised."""
-    at = now()
-    expired = at - timedelta(days=settings.retention_days)
-    archived = await archive(
-        conn, closed_before=at - timedelta(days=settings.archive_after_days), limit=limit
-    )
-    purged = await pseudonymise(conn, closed_before=expired, limit=limit)
-    forgotten = await forget_learners(conn, unchanged_since=expired)
-    if forgotten:
-        log.info("learners forgotten", count=forgotten)
-    return archived, purged
+def job(settings: DeskSettings) -> Round:
+    """desk's round: archive, then pseudonymise, what is due, then forget the learners nobody
+    needs; how many tickets were archived and pseudonymised and learners forgotten. Replicas
+    skip each other's tickets."""
 
+    async def run_once(conn: asyncpg.Connection, expired: datetime, limit: int) -> dict[str, int]:
+        archived = await archive(
+            conn,
+            closed_before=now() - timedelta(days=settings.archive_after_days),
+            limit=limit,
+        )
+        return {
+            "archived": archived,
+            "pseudonymised": await pseudonymise(conn, closed_before=expired, limit=limit),
+            "learners_forgotten": await forget_learners(conn, unchanged_since=expired),
+        }
 
-async def retention(ctx: Context[DeskSettings]) -> None:
-    """desk's retention clock; replicas skip each other's tickets."""
-
-    async def step() -> bool:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            archived, purged = await run_once(conn, ctx.settings)
-        if archived or purged:
-            log.info("retention", archived=archived, pseudonymised=purged)
-        return BATCH in (archived, purged)
-
-    await every(ctx.settings.retention_interval_seconds, step, what="retention")
+    return run_once

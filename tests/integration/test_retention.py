@@ -1,21 +1,25 @@
-"""Retention (R7.3) against the real database: closed tickets are archived after the archive
-period, and after the retention period their learner's personal data is pseudonymised —
-name, contacts, LMS context, attachments, and contacts inside the text — once, however often
-the job runs; a ticket closed more recently is left as it is. The LMS's snapshot of a learner
-no ticket names any more goes too."""
+"""desk's retention (R7.3) against the real database: closed tickets are archived after the
+archive period, and after the retention period their learner's personal data is pseudonymised —
+name, contacts, LMS context, attachments, and contacts inside every text about the ticket
+(messages, replies, notes, call-back notes, the case's notes and outcomes, remedies, the
+history's reasons and notes) — once, however often the job runs, while the facts (amounts,
+scores, findings, ids) stay; a ticket closed more recently is left as it is. The LMS's snapshot
+of a learner no ticket names any more goes too. The scheduled loop runs the job."""
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
 from services.desk import handlers, repo, retention
-from services.desk.domain import Caller, pseudonym
+from services.desk.domain import Caller
 from services.desk.settings import DeskSettings
 from shared.agents import Role
 from shared.db import create_pool
@@ -32,9 +36,10 @@ from shared.events import (
 from shared.inbox import EventConsumer
 from shared.kafka import make_broker
 from shared.migrate import migrate
+from shared.retention import keep, pseudonym
 from shared.settings import CommonSettings
 from tests.integration.test_desk_events import record
-from tests.support import RunningStack
+from tests.support import RunningStack, eventually
 
 DESK = DeskSettings(link_secret="test-secret")  # archive after 90 days, pseudonymise after 730
 ANA = Caller(agent_id="ana", name="Ana", role=Role.SUPERVISOR, teams=("tech_support",))
@@ -120,6 +125,7 @@ async def worked_ticket(deliver: Deliver, pool: asyncpg.Pool, *, closed_days_ago
             links=handlers.links_for(DESK),
         )
         await handlers.add_note(conn, ticket_id=ticket_id, agent=ANA, body="学员电话 13800138000")
+        await complaint_case(conn, ticket_id, email=f"wxm.{tag}@example.com")
         await conn.execute(
             "UPDATE tickets SET status = 'closed', closed_at = now() - make_interval(days => $2) "
             "WHERE ticket_id = $1",
@@ -127,6 +133,120 @@ async def worked_ticket(deliver: Deliver, pool: asyncpg.Pool, *, closed_days_ago
             closed_days_ago,
         )
     return ticket_id
+
+
+async def complaint_case(conn: asyncpg.Connection, ticket_id: uuid.UUID, *, email: str) -> None:
+    """The ticket's closed complaint case as the case handlers leave it: notes, a finding, a
+    refund approved and done, a call-back made; a transfer and the approval in the history."""
+    case_id, remedy_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        """
+        INSERT INTO cases (case_id, ticket_id, opened_by, department, finding, finding_summary,
+                           status, outcome, closed_at, closed_by, callback_done_at, callback_by,
+                           callback_outcome, callback_reached, callback_score)
+        VALUES ($1, $2, 'ana', 'finance', 'upheld', $3, 'closed', $4, now(), 'ana', now(), 'ana',
+                $5, true, 4)
+        """,
+        case_id,
+        ticket_id,
+        f"退款延误属实，学员 {email} 多次催问",
+        "已退款，电话 13800138000 告知学员",
+        "学员满意，留了新号码 139 1234 5678",
+    )
+    await conn.execute(
+        "INSERT INTO case_notes (note_id, case_id, agent_id, body) VALUES ($1, $2, 'ana', $3)",
+        uuid.uuid4(),
+        case_id,
+        f"财务确认 {email} 的订单未退款",
+    )
+    await conn.execute(
+        """
+        INSERT INTO remedies (remedy_id, case_id, ticket_id, type, amount, currency,
+                              description, approvals_needed, status, proposed_by,
+                              answer_system, answer_reference, answer_reason)
+        VALUES ($1, $2, $3, 'refund', 199.00, 'CNY', $4, 1, 'done', 'ana', 'payments', 'R-88',
+                $5)
+        """,
+        remedy_id,
+        case_id,
+        ticket_id,
+        "退款到学员支付宝 13800138000",
+        f"refunded to {email}",
+    )
+    await conn.execute(
+        "INSERT INTO remedy_approvals (remedy_id, approver_id, decision, note) "
+        "VALUES ($1, 'ben', 'approved', '已与学员 13800138000 核实')",
+        remedy_id,
+    )
+    await conn.execute(
+        """
+        INSERT INTO ticket_callbacks (ticket_id, reason, due_at, done_at, done_by, reached,
+                                      score, note, attempts)
+        VALUES ($1, 'sample', now(), now(), 'ana', true, 4, '学员说可以打 13800138000 找他', 1)
+        """,
+        ticket_id,
+    )
+    await repo.add_history(
+        conn,
+        [
+            (
+                ticket_id,
+                "transferred",
+                "ana",
+                {"from_team": "tech_support", "to_team": "finance", "reason": f"{email} 要退款"},
+            ),
+            (
+                ticket_id,
+                "remedy_approved",
+                "ben",
+                {"case_id": str(case_id), "remedy_id": str(remedy_id), "note": "电话 13800138000"},
+            ),
+        ],
+    )
+
+
+async def case_texts(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[str, Any]:
+    """The texts and facts of the ticket's case, remedies, call-back and history."""
+    case = await pool.fetchrow(
+        "SELECT finding, finding_summary, outcome, callback_outcome, callback_score "
+        "FROM cases WHERE ticket_id = $1",
+        ticket_id,
+    )
+    assert case is not None
+    of_case = "(SELECT case_id FROM cases WHERE ticket_id = $1)"
+    return {
+        "case": dict(case),
+        "case_notes": await pool.fetchval(
+            f"SELECT array_agg(body) FROM case_notes WHERE case_id = {of_case}", ticket_id
+        ),
+        "remedy": dict(
+            await pool.fetchrow(
+                "SELECT type, amount, description, answer_reference, answer_reason "
+                "FROM remedies WHERE ticket_id = $1",
+                ticket_id,
+            )
+            or {}
+        ),
+        "approval": await pool.fetchval(
+            "SELECT note FROM remedy_approvals WHERE remedy_id = "
+            "(SELECT remedy_id FROM remedies WHERE ticket_id = $1)",
+            ticket_id,
+        ),
+        "callback": dict(
+            await pool.fetchrow(
+                "SELECT score, note FROM ticket_callbacks WHERE ticket_id = $1", ticket_id
+            )
+            or {}
+        ),
+        "history": [
+            (r["kind"], r["detail"])
+            for r in await pool.fetch(
+                "SELECT kind, detail FROM history WHERE ticket_id = $1 "
+                "AND kind IN ('transferred', 'remedy_approved') ORDER BY id",
+                ticket_id,
+            )
+        ],
+    }
 
 
 async def texts(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[str, Any]:
@@ -151,12 +271,13 @@ async def texts(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[str, Any]:
             r["body"]
             for r in await pool.fetch("SELECT body FROM notes WHERE ticket_id = $1", ticket_id)
         ],
+        **await case_texts(pool, ticket_id),
     }
 
 
-async def run(pool: asyncpg.Pool) -> tuple[int, int]:
+async def run(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        return await retention.run_once(conn, DESK, limit=10_000)
+        await retention.job(DESK)(conn, now() - timedelta(days=DESK.retention_days), 10_000)
 
 
 async def test_retention_archives_then_pseudonymises_closed_tickets_once(
@@ -192,6 +313,30 @@ async def test_retention_archives_then_pseudonymises_closed_tickets_once(
     ]
     assert gone["replies"] == ["已给 [email] 退款"]
     assert gone["notes"] == ["学员电话 [phone]"]
+    assert gone["case"] == {
+        "finding": "upheld",
+        "finding_summary": "退款延误属实，学员 [email] 多次催问",
+        "outcome": "已退款，电话 [phone] 告知学员",
+        "callback_outcome": "学员满意，留了新号码 [phone]",
+        "callback_score": 4,
+    }
+    assert gone["case_notes"] == ["财务确认 [email] 的订单未退款"]
+    assert gone["remedy"] == {
+        "type": "refund",
+        "amount": Decimal("199.00"),
+        "description": "退款到学员支付宝 [phone]",
+        "answer_reference": "R-88",
+        "answer_reason": "refunded to [email]",
+    }
+    assert gone["approval"] == "已与学员 [phone] 核实"
+    assert gone["callback"] == {"score": 4, "note": "学员说可以打 [phone] 找他"}
+    (_, transfer), (_, approval) = gone["history"]
+    assert transfer == {
+        "from_team": "tech_support",
+        "to_team": "finance",
+        "reason": "[email] 要退款",
+    }
+    assert approval["note"] == "电话 [phone]" and uuid.UUID(approval["remedy_id"])
     assert {**await texts(desk_pool, archived), "archived": False} == archived_before
     assert (await texts(desk_pool, archived))["archived"]
     assert await texts(desk_pool, recent) == recent_before
@@ -208,3 +353,22 @@ async def test_retention_archives_then_pseudonymises_closed_tickets_once(
         expired,
     )
     assert sorted(k["kind"] for k in kinds) == ["archived", "pseudonymised"]
+
+
+async def test_the_scheduled_loop_pseudonymises_what_falls_due(
+    deliver: Deliver, desk_pool: asyncpg.Pool
+) -> None:
+    often = DESK.model_copy(update={"retention_interval_seconds": 0.05})
+    loop = asyncio.create_task(keep(desk_pool, often, retention.job(often), what="desk"))
+    try:
+        expired = await worked_ticket(deliver, desk_pool, closed_days_ago=731)
+
+        async def pseudonymised() -> bool:
+            return (await texts(desk_pool, expired))["pseudonymised_at"] is not None
+
+        await eventually(pseudonymised, timeout=10, interval=0.05)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+    assert (await texts(desk_pool, expired))["learner"] == {"name": pseudonym(expired)}
