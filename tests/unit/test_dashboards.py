@@ -1,10 +1,14 @@
 """The generated Grafana dashboards: PromQL Prometheus accepts, and panels a reader can trust."""
 
+import importlib
 import json
+import pkgutil
 import re
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
+import promql_parser
 import pytest
 import yaml
 
@@ -12,6 +16,9 @@ from deploy.grafana import promql, provisioning
 
 BOARDS = provisioning.dashboards()
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range"}
+# The incident service's own bookkeeping of the learner snapshots it consumes, not a reading of
+# an incident.
+NOT_INCIDENT_READINGS = {"careloop_incident_learner_snapshots_total"}
 
 
 def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,3 +111,34 @@ def test_the_build_writes_what_grafana_provisions(tmp_path: Path) -> None:
     files = sorted((tmp_path / "dashboards").glob("*.json"))
     assert [json.loads(f.read_text())["uid"] + ".json" for f in files] == [f.name for f in files]
     assert {f.stem for f in files} == {b["uid"] for b in BOARDS}
+
+
+def incident_families() -> set[str]:
+    """The careloop_incident_* families the incident service's modules declare, as its /metrics
+    page names them (less prometheus_client's <counter>_created gauges: a start time)."""
+    package = importlib.import_module("services.incident")
+    for module in pkgutil.walk_packages(package.__path__, "services.incident."):
+        if ".migrations" not in module.name and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    page = prometheus_client.generate_latest().decode()
+    declared = re.findall(r"^# TYPE (careloop_incident_\w+) \w+$", page, re.M)
+    return {name for name in declared if not name.endswith("_created")}
+
+
+def selected(expr: str) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            found.add(node.name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def test_the_incidents_dashboard_shows_every_reading_of_the_incident_service() -> None:
+    (board,) = [b for b in BOARDS if b["uid"] == "careloop-incidents"]
+    shown = set().union(*(selected(e.promql) for e in promql.expressions(board)))
+    families = incident_families()
+    assert families > NOT_INCIDENT_READINGS
+    assert sorted(families - NOT_INCIDENT_READINGS - shown) == []
