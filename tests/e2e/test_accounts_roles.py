@@ -7,6 +7,10 @@ the end-to-end platform; API routes are called with their bearer tokens, the wor
 with a session each (of a user made for it).
 Path parameters are ids nobody has, bodies are empty: the role is decided before anything
 is found or changed.
+
+A second walk sends every state-changing route a person may call with a session cookie but
+without that session's CSRF token: desk (where the cookie is a credential) refuses each with
+403, the other services (bearer tokens only) take the cookie for nobody's, 401.
 """
 
 import importlib
@@ -449,3 +453,63 @@ async def walk_matrix(apps: dict[str, httpx.AsyncClient], stack: RunningStack) -
             if not fine:
                 wrong.append(f"{service} {route} ({access}): {seen}")
     assert not wrong, "\n".join(wrong)
+
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes a signed-in person calls; a browser sends the session cookie with any of them.
+PERSONAL = frozenset(set(Access) - {Access.PUBLIC, Access.OWN, Access.STREAM})
+# The one service whose routes take a session cookie (its pages and its JSON API alike).
+SESSION_SERVICE = "desk"
+
+
+async def test_no_session_changes_anything_without_its_csrf_token(platform: Platform) -> None:
+    apps = {
+        service: httpx.AsyncClient(base_url=platform.url(service), timeout=30) for service in MATRIX
+    }
+    try:
+        await walk_without_csrf(apps, platform.stack)
+    finally:
+        for client in apps.values():
+            await client.aclose()
+
+
+async def walk_without_csrf(apps: dict[str, httpx.AsyncClient], stack: RunningStack) -> None:
+    """An admin's session (allowed everywhere, so a refusal is the token's) on every unsafe
+    personal route, with a form that has no CSRF token or another session's."""
+    by_role = await sessions(apps["desk"], stack, roles=("admin", "agent"))
+    (cookie, _), (_, others) = by_role["admin"], by_role["agent"]
+    forms = {"none": {"body": "csrf probe"}, "another session's": {"csrf_token": others}}
+    unsafe = [
+        (service, route)
+        for service, routes in MATRIX.items()
+        for route, access in routes.items()
+        if route.split(" ", 1)[0] in UNSAFE and access in PERSONAL
+    ]
+    wrong: list[str] = []
+    for service, route in unsafe:
+        method, path = route.split(" ", 1)
+        client = apps[service]
+        for token, form in forms.items():
+            client.cookies.clear()
+            r = await client.request(
+                method,
+                concrete(path),
+                headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookie.items())},
+                data=form,
+            )
+            fine = (
+                r.status_code == 403 and "CSRF token" in r.text
+                if service == SESSION_SERVICE
+                else r.status_code == 401
+            )
+            if not fine:
+                wrong.append(f"{service} {route} ({token} token): {r.status_code} {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+    assert sum(service == SESSION_SERVICE for service, _ in unsafe) > 40
+    # Nothing was done as the admin: not even the two log-outs ended the session.
+    client = apps[SESSION_SERVICE]
+    client.cookies.clear()
+    me = await client.get(
+        "/v1/agent/me", headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookie.items())}
+    )
+    assert me.status_code == 200, me.text
