@@ -27,7 +27,7 @@ BATCH = 200
 DEFAULT_DAYS = 730
 
 
-def retention_days(group: str) -> Any:
+def days_setting(group: str) -> Any:
     """The `retention_days` setting of service `group`: CARELOOP_<GROUP>_RETENTION_DAYS, else
     desk's CARELOOP_DESK_RETENTION_DAYS, so one value set for desk holds for every service."""
     return Field(
@@ -42,7 +42,7 @@ def retention_days(group: str) -> Any:
     )
 
 
-def retention_interval(group: str) -> Any:
+def interval_setting(group: str) -> Any:
     """The `retention_interval_seconds` setting of service `group`."""
     return Field(
         3600,

@@ -3,11 +3,12 @@ incident notices), the SMTP senders and the HTTP channels' senders."""
 
 from fastapi import FastAPI
 
-from services.notify import handlers
+from services.notify import handlers, retention
 from services.notify.http_senders import HttpSenders
 from services.notify.senders import Senders, Wakeup
 from services.notify.settings import NotifySettings
 from shared import topics
+from shared.retention import scheduled
 from shared.service import build_app, consume, new_context
 
 
@@ -28,4 +29,13 @@ def create_app(settings: NotifySettings) -> FastAPI:
     wakeup = Wakeup()
     senders = Senders(settings, wakeup)
     http = HttpSenders(settings, wakeup)
-    return build_app(ctx, background=(wakeup.run, senders.run, http.run), title="careloop notify")
+    return build_app(
+        ctx,
+        background=(
+            wakeup.run,
+            senders.run,
+            http.run,
+            scheduled(retention.run_once, what="notify"),
+        ),
+        title="careloop notify",
+    )

@@ -3,6 +3,7 @@
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.notify.channels import ALL_CHANNELS
+from shared.retention import days_setting, interval_setting
 from shared.settings import CommonSettings, own
 
 
@@ -90,6 +91,8 @@ class NotifySettings(CommonSettings):
         "A leased delivery whose sender died is retried after this long (and, after a "
         "PostgreSQL restart, no sooner than this long after the restart).",
     )
+    retention_days: float = days_setting("notify")
+    retention_interval_seconds: float = interval_setting("notify")
 
     @field_validator("answer_channels")
     @classmethod
