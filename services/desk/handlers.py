@@ -1,6 +1,7 @@
 """desk's use cases: the events it consumes, and what the agent API and the learner's pages do."""
 
 import asyncio
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -1192,30 +1193,47 @@ async def timeline(
     ]
 
 
+# An LMS learner id has no shape of its own (`L-1001`, `u_82731`, `1001`): a ticket number or
+# any one word of letters, digits, `.`, `_` or `-` is also looked up, whole, among the
+# learners' ids (a phone number's digits are looked up among the same contacts already).
+_LEARNER_ID = re.compile(r"[\w.-]{1,100}")
+
+
 async def search(
     conn: asyncpg.Connection, *, agent: Caller, q: str, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Tickets by number, e-mail, phone, learner name or words (Chinese too), best first,
-    among those the agent may see (supervisors and admins: all)."""
+    """Tickets by number, e-mail, phone, the learner's LMS id or name, or words (Chinese too),
+    best first, among those the agent may see (supervisors and admins: all)."""
     teams = None if agent.supervises else agent.teams
     kind, value = search_kind(q)
+
+    async def contact(value: str) -> list[asyncpg.Record]:
+        return await repo.search_words(
+            conn, tsquery=value, contact=True, teams=teams, agent_id=agent.agent_id, limit=limit
+        )
+
     first: list[asyncpg.Record] = []
     if kind is SearchKind.NUMBER:
         first = await repo.search_number(conn, value, teams=teams, agent_id=agent.agent_id)
     elif kind is not SearchKind.TEXT:
-        first = await repo.search_words(
-            conn, tsquery=value, contact=True, teams=teams, agent_id=agent.agent_id, limit=limit
-        )
+        first = await contact(value)
+    word = q.strip().lower()
+    if kind in (SearchKind.NUMBER, SearchKind.TEXT) and _LEARNER_ID.fullmatch(word):
+        first += await contact(word)
     # Bare digits are a ticket's number or a phone number, and words too (an order number or
     # a course code the learner wrote): `195151` also finds the tickets that mention it.
     tsquery = query(q) if kind is SearchKind.TEXT or q.strip().isdigit() else None
-    if tsquery is None:
-        return [dict(r) for r in first]
-    worded = await repo.search_words(
-        conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
+    worded = (
+        await repo.search_words(
+            conn, tsquery=tsquery, contact=False, teams=teams, agent_id=agent.agent_id, limit=limit
+        )
+        if tsquery
+        else []
     )
-    seen = {r["ticket_id"] for r in first}
-    return [dict(r) for r in [*first, *(r for r in worded if r["ticket_id"] not in seen)]][:limit]
+    found: dict[UUID, dict[str, Any]] = {}
+    for r in [*first, *worded]:
+        found.setdefault(r["ticket_id"], dict(r))
+    return list(found.values())[:limit]
 
 
 SEARCH_BATCH = 200
@@ -1223,13 +1241,15 @@ SEARCH_BATCH = 200
 
 def search_words_of(row: asyncpg.Record) -> repo.SearchWords:
     """A ticket's words for search: jieba's for Chinese; its learner's e-mail and phone (as
-    search_kind reads them) stored as they are."""
+    search_kind reads them) and LMS id (lower case, as `search` looks it up) stored as they
+    are."""
     learner = row["learner"]
     contacts = [
         c
         for c in (
             (learner.get("email") or "").lower(),
             phone_digits(learner.get("phone") or ""),
+            (learner.get("learner_id") or "").lower(),
         )
         if c
     ]

@@ -7,6 +7,7 @@ desk runs in-process (its migrations, relay and indexer); tickets reach it as Ka
 them, straight to its consumer (test_desk_events.record), so a test waits on no broker.
 """
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
@@ -613,6 +614,46 @@ async def test_search_finds_a_learner_by_name_email_phone_and_a_ticket_by_number
     for q in (f"张伟{tag}", f"zhang.wei.{tag}@example.com", spaced, number, number[3:]):
         assert await ranked(desk, q, [ticket_id]) == [ticket_id], q
     assert (await found(desk, number, SUE))[0]["learner_name"] == f"张伟{tag}"
+
+
+async def test_search_finds_a_learners_tickets_by_the_lms_id_desk_matched_them_to(
+    desk: httpx.AsyncClient,
+    deliver: Deliver,
+    desk_pool: asyncpg.Pool,
+    settings: CommonSettings,
+) -> None:
+    """The LMS's snapshot (careloop.learners.v1) names the learner; their ticket, written
+    from the same e-mail address without the id, is found by the id in any case, and only
+    by agents of its team."""
+    tag, lms = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    learner_id, email = f"L-{lms}", f"wang.fang.{lms}@example.com"
+    snapshot = {
+        "learner_id": learner_id,
+        "name": "王芳",
+        "email": email,
+        "locale": "zh",
+        "updated_at": now().isoformat(),
+    }
+    broker = make_broker(settings, client_id="test-lms")
+    await broker.start()
+    try:
+        await broker.publish(
+            json.dumps(snapshot).encode(), topic=topics.LEARNERS, key=learner_id.encode()
+        )
+    finally:
+        await broker.stop()
+    await eventually(
+        lambda: desk_pool.fetchval("SELECT 1 FROM learners WHERE learner_id = $1", learner_id)
+    )
+    theirs, _ = await a_ticket(
+        deliver, desk_pool, learner=Learner(name="王芳", email=email), subject=f"Login {tag}"
+    )
+    others, _ = await a_ticket(deliver, desk_pool, subject=f"Login {tag}")
+    await indexed(desk, tag, [theirs, others])
+
+    for q in (learner_id, learner_id.lower(), f"  {learner_id.upper()} "):
+        assert await ranked(desk, q, [theirs, others]) == [theirs], q
+    assert await ranked(desk, learner_id, [theirs], who=FEI) == []
 
 
 async def test_digits_find_the_ticket_of_that_number_first_then_tickets_that_mention_them(
