@@ -27,6 +27,8 @@ from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_BASE = ROOT / "deploy" / "k8s" / "base"
+K8S_MONITORING = ROOT / "deploy" / "k8s" / "monitoring"
+K8S_SCRAPE = ROOT / "deploy" / "k8s" / "prometheus" / "scrape.yml"
 KUBERNETES_VERSION = "1.33.0"
 SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/__main__.py"))
 # Services with a database of their own (each has migrations and its own role).
@@ -305,6 +307,79 @@ def test_every_service_has_a_deployment_with_probes_resources_a_pdb_and_a_scaler
             services[key]["spec"]["selector"] == deployments[key]["spec"]["selector"]["matchLabels"]
         )
         assert scalers[key]["spec"]["scaleTargetRef"]["name"] == key
+
+
+def metrics_token_secret(service: str) -> dict[str, str]:
+    """The Secret key the service's container reads CARELOOP_METRICS_TOKEN from."""
+    (container,) = by_kind("Deployment")[f"careloop-{service}"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    (token,) = [e for e in container["env"] if e["name"] == "CARELOOP_METRICS_TOKEN"]
+    ref: dict[str, str] = token["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+def test_the_pod_monitor_scrapes_every_service_as_the_job_of_its_name() -> None:
+    """careloop's alerts and dashboards select job="<service>": the PodMonitor's job label,
+    selector, port and token match every Deployment. Like KEDA's, the Prometheus Operator's CRD
+    schema is not packaged for Python without a pytest plugin of its own (cloudcoil's), so
+    its fields are checked here only."""
+    kustomization = yaml.safe_load((K8S_MONITORING / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../base", "podmonitor.yaml"]
+    doc = yaml.safe_load((K8S_MONITORING / "podmonitor.yaml").read_text())
+    assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert set(doc["spec"]) == {"jobLabel", "selector", "podMetricsEndpoints"}
+    spec = doc["spec"]
+    assert spec["jobLabel"] == "app.kubernetes.io/name"
+    (selected,) = spec["selector"]["matchExpressions"]
+    assert (selected["key"], selected["operator"]) == ("app.kubernetes.io/name", "In")
+    assert sorted(selected["values"]) == SERVICES
+    (endpoint,) = spec["podMetricsEndpoints"]
+    for service in SERVICES:
+        pod = by_kind("Deployment")[f"careloop-{service}"]["spec"]["template"]
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == service
+        (container,) = pod["spec"]["containers"]
+        assert endpoint["port"] in {p["name"] for p in container["ports"]}
+        assert endpoint["authorization"]["credentials"] == metrics_token_secret(service)
+
+
+def test_the_plain_prometheus_scrape_job_names_each_service_as_its_job(tmp_path: Path) -> None:
+    """Without the Operator: deploy/k8s/prometheus/scrape.yml keeps careloop's annotated pods
+    and sets job from app.kubernetes.io/name. Debian's promtool is built without Kubernetes
+    discovery, so promtool checks the job (relabelling, authorization) with its discovery
+    swapped for a static target; the keep rule's regex is then tried on each service here."""
+    config = yaml.safe_load(K8S_SCRAPE.read_text())
+    (job,) = config["scrape_configs"]
+    assert [sd["role"] for sd in job.pop("kubernetes_sd_configs")] == ["pod"]
+    job["static_configs"] = [{"targets": ["10.0.0.1:8080"]}]
+    checked_copy = tmp_path / "scrape.yml"
+    checked_copy.write_text(yaml.safe_dump(config))
+    checked = subprocess.run(
+        [tool("promtool"), "check", "config", "--syntax-only", str(checked_copy)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    keep, port, *rest = job["relabel_configs"]
+    assert keep["action"] == "keep" and keep["source_labels"] == [
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+    ]
+    for service in SERVICES:
+        pod = by_kind("Deployment")[f"careloop-{service}"]["spec"]["template"]["metadata"]
+        values = f"{pod['annotations']['prometheus.io/scrape']};{pod['labels']['app.kubernetes.io/name']}"
+        assert re.fullmatch(keep["regex"], values), values
+    assert not re.fullmatch(keep["regex"], "true;postgres")
+    assert not re.fullmatch(keep["regex"], "false;desk")
+    assert port == {
+        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+        "regex": "http",
+        "action": "keep",
+    }
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+        "target_label": "job",
+    } in rest
 
 
 def test_consumers_scale_on_their_own_groups_lag_up_to_the_partitions() -> None:
