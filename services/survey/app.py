@@ -3,9 +3,10 @@ periodic programme (unless CARELOOP_SURVEY_PERIODIC_MONTHS is 0), the survey pag
 
 from fastapi import FastAPI
 
-from services.survey import handlers, repo
+from services.survey import handlers, repo, retention
 from services.survey.settings import SurveySettings
 from shared import http, learners, topics
+from shared.retention import scheduled
 from shared.service import build_app, consume, new_context
 
 
@@ -14,7 +15,7 @@ def create_app(settings: SurveySettings) -> FastAPI:
     surveys = handlers.Surveys(ctx)
     consume(ctx, topic_names=[topics.TICKETS], handlers=surveys.handlers())
     learners.consume_snapshots(ctx, upsert=repo.upsert_learners, counted=handlers.SNAPSHOTS)
-    background = [surveys.send_due]
+    background = [surveys.send_due, scheduled(retention.run_once, what="survey")]
     if settings.periodic_months > 0:
         background.append(surveys.run_programme)
     app = build_app(ctx, background=tuple(background), title="careloop survey")

@@ -1,5 +1,6 @@
 """survey's settings on top of the shared ones."""
 
+from shared.retention import days_setting, interval_setting
 from shared.settings import CommonSettings, own
 
 
@@ -46,6 +47,8 @@ class SurveySettings(CommonSettings):
         "How often the periodic programme looks for active learners not yet surveyed this period.",
     )
     poll_seconds: float = own("survey", "poll_seconds", 1, "How often due surveys are sent.")
+    retention_days: float = days_setting("survey")
+    retention_interval_seconds: float = interval_setting("survey")
 
     public_url_override: str | None = own(
         "survey",
