@@ -21,8 +21,6 @@ from deploy.grafana.panels import (
 )
 
 CREATED = 'careloop_tickets_created_total{channel=~"$channel"}'
-# The anomaly score a window fires at with the service's default CARELOOP_INCIDENT_ALPHA (1e-6).
-FIRES_AT = 6
 
 
 def per_hour(counter: str, by: str) -> Query:
@@ -119,16 +117,18 @@ def incidents() -> Dashboard:
                         unit="short",
                         description="The highest anomaly score among each dimension's keys "
                         "(category, course, channel) at the early warning's last look: "
-                        "-log10 of how unlikely the last window's tickets are under the "
-                        f"baseline. Below 3 is usual; at {FIRES_AT} (the default alpha) a key "
-                        "with enough tickets raises an alert.",
+                        "-log10 of how likely the last window's tickets are under the "
+                        "baseline (3: one chance in a thousand, 6: in a million). Below 3 is "
+                        "usual. A key alerts when its score passes the threshold "
+                        "CARELOOP_INCIDENT_ALPHA sets and it has enough tickets (the panel "
+                        "beside counts those alerts).",
                         queries=[
                             Query(
                                 "max by (dimension) (careloop_incident_anomaly_score)",
                                 "{{dimension}}",
                             )
                         ],
-                        steps=[(None, GREEN), (3, AMBER), (FIRES_AT, RED)],
+                        steps=[(None, GREEN), (3, AMBER), (6, RED)],
                         span=9,
                     ),
                 ],
