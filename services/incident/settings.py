@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from services.incident.detector import Thresholds
 from shared.emails import EmailAddress
+from shared.retention import days_setting, interval_setting
 from shared.settings import CommonSettings, own
 
 
@@ -51,9 +52,10 @@ class IncidentSettings(CommonSettings):
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = own(
         "incident",
         "alpha",
-        1e-6,
+        1e-5,
         "A window fires when its count is this unlikely under the baseline (upper tail of the "
-        "negative binomial): one false alarm in about a million windows per key.",
+        "negative binomial), shared among the keys each look tests (each at alpha / keys): "
+        "one false alarm in about 100,000 looks across all keys, if the baseline were exact.",
     )
     min_count: Annotated[int, Field(ge=1)] = own(
         "incident", "min_count", 10, "Fewer tickets than this in a window never fire."
@@ -66,6 +68,21 @@ class IncidentSettings(CommonSettings):
     )
     baseline_weeks: Annotated[int, Field(ge=1, le=52)] = own(
         "incident", "baseline_weeks", 8, "Past weeks the baseline learns from."
+    )
+    learning_weeks: Annotated[int, Field(ge=0, le=52)] = own(
+        "incident",
+        "learning_weeks",
+        2,
+        "Weeks of history (counted, or imported with services.incident.baseline) before the "
+        "volume test may alert: until then its peaks are unknown and every busy hour looks "
+        "like a burst. The complaint and fault rates alert from the first day.",
+    )
+    dispersion: Annotated[float, Field(ge=0, le=2)] = own(
+        "incident",
+        "dispersion",
+        0.2,
+        "The least week-to-week spread of a key's hourly rate, as a share of it: the baseline "
+        "never trusts a few alike weeks more than this.",
     )
     rate_window_minutes: Annotated[int, Field(ge=1, le=1440)] = own(
         "incident", "rate_window_minutes", 30, "The window of the complaint and fault rates."
@@ -108,6 +125,8 @@ class IncidentSettings(CommonSettings):
         14,
         "Tickets no incident links are forgotten after this (the hourly counts stay).",
     )
+    retention_days: float = days_setting("incident")
+    retention_interval_seconds: float = interval_setting("incident")
     response_group: list[Responder] = own(
         "incident",
         "response_group",
@@ -166,6 +185,8 @@ class IncidentSettings(CommonSettings):
             alpha=self.alpha,
             min_count=self.min_count,
             min_ratio=self.min_ratio,
+            learning_weeks=self.learning_weeks,
+            dispersion=self.dispersion,
         )
 
     def status_url(self, number: str | None = None, *, lang: str = "zh") -> str:

@@ -2,7 +2,8 @@
 course's and channel's tickets of the last window against its baseline for this hour of the
 week, and the complaint and fault rates against their thresholds. A key that fires raises
 `alert.raised` (its problem named from its tickets' text) and, for a volume alert, opens an
-incident when CARELOOP_INCIDENT_AUTO_OPEN is on."""
+incident when CARELOOP_INCIDENT_AUTO_OPEN is on. Until CARELOOP_INCIDENT_LEARNING_WEEKS of
+history are held the volume test only scores (the gauge), it neither alerts nor opens."""
 
 import asyncio
 from datetime import datetime, timedelta
@@ -109,6 +110,7 @@ class Watch:
                 same_hour=[same.get(h, 0) for h in hours],
                 mean_per_hour=total / held_hours,
                 limits=self._s.thresholds,
+                keys=len(observed),
             )
             scores[AlertDimension(dimension)] = max(scores[AlertDimension(dimension)], a.score)
             if a.fires:

@@ -99,6 +99,7 @@ async def incident(stack: RunningStack, robot: Robot) -> AsyncIterator[httpx.Asy
         **fresh_groups(),
         "CARELOOP_INCIDENT_WATCH_SECONDS": "0.3",
         "CARELOOP_INCIDENT_AUTO_OPEN": "true",  # the test stacks' default is off (harness)
+        "CARELOOP_INCIDENT_LEARNING_WEEKS": "0",  # a fresh schema: no week learned yet
         "CARELOOP_INCIDENT_RESPONSE_GROUP": json.dumps(RESPONDERS),
         "CARELOOP_INCIDENT_WEBHOOK_URL": robot.url,
         "CARELOOP_INCIDENT_WEBHOOK_FORMAT": "wecom",
