@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import FastAPI
 from prometheus_client import Counter
 
-from services.incident import api, handlers, pages, repo
+from services.incident import api, handlers, pages, repo, retention
 from services.incident.changes import api as change_api
 from services.incident.changes.handlers import Changes
 from services.incident.delivery import Delivery
@@ -18,6 +18,7 @@ from shared import http, learners, people, topics
 from shared.agents import load_agents
 from shared.events import CourseChangeSubmitted, Envelope, TicketCreated
 from shared.inbox import Handler
+from shared.retention import scheduled
 from shared.service import Context, build_app, consume, new_context
 
 SNAPSHOTS = Counter(
@@ -71,7 +72,13 @@ def create_app(settings: IncidentSettings) -> FastAPI:
     app = build_app(
         ctx,
         on_start=start,
-        background=(watch.run, watch.forget, delivery.release_notices, delivery.send_pages),
+        background=(
+            watch.run,
+            watch.forget,
+            delivery.release_notices,
+            delivery.send_pages,
+            scheduled(retention.run_once, what="incident"),
+        ),
         title="careloop incident",
     )
     app.include_router(api.http_routes(ctx, incidents))
