@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field, SecretStr
 from services.incident.detector import Thresholds
 from shared.emails import EmailAddress
 from shared.retention import days_setting, interval_setting
-from shared.retention import days_setting, interval_setting
 from shared.settings import CommonSettings, own
 
 
@@ -126,8 +125,6 @@ class IncidentSettings(CommonSettings):
         14,
         "Tickets no incident links are forgotten after this (the hourly counts stay).",
     )
-    retention_days: float = days_setting("incident")
-    retention_interval_seconds: float = interval_setting("incident")
     retention_days: float = days_setting("incident")
     retention_interval_seconds: float = interval_setting("incident")
     response_group: list[Responder] = own(
