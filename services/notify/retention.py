@@ -58,7 +58,8 @@ async def forget_recipients(conn: asyncpg.Connection, *, expired: datetime, limi
 
 
 async def forget_deliveries(conn: asyncpg.Connection, *, expired: datetime, limit: int) -> int:
-    """Pseudonymise the settled deliveries of tickets quiet since `expired`; returns how many."""
+    """Pseudonymise the settled deliveries of tickets quiet since `expired`; returns how many.
+    (A quiet ticket has no pending delivery; `status <> 'pending'` is for the index.)"""
     due = await conn.fetch(
         f"""
         SELECT id, payload, last_error FROM deliveries d
