@@ -102,17 +102,6 @@ def masked(text: str) -> str:
     return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
 
 
-def masked_json(value: Any) -> Any:
-    """A JSON value with every string in it masked."""
-    if isinstance(value, str):
-        return masked(value)
-    if isinstance(value, dict):
-        return {k: masked_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked_json(v) for v in value]
-    return value
-
-
 def pseudonym(key: UUID) -> str:
     """The name a learner goes by once their personal data is gone: stable per ticket (or
     per row, where there is no ticket), and telling nothing about them."""

@@ -21,6 +21,9 @@ import pytest
 from services.desk import handlers, repo, retention
 from services.desk.domain import Caller
 from services.desk.settings import DeskSettings
+from services.incident.settings import IncidentSettings
+from services.notify.settings import NotifySettings
+from services.survey.settings import SurveySettings
 from shared.agents import Role
 from shared.db import create_pool
 from shared.events import (
@@ -372,3 +375,20 @@ async def test_the_scheduled_loop_pseudonymises_what_falls_due(
         with contextlib.suppress(asyncio.CancelledError):
             await loop
     assert (await texts(desk_pool, expired))["learner"] == {"name": pseudonym(expired)}
+
+
+def test_every_services_retention_period_is_desks_unless_set_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARELOOP_DESK_RETENTION_DAYS", "400")
+    monkeypatch.setenv("CARELOOP_SURVEY_RETENTION_DAYS", "90")
+    periods = {
+        s.__name__: s().retention_days
+        for s in (DeskSettings, NotifySettings, SurveySettings, IncidentSettings)
+    }
+    assert periods == {
+        "DeskSettings": 400,
+        "NotifySettings": 400,
+        "SurveySettings": 90,
+        "IncidentSettings": 400,
+    }
