@@ -93,13 +93,13 @@ def scheduled(run_once: Round, *, what: str) -> Callable[[Context[Any]], Corouti
     return retention
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w])\+?\d[\d ()-]{6,}\d(?![\w])")
 
 
 def masked(text: str) -> str:
     """A text without the e-mail addresses and phone numbers it carries."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+    return _PHONE.sub("[phone]", EMAIL.sub("[email]", text))
 
 
 def pseudonym(key: UUID) -> str:

@@ -14,6 +14,7 @@ from shared.agents import Role
 from shared.errors import PermanentError
 from shared.events import Channel, Learner, TicketSubmitted
 from shared.phones import normal_phone
+from shared.retention import EMAIL
 
 
 class Status(StrEnum):
@@ -300,23 +301,6 @@ def render_macro(body: str, values: dict[str, dict[str, str | None]]) -> str:
         raise Invalid(f"the macro may not do this: {exc}") from exc
 
 
-# ---- retention -----------------------------------------------------------------------------
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\w])\+?\d[\d ()-]{6,}\d(?![\w])")
-
-
-def masked(text: str) -> str:
-    """A message body without the e-mail addresses and phone numbers it carries."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
-
-
-def pseudonym(ticket_id: UUID) -> str:
-    """The name a learner goes by once their personal data is gone: stable per ticket, and
-    telling nothing about them."""
-    return "learner-" + hashlib.sha256(ticket_id.bytes).hexdigest()[:10]
-
-
 # ---- search --------------------------------------------------------------------------------
 
 
@@ -342,7 +326,7 @@ def search_kind(q: str) -> tuple[SearchKind, str]:
     q = q.strip()
     if (number := _NUMBER.match(q)) and (q.upper().startswith("CL") or len(q) < 7):
         return SearchKind.NUMBER, "CL-" + number.group(1).zfill(6)
-    if _EMAIL.fullmatch(q):
+    if EMAIL.fullmatch(q):
         return SearchKind.EMAIL, q.lower()
     if re.fullmatch(r"\+?[0-9][0-9 ()-]{5,30}", q):
         return SearchKind.PHONE, phone_digits(q)

@@ -17,14 +17,13 @@ from services.desk.domain import (
     check_may_see,
     check_merge,
     check_transfer,
-    masked,
     mentioned,
-    pseudonym,
     render_macro,
     search_kind,
     team_for,
 )
 from shared.agents import Role
+from shared.retention import masked, pseudonym
 
 # ---- who sees a ticket --------------------------------------------------------------------
 
