@@ -135,15 +135,38 @@ class CompensationOut(BaseModel):
     rejected: int = 0
 
 
+class SlaImpact(BaseModel):
+    """What the incident did to its tickets' service levels: the due times routing set when
+    each was routed, against when it was answered and resolved. A linked ticket is held and its
+    clocks stand still, so a due time that passed while it waited is a breach the hold kept
+    off the reports; routing's breaches are those before the link or after an unlinking."""
+
+    tickets_with_targets: int = Field(description="Linked tickets routing set due times for")
+    first_response_would_have_breached: int = Field(
+        description="Their first-response due time passed before the first reply or the "
+        "resolution (or by now, still unanswered)"
+    )
+    first_response_breached: int = Field(description="routing raised sla.breached for these")
+    resolution_would_have_breached: int = Field(
+        description="Their resolution due time passed before they were resolved (or by now)"
+    )
+    resolution_breached: int
+    minutes_paused: float = Field(
+        description="Minutes the linked tickets were held, their clocks paused, summed: from "
+        "each link until the unlinking or the ticket's resolution, or now"
+    )
+
+
 class Report(BaseModel):
-    """The post-incident report: what happened when, the tickets it held, the learners told
-    and the response group's messages."""
+    """The post-incident report: what happened when, the tickets it held and their SLA, the
+    learners told and the response group's messages."""
 
     incident: IncidentOut
     minutes_open: float
     tickets_linked: int
     tickets_unlinked: int
     linked_on_arrival: int
+    sla: SlaImpact
     notices: list[NoticeCount]
     pages: list[PageCount]
     compensations: list[CompensationOut]
@@ -362,13 +385,16 @@ def http_routes(ctx: Context[IncidentSettings], incidents: Incidents) -> APIRout
             notices = await repo.outreach.notice_counts(conn, incident_id)
             pages = await repo.outreach.page_counts(conn, incident_id)
             batches = await repo.outreach.compensations(conn, incident_id)
-        end = incident.resolved_at or datetime.now(incident.opened_at.tzinfo)
+            at = datetime.now(incident.opened_at.tzinfo)
+            sla = await repo.tickets.sla_impact(conn, incident_id, at)
+        end = incident.resolved_at or at
         return Report(
             incident=incident,
             minutes_open=round((end - incident.opened_at).total_seconds() / 60, 1),
             tickets_linked=sum(r["unlinked_at"] is None for r in links),
             tickets_unlinked=sum(r["unlinked_at"] is not None for r in links),
             linked_on_arrival=sum(r["linked_by"] is None for r in links),
+            sla=SlaImpact(**{**dict(sla), "minutes_paused": round(sla["minutes_paused"], 1)}),
             notices=[NoticeCount(**dict(r)) for r in notices],
             pages=[PageCount(**dict(r)) for r in pages],
             compensations=[compensation_out(b) for b in batches],

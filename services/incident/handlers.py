@@ -34,6 +34,7 @@ from services.incident.domain import (
     notice_channel,
     page_text,
 )
+from services.incident.repo.tickets import Milestone
 from services.incident.settings import IncidentSettings
 from shared import outbox
 from shared.agents import Role
@@ -54,7 +55,11 @@ from shared.events import (
     NoticeKind,
     RemedyAcknowledged,
     RemedyRejected,
+    SlaBreached,
+    SlaTarget,
     TicketCreated,
+    TicketReplied,
+    TicketResolved,
     TicketRouted,
     new_event,
     now,
@@ -155,12 +160,46 @@ class Incidents:
                 ("category", routed[t].category.value, hour_of(routed[t].routed_at)) for t in new
             ),
         )
+        await repo.tickets.record_due(
+            conn,
+            [(t, r.first_response_due_at, r.resolution_due_at) for t, r in routed.items()],
+        )
         await self._link_arrivals(conn, sorted(new))
+
+    async def on_replied(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """A ticket's first answer, for the SLA impact of the incident that held it."""
+        await repo.tickets.record_milestone(
+            conn,
+            "answered_at",
+            [(e.data.ticket_id, e.data.replied_at) for e in events if e.data.first_response],
+        )
+
+    async def on_resolved(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        await repo.tickets.record_milestone(
+            conn, "resolved_at", [(e.data.ticket_id, e.data.resolved_at) for e in events]
+        )
+
+    async def on_breached(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """routing's breaches: those of a linked ticket happened before its link or after its
+        unlinking (a held ticket's clocks stand still)."""
+        targets: tuple[tuple[SlaTarget, Milestone], ...] = (
+            (SlaTarget.FIRST_RESPONSE, "first_response_breached_at"),
+            (SlaTarget.RESOLUTION, "resolution_breached_at"),
+        )
+        for target, milestone in targets:
+            await repo.tickets.record_milestone(
+                conn,
+                milestone,
+                [(e.data.ticket_id, e.data.breached_at) for e in events if e.data.target == target],
+            )
 
     def handlers(self) -> dict[str, Handler]:
         return {
             TicketCreated.TYPE: self.on_created,
             TicketRouted.TYPE: self.on_routed,
+            TicketReplied.TYPE: self.on_replied,
+            TicketResolved.TYPE: self.on_resolved,
+            SlaBreached.TYPE: self.on_breached,
             RemedyAcknowledged.TYPE: self.on_remedy_answer,
             RemedyRejected.TYPE: self.on_remedy_answer,
         }
@@ -625,7 +664,15 @@ def facts_of(row: asyncpg.Record) -> TicketFacts:
 
 # Keyed by the ticket: a ticket's facts are recorded once (repo.record_created and
 # record_category count only what they recorded now), so a redelivery needs no inbox row; an
-# answer to a remedy sets the same values again.
+# answer to a remedy sets the same values again, and a ticket's milestones keep their first time.
 IDEMPOTENT = frozenset(
-    {TicketCreated.TYPE, TicketRouted.TYPE, RemedyAcknowledged.TYPE, RemedyRejected.TYPE}
+    {
+        TicketCreated.TYPE,
+        TicketRouted.TYPE,
+        TicketReplied.TYPE,
+        TicketResolved.TYPE,
+        SlaBreached.TYPE,
+        RemedyAcknowledged.TYPE,
+        RemedyRejected.TYPE,
+    }
 )

@@ -3,7 +3,7 @@
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -228,3 +228,71 @@ async def answers_to_changes(conn: asyncpg.Connection, ticket_ids: Sequence[UUID
         "SELECT ticket_id FROM change_replies WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids)
     )
     return {r["ticket_id"] for r in rows}
+
+
+# ---- the linked tickets' SLA (the post-incident report) -----------------------------------------
+
+Milestone = Literal[
+    "answered_at", "resolved_at", "first_response_breached_at", "resolution_breached_at"
+]
+
+
+async def record_due(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, datetime, datetime]]
+) -> None:
+    """Each ticket's (ticket_id, first_response_due_at, resolution_due_at) as routing set them."""
+    if rows:
+        await conn.execute(
+            """
+            UPDATE tickets t SET first_response_due_at = d.first, resolution_due_at = d.resolution
+            FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
+                AS d(ticket_id, first, resolution)
+            WHERE t.ticket_id = d.ticket_id
+            """,
+            *(list(c) for c in zip(*rows, strict=True)),
+        )
+
+
+async def record_milestone(
+    conn: asyncpg.Connection, milestone: Milestone, rows: Sequence[tuple[UUID, datetime]]
+) -> None:
+    """The first time each of the (ticket_id, at) reached `milestone`: a later one (a second
+    resolution after a reopening, a redelivery) keeps the first. A ticket not held (forgotten
+    already) is passed over: it is linked to no incident. One row per ticket: an UPDATE joined
+    to two rows of the same ticket would take either."""
+    if rows:
+        await conn.execute(
+            f"""
+            UPDATE tickets t SET {milestone} = least(t.{milestone}, d.at)
+            FROM (SELECT ticket_id, min(at) AS at
+                  FROM unnest($1::uuid[], $2::timestamptz[]) AS u(ticket_id, at)
+                  GROUP BY ticket_id) AS d
+            WHERE t.ticket_id = d.ticket_id
+            """,
+            *(list(c) for c in zip(*rows, strict=True)),
+        )
+
+
+async def sla_impact(conn: asyncpg.Connection, incident_id: UUID, at: datetime) -> asyncpg.Record:
+    """The SLA of the tickets the incident ever linked, at `at` (see api.SlaImpact): a ticket
+    is answered by its first reply or its resolution, whichever came first; it was held from
+    its link until it was unlinked or resolved, or until `at`."""
+    return await conn.fetchrow(
+        """
+        SELECT count(t.first_response_due_at) AS tickets_with_targets,
+               count(*) FILTER (WHERE t.first_response_due_at
+                                      < coalesce(least(t.answered_at, t.resolved_at), $2))
+                   AS first_response_would_have_breached,
+               count(t.first_response_breached_at) AS first_response_breached,
+               count(*) FILTER (WHERE t.resolution_due_at < coalesce(t.resolved_at, $2))
+                   AS resolution_would_have_breached,
+               count(t.resolution_breached_at) AS resolution_breached,
+               (coalesce(sum(extract(epoch FROM greatest(
+                   coalesce(k.unlinked_at, t.resolved_at, $2) - k.linked_at, interval '0'))), 0)
+                   / 60)::float8 AS minutes_paused
+        FROM links k LEFT JOIN tickets t USING (ticket_id)
+        WHERE k.incident_id = $1
+        """,
+        incident_id,
+        at,
+    )
