@@ -296,13 +296,67 @@ async def test_only_a_supervisor_opens_a_case_on_a_ticket_that_is_no_complaint(
     ).status_code == 201
 
 
+async def test_refunds_together_stay_within_the_order_value_also_when_it_changes(
+    desk: httpx.AsyncClient, settings: CommonSettings
+) -> None:
+    """A 2,000.00 order: a refund of 1,500 waiting for approval leaves room for 500, not 600;
+    declined, it leaves room again. The order value cannot drop under the refunds or be
+    removed; a case without one takes no refund."""
+    ticket_id = await complaint(
+        settings,
+        desk,
+        email=f"zhao.{uuid.uuid4().hex[:8]}@example.com",
+        category=Category.COMPLAINT,
+    )
+    opened = await desk.post(f"/v1/tickets/{ticket_id}/case", json={}, headers=ANA)
+    case, remedies = f"/v1/cases/{opened.json()['id']}", f"/v1/cases/{opened.json()['id']}/remedies"
+
+    async def refused(r: httpx.Response, field: str) -> str:
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"][0]
+        assert detail["loc"] == ["body", field]
+        return str(detail["msg"])
+
+    no_value = await desk.post(remedies, json={"type": "refund", "amount": "100"}, headers=ANA)
+    assert "set the case's order_value first" in await refused(no_value, "order_value")
+    assert (await desk.patch(case, json={"order_value": "2000.00"}, headers=ANA)).status_code == 200
+    big = await desk.post(remedies, json={"type": "refund", "amount": "1500"}, headers=ANA)
+    assert big.status_code == 201 and big.json()["status"] == "proposed"
+    over = await desk.post(remedies, json={"type": "refund", "amount": "600"}, headers=ANA)
+    assert await refused(over, "amount") == (
+        "a refund of 600.00 with the case's 1500.00 already refunded comes to 2100.00, "
+        "above the order's 2000.00"
+    )
+    declined = await desk.post(
+        f"/v1/remedies/{big.json()['remedy_id']}/decline", json={"reason": "金额过高"}, headers=SUE
+    )
+    assert declined.status_code == 200
+    small = await desk.post(remedies, json={"type": "refund", "amount": "600"}, headers=ANA)
+    assert small.status_code == 201, small.text
+
+    lower = await desk.patch(case, json={"order_value": "500.00"}, headers=ANA)
+    assert await refused(lower, "order_value") == (
+        "the case's refunds come to 600.00, above an order value of 500.00"
+    )
+    removed = await desk.patch(case, json={"order_value": None}, headers=ANA)
+    assert "cannot be removed" in await refused(removed, "order_value")
+    assert (await desk.get(case, headers=ANA)).json()["order_value"] == "2000.00"
+    assert (await desk.patch(case, json={"order_value": "600.00"}, headers=ANA)).status_code == 200
+    full = await desk.post(remedies, json={"type": "refund", "amount": "0.01"}, headers=ANA)
+    assert "comes to 600.01, above the order's 600.00" in await refused(full, "amount")
+
+
 async def test_an_answer_to_a_remedy_not_waiting_for_one_is_dead_lettered_another_services_passed(
     desk: httpx.AsyncClient, stack: RunningStack, settings: CommonSettings
 ) -> None:
     ticket_id = await complaint(
         settings, desk, email=f"he.{uuid.uuid4().hex[:8]}@example.com", category=Category.COMPLAINT
     )
-    case_id = (await desk.post(f"/v1/tickets/{ticket_id}/case", json={}, headers=ANA)).json()["id"]
+    case_id = (
+        await desk.post(
+            f"/v1/tickets/{ticket_id}/case", json={"order_value": "980.00"}, headers=ANA
+        )
+    ).json()["id"]
     proposed = (
         await desk.post(
             f"/v1/cases/{case_id}/remedies", json={"type": "refund", "amount": "800"}, headers=ANA

@@ -19,6 +19,7 @@ from services.desk.cases.domain import (
     check_answer,
     check_may_close,
     check_may_decide,
+    check_order_value,
     check_remedy,
     may_open_case,
 )
@@ -124,9 +125,67 @@ def test_a_refund_above_the_order_value_names_the_amount() -> None:
             Remedy(RemedyType.REFUND, amount=Decimal("300.00"), currency="CNY"),
             currency="CNY",
             order_value=Decimal("299.00"),
+            refunded=Decimal(0),
             course_id=None,
         )
     assert refused.value.field == "amount"
+    assert str(refused.value) == "a refund of 300.00 comes to 300.00, above the order's 299.00"
+
+
+def refund(amount: str, *, order_value: str | None, refunded: str) -> None:
+    check_remedy(
+        Remedy(RemedyType.REFUND, amount=Decimal(amount), currency="CNY"),
+        currency="CNY",
+        order_value=None if order_value is None else Decimal(order_value),
+        refunded=Decimal(refunded),
+        course_id=None,
+    )
+
+
+def test_refunds_on_a_case_are_summed_against_the_order_value() -> None:
+    """Two refunds of 1,500 on a 2,000 order: the second is refused, naming all three
+    amounts; 500 more exactly reaches the order's value and passes."""
+    refund("500", order_value="2000.00", refunded="1500.00")
+    with pytest.raises(Invalid) as refused:
+        refund("1500", order_value="2000.00", refunded="1500.00")
+    assert refused.value.field == "amount"
+    assert str(refused.value) == (
+        "a refund of 1500.00 with the case's 1500.00 already refunded comes to 3000.00, "
+        "above the order's 2000.00"
+    )
+
+
+def test_a_refund_on_a_case_without_its_order_value_names_the_order_value() -> None:
+    with pytest.raises(Invalid) as refused:
+        refund("10", order_value=None, refunded="0")
+    assert refused.value.field == "order_value"
+    assert "set the case's order_value first" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("order_value", "refunded", "reason"),
+    [
+        (
+            "1000.00",
+            "1500.00",
+            "the case's refunds come to 1500.00, above an order value of 1000.00",
+        ),
+        (None, "200.00", "the case's refunds come to 200.00: its order value cannot be removed"),
+        ("1500.00", "1500.00", None),
+        (None, "0", None),
+        ("1.00", "0", None),
+    ],
+)
+def test_a_changed_order_value_must_still_cover_the_refunds(
+    order_value: str | None, refunded: str, reason: str | None
+) -> None:
+    value = None if order_value is None else Decimal(order_value)
+    if reason is None:
+        check_order_value(value, refunded=Decimal(refunded))
+        return
+    with pytest.raises(Invalid) as refused:
+        check_order_value(value, refunded=Decimal(refunded))
+    assert (refused.value.field, str(refused.value)) == ("order_value", reason)
 
 
 def test_a_remedy_in_another_currency_names_the_currency() -> None:
@@ -135,6 +194,7 @@ def test_a_remedy_in_another_currency_names_the_currency() -> None:
             Remedy(RemedyType.COUPON, amount=Decimal(10), currency="USD"),
             currency="CNY",
             order_value=None,
+            refunded=Decimal(0),
             course_id=None,
         )
     assert refused.value.field == "currency"
@@ -143,7 +203,11 @@ def test_a_remedy_in_another_currency_names_the_currency() -> None:
 def test_an_extension_without_a_course_names_the_course() -> None:
     with pytest.raises(Invalid) as refused:
         check_remedy(
-            Remedy(RemedyType.EXTENSION, days=7), currency="CNY", order_value=None, course_id=None
+            Remedy(RemedyType.EXTENSION, days=7),
+            currency="CNY",
+            order_value=None,
+            refunded=Decimal(0),
+            course_id=None,
         )
     assert refused.value.field == "course_id"
 

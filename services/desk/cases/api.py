@@ -43,7 +43,11 @@ class CaseFields(BaseModel):
         None, description="Default: the ticket's course, else the learner's only course."
     )
     order_id: Ident | None = None
-    order_value: Amount | None = Field(None, description="No refund may exceed it.")
+    order_value: Amount | None = Field(
+        None,
+        description="The order's value: the case's refunds together may not exceed it, and a "
+        "refund needs it.",
+    )
 
 
 class CaseChange(CaseFields):
@@ -279,11 +283,13 @@ def routes(
     @router.patch(
         "/v1/cases/{case_id}",
         summary="Set the responsible department and person, teacher, course or order",
+        description="422 names order_value when a new order value is below the case's refunds "
+        "(or removes it under them).",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
     async def update_case(case_id: UUID, body: CaseChange, agent: Agent) -> Ref:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            with as_http():
+            with as_http_422():
                 await handlers.update_case(
                     conn, case_id=case_id, agent=agent, changes=body.model_dump(exclude_unset=True)
                 )
@@ -323,8 +329,8 @@ def routes(
         description="Types: apology, refund, extension, lessons, coupon, points, replacement. "
         "One under every threshold is carried out at once; above, it needs a supervisor, a "
         "refund above the higher threshold two different ones (CARELOOP_DESK_CASE_*). 422 "
-        "names the field: a negative amount, an unknown type, a refund above the order's value, "
-        "another currency, an extension with no course.",
+        "names the field: a negative amount, an unknown type, refunds together above the order's "
+        "value (or a case with no order_value), another currency, an extension with no course.",
         responses=problems(400, 401, 404, 409, 413, 422, 503),
     )
     async def propose(case_id: UUID, body: RemedyIn, agent: Agent) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class RemedyStatus(StrEnum):
 EXTERNAL = frozenset({RemedyType.REFUND, RemedyType.EXTENSION, RemedyType.LESSONS,
                       RemedyType.COUPON, RemedyType.POINTS})  # fmt: skip
 UNDECIDED = frozenset({RemedyStatus.PROPOSED})
+# Refunds that paid or may still pay money out of the order: all but the declined ones and
+# those the payment system refused.
+REFUNDING = frozenset({RemedyStatus.PROPOSED, RemedyStatus.REQUESTED, RemedyStatus.ACKNOWLEDGED})
 APPROVERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 
@@ -94,21 +97,51 @@ def approvals_needed(remedy: Remedy, settings: CaseSettings) -> int:
 
 
 def check_remedy(
-    remedy: Remedy, *, currency: str, order_value: Decimal | None, course_id: str | None
+    remedy: Remedy,
+    *,
+    currency: str,
+    order_value: Decimal | None,
+    refunded: Decimal,
+    course_id: str | None,
 ) -> None:
     """What the request's own validation cannot see: the deployment's currency, the order's
-    value and a course to extend; Invalid naming the field."""
+    value against every refund on the case (`refunded`: the others still paying out, see
+    REFUNDING) and a course to extend; Invalid naming the field. A refund needs the order's
+    value: without it nothing bounds it. A coupon is not bounded by the order: it is spent on a
+    later purchase, and its approval threshold limits it."""
     if remedy.currency is not None and remedy.currency != currency:
         raise Invalid("currency", f"remedies are in {currency}, not {remedy.currency}")
-    if (
-        remedy.type is RemedyType.REFUND
-        and order_value is not None
-        and remedy.amount is not None
-        and remedy.amount > order_value
-    ):
-        raise Invalid("amount", f"a refund of {remedy.amount} is above the order's {order_value}")
+    if remedy.type is RemedyType.REFUND and remedy.amount is not None:
+        if order_value is None:
+            raise Invalid(
+                "order_value", "set the case's order_value first: a refund is checked against it"
+            )
+        total = refunded + remedy.amount
+        if total > order_value:
+            already = f" with the case's {refunded:.2f} already refunded" if refunded else ""
+            raise Invalid(
+                "amount",
+                f"a refund of {remedy.amount:.2f}{already} comes to {total:.2f}, above the "
+                f"order's {order_value:.2f}",
+            )
     if remedy.type in (RemedyType.EXTENSION, RemedyType.LESSONS) and course_id is None:
         raise Invalid("course_id", "name the course (the case names none)")
+
+
+def check_order_value(order_value: Decimal | None, *, refunded: Decimal) -> None:
+    """A changed order value still covers the case's refunds (REFUNDING)."""
+    if not refunded:
+        return
+    if order_value is None:
+        raise Invalid(
+            "order_value",
+            f"the case's refunds come to {refunded:.2f}: its order value cannot be removed",
+        )
+    if order_value < refunded:
+        raise Invalid(
+            "order_value",
+            f"the case's refunds come to {refunded:.2f}, above an order value of {order_value:.2f}",
+        )
 
 
 def may_open_case(*, category: str | None, role: Role) -> None:

@@ -20,6 +20,7 @@ from services.desk import repo as desk_repo
 from services.desk.cases import repo
 from services.desk.cases.domain import (
     EXTERNAL,
+    REFUNDING,
     CaseStatus,
     Finding,
     Invalid,
@@ -32,6 +33,7 @@ from services.desk.cases.domain import (
     check_may_close,
     check_may_decide,
     check_open,
+    check_order_value,
     check_remedy,
     may_open_case,
 )
@@ -195,6 +197,10 @@ async def update_case(
 ) -> None:
     case, _ = await _case_for(conn, case_id, agent, lock=True)
     check_open(CaseStatus(case["status"]))
+    if "order_value" in changes:
+        check_order_value(
+            changes["order_value"], refunded=await repo.refunded(conn, case_id, REFUNDING)
+        )
     await repo.update_case(conn, case_id, changes)
     await desk_repo.add_history(
         conn,
@@ -283,6 +289,7 @@ async def propose_remedy(
         remedy,
         currency=settings.currency,
         order_value=case["order_value"],
+        refunded=await repo.refunded(conn, case_id, REFUNDING),
         course_id=line.get("course_id"),
     )
     needed = approvals_needed(remedy, settings)

@@ -1,6 +1,6 @@
 """SQL for complaint cases, their notes, remedies and approvals; never commits."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -219,6 +219,17 @@ async def set_remedy_status(conn: asyncpg.Connection, remedy_id: UUID, status: s
         remedy_id,
         status,
     )
+
+
+async def refunded(conn: asyncpg.Connection, case_id: UUID, statuses: Iterable[str]) -> Decimal:
+    """The case's refunds in `statuses`, summed."""
+    total: Decimal = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM remedies"
+        " WHERE case_id = $1 AND type = 'refund' AND status = ANY($2::text[])",
+        case_id,
+        list(statuses),
+    )
+    return total
 
 
 async def undecided(conn: asyncpg.Connection, case_id: UUID) -> int:
