@@ -1,8 +1,10 @@
 """Self-service: the learner's page offers the articles knowledge suggested for the ticket, and
 "this solved it" resolves and closes the ticket as self-served (knowledge counts it deflected).
 
-The suggestions arrive on careloop.knowledge.v1 (`articles.suggested`, one per new ticket, keyed
-by ticket): the first one stays, so a redelivery changes nothing and needs no inbox row.
+The suggestions arrive on careloop.knowledge.v1 (`articles.suggested`, keyed by ticket): one for
+a new ticket, and again, ranked in its category, once triage decided it or a person corrected
+it. Only a list made later than the one held replaces it, so a redelivery or a late event
+changes nothing and needs no inbox row.
 """
 
 import json
@@ -37,27 +39,30 @@ IDEMPOTENT = frozenset({ArticlesSuggested.TYPE})
 
 
 async def on_suggested(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
-    offers: dict[UUID, str] = {}
+    latest: dict[UUID, ArticlesSuggested] = {}
     for e in events:
         s: ArticlesSuggested = e.data
-        offers.setdefault(
-            s.ticket_id,
+        held = latest.get(s.ticket_id)
+        if held is None or held.suggested_at < s.suggested_at:
+            latest[s.ticket_id] = s
+    await conn.execute(
+        """
+        UPDATE tickets t SET suggested_articles = o.articles::jsonb, suggested_at = o.at
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS o(ticket_id, articles, at)
+        WHERE t.ticket_id = o.ticket_id AND (t.suggested_at IS NULL OR t.suggested_at < o.at)
+        """,
+        list(latest),
+        [
             json.dumps(
                 [
                     {"article_id": str(a.article_id), "title": a.title, "url": a.url}
                     for a in s.articles[:OFFERED]
                 ],
                 ensure_ascii=False,
-            ),
-        )
-    await conn.execute(
-        """
-        UPDATE tickets t SET suggested_articles = o.articles::jsonb
-        FROM unnest($1::uuid[], $2::text[]) AS o(ticket_id, articles)
-        WHERE t.ticket_id = o.ticket_id AND t.suggested_articles IS NULL
-        """,
-        list(offers),
-        list(offers.values()),
+            )
+            for s in latest.values()
+        ],
+        [s.suggested_at for s in latest.values()],
     )
 
 

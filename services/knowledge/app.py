@@ -1,5 +1,5 @@
-"""knowledge's wiring: the ticket and people consumer, the articles API, the learners' article
-page."""
+"""knowledge's wiring: the ticket, routing and people consumer, the articles API, the learners'
+article page."""
 
 from fastapi import FastAPI
 
@@ -15,7 +15,7 @@ def create_app(settings: KnowledgeSettings) -> FastAPI:
     knowledge = handlers.Knowledge(ctx)
     consume(
         ctx,
-        topic_names=[topics.TICKETS, topics.PEOPLE],
+        topic_names=[topics.TICKETS, topics.ROUTING, topics.PEOPLE],
         handlers={**knowledge.handlers(), **people.HANDLERS},
         idempotent=handlers.IDEMPOTENT | people.IDEMPOTENT,
     )

@@ -3,6 +3,7 @@ status changes are allowed, and how suggestions are ranked."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -10,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.errors import PermanentError
-from shared.events import Category
+from shared.events import Category, TicketRetriaged, TicketRouted
 
 # How text becomes search words is shared with desk's ticket search.
 from shared.searchwords import indexed as indexed
@@ -189,3 +190,19 @@ def rank(
 
 def ticket_text(subject: str, description: str) -> str:
     return f"{subject}\n{description}"
+
+
+def ticket_language(language: str) -> Language:
+    """The articles' language for a ticket's: Chinese for Chinese, English for anything else."""
+    return "zh" if language == "zh" else "en"
+
+
+def decided_category(event: TicketRouted | TicketRetriaged) -> tuple[Category, datetime] | None:
+    """The category a ticket's suggestions are ranked in from now on, and when it was decided:
+    triage's (ticket.routed) or a person's correction (ticket.retriaged); None for a
+    retriage that kept the category (only the priority changed: the suggestions stand)."""
+    if isinstance(event, TicketRouted):
+        return event.category, event.routed_at
+    if event.category == event.previous_category:
+        return None
+    return event.category, event.retriaged_at

@@ -1,11 +1,13 @@
 """knowledge's use cases: writing articles (each change a version, published ones announced),
-suggesting them for a ticket's text, counting learners' votes, and the ticket events it follows.
+suggesting them for a ticket by its text and category, counting learners' votes, and the ticket
+events it follows.
 """
 
 import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -31,8 +33,10 @@ from services.knowledge.domain import (
     check_editable,
     check_publishable,
     check_version,
+    decided_category,
     query,
     rank,
+    ticket_language,
     ticket_text,
 )
 from services.knowledge.settings import KnowledgeSettings
@@ -49,8 +53,11 @@ from shared.events import (
     Envelope,
     EventData,
     SuggestedArticle,
+    TicketClosed,
     TicketCreated,
     TicketResolved,
+    TicketRetriaged,
+    TicketRouted,
     new_event,
     now,
 )
@@ -253,9 +260,9 @@ class Knowledge:
         *,
         limit: int,
     ) -> dict[str, list[Ranked]]:
-        """For each (key, language, text, category), the best published articles in that
-        language, ranked by text, category and learners' votes."""
-        queries = [(key, lang, q) for key, lang, text, _ in wanted if (q := query(text))]
+        """For each (key, language, search words, category), the best published articles in
+        that language, ranked by text, category and learners' votes (none for no words)."""
+        queries = [(key, lang, q) for key, lang, q, _ in wanted if q]
         found: dict[str, list[Candidate]] = defaultdict(list)
         if queries:
             for r in await repo.candidates(conn, queries, per_query=CANDIDATES):
@@ -278,7 +285,9 @@ class Knowledge:
         self, *, text: str, language: Language, category: str | None, limit: int
     ) -> list[SuggestedArticle]:
         async with self._ctx.pool.acquire() as conn:
-            ranked = await self.suggest(conn, [("", language, text, category)], limit=limit)
+            ranked = await self.suggest(
+                conn, [("", language, query(text) or "", category)], limit=limit
+            )
         return [self._suggested(r, language) for r in ranked[""]]
 
     def _suggested(self, r: Ranked, language: str) -> SuggestedArticle:
@@ -289,26 +298,44 @@ class Knowledge:
             score=r.score,
         )
 
+    def _announced(
+        self,
+        ticket_id: UUID,
+        language: Language,
+        ranked: list[Ranked],
+        *,
+        at: datetime,
+        cause: Envelope[Any],
+    ) -> Envelope[ArticlesSuggested]:
+        suggested = ArticlesSuggested(
+            ticket_id=ticket_id,
+            language=language,
+            articles=tuple(self._suggested(r, language) for r in ranked),
+            suggested_at=at,
+        )
+        return new_event(suggested, producer=PRODUCER, cause=cause)
+
     async def on_created(
         self, conn: asyncpg.Connection, events: list[Envelope[Any]]
     ) -> AfterCommit:
-        """Every new ticket gets `articles.suggested`, once (a redelivery finds its offer)."""
-        tickets: dict[UUID, tuple[Envelope[Any], Language]] = {}
-        for e in events:
-            created: TicketCreated = e.data
-            tickets[created.ticket_id] = (e, "zh" if created.language == "zh" else "en")
+        """Every new ticket gets `articles.suggested`, once (a redelivery finds its offer):
+        ranked in its category when routing's ticket.routed came first, else by its text, and
+        again once the category is known (`on_categorised`, which reads the words kept here)."""
+        tickets: dict[UUID, tuple[Envelope[Any], Language]] = {
+            e.data.ticket_id: (e, ticket_language(e.data.language)) for e in events
+        }
+        words = {
+            t: query(ticket_text(e.data.subject, e.data.description)) or ""
+            for t, (e, _) in tickets.items()
+        }
+        kept = await repo.remember_words(
+            conn, [(t, lang, words[t]) for t, (_, lang) in tickets.items()]
+        )
         ranked = await self.suggest(
             conn,
-            [
-                (str(t), lang, ticket_text(e.data.subject, e.data.description), None)
-                for t, (e, lang) in tickets.items()
-            ],
+            [(str(t), lang, words[t], kept[t]["category"]) for t, (_, lang) in tickets.items()],
             limit=self._s.suggestions,
         )
-        offers = {
-            t: [self._suggested(r, lang) for r in ranked[str(t)]]
-            for t, (_, lang) in tickets.items()
-        }
         new = await repo.record_offers(
             conn,
             [
@@ -316,36 +343,67 @@ class Knowledge:
                     "ticket_id": str(t),
                     "channel": e.data.channel.value,
                     "language": lang,
-                    "article_ids": [str(a.article_id) for a in offers[t]],
+                    "article_ids": [str(r.article_id) for r in ranked[str(t)]],
                 }
                 for t, (e, lang) in tickets.items()
             ],
         )
-        at = now()
         await outbox.add(
             conn,
             [
-                new_event(
-                    ArticlesSuggested(
-                        ticket_id=t,
-                        language=lang,
-                        articles=tuple(offers[t]),
-                        suggested_at=at,
-                    ),
-                    producer=PRODUCER,
-                    cause=e,
-                )
+                self._announced(t, lang, ranked[str(t)], at=kept[t]["at"], cause=e)
                 for t, (e, lang) in tickets.items()
                 if t in new
             ],
         )
-        channels = [e.data.channel.value for t, (e, _) in tickets.items() if t in new and offers[t]]
+        channels = [
+            e.data.channel.value for t, (e, _) in tickets.items() if t in new and ranked[str(t)]
+        ]
 
         def count() -> None:
             for channel in channels:
                 OFFERS.labels(channel).inc()
 
         return count
+
+    async def on_categorised(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """Triage's category for a new ticket (ticket.routed) or a person's correction
+        (ticket.retriaged): its suggestions again, ranked in that category, as
+        `articles.suggested` (desk shows the latest). A category older than the one held
+        changes nothing (a redelivery, a late event); before the ticket's ticket.created the
+        category is only kept for it."""
+        latest: dict[UUID, tuple[Category, datetime, Envelope[Any]]] = {}
+        for e in events:
+            decided = decided_category(e.data)
+            held = latest.get(e.data.ticket_id)
+            if decided is not None and (held is None or held[1] < decided[1]):
+                latest[e.data.ticket_id] = (*decided, e)
+        rows = await repo.set_categories(
+            conn, [(t, category.value, at) for t, (category, at, _) in latest.items()]
+        )
+        ready = [r for r in rows if r["words"] is not None]
+        ranked = await self.suggest(
+            conn,
+            [(str(r["ticket_id"]), r["language"], r["words"], r["category"]) for r in ready],
+            limit=self._s.suggestions,
+        )
+        await outbox.add(
+            conn,
+            [
+                self._announced(
+                    r["ticket_id"],
+                    r["language"],
+                    ranked[str(r["ticket_id"])],
+                    at=r["at"],
+                    cause=latest[r["ticket_id"]][2],
+                )
+                for r in ready
+            ],
+        )
+
+    async def on_closed(self, conn: asyncpg.Connection, events: list[Envelope[Any]]) -> None:
+        """A closed ticket is never suggested for again: its words are forgotten."""
+        await repo.forget_tickets(conn, [e.data.ticket_id for e in events])
 
     async def on_resolved(self, _: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:
         """A ticket the learner closed with "this solved it" is one deflected from an agent."""
@@ -403,6 +461,9 @@ class Knowledge:
     def handlers(self) -> dict[str, Handler]:
         return {
             TicketCreated.TYPE: self.on_created,
+            TicketRouted.TYPE: self.on_categorised,
+            TicketRetriaged.TYPE: self.on_categorised,
+            TicketClosed.TYPE: self.on_closed,
             TicketResolved.TYPE: self.on_resolved,
             ArticleDraftRequested.TYPE: self.on_draft_requested,
         }
@@ -418,6 +479,16 @@ class Knowledge:
 
 
 # Keyed by the ticket: a new ticket's offer is recorded once (repo.record_offers), so a
-# redelivered `ticket.created` needs no inbox row; a draft from a reply is made once under
-# desk's article id. Resolutions are counted, so claimed.
-IDEMPOTENT = frozenset({TicketCreated.TYPE, ArticleDraftRequested.TYPE})
+# redelivered `ticket.created` needs no inbox row; a category is set only when it is newer than
+# the one held, so a redelivered `ticket.routed` or `.retriaged` suggests nothing again; a closed
+# ticket is forgotten however often; a draft from a reply is made once under desk's article id.
+# Resolutions are counted, so claimed.
+IDEMPOTENT = frozenset(
+    {
+        TicketCreated.TYPE,
+        TicketRouted.TYPE,
+        TicketRetriaged.TYPE,
+        TicketClosed.TYPE,
+        ArticleDraftRequested.TYPE,
+    }
+)

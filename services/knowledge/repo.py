@@ -1,6 +1,7 @@
 """SQL for knowledge's schema. Nothing here commits: the caller owns the transaction."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -204,6 +205,53 @@ async def candidates(
         [q for _, _, q in wanted],
         per_query,
     )
+
+
+async def remember_words(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, Language, str]]
+) -> dict[UUID, asyncpg.Record]:
+    """Each new ticket's (id, language, search words), kept to suggest again once its category
+    is known; returns, per ticket, the category routing decided when that came first (else
+    NULL) and `at`, read from the database's clock once the ticket's row is locked: whatever
+    is suggested for a ticket later is stamped later."""
+    found = await conn.fetch(
+        """
+        INSERT INTO tickets AS t (ticket_id, language, words)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+        ON CONFLICT (ticket_id) DO UPDATE SET language = excluded.language, words = excluded.words
+        RETURNING ticket_id, category, clock_timestamp() AS at
+        """,
+        [t for t, _, _ in rows],
+        [lang for _, lang, _ in rows],
+        [w for _, _, w in rows],
+    )
+    return {r["ticket_id"]: r for r in found}
+
+
+async def set_categories(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, datetime]]
+) -> list[asyncpg.Record]:
+    """Each ticket's (id, category, decided at), unless a later decision is held; returns the
+    tickets whose category was set, with their language and words (NULL while the ticket's
+    ticket.created has not come) and `at` as `remember_words` reads it."""
+    return await conn.fetch(
+        """
+        INSERT INTO tickets AS t (ticket_id, category, category_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+        ON CONFLICT (ticket_id) DO UPDATE
+        SET category = excluded.category, category_at = excluded.category_at
+        WHERE t.category_at IS NULL OR t.category_at < excluded.category_at
+        RETURNING ticket_id, language, words, category, clock_timestamp() AS at
+        """,
+        [t for t, _, _ in rows],
+        [c for _, c, _ in rows],
+        [at for _, _, at in rows],
+    )
+
+
+async def forget_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[UUID]) -> None:
+    """Closed tickets' words: nothing will be suggested for them again."""
+    await conn.execute("DELETE FROM tickets WHERE ticket_id = ANY($1::uuid[])", list(ticket_ids))
 
 
 async def record_offers(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> set[UUID]:

@@ -1,6 +1,7 @@
 """knowledge's pure decisions: search words, ranking, versions and status, what an article is."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -17,12 +18,15 @@ from services.knowledge.domain import (
     check_editable,
     check_publishable,
     check_version,
+    decided_category,
     first_line,
     helpfulness,
     query,
     rank,
+    ticket_language,
     words,
 )
+from shared.events import Category, Channel, Priority, TicketRetriaged, TicketRouted
 
 
 def test_chinese_is_cut_into_words_and_filler_words_are_dropped() -> None:
@@ -157,3 +161,47 @@ def test_a_long_first_line_is_cut_at_a_word() -> None:
     assert title.endswith("…") and len(title) <= 81
     assert line.startswith(title[:-1])
     assert not title[:-1].endswith(" ")
+
+
+AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def test_triage_and_a_corrected_category_rank_the_suggestions_but_a_new_priority_does_not() -> None:
+    routed = TicketRouted(
+        ticket_id=uuid.uuid4(),
+        channel=Channel.WEB,
+        category=Category.TECHNICAL,
+        priority=Priority.MEDIUM,
+        team="tech_support",
+        language="en",
+        first_response_due_at=AT + timedelta(hours=4),
+        resolution_due_at=AT + timedelta(hours=48),
+        routed_at=AT,
+    )
+
+    def retriaged(category: Category) -> TicketRetriaged:
+        return TicketRetriaged(
+            ticket_id=routed.ticket_id,
+            number="CL-000001",
+            category=category,
+            priority=Priority.HIGH,
+            previous_category=Category.TECHNICAL,
+            previous_priority=Priority.MEDIUM,
+            by="sue",
+            reason="charged twice",
+            retriaged_at=AT + timedelta(hours=1),
+        )
+
+    assert decided_category(routed) == (Category.TECHNICAL, AT)
+    assert decided_category(retriaged(Category.PAYMENT_REFUND)) == (
+        Category.PAYMENT_REFUND,
+        AT + timedelta(hours=1),
+    )
+    assert decided_category(retriaged(Category.TECHNICAL)) is None
+
+
+@pytest.mark.parametrize(("ticket", "articles"), [("zh", "zh"), ("en", "en"), ("ja", "en")])
+def test_a_ticket_is_offered_chinese_articles_if_chinese_else_english(
+    ticket: str, articles: str
+) -> None:
+    assert ticket_language(ticket) == articles
