@@ -1,6 +1,7 @@
 """knowledge and desk in-process together against the real stack: a ticket's suggestions ranked
 again in the category triage gave it (or a person corrected), desk keeping the latest list and
-showing it on the ticket page to whoever may see the ticket."""
+showing it on the ticket page to whoever may see the ticket, and a learner's "this solved it"
+counted as a deflection on knowledge's /metrics."""
 
 import random
 import re
@@ -14,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.desk import self_service
+from services.desk import handlers, self_service
 from services.desk.app import create_app as create_desk
 from services.desk.settings import DeskSettings
 from services.knowledge.app import create_app as create_knowledge
@@ -39,7 +40,8 @@ from shared.settings import CommonSettings
 from tests.browser.tickets import Made, Tickets
 from tests.integration.inprocess import SUE, environment, find_event, publish, served, service_env
 from tests.integration.test_accounts import browser, log_in, new_user
-from tests.integration.test_knowledge import knowledge_env
+from tests.integration.test_knowledge import counter, knowledge_env
+from tests.integration.test_portal import form_of
 from tests.support import RunningStack, eventually, fresh_groups
 
 SECRET = "knowledge-desk-integration-test-link-secret-0123"
@@ -311,3 +313,38 @@ async def test_desk_keeps_the_latest_list_whatever_order_the_lists_come_in(
             assert await kept() == "third"
     finally:
         await conn.close()
+
+
+async def test_this_solved_it_on_the_learners_page_counts_a_deflection(
+    knowledge: httpx.AsyncClient,
+    desk: httpx.AsyncClient,
+    desk_env: dict[str, str],
+    tickets: Tickets,
+    stack: RunningStack,
+) -> None:
+    deflections = "careloop_knowledge_deflections_total"
+    before = await counter(knowledge, deflections)
+    word = made_up_word()
+    _, app = await two_answers(knowledge, word)
+    made = await asked(tickets, word)
+    assert await suggested(stack, made.ticket_id, [app]) == [app]
+    with environment(desk_env):
+        path = "/t/" + handlers.links_for(DeskSettings()).portal_token(made.ticket_id)
+
+    async def offered() -> bool:
+        return f"/kb/{app}" in (await desk.get(path)).text
+
+    await eventually(offered)
+    solved = await desk.post(path + "/solved", data={**await form_of(desk, path), "article": app})
+    assert solved.status_code == 303 and "notice=self_served" in solved.headers["location"]
+
+    async def counted() -> bool:
+        return await counter(knowledge, deflections) == before + 1
+
+    await eventually(counted)
+    await eventually(lambda: forgotten(stack, made.ticket_id))
+
+
+async def forgotten(stack: RunningStack, ticket_id: uuid.UUID) -> bool:
+    """knowledge keeps no words of a closed ticket."""
+    return await ticket_row(stack, ticket_id) is None
