@@ -25,7 +25,8 @@ DESCRIPTIONS = {
     "each agent's presence and load against capacity (key = agent id, the newest wins).",
     topics.NOTIFY: "notify: what reached learners and what did not.",
     topics.SURVEY: "survey: requests, answers and low scores.",
-    topics.KNOWLEDGE: "knowledge: articles suggested for new tickets (key = ticket id), articles "
+    topics.KNOWLEDGE: "knowledge: articles suggested for tickets, again once their category is known or "
+    "corrected (key = ticket id), articles "
     "published and archived (key = article id).",
     topics.ALERTS: "incident: the early warning's alerts (key = alert id).",
     topics.INCIDENTS: "incident: incidents opened, updated and resolved, tickets linked and "

@@ -688,9 +688,12 @@ class SuggestedArticle(_Struct, frozen=True, kw_only=True):
 
 
 class ArticlesSuggested(EventData, frozen=True, kw_only=True):
-    """The articles that may answer a new ticket, best first, so that the confirmation and the
-    learner portal can offer them without asking knowledge. Sent for every `ticket.created`,
-    with no articles when none fits (a consumer waiting for it knows it is not coming)."""
+    """The articles that may answer a ticket, best first, so that the confirmation and the
+    learner portal can offer them without asking knowledge, and the workspace can show them.
+    Sent for every `ticket.created` (with no articles when none fits: a consumer waiting for it
+    knows it is not coming), and again, ranked in the ticket's category, when triage decided it
+    (`ticket.routed`) or a person corrected it (`ticket.retriaged`). A later `suggested_at`
+    replaces an earlier list (desk); notify's confirmation keeps the first."""
 
     TYPE = "articles.suggested"
     TOPIC = topics.KNOWLEDGE
