@@ -1,6 +1,7 @@
 """The workspace's pages keep an agent to their own tickets and their teams', against the real
 stack: a ticket of another team is "no such ticket" on its page and on every form a page posts
-(with a valid session and CSRF token, whatever id or number is typed), and nothing is stored.
+(with a valid session and CSRF token, whatever id or number is typed), nothing is stored, and
+the learner card lists only the earlier tickets the viewer may open.
 
 desk runs in-process (its migrations and relay); tickets reach it as Kafka delivers them,
 straight to its consumer, as in test_desk_ops.
@@ -18,14 +19,16 @@ import pytest
 from services.desk import handlers
 from services.desk.app import create_app
 from services.desk.settings import DeskSettings
+from services.desk.web import queries
 from services.desk.web.text import TEXT
+from shared.agents import Role
 from shared.db import create_pool
 from shared.inbox import EventConsumer
 from shared.kafka import make_broker
 from shared.settings import CommonSettings
 from tests.integration.inprocess import ANA, SUE, environment, served, service_env
 from tests.integration.test_desk_events import record
-from tests.integration.test_desk_ops import Deliver, a_ticket
+from tests.integration.test_desk_ops import Deliver, a_ticket, someone
 from tests.support import RunningStack
 
 ADMIN = {"Authorization": "Bearer test-ada-token"}
@@ -204,3 +207,54 @@ async def test_an_agent_cannot_open_or_change_another_teams_ticket_through_the_p
     assert {t: await stored(desk_pool, t) for t in (theirs, mine)} == before
     # The same ticket is there, and the same page shows it to whom it may.
     assert (await supervisor.client.get(f"/tickets/{number}")).status_code == 200
+
+
+async def test_the_learner_card_lists_only_the_earlier_tickets_the_viewer_may_open(
+    deliver: Deliver,
+    desk_pool: asyncpg.Pool,
+    finance_agent: Session,
+    supervisor: Session,
+) -> None:
+    learner = someone()
+
+    async def ticket(subject: str, *, agent_id: str | None, team: str) -> tuple[uuid.UUID, str]:
+        return await a_ticket(
+            deliver, desk_pool, agent_id=agent_id, team=team, learner=learner, subject=subject
+        )
+
+    _, tech_number = await ticket("Video will not play", agent_id="ana", team="tech_support")
+    _, queued_number = await ticket("Refund for the May class", agent_id=None, team="finance")
+    # A supervisor handed the agent a ticket of a team that is not theirs: theirs to open.
+    _, handed_number = await ticket(
+        "Password reset link expired", agent_id=finance_agent.agent_id, team="tech_support"
+    )
+    current, current_number = await ticket(
+        "Invoice title is wrong", agent_id=finance_agent.agent_id, team="finance"
+    )
+
+    async def earlier(who: str, role: Role, teams: list[str]) -> list[str]:
+        async with desk_pool.acquire() as conn:
+            row = await queries.visible_ticket(
+                conn, current, agent_id="nobody", role=Role.ADMIN, teams=[]
+            )
+            assert row is not None
+            found = await queries.earlier_tickets(conn, row, agent_id=who, role=role, teams=teams)
+        return [r["number"] for r in found]
+
+    assert await earlier(finance_agent.agent_id, Role.AGENT, ["finance"]) == [
+        handed_number,
+        queued_number,
+    ]
+    assert await earlier("ana", Role.AGENT, ["tech_support"]) == [handed_number, tech_number]
+    assert await earlier(supervisor.agent_id, Role.SUPERVISOR, ["tech_support"]) == [
+        handed_number,
+        queued_number,
+        tech_number,
+    ]
+    # And on the ticket's page: the other team's earlier ticket is not shown at all.
+    page = await finance_agent.client.get(f"/tickets/{current_number}")
+    assert page.status_code == 200, page.text
+    assert queued_number in page.text and handed_number in page.text
+    assert tech_number not in page.text and "Video will not play" not in page.text
+    page = await supervisor.client.get(f"/tickets/{current_number}")
+    assert tech_number in page.text and "Video will not play" in page.text

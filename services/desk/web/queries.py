@@ -95,19 +95,30 @@ async def visible_ticket(
 
 
 async def earlier_tickets(
-    conn: asyncpg.Connection, ticket: asyncpg.Record, *, limit: int = 10
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    *,
+    agent_id: str,
+    role: Role,
+    teams: Sequence[str],
+    limit: int = 10,
 ) -> list[asyncpg.Record]:
-    """The learner's other tickets, newest first: by their LMS id, else their e-mail."""
+    """The learner's other tickets that the user may open, newest first: by their LMS id, else
+    their e-mail. One the user may not open is left out, not listed without a link: its
+    number, subject and status are already more than an agent of another team may know."""
     learner = ticket["learner"] or {}
     if not (ticket["learner_id"] or learner.get("email")):
         return []
     return await conn.fetch(
-        """
-        SELECT ticket_id, number, status, subject, category, created_at FROM tickets
-        WHERE ticket_id <> $1
-            AND (learner_id = $2 OR ($2::text IS NULL AND lower(learner->>'email') = lower($3)))
-        ORDER BY created_at DESC LIMIT $4
+        f"""{_ME}
+        SELECT t.ticket_id, t.number, t.status, t.subject, t.category, t.created_at
+        FROM me, tickets t
+        WHERE t.ticket_id <> $6 AND {_VISIBLE}
+            AND (t.learner_id = $7
+                 OR ($7::text IS NULL AND lower(t.learner->>'email') = lower($8)))
+        ORDER BY t.created_at DESC LIMIT $9
         """,
+        *_scope(agent_id, role, teams),
         ticket["ticket_id"],
         ticket["learner_id"],
         learner.get("email"),

@@ -353,7 +353,9 @@ def routes(ctx: Context[DeskSettings], hub: Hub) -> APIRouter:
             except Refusal:
                 return render("missing.html.j2", 404, **base, message=t["errors"]["not_found"])
             items = await items_of(conn, ticket["ticket_id"], user)
-            earlier = await queries.earlier_tickets(conn, ticket)
+            earlier = await queries.earlier_tickets(
+                conn, ticket, agent_id=user.agent_id, role=user.role, teams=user.teams
+            )
             people = await handlers.people(conn)
             macros = await handlers.list_macros(conn)
         lang = language_of(user.language)
