@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, meta
 
+from shared.events import LOW_PERIODIC_SCORE
+
 _templates = Environment(
     loader=PackageLoader("services.notify", "templates"),
     undefined=StrictUndefined,
@@ -289,6 +291,20 @@ class Contacts:
             "weibo": self.weibo_uid,
         }.get(channel)
         return bool(address)
+
+
+# Tickets careloop opens for a learner rather than ones they wrote: their subject is written
+# for the agents ("定期满意度调查低分（总体 2/5）"), so the learner's messages name the ticket by
+# what the learner did instead, in their language.
+SUBJECTS_FOR_THE_LEARNER = {
+    LOW_PERIODIC_SCORE: {"zh": "定期满意度调查反馈", "en": "Periodic survey feedback"},
+}
+
+
+def learner_subject(subject: str, *, source: str | None, language: str) -> str:
+    """The subject the learner's messages show for a ticket of `source`."""
+    words = SUBJECTS_FOR_THE_LEARNER.get(source or "")
+    return words[_lang(language)] if words else subject
 
 
 def choose_channel(

@@ -16,7 +16,7 @@ import asyncpg
 
 from services.notify import repo
 from services.notify.cases import on_case_concluded
-from services.notify.domain import Contacts, choose_channel, notice_words
+from services.notify.domain import Contacts, choose_channel, learner_subject, notice_words
 from services.notify.settings import NotifySettings
 from shared.events import (
     ArticlesSuggested,
@@ -58,6 +58,7 @@ def contact(t: TicketCreated, *, available: frozenset[str]) -> repo.Contact:
         wechat_openid=learner.wechat_openid,
         weibo_uid=learner.weibo_uid,
     )
+    language = str(context.locale) if context and context.locale else t.language
     return repo.Contact(
         ticket_id=t.ticket_id,
         number=t.number,
@@ -74,8 +75,8 @@ def contact(t: TicketCreated, *, available: frozenset[str]) -> repo.Contact:
             available=available,
         ),
         portal_url=t.portal_url,
-        language=str(context.locale) if context and context.locale else t.language,
-        subject=t.subject,
+        language=language,
+        subject=learner_subject(t.subject, source=t.source, language=language),
         created_at=t.created_at,
     )
 

@@ -11,7 +11,14 @@ from services.notify.channels.sms import segments
 from services.notify.domain import Contacts, Undeliverable, choose_channel, sms_text
 from services.notify.handlers import contact
 from services.notify.http_senders import classify
-from shared.events import Channel, Learner, LearnerContext, TicketCreated, now
+from shared.events import (
+    LOW_PERIODIC_SCORE,
+    Channel,
+    Learner,
+    LearnerContext,
+    TicketCreated,
+    now,
+)
 
 EVERYWHERE = frozenset(ALL_CHANNELS)
 MAIL = "li.lei@example.com"
@@ -154,13 +161,20 @@ def test_an_unforeseen_error_is_retried() -> None:
 # ---- a new ticket's recipient -----------------------------------------------------------------
 
 
-def _ticket(learner: Learner, context: LearnerContext | None = None) -> TicketCreated:
+def _ticket(
+    learner: Learner,
+    context: LearnerContext | None = None,
+    *,
+    source: str | None = None,
+    subject: str = "视频无法播放",
+) -> TicketCreated:
     return TicketCreated(
         ticket_id=uuid.uuid4(),
         number="CL-000123",
         channel=Channel.EMAIL,
+        source=source,
         learner=learner,
-        subject="视频无法播放",
+        subject=subject,
         description="第三章",
         language="zh",
         created_at=now(),
@@ -189,4 +203,19 @@ def test_without_learner_context_a_recipient_gets_the_tickets_language_and_chann
         "zh",
         "email",
         "email",
+    )
+
+
+def test_a_follow_up_careloop_opened_on_a_low_survey_score_is_named_for_the_learner() -> None:
+    """Its subject is the agents' ("定期满意度调查低分（总体 2/5）"); the learner reads what they
+    did, in their own language. A ticket the learner wrote keeps their subject."""
+    agents_words = "定期满意度调查低分（总体 2/5）"
+    zh = _ticket(Learner(name="李雷", email=MAIL), source=LOW_PERIODIC_SCORE, subject=agents_words)
+    context = LearnerContext(learner_id="L-1", locale="en", updated_at=now())
+    en = _ticket(Learner(name="Ann", email=MAIL), context, source=LOW_PERIODIC_SCORE)
+
+    assert contact(zh, available=EVERYWHERE).subject == "定期满意度调查反馈"
+    assert contact(en, available=EVERYWHERE).subject == "Periodic survey feedback"
+    assert contact(_ticket(Learner(name="李雷", email=MAIL)), available=EVERYWHERE).subject == (
+        "视频无法播放"
     )
