@@ -23,7 +23,7 @@ from services.desk.cases import api as cases_api
 from services.desk.cases import handlers as cases
 from services.desk.cases.settings import CaseSettings
 from services.desk.settings import DeskSettings
-from services.desk.web import live
+from services.desk.web import live, people_pages
 from services.desk.web import routes as workspace
 from shared import http, learners, topics
 from shared.retention import scheduled
@@ -82,6 +82,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
     app.include_router(portal.routes(ctx))
     app.include_router(learner_api.routes(ctx))
     app.include_router(workspace.routes(ctx, hub))
+    app.include_router(people_pages.routes(ctx))
     app.mount("/workspace/static", StaticFiles(directory=workspace.STATIC), name="workspace")
     app.include_router(
         cases_api.routes(ctx, current_agent=api.agent_dependency(ctx), settings=case_settings)

@@ -151,6 +151,12 @@ MATRIX: dict[str, dict[str, Access]] = {
         "POST /account/password": Access.PAGE,
         "POST /account/tokens": Access.PAGE,
         "POST /account/tokens/{token_id}/revoke": Access.PAGE,
+        "GET /people": Access.SUPERVISOR_PAGE,  # as GET /v1/users
+        "POST /people": Access.ADMIN_PAGE,  # as POST /v1/users
+        "GET /people/{agent_id}": Access.SUPERVISOR_PAGE,
+        "POST /people/{agent_id}": Access.ADMIN_PAGE,  # as PATCH /v1/users/{agent_id}
+        "POST /people/{agent_id}/active": Access.ADMIN_PAGE,
+        "POST /people/{agent_id}/password": Access.ADMIN_PAGE,
         "POST /t/{token}/solved": Access.PUBLIC,
         # complaint cases
         "POST /v1/tickets/{ticket_id}/case": Access.PERSON,

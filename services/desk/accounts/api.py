@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +114,64 @@ def _account(row: Any) -> Account:
     return Account(**{**dict(row), "teams": list(row["teams"])})
 
 
+# ---- what an admin does to a user: the JSON API and the People pages both call these --------
+
+
+async def create_account(pool: asyncpg.Pool, *, actor: str, body: NewUser) -> Account:
+    """Create the user `body` describes; HTTPException 409 when the id or e-mail is taken."""
+    hashed = await asyncio.to_thread(security.hash_password, body.password)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repo.create_user(
+            conn,
+            actor=actor,
+            agent_id=body.agent_id,
+            name=body.name,
+            email=body.email,
+            role=body.role,
+            teams=body.teams,
+            language=body.language,
+            password_hash=hashed,
+        ):
+            raise HTTPException(409, "a user with this id or e-mail exists")
+        row = await repo.user(conn, body.agent_id)
+    return _account(row)
+
+
+async def change_account(
+    pool: asyncpg.Pool, *, actor: str, agent_id: str, body: UserChange
+) -> Account:
+    """Apply the fields set in `body`; HTTPException 409 for nothing to change, an admin's own
+    role or active flag (no one locks the last admin out) or a taken e-mail; 422 for a null
+    that cannot be; 404 for no such user."""
+    fields = body.model_dump(exclude_unset=True)
+    if not fields:
+        raise HTTPException(409, "nothing to change")
+    if agent_id == actor and {"role", "active"} & fields.keys():
+        raise HTTPException(409, "admins cannot change their own role or disable themselves")
+    if fields.get("role") is not None:
+        fields["role"] = fields["role"].value
+    if None in (fields.get(k, "") for k in ("name", "role", "teams", "active")):
+        raise HTTPException(422, "name, role, teams and active cannot be null")
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            row = await repo.update_user(conn, actor=actor, agent_id=agent_id, fields=fields)
+        except repo.EmailTaken:
+            raise HTTPException(409, "another user has this e-mail") from None
+    if row is None:
+        raise HTTPException(404, "no such user")
+    return _account(row)
+
+
+async def set_password(
+    pool: asyncpg.Pool, *, actor: str, agent_id: str, body: PasswordReset
+) -> None:
+    """Reset the user's password, ending their sessions; HTTPException 404 for no such user."""
+    hashed = await asyncio.to_thread(security.hash_password, body.password)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repo.set_password(conn, actor=actor, agent_id=agent_id, password_hash=hashed):
+            raise HTTPException(404, "no such user")
+
+
 def routes(accounts: Accounts) -> APIRouter:
     router = APIRouter(
         route_class=Utf8JsonRoute,
@@ -139,22 +198,7 @@ def routes(accounts: Accounts) -> APIRouter:
         responses=problems(400, 401, 403, 409, 413, 503),
     )
     async def create_user(body: NewUser, admin: Admin) -> Account:
-        hashed = await asyncio.to_thread(security.hash_password, body.password)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            if not await repo.create_user(
-                conn,
-                actor=admin.agent_id,
-                agent_id=body.agent_id,
-                name=body.name,
-                email=body.email,
-                role=body.role,
-                teams=body.teams,
-                language=body.language,
-                password_hash=hashed,
-            ):
-                raise HTTPException(409, "a user with this id or e-mail exists")
-            row = await repo.user(conn, body.agent_id)
-        return _account(row)
+        return await create_account(ctx.pool, actor=admin.agent_id, body=body)
 
     @router.get(
         "/v1/users/{agent_id}",
@@ -176,25 +220,7 @@ def routes(accounts: Accounts) -> APIRouter:
         responses=problems(400, 401, 403, 404, 409, 413, 503),
     )
     async def change_user(agent_id: AgentIdInPath, body: UserChange, admin: Admin) -> Account:
-        fields = body.model_dump(exclude_unset=True)
-        if not fields:
-            raise HTTPException(409, "nothing to change")
-        if agent_id == admin.agent_id and {"role", "active"} & fields.keys():
-            raise HTTPException(409, "admins cannot change their own role or disable themselves")
-        if fields.get("role") is not None:
-            fields["role"] = fields["role"].value
-        if None in (fields.get(k, "") for k in ("name", "role", "teams", "active")):
-            raise HTTPException(422, "name, role, teams and active cannot be null")
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            try:
-                row = await repo.update_user(
-                    conn, actor=admin.agent_id, agent_id=agent_id, fields=fields
-                )
-            except repo.EmailTaken:
-                raise HTTPException(409, "another user has this e-mail") from None
-        if row is None:
-            raise HTTPException(404, "no such user")
-        return _account(row)
+        return await change_account(ctx.pool, actor=admin.agent_id, agent_id=agent_id, body=body)
 
     @router.put(
         "/v1/users/{agent_id}/password",
@@ -203,12 +229,7 @@ def routes(accounts: Accounts) -> APIRouter:
         responses=problems(400, 401, 403, 404, 413, 503),
     )
     async def reset_password(agent_id: AgentIdInPath, body: PasswordReset, admin: Admin) -> None:
-        hashed = await asyncio.to_thread(security.hash_password, body.password)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            if not await repo.set_password(
-                conn, actor=admin.agent_id, agent_id=agent_id, password_hash=hashed
-            ):
-                raise HTTPException(404, "no such user")
+        await set_password(ctx.pool, actor=admin.agent_id, agent_id=agent_id, body=body)
 
     @router.get(
         "/v1/users/{agent_id}/audit",

@@ -34,6 +34,19 @@ async def users(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {USER_COLUMNS} FROM agents ORDER BY agent_id")
 
 
+async def last_logins(conn: asyncpg.Connection) -> dict[str, datetime]:
+    """When each user last logged in, from the audit (a user who never did is absent)."""
+    rows = await conn.fetch(
+        """
+        SELECT a.agent_id, l.at FROM agents a
+        CROSS JOIN LATERAL (SELECT at FROM account_audit u
+                            WHERE u.agent_id = a.agent_id AND u.action = 'login'
+                            ORDER BY u.id DESC LIMIT 1) l
+        """
+    )
+    return {r["agent_id"]: r["at"] for r in rows}
+
+
 async def login_user(conn: asyncpg.Connection, login: str) -> asyncpg.Record | None:
     """The user whose id or e-mail is `login` (case-insensitive), with their password hash."""
     return await conn.fetchrow(
