@@ -123,6 +123,14 @@ async def test_an_admin_creates_an_agent_sets_teams_resets_and_disables_them(
         await refused_login(agent, agent_id, RESET)
         await expect(agent.locator("#login-error")).to_have_text("该账号已停用，请联系管理员。")
 
+        # The API's own rule, said on the page: an admin cannot disable themselves.
+        await page.goto("/people/ada")
+        await page.get_by_role("button", name="停用账号").click()
+        await expect(page.locator("#person-error")).to_have_text(
+            "没有保存：admins cannot change their own role or disable themselves"
+        )
+        await expect(page.locator("#person-state")).to_have_text("启用")
+
         await page.goto("/people")
         row = page.locator(f"#people-list tr[data-person={agent_id}]")
         await expect(row).to_contain_text("已停用")

@@ -261,7 +261,7 @@ def routes(ctx: Context[DeskSettings]) -> APIRouter:
             if stored is None:
                 raise PageRefused(404, "no such user")
             typed: dict[str, Any] = {
-                "name": form.get("name", ""),
+                "name": form.get("name", "").strip(),
                 "email": form.get("email", "").strip() or None,
                 "role": form.get("role", ""),
                 "teams": teams_of(form.get("teams", "")),
