@@ -1,7 +1,10 @@
 """A complaint through public interfaces only: the web form, triage to the complaints team, the
 case's investigation, a supervisor's approval, the refund on careloop.remedies.v1 and the
-payments system's acknowledgement, and the learner's outcome e-mail."""
+payments system's acknowledgement, the learner's outcome e-mail, and the call-back that falls
+due after the case closes (CARELOOP_DESK_CASE_CALLBACK_DAYS is 0 on the platform): the agent
+records it and metrics counts it."""
 
+import re
 import uuid
 from typing import Any
 
@@ -17,9 +20,10 @@ from tests.support import eventually
 
 CARL = {"Authorization": "Bearer e2e-carl-token"}
 SAM = {"Authorization": "Bearer e2e-sam-token"}
+CALLBACKS = re.compile(r"^careloop_callbacks_total\{([^}]*)\} (\S+)$", re.MULTILINE)
 
 
-async def test_a_complaint_goes_from_the_form_to_its_remedy_and_the_learners_outcome(
+async def test_a_complaint_goes_from_the_form_to_its_remedy_the_outcome_and_the_call_back(
     platform: Platform,
 ) -> None:
     desk = platform.url("desk")
@@ -131,3 +135,44 @@ async def test_a_complaint_goes_from_the_form_to_its_remedy_and_the_learners_out
         text = body(mail)
         assert "投诉属实" in mail["Subject"]
         assert "退款 500.00 CNY" in text and "课程延期 7 天" in text and "守时" in text
+
+        # the call-back: due for the closed case in the agent's list, made, then done
+        metrics = f"{platform.url('metrics')}/metrics"
+
+        async def calls_counted() -> float:
+            page = (await client.get(metrics)).text
+            return sum(
+                float(value)
+                for labels, value in CALLBACKS.findall(page)
+                if set(labels.split(",")) == {'reason="case"', 'reached="true"'}
+            )
+
+        counted_before = await calls_counted()
+        case_id = opened.json()["id"]
+
+        async def due() -> list[dict[str, Any]]:
+            r = await client.get(f"{desk}/v1/callbacks", headers=CARL)
+            assert r.status_code == 200, r.text
+            return [c for c in r.json() if c["case_id"] == case_id]
+
+        [callback] = await eventually(due, timeout=30)
+        assert (callback["reason"], callback["number"], callback["attempts"]) == ("case", number, 0)
+        made = await client.post(
+            f"{case}/callback",
+            json={
+                "reached": True,
+                "score": 4,
+                "outcome": "学员表示王老师最近都准时开课，满意处理结果。",
+            },
+            headers=CARL,
+        )
+        assert made.status_code == 200, made.text
+        assert (made.json()["done"], made.json()["attempts"]) == (True, 1)
+        assert await due() == []
+        again = await client.post(f"{case}/callback", json={"outcome": "再打一次"}, headers=CARL)
+        assert again.status_code == 409, again.text
+
+        async def counted() -> bool:
+            return await calls_counted() == counted_before + 1
+
+        await eventually(counted, timeout=30)
