@@ -46,6 +46,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             ),
             "CARELOOP_ROUTING_SLA_CALENDARS": '{"default": "24x7"}',
             "CARELOOP_ROUTING_SLA_WARN_SHARE": "0.5",
+            # A closed case's call-back falls due at once and the case clock raises it within a
+            # second (test_cases_flow records the call-back).
+            "CARELOOP_DESK_CASE_CALLBACK_DAYS": "0",
+            "CARELOOP_DESK_CASE_CLOCK_SECONDS": "0.5",
             **{f"CARELOOP_{name.upper()}_HTTP_PORT": str(port) for name, port in PORTS.items()},
             # intake asks desk for a new ticket's number (WeChat's instant reply, the page
             # after a suggestion)
