@@ -8,8 +8,13 @@ editor to publish) and answers `article.drafted` (careloop.knowledge.v1) with th
 page. knowledge being down delays the draft, never the agent: the request waits in desk's
 outbox and on the topic. The article's id is desk's, one per reply and agent, so a second
 click makes no second draft.
+
+An article is for every learner, so the draft never carries the one learner's personal data:
+their name, e-mail address, phone and LMS id as the ticket knows them become placeholders, and
+knowledge masks any other e-mail address or phone number in it (`shared.retention.masked`).
 """
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -19,6 +24,7 @@ from services.desk import repo
 from shared import outbox
 from shared.events import ArticleDrafted, ArticleDraftRequested, Category, Envelope, new_event, now
 from shared.inbox import Handler
+from shared.retention import masked
 
 DRAFTED = "article_drafted"  # the ticket history's kind
 
@@ -26,6 +32,24 @@ DRAFTED = "article_drafted"  # the ticket history's kind
 def article_id_of(reply_id: UUID, agent_id: str) -> UUID:
     """The draft's id: the same for the same reply and agent, whoever computes it."""
     return uuid5(NAMESPACE_URL, f"careloop:article-from-reply:{reply_id}:{agent_id}")
+
+
+def without_learner(text: str, learner: Mapping[str, Any], language: str | None) -> str:
+    """`text` with the learner's name, contacts and LMS id as placeholders, and any other e-mail
+    address or phone number masked. A one-character name is left: it would hit ordinary words."""
+    placeholders = {
+        "name": "[学员]" if language == "zh" else "[learner]",
+        "email": "[email]",
+        "phone": "[phone]",
+        "learner_id": "[learner id]",
+        "wechat_openid": "[wechat]",
+        "weibo_uid": "[weibo]",
+    }
+    known = [(str(learner[k]), p) for k, p in placeholders.items() if learner.get(k)]
+    for value, placeholder in sorted(known, key=lambda kv: -len(kv[0])):
+        if len(value.strip()) > 1:
+            text = text.replace(value.strip(), placeholder)
+    return masked(text)
 
 
 async def request_draft(
@@ -45,7 +69,7 @@ async def request_draft(
     asked = ArticleDraftRequested(
         ticket_id=ticket["ticket_id"],
         article_id=article_id,
-        reply=body,
+        reply=without_learner(body, ticket["learner"], language),
         category=Category(ticket["category"] or Category.OTHER),
         language=language,
         by=by,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.errors import PermanentError
 from shared.events import Category, TicketRetriaged, TicketRouted
+from shared.retention import masked
 
 # How text becomes search words is shared with desk's ticket search.
 from shared.searchwords import indexed as indexed
@@ -75,9 +76,12 @@ class FromReply(BaseModel):
     )
 
     def article(self) -> ArticleIn:
+        """The draft: an article is for every learner, so no e-mail address or phone number
+        of the reply's one learner goes into it."""
+        reply = masked(self.reply)
         return ArticleIn(
-            title=self.title or first_line(self.reply),
-            body=self.reply,
+            title=masked(self.title) if self.title else first_line(reply),
+            body=reply,
             category=self.category,
             language=self.language,
         )

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from services.desk.articles import without_learner
 from services.desk.domain import (
     RESOLUTION_CODES,
     Conflict,
@@ -294,3 +295,21 @@ def test_a_ticket_waiting_on_the_learner_goes_to_a_person_not_a_queue() -> None:
             to_agent_id=None,
             to_team="course_ops",
         )
+
+
+def test_a_reply_drafted_into_an_article_loses_its_learner() -> None:
+    learner = {
+        "name": "李雷",
+        "email": "lilei@example.com",
+        "phone": "13800138000",
+        "learner_id": "L-1001",
+    }
+    reply = "李雷同学您好：账号 L-1001 已解绑 lilei@example.com，新手机 139-0013-9000 收验证码。"
+    assert without_learner(reply, learner, "zh") == (
+        "[学员]同学您好：账号 [learner id] 已解绑 [email]，新手机 [phone] 收验证码。"
+    )
+    # a one-letter name would hit ordinary words: it is left, and so is a text without them
+    assert without_learner("A reply to Al", {"name": "A"}, "en") == "A reply to Al"
+    assert (
+        without_learner("Dear Lei Li, done.", {"name": "Lei Li"}, "en") == "Dear [learner], done."
+    )

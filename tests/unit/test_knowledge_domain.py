@@ -155,6 +155,20 @@ def test_a_draft_from_a_reply_takes_its_first_line_as_title() -> None:
     )
 
 
+def test_a_draft_from_a_reply_carries_no_e_mail_address_or_phone_number() -> None:
+    reply = FromReply(
+        reply="Hi, lei@example.com is on file\nCall us back on +86 138 0013 8000 any time.",
+        category="account_security",
+    )
+    article = reply.article()
+    assert (article.title, article.body) == (
+        "Hi, [email] is on file",
+        "Hi, [email] is on file\nCall us back on [phone] any time.",
+    )
+    titled = FromReply(reply="Reset it here.", title="For 13800138000", category="account_security")
+    assert titled.article().title == "For [phone]"
+
+
 def test_a_long_first_line_is_cut_at_a_word() -> None:
     line = "Hello, " + "your refund was approved and " * 5
     title = first_line(line)
