@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from shared.events import (
@@ -78,6 +78,28 @@ async def publish(settings: CommonSettings, events: list[Envelope[Any]]) -> None
         await publish_confirmed(broker, [outgoing(e) for e in events])
     finally:
         await broker.stop()
+
+
+async def caught_up(bootstrap: str, group: str, topic: str, *, timeout: float = 60) -> None:
+    """Wait until consumer group `group` has committed everything on `topic` now: a service
+    started in a test session reads every earlier test's events first, and a counter read
+    before it is done would still move."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        await consumer.topics()  # the metadata partitions_for_topic reads
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+
+        async def done() -> bool:
+            committed = [await consumer.committed(tp) or 0 for tp in partitions]
+            return all(c >= ends[tp] for c, tp in zip(committed, partitions, strict=True))
+
+        await eventually(done, timeout=timeout, interval=0.3)
+    finally:
+        await consumer.stop()
 
 
 async def find_event(

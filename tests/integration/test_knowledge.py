@@ -20,6 +20,7 @@ from shared.settings import CommonSettings
 from tests.integration.inprocess import (
     ANA,
     SUE,
+    caught_up,
     environment,
     find_event,
     publish,
@@ -40,8 +41,13 @@ def knowledge_env(stack: RunningStack) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def knowledge(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
-    with environment(knowledge_env(stack)):
+def env(stack: RunningStack) -> dict[str, str]:
+    return knowledge_env(stack)
+
+
+@pytest.fixture(scope="module")
+async def knowledge(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    with environment(env):
         settings = KnowledgeSettings()
         assert await seed(settings, DEMO_ARTICLES) == len(DEMO_ARTICLES)
         assert await seed(settings, DEMO_ARTICLES) == 0  # the local run may seed every start
@@ -249,9 +255,14 @@ async def counter(client: httpx.AsyncClient, series: str) -> float:
 
 
 async def test_a_new_ticket_is_offered_the_articles_that_answer_it(
-    knowledge: httpx.AsyncClient, stack: RunningStack, settings: CommonSettings
+    knowledge: httpx.AsyncClient,
+    stack: RunningStack,
+    settings: CommonSettings,
+    env: dict[str, str],
 ) -> None:
     offers = 'careloop_knowledge_self_service_offers_total{channel="web"}'
+    group = env["CARELOOP_KAFKA_GROUP_PREFIX"] + "knowledge"
+    await caught_up(stack.bootstrap, group, topics.TICKETS)  # earlier tests' web tickets
     before = await counter(knowledge, offers)
     refund = created("退款", "我上周申请的退款多久到账？", language="zh")
     nothing = created("投诉", "老师上课态度很差", language="zh")
