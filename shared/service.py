@@ -40,6 +40,9 @@ from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
 
+# How long a stopping service waits for its Kafka clients to close.
+BROKER_STOP_SECONDS = 5
+
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -179,7 +182,14 @@ def build_app(
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await ctx.broker.stop()
+            try:
+                # With the broker gone, the producer would wait out its delivery timeout for
+                # messages nobody waits for any more: their senders got a 503 (outcome unknown,
+                # retry safe), and an outbox sends its rows again on the next start.
+                async with asyncio.timeout(BROKER_STOP_SECONDS):
+                    await ctx.broker.stop()
+            except TimeoutError:
+                log.warning("broker did not stop in time; unsent messages left to retries")
             if ctx._redis is not None:
                 await ctx._redis.aclose()
             if ctx._pool is not None:
