@@ -45,10 +45,11 @@ def without_learner(text: str, learner: Mapping[str, Any], language: str | None)
         "wechat_openid": "[wechat]",
         "weibo_uid": "[weibo]",
     }
-    known = [(str(learner[k]), p) for k, p in placeholders.items() if learner.get(k)]
-    for value, placeholder in sorted(known, key=lambda kv: -len(kv[0])):
-        if len(value.strip()) > 1:
-            text = text.replace(value.strip(), placeholder)
+    known = {k: str(learner[k]).strip() for k in placeholders if learner.get(k)}
+    for key in sorted(known, key=lambda k: -len(known[k])):  # a longer value before its part
+        if len(known[key]) > 1:
+            text = text.replace(known[key], placeholders[key])
+    # Masked here too, not only by knowledge: the reply travels on careloop.tickets.v1.
     return masked(text)
 
 

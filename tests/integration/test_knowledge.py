@@ -55,6 +55,12 @@ async def knowledge(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+async def tickets_read(stack: RunningStack, env: dict[str, str]) -> None:
+    """Wait until the knowledge started with `env` has read every ticket event there is now."""
+    group = env["CARELOOP_KAFKA_GROUP_PREFIX"] + "knowledge"
+    await caught_up(stack.bootstrap, group, topics.TICKETS)
+
+
 def demo_id(slug: str, language: str) -> str:
     [found] = [a for a in DEMO_ARTICLES if a.slug == slug and a.lang == language]
     return str(found.article_id)
@@ -261,8 +267,7 @@ async def test_a_new_ticket_is_offered_the_articles_that_answer_it(
     env: dict[str, str],
 ) -> None:
     offers = 'careloop_knowledge_self_service_offers_total{channel="web"}'
-    group = env["CARELOOP_KAFKA_GROUP_PREFIX"] + "knowledge"
-    await caught_up(stack.bootstrap, group, topics.TICKETS)  # earlier tests' web tickets
+    await tickets_read(stack, env)  # earlier tests' web tickets
     before = await counter(knowledge, offers)
     refund = created("退款", "我上周申请的退款多久到账？", language="zh")
     nothing = created("投诉", "老师上课态度很差", language="zh")

@@ -40,7 +40,6 @@ from shared.settings import CommonSettings
 from tests.browser.tickets import Made, Tickets
 from tests.integration.inprocess import (
     SUE,
-    caught_up,
     environment,
     find_event,
     publish,
@@ -48,7 +47,7 @@ from tests.integration.inprocess import (
     service_env,
 )
 from tests.integration.test_accounts import browser, log_in, new_user
-from tests.integration.test_knowledge import counter, knowledge_env
+from tests.integration.test_knowledge import counter, knowledge_env, tickets_read
 from tests.integration.test_portal import form_of
 from tests.support import RunningStack, eventually, fresh_groups
 
@@ -340,8 +339,7 @@ async def test_this_solved_it_on_the_learners_page_counts_a_deflection(
     env: dict[str, str],
 ) -> None:
     deflections = "careloop_knowledge_deflections_total"
-    group = env["CARELOOP_KAFKA_GROUP_PREFIX"] + "knowledge"
-    await caught_up(stack.bootstrap, group, topics.TICKETS)  # earlier tests' resolutions
+    await tickets_read(stack, env)  # earlier tests' resolutions
     before = await counter(knowledge, deflections)
     word = made_up_word()
     _, app = await two_answers(knowledge, word)
