@@ -8,6 +8,7 @@ need no inbox row (`IDEMPOTENT`). The rest count once per event and keep the inb
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -66,13 +67,31 @@ async def on_routed(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> Af
     ]
     if later:  # triaged before (an old `ticket.triaged`): the placement still applies
         await repo.set_status(conn, later)
-    return _count_created([e.data for e in events if e.data.ticket_id in first])
+    return _first_triaged(events, first)
 
 
 async def on_triaged(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit | None:
     """An older record: the triage alone; its placement follows as assigned or queued."""
     first = await repo.record_triage(conn, [_triage(e.data, "new", None) for e in events])
-    return _count_created([e.data for e in events if e.data.ticket_id in first])
+    return _first_triaged(events, first)
+
+
+def _first_triaged(
+    events: list[Envelope[Any]], first: dict[UUID, asyncpg.Record]
+) -> AfterCommit | None:
+    """Count the tickets triaged for the first time as created, and observe the first
+    responses that reached metrics before their triage did (desk's topic ran ahead)."""
+    count = _count_created([e.data for e in events if e.data.ticket_id in first])
+    waiting = [r for r in first.values() if r["first_response_seconds"] is not None]
+    if not waiting:
+        return count
+
+    def both() -> None:
+        if count:
+            count()
+        _observe_first_responses(waiting)
+
+    return both
 
 
 def _triage(
@@ -116,23 +135,24 @@ async def _statuses(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> No
 
 
 async def on_replied(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit | None:
+    """A first response is observed under its ticket's priority; one that arrives before the
+    ticket's triage is kept and observed when the triage comes (`_first_triaged`)."""
     first: list[TicketReplied] = [e.data for e in events if e.data.first_response]
     if not first:
         return None
-    rows = await repo.record_first_responses(conn, [(r.ticket_id, r.replied_at) for r in first])
-    known = {r["ticket_id"]: r for r in rows}
-    recorded = [r for r in first if r.ticket_id in known]
+    rows = await repo.record_first_responses(
+        conn,
+        [(r.ticket_id, r.replied_at, (r.replied_at - r.created_at).total_seconds()) for r in first],
+    )
+    ready = [r for r in rows if r["priority"] is not None]
+    return (lambda: _observe_first_responses(ready)) if ready else None
 
-    def observe() -> None:
-        for reply in recorded:
-            row = known[reply.ticket_id]
-            priority = row["priority"] or "unknown"
-            elapsed = (reply.replied_at - reply.created_at).total_seconds()
-            exporter.FIRST_RESPONSE.labels(priority).observe(elapsed)
-            if breached(row["first_response_due_at"], reply.replied_at):
-                exporter.SLA_BREACHES.labels(priority).inc()
 
-    return observe
+def _observe_first_responses(rows: list[asyncpg.Record]) -> None:
+    for row in rows:
+        exporter.FIRST_RESPONSE.labels(row["priority"]).observe(row["first_response_seconds"])
+        if breached(row["first_response_due_at"], row["first_responded_at"]):
+            exporter.SLA_BREACHES.labels(row["priority"]).inc()
 
 
 async def on_resolved(conn: asyncpg.Connection, events: list[Envelope[Any]]) -> AfterCommit:

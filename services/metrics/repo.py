@@ -47,10 +47,11 @@ async def record_created(
 async def record_triage(
     conn: asyncpg.Connection,
     rows: Sequence[tuple[UUID, str, str, str, str, datetime, datetime, str, datetime | None]],
-) -> set[UUID]:
+) -> dict[UUID, asyncpg.Record]:
     """(ticket_id, channel, category, priority, team, first_response_due_at,
     resolution_due_at, status, status_at) of tickets triaged for the first time; returns those
-    that were.
+    that were, with the first response already recorded for any whose reply came first
+    (`first_response_seconds`, `first_responded_at`, `priority`, `first_response_due_at`).
 
     A ticket already triaged is left alone, so it is counted once however often its triage
     comes. A triage without a placement (`ticket.triaged`) passes no status_at: its status
@@ -78,11 +79,12 @@ async def record_triage(
                           THEN excluded.status ELSE t.status END,
             status_at = greatest(t.status_at, excluded.status_at)
         WHERE t.category IS NULL
-        RETURNING ticket_id
+        RETURNING ticket_id, priority, first_response_due_at, first_responded_at,
+                  first_response_seconds
         """,
         *_columns(rows, 9),
     )
-    return {r["ticket_id"] for r in found}
+    return {r["ticket_id"]: r for r in found}
 
 
 async def set_status(
@@ -105,19 +107,23 @@ async def set_status(
 
 
 async def record_first_responses(
-    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, datetime]]
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, datetime, float]]
 ) -> list[asyncpg.Record]:
-    """(ticket_id, replied_at) of first responses; returns, for those not recorded before,
-    the ticket's priority and due time for the SLA."""
+    """(ticket_id, replied_at, seconds since created) of first responses; returns, for those
+    not recorded before, the ticket's priority (None while its triage has not arrived) and due
+    time for the SLA."""
     return await conn.fetch(
         """
-        INSERT INTO tickets AS t (ticket_id, first_responded_at)
-        SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
-        ON CONFLICT (ticket_id) DO UPDATE SET first_responded_at = excluded.first_responded_at
+        INSERT INTO tickets AS t (ticket_id, first_responded_at, first_response_seconds)
+        SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[])
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            first_responded_at = excluded.first_responded_at,
+            first_response_seconds = excluded.first_response_seconds
         WHERE t.first_responded_at IS NULL
-        RETURNING ticket_id, priority, first_response_due_at
+        RETURNING ticket_id, priority, first_response_due_at, first_responded_at,
+                  first_response_seconds
         """,
-        *_columns(rows, 2),
+        *_columns(rows, 3),
     )
 
 

@@ -31,6 +31,7 @@ from shared.events import (
     TicketClosed,
     TicketCreated,
     TicketReopened,
+    TicketReplied,
     TicketResolved,
     TicketRouted,
     new_event,
@@ -145,6 +146,20 @@ class Ticket:
             )
         )
 
+    def replied(self, after: timedelta) -> Envelope[Any]:
+        return self._event(
+            TicketReplied(
+                ticket_id=self.id,
+                number="CL-1",
+                reply_id=uuid.uuid4(),
+                agent_id=self.agent,
+                body="Please clear the player's cache",
+                first_response=True,
+                created_at=self.at,
+                replied_at=self.at + after,
+            )
+        )
+
     def breached(self, target: SlaTarget = SlaTarget.RESOLUTION, level: int = 1) -> Envelope[Any]:
         return self._event(
             SlaBreached(
@@ -203,6 +218,34 @@ async def test_resolutions_count_by_team_and_agent_and_a_breach_since_the_last_o
     await deliver([ticket.resolved()])
     assert value("careloop_tickets_resolved_total", **resolved) == 3
     assert value("careloop_sla_resolution_breaches_total", priority="high") == breaches + 2
+
+
+async def test_a_first_response_is_observed_once_under_its_priority_whichever_topic_comes_first(
+    deliver: Publish,
+) -> None:
+    team, agent = names()
+    early, late = Ticket(team, agent), Ticket(team, agent)
+
+    def histogram() -> tuple[float, float, float]:
+        return (
+            value("careloop_ticket_first_response_seconds_count", priority="high"),
+            value("careloop_ticket_first_response_seconds_sum", priority="high"),
+            value("careloop_ticket_first_response_seconds_count", priority="unknown"),
+        )
+
+    count, total, unknown = histogram()
+    # desk's topic ran ahead: the reply comes before routing's triage
+    reply = early.replied(timedelta(seconds=90))
+    await deliver([early.created(), reply])
+    assert histogram() == (count, total, unknown)  # no priority yet: kept, not guessed
+    await deliver([early.routed()])
+    assert histogram() == (count + 1, total + 90, unknown)
+    await deliver([reply, early.routed()])  # redelivered: observed once
+    assert histogram() == (count + 1, total + 90, unknown)
+
+    await deliver([late.created(), late.routed()])
+    await deliver([late.replied(timedelta(seconds=30))])
+    assert histogram() == (count + 2, total + 120, unknown)
 
 
 async def test_a_ticket_closed_without_reopening_is_a_first_contact_resolution(

@@ -129,10 +129,17 @@ async def supervisor(desk: httpx.AsyncClient) -> AsyncIterator[Session]:
     await session.client.aclose()
 
 
+# Columns desk's own background work fills in whenever it gets to them (the search words, the
+# knowledge suggestions), not anything a request writes: left out of the comparison.
+BACKGROUND = ("search", "search_of", "suggested_articles", "suggested_at")
+
+
 async def stored(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[str, Any]:
-    """All desk keeps of a ticket: its row and how many of each of its records there are."""
+    """All desk keeps of a ticket: its row (less the background columns) and how many of each
+    of its records there are."""
     row = await pool.fetchrow("SELECT * FROM tickets WHERE ticket_id = $1", ticket_id)
     assert row is not None
+    row = {k: v for k, v in dict(row).items() if k not in BACKGROUND}
     counts = await pool.fetchrow(
         """
         SELECT (SELECT count(*) FROM replies WHERE ticket_id = $1) AS replies,
@@ -143,7 +150,7 @@ async def stored(pool: asyncpg.Pool, ticket_id: uuid.UUID) -> dict[str, Any]:
         """,
         ticket_id,
     )
-    return {**dict(row), **dict(counts or {})}
+    return {**row, **dict(counts or {})}
 
 
 async def test_an_agent_cannot_open_or_change_another_teams_ticket_through_the_pages(
