@@ -82,6 +82,7 @@ def _health(service: str) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{PORTS[service]}/healthz", timeout=10)
 
 
+@pytest.mark.faults
 async def test_after_a_broker_restart_that_lost_everything_services_rejoin_and_new_tickets_flow(
     stack: RunningStack, broker: list[subprocess.Popen[bytes]], services: dict[str, ServiceProcess]
 ) -> None:

@@ -285,6 +285,7 @@ def restart_postgres(stack: RunningStack) -> None:
     asyncio.run(wait_for_postgres(stack.dsn, timeout=60))
 
 
+@pytest.mark.faults
 async def test_postgres_stopping_right_after_the_250_does_not_make_notify_send_twice(
     stack: RunningStack, tmp_path: Path
 ) -> None:

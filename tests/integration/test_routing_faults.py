@@ -127,6 +127,7 @@ class Database:
             await self.conn.close()
 
 
+@pytest.mark.faults
 async def test_no_agent_is_ever_seen_above_capacity_through_redis_and_postgres_faults(
     stack: RunningStack, settings: CommonSettings, routers: list[ServiceProcess]
 ) -> None:

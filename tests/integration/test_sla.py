@@ -160,6 +160,7 @@ async def test_timers_fire_once_across_two_replicas(
         await timeline.consumer.stop()
 
 
+@pytest.mark.faults
 async def test_timers_survive_a_sigkill_of_every_replica(
     stack: RunningStack, two_slower_routers: list[ServiceProcess], publisher: Any
 ) -> None:
