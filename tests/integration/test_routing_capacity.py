@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from shared.events import (
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests import support
+from tests.integration.inprocess import caught_up
 from tests.support import RunningStack, ServiceProcess, eventually
 
 AGENTS = Path(__file__).with_name("agents.yaml")
@@ -134,10 +135,16 @@ class Scene:
         await self.broker.stop()
         await self.consumer.stop()
 
-    async def clear_leftovers(self) -> None:
+    async def clear_leftovers(self, routers: Sequence[ServiceProcess] = ()) -> None:
         """Resolve what earlier tests on this stack left open, queued or assigned (desk's tests
         publish tickets too, and routers in a group of their own read the topic from its start),
-        so that this test begins with every slot free and nothing older in the queue."""
+        so that this test begins with every slot free and nothing older in the queue. With
+        `routers`, first wait until their group has read every earlier event: on a slow machine
+        the replay outlasted the settling below, and an earlier test's ticket, queued mid-test
+        with its older creation time, went ahead of ours."""
+        for group in {r.env["CARELOOP_KAFKA_GROUP_PREFIX"] + "routing" for r in routers}:
+            for topic in (topics.TICKETS, topics.PEOPLE, topics.INCIDENTS):
+                await caught_up(self.stack.bootstrap, group, topic, timeout=180)
         conn = await asyncpg.connect(self.stack.dsn)
         try:
 
@@ -208,7 +215,7 @@ async def test_two_routers_never_exceed_an_agents_capacity_and_drain_the_queue(
 ) -> None:
     await ensure_topics(settings)
     async with Scene(stack, settings, TICKETS) as scene:
-        await scene.clear_leftovers()
+        await scene.clear_leftovers(two_routers)
         held = await scene.loads()
         slots = sum(CAPACITY.values()) - sum(held.values())
         assert slots > 0
