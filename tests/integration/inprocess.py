@@ -7,7 +7,7 @@ httpx's ASGI transport, and a 500 comes back as a response rather than an except
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,27 @@ async def caught_up(bootstrap: str, group: str, topic: str, *, timeout: float = 
             return all(c >= ends[tp] for c, tp in zip(committed, partitions, strict=True))
 
         await eventually(done, timeout=timeout, interval=0.3)
+    finally:
+        await consumer.stop()
+
+
+async def skip_history(bootstrap: str, group: str, topic_names: Sequence[str]) -> None:
+    """Commit consumer group `group` at the end of each of `topic_names`, as if it had handled
+    everything on them: a service started in its group then reads only what comes after,
+    not every earlier test's events (a notify replaying them sent their e-mails for minutes)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        await consumer.topics()
+        partitions = [
+            TopicPartition(t, p)
+            for t in topic_names
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.commit(dict(await consumer.end_offsets(partitions)))
     finally:
         await consumer.stop()
 

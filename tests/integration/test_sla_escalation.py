@@ -3,7 +3,7 @@ resumes tickets pending on the learner; notify e-mails the agents they name."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import Message
 from pathlib import Path
@@ -14,6 +14,7 @@ import pytest
 
 from services.desk import handlers
 from services.desk.domain import Caller, Conflict
+from shared import topics
 from shared.agents import Role
 from shared.events import (
     Channel,
@@ -32,8 +33,9 @@ from shared.events import (
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.integration import test_desk_events as desk_events
+from tests.integration.inprocess import skip_history
 from tests.integration.test_desk_events import Deliver, history, routed, submitted, ticket
-from tests.support import RunningStack, ServiceProcess, eventually, port
+from tests.support import RunningStack, ServiceProcess, eventually, fresh_groups, port
 
 # desk's consumer, as test_desk_events hands it records.
 desk_pool = desk_events.desk_pool
@@ -118,13 +120,26 @@ async def test_pending_on_the_learner_until_the_learner_writes(
     assert types.index("ticket.pending_learner") < types.index("ticket.resumed")
 
 
+NOTIFY_TOPICS = (topics.TICKETS, topics.ROUTING, topics.SURVEY, topics.KNOWLEDGE, topics.INCIDENTS)
+
+
 @pytest.fixture
-def notify(stack: RunningStack, tmp_path: Path) -> Iterator[ServiceProcess]:
+async def notify(
+    stack: RunningStack, settings: CommonSettings, tmp_path: Path
+) -> AsyncIterator[ServiceProcess]:
+    # In a group of its own that has "handled" everything before: it reads only this test's
+    # events, not every earlier test's (replaying those took over two minutes).
+    groups = fresh_groups()
+    await ensure_topics(settings)
+    await skip_history(
+        stack.bootstrap, groups["CARELOOP_KAFKA_GROUP_PREFIX"] + "notify", NOTIFY_TOPICS
+    )
     service = ServiceProcess(
         "notify",
         port(22086),
         {
             **stack.env,
+            **groups,
             "CARELOOP_NOTIFY_HTTP_PORT": str(port(22086)),
             "CARELOOP_NOTIFY_ARTICLES_GRACE_SECONDS": "0",  # no knowledge service here
         },
@@ -183,9 +198,7 @@ async def test_notify_emails_the_warning_to_the_assignee_and_the_escalation_to_t
             found = [m for m in stack.mails() if m["X-Careloop-Ticket"] == number]
             return found if len(found) >= 2 else []
 
-        # A notify started mid-session first reads every earlier test's events (its group is
-        # new): on a slow machine that alone has taken over 30 s.
-        got: list[Any] = await eventually(mails, timeout=120)
+        got: list[Any] = await eventually(mails, timeout=30)
         await asyncio.sleep(2)  # a duplicate would be in the sink by now
     finally:
         await broker.stop()
