@@ -131,8 +131,8 @@ def cross_validate(
     return out
 
 
-URGENT_ATS = (0.25, 0.3, 0.35, 0.4, 0.45)
-BLOCKS_ATS = (0.2, 0.3, 0.4, 0.5)
+URGENT_ATS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+BLOCKS_ATS = (0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def sweep(examples: Sequence[corpus.Example]) -> str:
