@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from swagger_ui_bundle import swagger_ui_path
 
 from shared import logs
+from shared.cancel import raise_if_cancelled
 from shared.db import create_pool
 from shared.errors import TRANSIENT_DRIVER_ERRORS
 from shared.inbox import EventConsumer, Handler, Records, forget_before, subscribe
@@ -42,6 +43,10 @@ log = structlog.get_logger(__name__)
 
 # How long a stopping service waits for its Kafka clients to close.
 BROKER_STOP_SECONDS = 5
+# A background task is asked to stop again this often, at most this many times: one that a
+# library let swallow the first cancellation (see shared.cancel) stops at its next await.
+TASK_STOP_SECONDS = 1.0
+TASK_STOP_TRIES = 10
 
 
 S = TypeVar("S", bound=CommonSettings)
@@ -85,8 +90,26 @@ async def every(seconds: float, step: Callable[[], Awaitable[bool]], *, what: st
             more = await step()
         except TRANSIENT_DRIVER_ERRORS as exc:
             log.warning(f"{what} failed; retrying", error=repr(exc))
+        raise_if_cancelled()  # a driver may have swallowed the cancellation (shared.cancel)
         if not more:
             await asyncio.sleep(seconds)
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait for them, cancelling again those still running each second: a
+    stopping service must not wait forever on a loop that swallowed its cancellation."""
+    pending = set(tasks)
+    for _ in range(TASK_STOP_TRIES):
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=TASK_STOP_SECONDS)
+        if not pending:
+            return
+        log.warning(
+            "background tasks still running; cancelling again",
+            tasks=sorted(t.get_name() for t in pending),
+        )
+    log.error("background tasks did not stop", tasks=sorted(t.get_name() for t in pending))
 
 
 async def _prune_inbox(ctx: Context[Any]) -> None:
@@ -179,9 +202,7 @@ def build_app(
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _stop_tasks(tasks)
             try:
                 # With the broker gone, the producer would wait out its delivery timeout for
                 # messages nobody waits for any more: their senders got a 503 (outcome unknown,
