@@ -27,7 +27,7 @@ from shared.events import (
 )
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
-from tests.support import RunningStack, eventually
+from tests.support import RunningStack, eventually, fresh_groups
 
 AGENTS = Path(__file__).with_name("agents.yaml")
 ANA = {"Authorization": "Bearer test-ana-token"}
@@ -102,25 +102,33 @@ async def caught_up(bootstrap: str, group: str, topic: str, *, timeout: float = 
         await consumer.stop()
 
 
-async def skip_history(bootstrap: str, group: str, topic_names: Sequence[str]) -> None:
-    """Commit consumer group `group` at the end of each of `topic_names`, as if it had handled
-    everything on them: a service started in its group then reads only what comes after,
-    not every earlier test's events (a notify replaying them sent their e-mails for minutes)."""
+async def skip_history(
+    bootstrap: str, group: str, topic_names: Sequence[str] | None = None
+) -> None:
+    """Commit consumer group `group` at the end of each of `topic_names` (every topic when
+    None), as if it had handled everything on them: a service started in its group then reads
+    only what comes after, not every earlier test's events (replaying them took minutes late in
+    a session, and re-applied earlier tests' changes in the middle of a test)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
     try:
         await consumer.start()
-        await consumer.topics()
+        names = sorted(await consumer.topics()) if topic_names is None else topic_names
         partitions = [
-            TopicPartition(t, p)
-            for t in topic_names
-            for p in consumer.partitions_for_topic(t) or ()
+            TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()
         ]
         consumer.assign(partitions)
         await consumer.commit(dict(await consumer.end_offsets(partitions)))
     finally:
         await consumer.stop()
+
+
+async def groups_from_now(bootstrap: str, service: str) -> dict[str, str]:
+    """`fresh_groups()` settings in which `service`'s group starts at every topic's end."""
+    groups = fresh_groups()
+    await skip_history(bootstrap, groups["CARELOOP_KAFKA_GROUP_PREFIX"] + service)
+    return groups
 
 
 async def find_event(

@@ -33,6 +33,7 @@ from shared.kafka import make_broker, outgoing, publish_confirmed
 from shared.migrate import migrate
 from shared.settings import CommonSettings
 from tests import support
+from tests.integration.inprocess import groups_from_now
 from tests.integration.test_desk_events import record
 from tests.integration.test_routing_capacity import AGENTS
 from tests.support import RunningStack, ServiceProcess, eventually
@@ -49,7 +50,9 @@ def routing(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> It
         port,
         {
             **stack.env,
-            **support.fresh_groups(),
+            # Only this module's events: a replay of earlier tests' changes to the same agents
+            # landed in the audit these tests read.
+            **asyncio.run(groups_from_now(stack.bootstrap, "routing")),
             "CARELOOP_AGENTS_FILE": str(AGENTS),
             "CARELOOP_ROUTING_HTTP_PORT": str(port),
             "CARELOOP_ROUTING_SWEEP_INTERVAL_SECONDS": "0.3",

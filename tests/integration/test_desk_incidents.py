@@ -20,13 +20,23 @@ from shared.events import (
 )
 from shared.settings import CommonSettings
 from tests.browser.tickets import Tickets
-from tests.integration.inprocess import ANA, environment, find_event, publish, served, service_env
-from tests.support import RunningStack, eventually, fresh_groups
+from tests.integration.inprocess import (
+    ANA,
+    environment,
+    find_event,
+    groups_from_now,
+    publish,
+    served,
+    service_env,
+)
+from tests.support import RunningStack, eventually
 
 
 @pytest.fixture(scope="module")
 async def desk(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
-    with environment({**service_env(stack), **fresh_groups()}):
+    # Only this module's events: a desk replaying the whole session missed the 30 s waits.
+    groups = await groups_from_now(stack.bootstrap, "desk")
+    with environment({**service_env(stack), **groups}):
         async with served(lambda: create_app(DeskSettings()), "desk") as client:
             yield client
 
