@@ -14,7 +14,6 @@ import pytest
 
 from services.desk import handlers
 from services.desk.domain import Caller, Conflict
-from shared import topics
 from shared.agents import Role
 from shared.events import (
     Channel,
@@ -33,9 +32,9 @@ from shared.events import (
 from shared.kafka import ensure_topics, make_broker, outgoing, publish_confirmed
 from shared.settings import CommonSettings
 from tests.integration import test_desk_events as desk_events
-from tests.integration.inprocess import skip_history
+from tests.integration.inprocess import groups_from_now
 from tests.integration.test_desk_events import Deliver, history, routed, submitted, ticket
-from tests.support import RunningStack, ServiceProcess, eventually, fresh_groups, port
+from tests.support import RunningStack, ServiceProcess, eventually, port
 
 # desk's consumer, as test_desk_events hands it records.
 desk_pool = desk_events.desk_pool
@@ -120,20 +119,14 @@ async def test_pending_on_the_learner_until_the_learner_writes(
     assert types.index("ticket.pending_learner") < types.index("ticket.resumed")
 
 
-NOTIFY_TOPICS = (topics.TICKETS, topics.ROUTING, topics.SURVEY, topics.KNOWLEDGE, topics.INCIDENTS)
-
-
 @pytest.fixture
 async def notify(
     stack: RunningStack, settings: CommonSettings, tmp_path: Path
 ) -> AsyncIterator[ServiceProcess]:
     # In a group of its own that has "handled" everything before: it reads only this test's
     # events, not every earlier test's (replaying those took over two minutes).
-    groups = fresh_groups()
     await ensure_topics(settings)
-    await skip_history(
-        stack.bootstrap, groups["CARELOOP_KAFKA_GROUP_PREFIX"] + "notify", NOTIFY_TOPICS
-    )
+    groups = await groups_from_now(stack.bootstrap, "notify")
     service = ServiceProcess(
         "notify",
         port(22086),
