@@ -87,10 +87,11 @@ class Triager:
         predictions = self.models.predict(samples, urgent_at=urgent_at)
         out = []
         for sample, p, sit in zip(samples, predictions, situations, strict=True):
-            said_in, phrase = priority.minutes_in_text(sample.text, sit.at)
-            known = [m for m in (sit.class_in, sit.exam_in, said_in) if m is not None]
-            if priority.no_hurry(sample.text):
-                known = []
+            known: list[int] = []
+            phrase = None
+            if not priority.no_hurry(sample.text):  # else a class soon counts for nothing
+                said_in, phrase = priority.minutes_said(sample.text, sit.at)
+                known = [m for m in (sit.class_in, sit.exam_in, said_in) if m is not None]
             level, rule = priority.decide(
                 priority.Situation(
                     category=p.category,

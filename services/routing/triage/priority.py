@@ -264,8 +264,11 @@ def minutes_in_text(text: str, at: datetime | None = None) -> tuple[int | None, 
     """The soonest class or exam the (normalised) text speaks of, in minutes, and the phrase
     that said so; nothing when the text says there is no hurry. With `at` (when the ticket was
     written), a clock time today ("今晚七点的课", "class at 7:30pm") counts from then."""
-    if no_hurry(text):
-        return None, None
+    return (None, None) if no_hurry(text) else minutes_said(text, at)
+
+
+def minutes_said(text: str, at: datetime | None = None) -> tuple[int | None, str | None]:
+    """`minutes_in_text` for a text already known to say nothing of no hurry."""
     best: tuple[int | None, str | None] = (None, None)
     for pattern, minutes in _PHRASES:
         for m in pattern.finditer(text):
