@@ -24,10 +24,9 @@ _PAD = f" {_GAP} "
 class CharGrams(TfidfVectorizer):
     """`TfidfVectorizer(analyzer="char_wb", ...)` whose transform counts with numpy."""
 
-    def __init__(self, *, ngram_range: tuple[int, int] = (1, 3), **kwargs: Any) -> None:
-        super().__init__(analyzer="char_wb", ngram_range=ngram_range, **kwargs)
-
     def fit(self, raw_documents: Iterable[str], y: Any = None) -> "CharGrams":
+        if self.analyzer != "char_wb":
+            raise ValueError(f"CharGrams counts char_wb n-grams, not {self.analyzer!r}")
         super().fit(raw_documents, y)
         self._index()
         return self
@@ -39,15 +38,17 @@ class CharGrams(TfidfVectorizer):
 
     def _index(self) -> None:
         """The alphabet's places (1 on) by code point, and the vocabulary as sorted integers."""
-        alphabet = sorted({c for gram in self.vocabulary_ for c in gram} - {_GAP})
+        alphabet = sorted({c for gram in self.vocabulary_ for c in gram})
         self._bits = len(alphabet).bit_length()
-        self._packed = self._bits * self.ngram_range[1] <= 63
-        if not self._packed:  # too many characters to pack an n-gram in 63 bits
+        # scikit-learn's own transform when an n-gram needs more than 63 bits, or when the gap
+        # itself is in the vocabulary (texts with NUL characters in them, twice)
+        self._packed = self._bits * self.ngram_range[1] <= 63 and _GAP not in alphabet
+        if not self._packed:
             return
         places = np.zeros(max(map(ord, alphabet), default=0) + 1, dtype=np.int64)
         places[[ord(c) for c in alphabet]] = np.arange(1, len(alphabet) + 1)
         self._places = places
-        grams = [g for g in self.vocabulary_ if _GAP not in g]
+        grams = list(self.vocabulary_)
         keys = np.array([self._key(g) for g in grams], dtype=np.int64)
         order = np.argsort(keys)
         self._keys = keys[order]

@@ -148,7 +148,9 @@ def _tfidf(**kwargs: Any) -> TfidfVectorizer:
 
 def _grams(low: int, high: int) -> CharGrams:
     """Character n-grams within words, counted with numpy (see grams.py)."""
-    return CharGrams(ngram_range=(low, high), min_df=2, sublinear_tf=True, dtype=np.float32)
+    return CharGrams(
+        analyzer="char_wb", ngram_range=(low, high), min_df=2, sublinear_tf=True, dtype=np.float32
+    )
 
 
 class Features:
