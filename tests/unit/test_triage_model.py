@@ -153,6 +153,28 @@ def test_the_held_out_split_takes_a_fifth_of_every_category_and_language(
     assert corpus.split(more) == (train_set, held)
 
 
+def test_relabelling_an_example_moves_no_other_across_the_split(
+    examples: list[corpus.Example],
+) -> None:
+    more = [
+        corpus.Example(**{**{f: getattr(e, f) for f in e.__slots__}, "id": f"{e.id}-{i}"})
+        for i, e in enumerate(examples[:40] * 5)
+    ]
+    _, held = corpus.split(more)
+    moved = next(e for e in more if e.category == Category.TECHNICAL)
+    relabelled = [
+        corpus.Example(**{**{f: getattr(e, f) for f in e.__slots__}, "category": Category.OTHER})
+        if e is moved
+        else e
+        for e in more
+    ]
+    _, held_after = corpus.split(relabelled)
+
+    before, after = {e.id for e in held} - {moved.id}, {e.id for e in held_after} - {moved.id}
+    # at most one example crosses at each of the two groups' cuts
+    assert len(before ^ after) <= 2
+
+
 def test_a_batch_gets_one_triage_per_ticket_in_order(triager: Triager) -> None:
     results = triager.triage(
         [
