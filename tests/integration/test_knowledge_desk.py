@@ -205,7 +205,10 @@ async def test_a_tickets_category_ranks_its_suggestions_and_the_page_shows_them_
     ]
 
     async def shown() -> str | None:
-        card = suggestions_card((await member.get(f"/tickets/{made.number}")).text)
+        page = await member.get(f"/tickets/{made.number}")
+        if page.status_code == 404:  # desk has not read ticket.routed yet: not tech_support's
+            return None
+        card = suggestions_card(page.text)
         return card if re.findall(rf">({word} [^<]+)</a>", card) == best_first else None
 
     card = await eventually(shown)
