@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from services.routing.triage import corpus
@@ -83,6 +84,11 @@ def test_a_vocabulary_with_nul_characters_falls_back_to_scikit_learn() -> None:
     ours = CharGrams(analyzer="char_wb", ngram_range=(1, 3), min_df=2).fit(docs)
     assert not ours._packed
     assert same(ours.transform(docs), theirs.transform(docs))
+
+
+def test_an_unfitted_one_says_so_as_scikit_learn_does() -> None:
+    with pytest.raises(NotFittedError):
+        CharGrams(analyzer="char_wb").transform(["a b"])
 
 
 def test_only_char_wb_is_counted() -> None:

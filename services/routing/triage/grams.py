@@ -43,7 +43,7 @@ class CharGrams(TfidfVectorizer):
         # scikit-learn's own transform when an n-gram needs more than 63 bits, or when the gap
         # itself is in the vocabulary (texts with NUL characters in them, twice)
         self._packed = self._bits * self.ngram_range[1] <= 63 and _GAP not in alphabet
-        if not self._packed:
+        if not getattr(self, "_packed", False):  # unfitted: scikit-learn says so
             return
         places = np.zeros(max(map(ord, alphabet), default=0) + 1, dtype=np.int64)
         places[[ord(c) for c in alphabet]] = np.arange(1, len(alphabet) + 1)
@@ -113,7 +113,7 @@ class CharGrams(TfidfVectorizer):
         return x
 
     def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
-        if not self._packed:
+        if not getattr(self, "_packed", False):  # unfitted: scikit-learn says so
             return super().transform(raw_documents)
         x = self.counts(list(raw_documents))
         if self.sublinear_tf:
