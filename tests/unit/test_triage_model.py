@@ -2,6 +2,7 @@
 stored artifact, the shape of a batch's triage, and determinism."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,14 +138,15 @@ def test_the_digest_changes_with_any_byte_of_the_corpus(corpus_dir: Path, tmp_pa
     assert corpus.digest([copy]) != before
 
 
+@pytest.fixture
+def more(examples: list[corpus.Example]) -> list[corpus.Example]:
+    """10 examples per category and language."""
+    return [replace(e, id=f"{e.id}-{i}") for i, e in enumerate(examples[:40] * 5)]
+
+
 def test_the_held_out_split_takes_a_fifth_of_every_category_and_language(
-    examples: list[corpus.Example],
+    more: list[corpus.Example],
 ) -> None:
-    more = examples[:40] * 5  # 10 examples per category and language
-    more = [
-        corpus.Example(**{**{f: getattr(e, f) for f in e.__slots__}, "id": f"{e.id}-{i}"})
-        for i, e in enumerate(more)
-    ]
     train_set, held = corpus.split(more)
 
     assert len(held) == 40 and len(train_set) == 160
@@ -154,20 +156,11 @@ def test_the_held_out_split_takes_a_fifth_of_every_category_and_language(
 
 
 def test_relabelling_an_example_moves_no_other_across_the_split(
-    examples: list[corpus.Example],
+    more: list[corpus.Example],
 ) -> None:
-    more = [
-        corpus.Example(**{**{f: getattr(e, f) for f in e.__slots__}, "id": f"{e.id}-{i}"})
-        for i, e in enumerate(examples[:40] * 5)
-    ]
     _, held = corpus.split(more)
     moved = next(e for e in more if e.category == Category.TECHNICAL)
-    relabelled = [
-        corpus.Example(**{**{f: getattr(e, f) for f in e.__slots__}, "category": Category.OTHER})
-        if e is moved
-        else e
-        for e in more
-    ]
+    relabelled = [replace(e, category=Category.OTHER) if e is moved else e for e in more]
     _, held_after = corpus.split(relabelled)
 
     before, after = {e.id for e in held} - {moved.id}, {e.id for e in held_after} - {moved.id}

@@ -75,9 +75,9 @@ class CharGrams(TfidfVectorizer):
     def counts(self, documents: list[str]) -> sp.csr_matrix:
         """The documents' n-gram counts (scikit-learn's CountVectorizer.transform)."""
         low, high = self.ngram_range
-        preprocess = self.build_preprocessor()
+        documents = list(map(self.build_preprocessor(), documents))
         # " w1 \0 w2 \0": each word padded with spaces, a gap after it
-        words = [_PAD.join(d.split()) for d in map(preprocess, documents)]
+        words = [_PAD.join(d.split()) for d in documents]
         padded = [f" {w} {_GAP}" if w else "" for w in words]
         places = self._place("".join(padded))
         doc_of = np.repeat(np.arange(len(documents)), [len(p) for p in padded])
@@ -95,7 +95,7 @@ class CharGrams(TfidfVectorizer):
             key_parts.append(key[whole])
         # scikit-learn counts a word shorter than the shortest n-gram once, whole.
         if low > 3:
-            for d, document in enumerate(map(preprocess, documents)):
+            for d, document in enumerate(documents):
                 for w in document.split():
                     if len(w) + 2 < low:
                         doc_parts.append(np.array([d]))

@@ -142,15 +142,13 @@ class Sample:
     channel: str
 
 
-def _tfidf(**kwargs: Any) -> TfidfVectorizer:
-    return TfidfVectorizer(min_df=2, sublinear_tf=True, dtype=np.float32, **kwargs)
+def _tfidf(kind: type[TfidfVectorizer] = TfidfVectorizer, **kwargs: Any) -> TfidfVectorizer:
+    return kind(min_df=2, sublinear_tf=True, dtype=np.float32, **kwargs)
 
 
-def _grams(low: int, high: int) -> CharGrams:
+def _grams(low: int, high: int) -> TfidfVectorizer:
     """Character n-grams within words, counted with numpy (see grams.py)."""
-    return CharGrams(
-        analyzer="char_wb", ngram_range=(low, high), min_df=2, sublinear_tf=True, dtype=np.float32
-    )
+    return _tfidf(CharGrams, analyzer="char_wb", ngram_range=(low, high))
 
 
 class Features:
