@@ -7,12 +7,14 @@ import pytest
 
 from services.routing.triage.model import normal
 from services.routing.triage.priority import (
+    STANDING,
     Situation,
     blocked,
     decide,
     minutes_in_text,
     minutes_to_next,
     no_hurry,
+    standing,
     text_level,
 )
 from shared.events import Category, LearnerContext, LearnerCourse, LearnerExam, Priority
@@ -280,14 +282,56 @@ def test_whether_an_examples_problem_blocks_its_class_or_exam(
         "lesson in 10 min, quick q unrelated to it: when does my plan renew?",
         "还有二十分钟上课 不过不是为这个 上个月的发票抬头错了",
         "一小时后考试 跟考试没关系 就问下证书是纸质的吗",
+        # the class or exam itself is fine
+        "lesson in 25 min, all good there. where do I find last month's receipt?",
+        "my exam in an hour is unaffected, I only want the certificate posted abroad",
+        "class at 6 and i'll be there, but i want to file this about the rude receptionist",
+        "40分钟后的课没问题，就是想问问下学期的价格",
+        "一会儿的考试照常参加，顺便问下成绩单怎么打印",
+        "半小时后上课哈，资料都齐的，上周那节回放没有声音",
     ],
 )
 def test_a_text_that_says_nothing_is_blocked_now_is_in_no_hurry(text: str) -> None:
     assert no_hurry(normal("", text))
 
 
-def test_a_pressing_text_is_in_a_hurry() -> None:
-    assert not no_hurry(normal("", "课已经开始了，我进不去直播间，急急急"))
+@pytest.mark.parametrize(
+    "text",
+    [
+        "课已经开始了，我进不去直播间，急急急",
+        "考试没问题吧？入口一直是灰的，还有二十分钟开考",
+        "课程没问题 就是 app 打不开 马上上课了",
+        "class in 15 min and the classroom link says expired",
+        "is my class ok? it shows cancelled and it starts in 30 min",
+    ],
+)
+def test_a_pressing_text_is_in_a_hurry(text: str) -> None:
+    assert not no_hurry(normal("", text))
+
+
+@pytest.mark.parametrize(
+    ("text", "cues"),
+    [
+        ("someone in another country is logged in as me at this moment", {"now"}),
+        ("my card was charged again, 4th charge now and it keeps charging", {"now"}),
+        ("卡里的钱正在一笔一笔被转走", {"now"}),
+        ("a login from Lagos three weeks ago; I changed my password that day", {"past", "done"}),
+        ("上个月有陌生设备登录过，密码已经改了，之后一切正常", {"past", "done", "calm"}),
+        ("got a reset code I never asked for. everything looks normal, just reporting", {"calm"}),
+        ("somebody changed my password and now I can't log in", {"locked"}),
+        ("mima bei ren gai le, deng bu shang", {"locked"}),
+        ("I read the SMS code out to the man who phoned", {"handed"}),
+        ("假客服让我开了屏幕共享", {"handed"}),
+        ("how do I turn on two-step login, just to be safe?", {"hypothetical"}),
+        ("万一账号被盗了怎么办", {"hypothetical"}),
+        ("locked out after too many tries, my own fault, nobody hacked me", {"locked", "unharmed"}),
+        ("有人冒充班主任要验证码 我没给", {"unharmed"}),
+        ("the video in lesson 4 has no sound", set()),
+    ],
+)
+def test_cues_tell_how_the_trouble_stands(text: str, cues: set[str]) -> None:
+    given = standing(normal("", text))
+    assert {name for (name, _), on in zip(STANDING, given, strict=True) if on} == cues
 
 
 AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
