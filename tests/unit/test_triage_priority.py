@@ -289,6 +289,9 @@ def test_whether_an_examples_problem_blocks_its_class_or_exam(
         "40分钟后的课没问题，就是想问问下学期的价格",
         "一会儿的考试照常参加，顺便问下成绩单怎么打印",
         "半小时后上课哈，资料都齐的，上周那节回放没有声音",
+        "my lesson in 50 min is fine, but the phishing text I got this morning...",
+        "exam in an hour, not about that: my certificate has my name misspelt",
+        "handout for today's class has a typo, class in 30 min, just so the teacher knows",
     ],
 )
 def test_a_text_that_says_nothing_is_blocked_now_is_in_no_hurry(text: str) -> None:
@@ -331,7 +334,7 @@ def test_a_pressing_text_is_in_a_hurry(text: str) -> None:
 )
 def test_cues_tell_how_the_trouble_stands(text: str, cues: set[str]) -> None:
     given = standing(normal("", text))
-    assert {name for (name, _), on in zip(STANDING, given, strict=True) if on} == cues
+    assert {name for name, on in zip(STANDING, given, strict=True) if on} == cues
 
 
 AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
