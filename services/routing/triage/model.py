@@ -168,8 +168,9 @@ class Features:
     to 89.5 %, but cost the urgency model three points of precision at the same recall; the
     pinyin took Chinese from 92.3 % to 92.9 % (pinyin tickets: 6 of 25 wrong to 1). The
     priority models read the cues to how the trouble stands too (priority.STANDING: over, or still
-    going on); the category model does without them (with them, cross-validated category accuracy
-    fell by a quarter of a point in each language)."""
+    going on); the category model does without them (reading them too, its accuracy in the 5-fold
+    cross-validation of the 10,212-example corpus fell from 94.64 to 94.37 % in Chinese and from
+    93.13 to 92.96 % in English)."""
 
     def __init__(self) -> None:
         self.chars = _grams(1, 3)
