@@ -300,8 +300,9 @@ class Models:
         features = Features().fit(samples)
         x = features.transform(samples)
         labels = [c.value for c in categories]
-        category = _classifier().fit(x[:, CUES:], labels)
-        bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(x[:, CUES:], labels)
+        worded = x[:, CUES:]
+        category = _classifier().fit(worded, labels)
+        bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(worded, labels)
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
         shared = x[:, : features.shared]
         urgency = _classifier(URGENCY_C).fit(shared[[i for i, _ in known]], [p for _, p in known])
