@@ -132,7 +132,7 @@ def cross_validate(
 
 
 URGENT_ATS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
-BLOCKS_ATS = (0.2, 0.3, 0.4, 0.5, 0.6)
+BLOCKS_ATS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def sweep(examples: Sequence[corpus.Example]) -> str:
