@@ -289,7 +289,8 @@ class Models:
     the category (a regression and naive Bayes, blended); what the text says of the priority without any class or exam in sight
     (urgent for a live compromise, low for a prevention question); and whether the problem
     blocks a class or exam close at hand ("the classroom won't load" does, "I have a class
-    soon, but by the way my old invoice..." does not)."""
+    soon, but by the way my old invoice..." does not), which reads the category's probabilities
+    too."""
 
     def __init__(
         self, features: Features, category: Any, bayes: Any, urgency: Any, blocks: Any
@@ -317,7 +318,6 @@ class Models:
         worded = x[:, CUES:]
         category = _classifier().fit(worded, labels)
         bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(worded, labels)
-        cat_p = _blend(category, bayes, worded)
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
         shared = x[:, : features.shared]
         urgency = _classifier(URGENCY_C).fit(shared[[i for i, _ in known]], [p for _, p in known])
@@ -327,9 +327,9 @@ class Models:
                 "the corpus needs examples with a class or exam soon that the problem blocks "
                 "and ones it does not"
             )
-        blocking = _classifier().fit(
-            _with_category(shared, cat_p)[[i for i, _ in told]], [b for _, b in told]
-        )
+        rows = [i for i, _ in told]
+        cat_p = _blend(category, bayes, worded[rows])
+        blocking = _classifier().fit(_with_category(shared[rows], cat_p), [b for _, b in told])
         return cls(features, category, bayes, urgency, blocking)
 
     def predict(self, samples: Sequence[Sample], *, urgent_at: float) -> list[Prediction]:
