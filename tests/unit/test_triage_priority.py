@@ -321,7 +321,12 @@ def test_a_pressing_text_is_in_a_hurry(text: str) -> None:
         ("a login from Lagos three weeks ago; I changed my password that day", {"past", "done"}),
         ("上个月有陌生设备登录过，密码已经改了，之后一切正常", {"past", "done", "calm"}),
         ("got a reset code I never asked for. everything looks normal, just reporting", {"calm"}),
-        ("somebody changed my password and now I can't log in", {"locked"}),
+        ("somebody changed my password and now I can't log in", {"locked", "unasked"}),
+        ("my password changed by itself, I never reset it", {"unasked"}),
+        ("绑定的邮箱被换成了一个陌生的，不是我改的", {"unasked"}),
+        # the notice of a change is no fix of the learner's
+        ("登不上了，提示密码错误，我没改过密码，邮箱里有一封“密码已修改”", {"locked", "unasked"}),
+        ("I didn't change my mind about the class", set()),
         ("mima bei ren gai le, deng bu shang", {"locked"}),
         ("I read the SMS code out to the man who phoned", {"handed"}),
         ("假客服让我开了屏幕共享", {"handed"}),

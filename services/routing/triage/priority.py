@@ -364,7 +364,8 @@ _CUES: tuple[tuple[str, str], ...] = (
         r"(?:changed|reset) (?:my |his |her |the )?password|sorted (?:now|out)|resolved"
         r"|restored|got it back|recovered|reset it back|frozen by (?:my|his|her) bank"
         r"|(?:logged|signed) (?:it|them) out|removed (?:it|the device))\b"
-        r"|已经?(?:修改|改了?|换了?|重置|找回|处理|解决|冻结|登出|退出|踢)|我(?:已经|马上|立刻|当时)?"
+        # "密码已修改" is the notice of a change, not the learner's fix
+        r"|(?:^|[^码])已经?(?:修改|改了?|换了?|重置|找回|处理|解决|冻结|登出|退出|踢)|我(?:已经|马上|立刻|当时)?"
         r"(?:就)?(?:改|换|修改|重置)了密码|密码(?:已经|我)(?:改|换)了|踢掉了|(?:改回来|找回来)了",
     ),
     (  # nothing since, all looks normal
@@ -406,6 +407,16 @@ _CUES: tuple[tuple[str, str], ...] = (
         r"|my own fault|no ?one else|nobody else|did ?n[o']t (?:click|give|type|enter|share"
         r"|send|tell|reply)|never (?:clicked|gave|replied))\b|不是被盗|没(?:有)?被盗|是我自己"
         r"|我(?:没|还没|并没有?)(?:给|点|发|输|告诉|回|答应)|没点(?:链接)?|没有点",
+    ),
+    (  # the password, e-mail or phone changed, and not by the learner
+        "unasked",
+        r"\b(?:(?:password|pw|e-?mail|phone(?: number)?)s? (?:\w+ ){0,2}(?:got |was |has been )?"
+        r"(?:changed|reset) (?:by itself|on its own|without me)|(?:did ?n[o']t|never) (?:change|reset)"
+        r" (?:it|that|my (?:password|pw|e-?mail|phone))|(?:was ?n[o']t|not) me who|(?:changed|reset)"
+        r" by someone|(?:someone|somebody|a stranger|(?:the )?hackers?) (?:has |had |have )?"
+        r"(?:changed|reset))\b|(?:密码|邮箱|手机号?|绑定|password|e-?mail)[^。!?\n]{0,8}(?:被人?改|被换"
+        r"|被重置|换成)|(?:没|没有|从来没)(?:改过|改|重置过?|换过)(?:密码|邮箱|手机)|不是我改的|自己变了"
+        r"|莫名其妙被?改",
     ),
     (  # someone else's account, or how to prevent it
         "hypothetical",
