@@ -15,7 +15,9 @@ All keys share one hash tag so the scripts stay valid on a Redis Cluster slot:
   `poolm:<id>`: the pool's members; `pools:<agent>`: the pools an agent is in; `pools`: every
   pool; `roster`: the roster version the pools were defined for (see `skills.py`);
 - `ready`: set once the load was restored from Postgres; without it nothing is assigned;
-- `rebuilding`: the id of the rebuild under way, so that its steps know no flush came between.
+- `rebuilding`: the id of the rebuild under way, so that its steps know no flush came between;
+- `halt:<batch>`: set (for a minute) when a batch of assignments met a pool Redis did not know,
+  so that the batch's later tickets wait for the pool's definition instead of going ahead.
 """
 
 from collections.abc import Sequence
@@ -68,9 +70,10 @@ local function unhold(t, a)
 end
 """.replace("DEFAULT_WEIGHT", str(DEFAULT_WEIGHT))
 
-# ARGV: prefix, ticket, weight, preferred agent ('' for none), then tiers of pools, each as
-# its number of pools and their ids. A pool Redis does not know (never defined, or dropped when
-# the roster changed) answers '?<pool id>': the caller defines it and asks again. Idempotent
+# ARGV: prefix, ticket, weight, preferred agent ('' for none), batch id, then tiers of pools,
+# each as its number of pools and their ids. A pool Redis does not know (never defined, or
+# dropped when the roster changed) answers '?<pool id>' and halts the batch: its later tickets
+# answer '!' untouched, and the caller defines the pools and asks again from there. Idempotent
 # per ticket: a ticket already holding a slot gets the same agent back, so a redelivered event
 # never takes a second slot; its claim is bumped either way. A slot held by someone who may no
 # longer take the ticket (it went to supervisors) gives nothing: the ticket waits until that
@@ -81,12 +84,17 @@ _ASSIGN = (
     _COMMON
     + """
 local ticket, w, preferred = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local tiers, i = {}, 5
+local halt = p .. 'halt:' .. ARGV[5]
+if redis.call('EXISTS', halt) == 1 then return '!' end
+local tiers, i = {}, 6
 while i <= #ARGV do
   local n, tier = tonumber(ARGV[i]), {}
   for j = 1, n do
     local id = ARGV[i + j]
-    if redis.call('EXISTS', p .. 'poolm:' .. id) == 0 then return '?' .. id end
+    if redis.call('EXISTS', p .. 'poolm:' .. id) == 0 then
+      redis.call('SET', halt, '1', 'EX', 60)
+      return '?' .. id
+    end
     tier[j] = id
   end
   tiers[#tiers + 1] = tier
@@ -366,33 +374,41 @@ class LiveLoad:
         self._leave = redis.register_script(_LEAVE)
 
     async def assign(self, requests: Sequence[Request]) -> list[str | None]:
-        if not requests:
-            return []
-        # One MULTI: a slot freed meanwhile lands before or after the whole batch, never in
-        # the middle, where a younger ticket late in the batch would take it from an older one.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for r in requests:
-                await self._assign(keys=[], args=self._args(r), client=pipe)
-            results = [_text(x) for x in await pipe.execute()]
-        # A pool Redis did not know (first use since a flush or a roster change): define it,
-        # then ask again for those tickets, in order. Rare, so a round trip each is fine.
-        for i, (r, answer) in enumerate(zip(requests, results, strict=True)):
-            while answer is not None and answer.startswith("?"):
-                pools = (p for tier in r.tiers for p in tier)
-                await self._define_pool(next(p for p in pools if p.id == answer[1:]))
-                answer = _text(await self._assign(keys=[], args=self._args(r)))
-            results[i] = answer
+        """Each request's agent (None: nobody can take it now), in order: one MULTI, so a slot
+        freed meanwhile lands before or after the whole batch, never in the middle, where a
+        younger ticket late in the batch would take it from an older one. A pool Redis did not
+        know (first use since a start, a flush or a roster change) halts the batch at the first
+        ticket that needs it; the batch's pools are defined, and the rest asked again, in order
+        and in one MULTI."""
+        results: list[str | None] = []
+        rest = list(requests)
+        while rest:
+            batch = uuid4().hex
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for r in rest:
+                    await self._assign(keys=[], args=self._args(r, batch), client=pipe)
+                answers = [_text(x) for x in await pipe.execute()]
+            halted = next((i for i, a in enumerate(answers) if a and a[0] in "?!"), len(rest))
+            results += answers[:halted]
+            rest = rest[halted:]
+            if rest:
+                await self._define_pools(rest)
         return results
 
     @staticmethod
-    def _args(r: Request) -> list[str | int]:
-        args: list[str | int] = [PREFIX, str(r.ticket_id), r.weight, r.preferred or ""]
+    def _args(r: Request, batch: str) -> list[str | int]:
+        args: list[str | int] = [PREFIX, str(r.ticket_id), r.weight, r.preferred or "", batch]
         for tier in r.tiers:
             args += [len(tier), *(p.id for p in tier)]
         return args
 
-    async def _define_pool(self, pool: Pool) -> None:
-        await self._define(keys=[], args=[PREFIX, pool.id, *pool.members])
+    async def _define_pools(self, requests: Sequence[Request]) -> None:
+        """Define every pool `requests` may look in (those Redis knows are left as they are)."""
+        pools = {p.id: p for r in requests for tier in r.tiers for p in tier}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for pool in pools.values():
+                await self._define(keys=[], args=[PREFIX, pool.id, *pool.members], client=pipe)
+            await pipe.execute()
 
     async def claims(self, ticket_ids: Sequence[UUID]) -> list[Claim]:
         """The current claim of each ticket that holds a slot (read before a release commits)."""

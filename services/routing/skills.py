@@ -10,8 +10,9 @@ there are: its cost grows with how varied the skills are, not with the headcount
 """
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -211,8 +212,13 @@ class Roster:
 
     @property
     def version(self) -> str:
-        """A name for this roster's skills, the same in every replica."""
-        return hashlib.sha1(repr(self.agents).encode()).hexdigest()[:16]
+        """A name for this roster's skills, the same in every replica: the skill sets sorted,
+        since a frozenset's order (and so its repr) differs between processes, and replicas
+        naming one roster apart would drop each other's pools at every sync."""
+        canonical = [
+            [sorted(v) if isinstance(v, frozenset) else v for v in astuple(a)] for a in self.agents
+        ]
+        return hashlib.sha1(json.dumps(canonical).encode()).hexdigest()[:16]
 
     def plan(self, need: Need) -> Plan:
         # Keyed by the roster's course lines the course matches, not by the course id itself,

@@ -1,6 +1,9 @@
 """Unit tests for services.routing.skills: who may take a ticket, seniors first, schedules,
 presence, and the seed's and admin API's validation of skills."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -167,6 +170,30 @@ def test_the_roster_plans_each_distinct_need_once_and_again_after_a_change() -> 
     assert not roster.replace([agent("py", course_lines={"PY"}), agent("li")])  # same roster
     assert roster.replace([agent("li")])
     assert roster.plan(need(course_id="PY-1")) is not first
+
+
+def test_every_replica_names_the_same_roster_alike_whatever_its_hash_seed() -> None:
+    """Replicas naming one roster apart dropped each other's pools at every sync (a frozenset's
+    order follows the process's string hash seed)."""
+    script = (
+        "from tests.unit.test_routing_skills import agent;"
+        "from services.routing.skills import Roster;"
+        "r = Roster();"
+        "r.replace([agent('li', categories={'technical', 'payment_refund', 'complaint'}),"
+        " agent('py', languages={'zh', 'en', 'ja'}, course_lines={'PY', 'JS'})]);"
+        "print(r.version)"
+    )
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(3)
+    }
+    assert len(names) == 1, names
 
 
 # ---- schedules and presence ---------------------------------------------------------------
