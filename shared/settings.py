@@ -50,6 +50,13 @@ class CommonSettings(BaseSettings):
         description="Put before every consumer group's name (the service's): two installations "
         "sharing one Kafka cluster, or tests that must not meet an earlier run's group.",
     )
+    kafka_session_timeout_ms: int = Field(
+        6000,
+        ge=1000,
+        description="How long a consumer may go unheard before its group hands its partitions "
+        "on (heartbeats every sixth of it). Tansu also holds a new member's join for half of it, "
+        "so the local stack and the tests use 2000: each service start joins in 1 s, not 3.",
+    )
     kafka_watch_seconds: float = Field(
         2,
         description="How often each service checks that the broker is reachable, its topics "

@@ -177,6 +177,8 @@ class Stack:
         return {
             "CARELOOP_ENV": "local",
             "CARELOOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka_port}",
+            # Tansu holds a new group member's join for half the session timeout (6 s by default)
+            "CARELOOP_KAFKA_SESSION_TIMEOUT_MS": "2000",
             # No role in it: a service without a DSN of its own has no database rights.
             "CARELOOP_PG_DSN": f"postgresql://127.0.0.1:{self.pg_port}/{DATABASE}",
             **{f"CARELOOP_{s.upper()}_PG_DSN": self.dsn(s) for s in DB_SERVICES},
