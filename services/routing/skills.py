@@ -198,6 +198,7 @@ class Roster:
     _groups: Groups = field(default_factory=dict)
     _plans: dict[tuple[object, ...], Plan] = field(default_factory=dict)
     _lines: frozenset[str] = frozenset()
+    _version: str | None = None
 
     def replace(self, agents: Sequence[Profile]) -> bool:
         """Take a newly loaded roster; returns whether it differs (plans are then redone)."""
@@ -208,17 +209,22 @@ class Roster:
         self._groups = group(fresh)
         self._plans = {}
         self._lines = frozenset(line for a in fresh for line in a.course_lines)
+        self._version = None
         return True
 
     @property
     def version(self) -> str:
         """A name for this roster's skills, the same in every replica: the skill sets sorted,
         since a frozenset's order (and so its repr) differs between processes, and replicas
-        naming one roster apart would drop each other's pools at every sync."""
-        canonical = [
-            [sorted(v) if isinstance(v, frozenset) else v for v in astuple(a)] for a in self.agents
-        ]
-        return hashlib.sha1(json.dumps(canonical).encode()).hexdigest()[:16]
+        naming one roster apart would drop each other's pools at every sync. Worked out once per
+        roster: every sync asks for it, and a roster seldom changes."""
+        if self._version is None:
+            canonical = [
+                [sorted(v) if isinstance(v, frozenset) else v for v in astuple(a)]
+                for a in self.agents
+            ]
+            self._version = hashlib.sha1(json.dumps(canonical).encode()).hexdigest()[:16]
+        return self._version
 
     def plan(self, need: Need) -> Plan:
         # Keyed by the roster's course lines the course matches, not by the course id itself,

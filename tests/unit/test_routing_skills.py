@@ -172,6 +172,20 @@ def test_the_roster_plans_each_distinct_need_once_and_again_after_a_change() -> 
     assert roster.plan(need(course_id="PY-1")) is not first
 
 
+def test_the_roster_version_changes_with_the_roster_and_only_then() -> None:
+    roster = Roster()
+    empty = roster.version
+    roster.replace([agent("li")])
+    one = roster.version
+    assert one != empty
+    roster.replace([agent("li")])  # the same roster again
+    assert roster.version == one
+    roster.replace([agent("li", languages={"en"})])  # a skill changed
+    assert roster.version not in (empty, one)
+    roster.replace([agent("li")])
+    assert roster.version == one
+
+
 def test_every_replica_names_the_same_roster_alike_whatever_its_hash_seed() -> None:
     """Replicas naming one roster apart dropped each other's pools at every sync (a frozenset's
     order follows the process's string hash seed)."""
