@@ -14,7 +14,10 @@ from tests.support import RunningStack, port, running_stack
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(port(22000)) as s:
+    # The consumers this process starts join as quickly as the stack's services do (Tansu holds
+    # a new member's join for half the session timeout: 3 s at the default 6000).
+    with running_stack(port(22000)) as s, pytest.MonkeyPatch.context() as env:
+        env.setenv("CARELOOP_KAFKA_SESSION_TIMEOUT_MS", s.env["CARELOOP_KAFKA_SESSION_TIMEOUT_MS"])
         yield s
 
 
