@@ -10,8 +10,10 @@ import pytest
 
 from services.routing.triage import Situation, Ticket, Triager, corpus
 from services.routing.triage.model import (
+    CUES,
     Features,
     Sample,
+    _blend,
     _latin,
     _subject,
     denied,
@@ -223,6 +225,20 @@ def test_the_thresholds_a_sweep_tries_reach_the_decision(triager: Triager) -> No
     assert [t.priority for t in always] == [Priority.HIGH, Priority.URGENT]
     assert always[1].reason.endswith("urgent: text")
     assert blocked.priority is Priority.URGENT and "blocks a class" in blocked.reason
+
+
+def test_the_blended_category_probabilities_are_one_distribution_per_ticket(
+    examples: list[corpus.Example], triager: Triager
+) -> None:
+    m = triager.models
+    samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
+    p = _blend(m.category, m.bayes, m.ridge, m.features.transform(samples)[:, CUES:])
+
+    assert p.shape == (len(examples), len(m.category.classes_))
+    assert (p >= 0).all() and p.sum(axis=1) == pytest.approx(1.0)
+    # the confidence a triage carries is the blend's top probability
+    top = triager.triage([Ticket(e.subject, e.description, e.channel) for e in examples[:3]])
+    assert [t.confidence for t in top] == pytest.approx(list(p[:3].max(axis=1)), abs=1e-4)
 
 
 def test_two_trainings_on_the_same_corpus_predict_the_same(

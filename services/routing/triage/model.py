@@ -13,8 +13,9 @@ import opencc
 import rjieba
 import scipy.sparse as sp
 from pypinyin.pinyin_dict import pinyin_dict
+from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.naive_bayes import ComplementNB
 
 from services.routing.triage.grams import CharGrams
@@ -251,10 +252,26 @@ def _classifier(c: float = 20.0) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
 
 
-def _blend(category: Any, bayes: Any, worded: sp.csr_matrix) -> np.ndarray:
-    """The category probabilities: the regression's blended with naive Bayes's."""
+# Then a ridge classifier's (least squares, each category against the rest) decision values,
+# as probabilities by a softmax at RIDGE_TEMPERATURE, blended in at RIDGE_WEIGHT. Least squares
+# weighs the n-grams otherwise than the regression's log loss, and errs on other tickets. Chosen
+# from 27 settings (alpha 0.3 / 0.6 / 1, weight 0.2 / 0.3 / 0.4, temperature 0.1 / 0.2 / 0.3) by
+# the 10,212-example corpus's 5-fold cross-validations; every one gained on both. Category
+# accuracy without it and with it: over the whole corpus zh 94.58 -> 94.96 %, en 93.13 ->
+# 93.90 %, mixed 96.87 -> 97.08 %; scored on the first writers' examples zh 95.28 -> 95.53 %,
+# en 93.14 -> 93.34 %, mixed 96.50 -> 97.43 %.
+RIDGE_ALPHA = 0.6
+RIDGE_WEIGHT = 0.3
+RIDGE_TEMPERATURE = 0.2
+
+
+def _blend(category: Any, bayes: Any, ridge: Any, worded: sp.csr_matrix) -> np.ndarray:
+    """The category probabilities: the regression's blended with naive Bayes's, then with the
+    ridge classifier's."""
     lr_p, nb_p = category.predict_proba(worded), bayes.predict_proba(worded)
-    return (1 - NAIVE_BAYES_WEIGHT) * lr_p + NAIVE_BAYES_WEIGHT * nb_p
+    linear = (1 - NAIVE_BAYES_WEIGHT) * lr_p + NAIVE_BAYES_WEIGHT * nb_p
+    ridge_p = softmax(ridge.decision_function(worded) / RIDGE_TEMPERATURE, axis=1)
+    return (1 - RIDGE_WEIGHT) * linear + RIDGE_WEIGHT * ridge_p
 
 
 def _with_category(shared: sp.csr_matrix, cat_p: np.ndarray) -> sp.csr_matrix:
@@ -285,19 +302,26 @@ class Prediction:
 
 
 class Models:
-    """Three models over one feature matrix (a batch costs one transform and four predicts):
-    the category (a regression and naive Bayes, blended); what the text says of the priority without any class or exam in sight
-    (urgent for a live compromise, low for a prevention question); and whether the problem
-    blocks a class or exam close at hand ("the classroom won't load" does, "I have a class
-    soon, but by the way my old invoice..." does not), which reads the category's probabilities
-    too."""
+    """Three models over one feature matrix (a batch costs one transform and five predicts):
+    the category (a regression, naive Bayes and a ridge classifier, blended); what the text
+    says of the priority without any class or exam in sight (urgent for a live compromise,
+    low for a prevention question); and whether the problem blocks a class or exam close at
+    hand ("the classroom won't load" does, "I have a class soon, but by the way my old
+    invoice..." does not), which reads the category's probabilities too."""
 
     def __init__(
-        self, features: Features, category: Any, bayes: Any, urgency: Any, blocks: Any
+        self,
+        features: Features,
+        category: Any,
+        bayes: Any,
+        ridge: Any,
+        urgency: Any,
+        blocks: Any,
     ) -> None:
         self.features = features
         self.category = category
         self.bayes = bayes
+        self.ridge = ridge
         self.urgency = urgency
         self.blocks = blocks
 
@@ -318,6 +342,9 @@ class Models:
         worded = x[:, CUES:]
         category = _classifier().fit(worded, labels)
         bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(worded, labels)
+        ridge = RidgeClassifier(alpha=RIDGE_ALPHA, class_weight="balanced").fit(worded, labels)
+        # the blend adds the three models' columns: one order of categories for all
+        assert list(bayes.classes_) == list(ridge.classes_) == list(category.classes_)
         known = [(i, p.value) for i, p in enumerate(text_priority) if p is not None]
         shared = x[:, : features.shared]
         urgency = _classifier(URGENCY_C).fit(shared[[i for i, _ in known]], [p for _, p in known])
@@ -328,9 +355,9 @@ class Models:
                 "and ones it does not"
             )
         rows = [i for i, _ in told]
-        cat_p = _blend(category, bayes, worded[rows])
+        cat_p = _blend(category, bayes, ridge, worded[rows])
         blocking = _classifier().fit(_with_category(shared[rows], cat_p), [b for _, b in told])
-        return cls(features, category, bayes, urgency, blocking)
+        return cls(features, category, bayes, ridge, urgency, blocking)
 
     def predict(self, samples: Sequence[Sample], *, urgent_at: float) -> list[Prediction]:
         """Each sample's category with its confidence, and what its text says of the priority:
@@ -341,7 +368,7 @@ class Models:
         x = self.features.transform(samples)
         shared = x[:, : self.features.shared]
         worded = x[:, CUES:]
-        cat_p = _blend(self.category, self.bayes, worded)
+        cat_p = _blend(self.category, self.bayes, self.ridge, worded)
         urg_p = self.urgency.predict_proba(shared)
         blk_p = self.blocks.predict_proba(_with_category(shared, cat_p))
         blk_p = blk_p[:, list(self.blocks.classes_).index(True)]
