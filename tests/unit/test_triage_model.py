@@ -7,13 +7,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from scipy.special import softmax
+from sklearn.linear_model import RidgeClassifier
+from sklearn.naive_bayes import ComplementNB
 
 from services.routing.triage import Situation, Ticket, Triager, corpus
 from services.routing.triage.model import (
     CUES,
+    NAIVE_BAYES_ALPHA,
+    NAIVE_BAYES_WEIGHT,
+    RIDGE_ALPHA,
+    RIDGE_TEMPERATURE,
+    RIDGE_WEIGHT,
+    Blend,
     Features,
     Sample,
-    _blend,
+    _classifier,
     _latin,
     _subject,
     denied,
@@ -227,18 +236,42 @@ def test_the_thresholds_a_sweep_tries_reach_the_decision(triager: Triager) -> No
     assert blocked.priority is Priority.URGENT and "blocks a class" in blocked.reason
 
 
-def test_the_blended_category_probabilities_are_one_distribution_per_ticket(
+def test_the_category_blend_from_one_product_equals_its_three_models_own_predictions(
     examples: list[corpus.Example], triager: Triager
 ) -> None:
-    m = triager.models
     samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
-    p = _blend(m.category, m.bayes, m.ridge, m.features.transform(samples)[:, CUES:])
+    worded = triager.models.features.transform(samples)[:, CUES:]
+    labels = [e.category.value for e in examples]
+    regression = _classifier().fit(worded, labels)
+    bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(worded, labels)
+    ridge = RidgeClassifier(alpha=RIDGE_ALPHA, class_weight="balanced").fit(worded, labels)
 
-    assert p.shape == (len(examples), len(m.category.classes_))
-    assert (p >= 0).all() and p.sum(axis=1) == pytest.approx(1.0)
+    p = Blend(regression, bayes, ridge)(worded)
+
+    linear = (1 - NAIVE_BAYES_WEIGHT) * regression.predict_proba(
+        worded
+    ) + NAIVE_BAYES_WEIGHT * bayes.predict_proba(worded)
+    ridge_p = softmax(ridge.decision_function(worded) / RIDGE_TEMPERATURE, axis=1)
+    expected = (1 - RIDGE_WEIGHT) * linear + RIDGE_WEIGHT * ridge_p
+    assert p == pytest.approx(expected, abs=1e-5)
+    assert p.sum(axis=1) == pytest.approx(1.0)
     # the confidence a triage carries is the blend's top probability
     top = triager.triage([Ticket(e.subject, e.description, e.channel) for e in examples[:3]])
     assert [t.confidence for t in top] == pytest.approx(list(p[:3].max(axis=1)), abs=1e-4)
+
+
+def test_a_corpus_of_two_categories_is_refused(
+    examples: list[corpus.Example], triager: Triager
+) -> None:
+    samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
+    worded = triager.models.features.transform(samples)[:, CUES:]
+    labels = ["payment_refund", "technical"] * (len(examples) // 2)
+    with pytest.raises(ValueError, match="three categories"):
+        Blend(
+            _classifier().fit(worded, labels),
+            ComplementNB().fit(worded, labels),
+            RidgeClassifier().fit(worded, labels),
+        )
 
 
 def test_two_trainings_on_the_same_corpus_predict_the_same(
