@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.linear_model import RidgeClassifier
 from sklearn.naive_bayes import ComplementNB
@@ -236,11 +237,16 @@ def test_the_thresholds_a_sweep_tries_reach_the_decision(triager: Triager) -> No
     assert blocked.priority is Priority.URGENT and "blocks a class" in blocked.reason
 
 
-def test_the_category_blend_from_one_product_equals_its_three_models_own_predictions(
-    examples: list[corpus.Example], triager: Triager
-) -> None:
+@pytest.fixture(scope="module")
+def worded(examples: list[corpus.Example], triager: Triager) -> sp.csr_matrix:
+    """The fixture's columns the category models read."""
     samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
-    worded = triager.models.features.transform(samples)[:, CUES:]
+    return triager.models.features.transform(samples)[:, CUES:]
+
+
+def test_the_category_blend_from_one_product_equals_its_three_models_own_predictions(
+    examples: list[corpus.Example], triager: Triager, worded: sp.csr_matrix
+) -> None:
     labels = [e.category.value for e in examples]
     regression = _classifier().fit(worded, labels)
     bayes = ComplementNB(alpha=NAIVE_BAYES_ALPHA).fit(worded, labels)
@@ -260,12 +266,8 @@ def test_the_category_blend_from_one_product_equals_its_three_models_own_predict
     assert [t.confidence for t in top] == pytest.approx(list(p[:3].max(axis=1)), abs=1e-4)
 
 
-def test_a_corpus_of_two_categories_is_refused(
-    examples: list[corpus.Example], triager: Triager
-) -> None:
-    samples = [Sample(normal(e.subject, e.description), e.channel) for e in examples]
-    worded = triager.models.features.transform(samples)[:, CUES:]
-    labels = ["payment_refund", "technical"] * (len(examples) // 2)
+def test_a_corpus_of_two_categories_is_refused(worded: sp.csr_matrix) -> None:
+    labels = ["payment_refund", "technical"] * (worded.shape[0] // 2)
     with pytest.raises(ValueError, match="three categories"):
         Blend(
             _classifier().fit(worded, labels),
