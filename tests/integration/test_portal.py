@@ -57,6 +57,11 @@ def field(html: str, name: str) -> str:
     return found.group(1)
 
 
+def ticket_of(location: str) -> str:
+    """The ticket a page link names: /t/<ticket id, hex>.<timestamp>.<signature>?..."""
+    return location.split("/t/")[1].split(".")[0]
+
+
 async def form_of(desk: httpx.AsyncClient, path: str) -> dict[str, str]:
     page = await desk.get(path)
     assert page.status_code == 200
@@ -230,7 +235,9 @@ async def test_a_message_on_a_closed_ticket_opens_a_new_one_linked_to_it(
     again = await desk.post(path + "/messages", data=sent)  # the same form sent twice
 
     assert first.status_code == 303 and "notice=opened" in first.headers["location"]
-    assert again.headers["location"] == first.headers["location"]  # one new ticket
+    # one new ticket: both links name it (each link's signature carries the second it was made)
+    opened = ticket_of(first.headers["location"])
+    assert ticket_of(again.headers["location"]) == opened != made.ticket_id.hex
     page = await desk.get(first.headers["location"])
     assert "又出现了同样的问题" in page.text and "新建了这个问题" in page.text
     await tickets.in_state(made.ticket_id, status="closed")  # the first stays closed
