@@ -394,9 +394,8 @@ def _reader(settings: CommonSettings, *, group_id: str | None = None) -> AIOKafk
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        # The replay joins a group: as every consumer's (Tansu holds a join for half of it)
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_session_timeout_ms // 6,
+        # the replay joins a group, as every consumer does (Tansu holds a join for half of it)
+        **settings.group_member_timeouts(),
     )
 
 

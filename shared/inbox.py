@@ -176,8 +176,7 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str) -> dict[st
         # The records are decoded by the consumer itself, once: FastStream's own decoder
         # would parse every JSON body into a dict nobody reads.
         "decoder": raw_body,
-        "session_timeout_ms": settings.kafka_session_timeout_ms,
-        "heartbeat_interval_ms": settings.kafka_session_timeout_ms // 6,
+        **settings.group_member_timeouts(),
         # How long a rebalance waits for every member to rejoin. aiokafka's default is
         # max_poll_interval_ms (5 min): a member that vanished without leaving would hold its
         # group's rebalance, and every replica that starts meanwhile, for that long.

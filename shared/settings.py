@@ -119,6 +119,14 @@ class CommonSettings(BaseSettings):
             return self
         return self.model_copy(update={"pg_dsn": own_dsn})
 
+    def group_member_timeouts(self) -> dict[str, int]:
+        """Every consumer group member's session timeout and heartbeat interval (a sixth of
+        it), as aiokafka's and FastStream's subscribers both take them."""
+        return {
+            "session_timeout_ms": self.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": self.kafka_session_timeout_ms // 6,
+        }
+
 
 class ServiceDatabase(BaseSettings):
     """CARELOOP_<SERVICE>_PG_DSN, read with the service's prefix by `for_service`."""

@@ -1,9 +1,11 @@
-"""Unit tests for the pure helpers of shared.inbox: runs of one event type, last per key."""
+"""Unit tests for the pure helpers of shared.inbox: runs of one event type, last per key, the
+consumers' options."""
 
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from shared import dlq
 from shared.events import (
     Envelope,
     Priority,
@@ -11,7 +13,8 @@ from shared.events import (
     TicketQueued,
     new_event,
 )
-from shared.inbox import last_per_key, runs
+from shared.inbox import batch_subscriber_options, last_per_key, runs
+from shared.settings import CommonSettings
 
 AT = datetime(2024, 5, 17, 9, 0, tzinfo=UTC)
 TICKET_ID = UUID("0190a3b2-7c1d-7e2f-8a3b-1234567890ab")
@@ -75,3 +78,13 @@ def test_last_per_key_orders_keys_by_their_first_appearance() -> None:
     items = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)]
 
     assert last_per_key(items, key=lambda item: item[0]) == [("a", 2), ("b", 2), ("c", 1)]
+
+
+async def test_every_consumer_group_member_takes_the_session_timeout_setting() -> None:
+    settings = CommonSettings(kafka_session_timeout_ms=3000)
+
+    options = batch_subscriber_options(settings, "desk")
+    replay = dlq._reader(settings, group_id="replay")  # inside a loop, as aiokafka requires
+
+    assert (options["session_timeout_ms"], options["heartbeat_interval_ms"]) == (3000, 500)
+    assert (replay._session_timeout_ms, replay._heartbeat_interval_ms) == (3000, 500)
