@@ -6,12 +6,14 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from services.desk import handlers
 from services.desk.app import create_app
+from services.desk.links import Links
 from services.desk.settings import DeskSettings
 from shared import topics
 from shared.events import ArticlesSuggested, Channel, Learner, SuggestedArticle, new_event, now
@@ -45,9 +47,13 @@ LinkPath = Callable[[uuid.UUID], str]
 
 
 @pytest.fixture(scope="module")
-def link_path(desk_env: dict[str, str]) -> LinkPath:
+def links(desk_env: dict[str, str]) -> Links:
     with environment(desk_env):
-        links = handlers.links_for(DeskSettings())
+        return handlers.links_for(DeskSettings())
+
+
+@pytest.fixture(scope="module")
+def link_path(links: Links) -> LinkPath:
     return lambda ticket_id: "/t/" + links.portal_token(ticket_id)
 
 
@@ -55,11 +61,6 @@ def field(html: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert found, f"no {name} field on the page"
     return found.group(1)
-
-
-def ticket_of(location: str) -> str:
-    """The ticket a page link names: /t/<ticket id, hex>.<timestamp>.<signature>?..."""
-    return location.split("/t/")[1].split(".")[0]
 
 
 async def form_of(desk: httpx.AsyncClient, path: str) -> dict[str, str]:
@@ -221,7 +222,7 @@ async def test_solved_on_the_page_closes_the_ticket_and_a_second_answer_is_told_
 
 
 async def test_a_message_on_a_closed_ticket_opens_a_new_one_linked_to_it(
-    desk: httpx.AsyncClient, tickets: Tickets, link_path: LinkPath
+    desk: httpx.AsyncClient, tickets: Tickets, link_path: LinkPath, links: Links
 ) -> None:
     made = await tickets.resolved()
     path = link_path(made.ticket_id)
@@ -236,8 +237,11 @@ async def test_a_message_on_a_closed_ticket_opens_a_new_one_linked_to_it(
 
     assert first.status_code == 303 and "notice=opened" in first.headers["location"]
     # one new ticket: both links name it (each link's signature carries the second it was made)
-    opened = ticket_of(first.headers["location"])
-    assert ticket_of(again.headers["location"]) == opened != made.ticket_id.hex
+    [opened, twice] = [
+        links.verify_portal_token(urlsplit(r.headers["location"]).path.removeprefix("/t/"))
+        for r in (first, again)
+    ]
+    assert opened is not None and twice == opened != made.ticket_id
     page = await desk.get(first.headers["location"])
     assert "又出现了同样的问题" in page.text and "新建了这个问题" in page.text
     await tickets.in_state(made.ticket_id, status="closed")  # the first stays closed
