@@ -329,20 +329,13 @@ class Prediction:
 
 class Models:
     """Three models over one feature matrix (a batch costs one transform, the category blend's
-    one product and two predicts):
-    the category (a regression, naive Bayes and a ridge classifier, blended); what the text
-    says of the priority without any class or exam in sight (urgent for a live compromise,
+    one product and two predicts): the category (a regression, naive Bayes and a ridge
+    classifier, blended); what the text says of the priority without any class or exam in sight (urgent for a live compromise,
     low for a prevention question); and whether the problem blocks a class or exam close at
     hand ("the classroom won't load" does, "I have a class soon, but by the way my old
     invoice..." does not), which reads the category's probabilities too."""
 
-    def __init__(
-        self,
-        features: Features,
-        category: Blend,
-        urgency: Any,
-        blocks: Any,
-    ) -> None:
+    def __init__(self, features: Features, category: Blend, urgency: Any, blocks: Any) -> None:
         self.features = features
         self.category = category
         self.urgency = urgency
